@@ -1,0 +1,44 @@
+"""User-facing errors. Each carries one line that names the thing and says what to do; CLIs print
+it and exit non-zero (the traceback only with --debug)."""
+
+from __future__ import annotations
+
+
+class CatdogError(Exception):
+    """Base of every error a user may see. str(err) is the one-line message."""
+
+    exit_code = 2
+
+
+class InputError(CatdogError):
+    """An image, video, camera or stream that cannot be read."""
+
+
+class DataError(CatdogError):
+    """A dataset folder that cannot be used (empty, one class, unknown layout)."""
+
+
+class ModelError(CatdogError):
+    """A model file that cannot be loaded or does not fit (rank, size, class count)."""
+
+
+class MetadataError(ModelError):
+    """Embedded catdog metadata that is missing, malformed or from a newer schema."""
+
+
+class CheckpointError(ModelError):
+    """A training checkpoint that is unsafe, incomplete or of an unknown arch."""
+
+
+class ProviderError(CatdogError):
+    """An execution provider that was asked for and cannot run."""
+
+
+class OutputError(CatdogError):
+    """An output path that cannot be written (permissions, disk full)."""
+
+
+class GateError(CatdogError):
+    """An export parity gate that failed."""
+
+    exit_code = 3

@@ -1,0 +1,130 @@
+"""File I/O at the boundary: atomic writes (temp + fsync + rename, so a crash never leaves a
+half-written file under a final name) and image decoding with clear, per-file errors."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from catdog.runtime.errors import InputError, OutputError
+
+# Refuse images whose header claims more pixels than this before decoding them (decompression
+# bombs). 100 MP is well above any camera photo. OpenCV gets the same cap for formats we don't parse.
+MAX_PIXELS = 100_000_000
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on success fsync it and rename it over `path`.
+    On any error the temp file is removed and a previous `path` is left untouched."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise OutputError(f"cannot write to {path.parent}: {e.strerror}; choose a writable folder") from None
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        hint = "free some disk space" if e.errno == errno.ENOSPC else "check the path and permissions"
+        raise OutputError(f"cannot write {path}: {e.strerror}; {hint}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write bytes or text to `path` atomically."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(raw)
+    return Path(path)
+
+
+def check_writable_dir(path: str | os.PathLike) -> Path:
+    """Fail early (before long work) if `path` cannot hold our outputs."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe.", delete=True):
+            pass
+    except OSError as e:
+        raise OutputError(f"cannot write to {path}: {e.strerror}; choose a writable folder") from None
+    return path
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header without decoding; None for other formats."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return w, h
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        i += 2 + length
+    return None
+
+
+def decode_image(data: bytes, source: str = "image") -> np.ndarray:
+    """Encoded bytes -> BGR uint8 HxWx3. EXIF orientation is applied; gray, alpha, 16-bit and
+    CMYK are converted (IMREAD_COLOR does all of that in one decode)."""
+    import cv2
+
+    if len(data) == 0:
+        raise InputError(f"{source}: empty file (0 bytes); replace or remove it")
+    size = header_size(data)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise InputError(
+            f"{source}: header claims {size[0]}x{size[1]} pixels (over {MAX_PIXELS // 1_000_000} MP); "
+            "refusing to decode a possible decompression bomb; downscale the image"
+        )
+    try:
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as e:
+        raise InputError(f"{source}: cannot decode image ({str(e).strip().splitlines()[-1]})") from None
+    if img is None or img.size == 0:
+        raise InputError(f"{source}: not a readable image (corrupt, truncated or not an image format)")
+    return img
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read and decode an image file -> BGR uint8 HxWx3, or raise InputError naming the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()  # bytes first: works for non-ASCII paths where cv2.imread does not
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not an image") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied; check the file's permissions") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    return decode_image(data, str(path))

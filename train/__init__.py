@@ -1,0 +1,1 @@
+"""catdog.train: data layouts, the model registry, the training engine and checkpoints."""

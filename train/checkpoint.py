@@ -1,0 +1,102 @@
+"""Checkpoints are plain dicts of str/int/float/list/dict + tensors, so they load with
+torch.load(weights_only=True): a checkpoint can never run code on the machine that opens it.
+
+Keys: format, format_version, arch, arch_kwargs, classes, spec (PreprocessSpec dict), state_dict,
+train_config, metrics, epoch, versions; last.pth adds optimizer/scheduler/scaler state for --resume."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from catdog.runtime.errors import CheckpointError, MetadataError
+from catdog.runtime.files import atomic_path
+from catdog.runtime.spec import PreprocessSpec
+
+FORMAT = "catdog-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED = ("arch", "classes", "spec", "state_dict")
+
+
+def versions() -> dict[str, str]:
+    import torchvision
+
+    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version()}
+
+
+def save_checkpoint(path: str | Path, **fields: Any) -> Path:
+    """Write a checkpoint atomically. `fields` must include REQUIRED; spec may be a PreprocessSpec."""
+    missing = [k for k in REQUIRED if k not in fields]
+    if missing:
+        raise ValueError(f"checkpoint lacks {missing}")
+    ckpt = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(), **fields}
+    if isinstance(ckpt["spec"], PreprocessSpec):
+        ckpt["spec"] = ckpt["spec"].to_dict()
+    ckpt["classes"] = list(ckpt["classes"])
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and validate a checkpoint with weights_only=True; every failure is a CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        text = str(e)
+        if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+            raise CheckpointError(
+                f"{path}: refused: the file carries pickled code or objects (only plain tensors and "
+                "dicts load safely); re-save it as a plain state_dict or catdog checkpoint"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}); is it truncated?") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a catdog checkpoint (got {type(ckpt).__name__})")
+    if ckpt.get("format") != FORMAT:
+        hint = " (looks like a bare state_dict: pass it to catdog-train --weights)" if _looks_like_state_dict(ckpt) else ""
+        raise CheckpointError(f"{path}: not a catdog checkpoint{hint}")
+    if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer catdog-edge (format {ckpt['format_version']}); upgrade")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}; it may be from an interrupted save")
+    try:
+        ckpt["spec"] = PreprocessSpec.from_dict(ckpt["spec"])
+    except MetadataError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    ckpt["classes"] = [str(c) for c in ckpt["classes"]]
+    return ckpt
+
+
+def _looks_like_state_dict(d: dict) -> bool:
+    return bool(d) and all(isinstance(v, torch.Tensor) for v in d.values())
+
+
+def build_model(ckpt: dict[str, Any], source: str = "checkpoint") -> torch.nn.Module:
+    """Rebuild the eval-mode model a checkpoint describes; arch and class count are checked."""
+    from catdog.train.models import get_model
+
+    model = get_model(ckpt["arch"], len(ckpt["classes"]), **(ckpt.get("arch_kwargs") or {}))
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise CheckpointError(
+            f"{source}: weights do not match arch {ckpt['arch']!r} with {len(ckpt['classes'])} classes ({first})"
+        ) from None
+    return model.eval()
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
