@@ -1,0 +1,1 @@
+"""catdog.benchmarks: latency, throughput, cold start, memory and accuracy reports across artifacts and providers."""
