@@ -4,6 +4,7 @@ written atomically, metrics.jsonl gets its line before last.pth, and --resume tr
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from catdog.runtime.errors import DataError, OutputError
 from catdog.runtime.files import atomic_write, check_writable_dir
+from catdog.runtime.spec import PreprocessSpec
 from catdog.train import dist
 from catdog.train.checkpoint import load_checkpoint, save_checkpoint
 from catdog.train.data import ImageDataset, ImageSet, make_loader, scan, split
@@ -26,11 +28,18 @@ from catdog.train.recipe import TrainConfig, amp_dtype, build_optimizer, build_s
 BEST, LAST, METRICS, CLASSES = "best.pth", "last.pth", "metrics.jsonl", "class_indices.json"
 
 
-def run_spec(cfg: TrainConfig):
-    spec = get_entry(cfg.arch).spec
-    if cfg.size and cfg.size != spec.size:
-        spec = spec.with_(size=cfg.size, resize=max(cfg.size, round(spec.resize * cfg.size / spec.size)))
-    return spec
+def resolve_arch(cfg: TrainConfig) -> tuple[PreprocessSpec, dict[str, Any]]:
+    """The run's PreprocessSpec and builder kwargs. --size rescales the arch's default spec; an arch
+    whose layers depend on the input size (alexnet_cifar) also gets it as its `size` kwarg."""
+    entry = get_entry(cfg.arch)
+    spec, kwargs = entry.spec, dict(cfg.arch_kwargs)
+    takes_size = "size" in inspect.signature(entry.builder).parameters
+    size = cfg.size or (kwargs.get("size") if takes_size else None)
+    if size and size != spec.size:
+        spec = spec.with_(size=int(size), resize=max(int(size), round(spec.resize * size / spec.size)))
+    if takes_size and size:
+        kwargs["size"] = int(size)
+    return spec, kwargs
 
 
 def load_data(cfg: TrainConfig, classes: list[str] | None = None) -> tuple[ImageSet, ImageSet]:
@@ -92,14 +101,14 @@ def _fit(cfg: TrainConfig, out: Path, info: dist.DistInfo, resume: bool, console
     classes = list(train_set.classes)
     if last and classes != last["classes"]:
         raise DataError(f"{cfg.data}: classes {classes} differ from the run's {last['classes']}")
-    spec = run_spec(cfg)
+    spec, arch_kwargs = resolve_arch(cfg)
     say(f"[bold]{cfg.arch}[/] on {info.device}{f' x{info.world}' if info.enabled else ''}: "
         f"{len(train_set.samples)} train / {len(val_set.samples)} val images, classes {classes} "
         f"({train_set.layout} layout), input {spec.size}px")
 
     fresh = last is None
     model = get_model(cfg.arch, len(classes), pretrained=cfg.pretrained and fresh,
-                      weights=cfg.weights if fresh else None, **cfg.arch_kwargs)
+                      weights=cfg.weights if fresh else None, **arch_kwargs)
     if last:
         model.load_state_dict(last["state_dict"])
     model.to(info.device)
@@ -135,7 +144,7 @@ def _fit(cfg: TrainConfig, out: Path, info: dist.DistInfo, resume: bool, console
     ddp_model, trainable = None, None
     val_result: EvalResult | None = None
     best_val: EvalResult | None = None  # the best epoch's predictions, for the confusion matrix/ROC
-    base = {"arch": cfg.arch, "arch_kwargs": dict(cfg.arch_kwargs), "classes": classes, "spec": spec,
+    base = {"arch": cfg.arch, "arch_kwargs": arch_kwargs, "classes": classes, "spec": spec,
             "train_config": cfg.to_dict()}
     epoch = start
     for epoch in range(start + 1, cfg.epochs + 1):
