@@ -14,7 +14,7 @@ from rich.console import Console
 
 from catdog.runtime.errors import CatdogError
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_show_locals=False,
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Train an image classifier; prepare and inspect datasets.")
 err = Console(stderr=True, soft_wrap=True)
 

@@ -196,6 +196,9 @@ def make_loader(ds: ImageDataset, batch_size: int, workers: int, shuffle: bool, 
                 sampler=None, pin_memory: bool = False):
     from torch.utils.data import DataLoader
 
+    n = len(sampler) if sampler is not None else len(ds)
+    # A last training batch of one image breaks BatchNorm (one value per channel): drop just that one.
+    drop_last = shuffle and n > batch_size and n % batch_size == 1
     g = torch.Generator()
     g.manual_seed(seed * 1000 + epoch)  # a fresh, reproducible order every epoch (and after --resume)
     return DataLoader(
@@ -205,6 +208,7 @@ def make_loader(ds: ImageDataset, batch_size: int, workers: int, shuffle: bool, 
         sampler=sampler,
         num_workers=workers,
         collate_fn=collate,
+        drop_last=drop_last,
         generator=g,
         pin_memory=pin_memory,
         persistent_workers=False,
