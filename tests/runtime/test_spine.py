@@ -1,6 +1,8 @@
 """The spine: PreprocessSpec round trip, the one preprocess(), metadata schema, atomic writes."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -97,6 +99,15 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
             raise RuntimeError("crash mid-write")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_atomic_write_honours_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        target = atomic_write(tmp_path / "model.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
 
 
 def test_atomic_write_unwritable_dir_is_output_error(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from catdog.runtime.errors import CheckpointError
 from catdog.runtime.spec import PreprocessSpec
 from catdog.train.models.registry import register_model
 
@@ -54,7 +55,11 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
+    """`freeze_blocks=N` freezes the stem and the first N MBConv blocks (weights and BatchNorm
+    statistics). The early blocks run at the highest resolutions, so freezing 6 of 16 makes a CPU
+    training step ~3x faster while the task-specific deep blocks still adapt."""
+
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2, freeze_blocks: int = 0):
         super().__init__()
         self.conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
         self.bn0 = _bn(32)
@@ -69,6 +74,17 @@ class EfficientNetLite0(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(1280, num_classes)
+        if not 0 <= freeze_blocks <= len(self.blocks):
+            raise CheckpointError(f"efficientnet_lite0: freeze_blocks must be 0..{len(self.blocks)}, got {freeze_blocks}")
+        self.frozen = [self.conv_stem, self.bn0, *list(self.blocks)[:freeze_blocks]] if freeze_blocks else []
+        for m in self.frozen:
+            m.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "EfficientNetLite0":
+        super().train(mode)
+        for m in self.frozen:  # frozen layers keep their ImageNet BatchNorm statistics
+            m.eval()
+        return self
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.bn0(self.conv_stem(x)))
@@ -89,8 +105,10 @@ def imagenet_state_dict() -> dict[str, torch.Tensor]:
 
 
 @register_model("efficientnet_lite0", LITE0_SPEC)
-def efficientnet_lite0(num_classes: int, pretrained: bool = False, weights: str | None = None, **_) -> nn.Module:
-    model = EfficientNetLite0(num_classes)
+def efficientnet_lite0(
+    num_classes: int, pretrained: bool = False, weights: str | None = None, freeze_blocks: int = 0, **_
+) -> nn.Module:
+    model = EfficientNetLite0(num_classes, freeze_blocks=int(freeze_blocks))
     if weights:
         from catdog.train.models.weights import load_backbone_weights
 
