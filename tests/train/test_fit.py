@@ -82,6 +82,14 @@ def test_resume_drops_metrics_past_last_checkpoint(small_flat, tmp_path):
     assert [x["epoch"] for x in r] == [1, 2] and r[1]["val_acc"] <= 1.0
 
 
+def test_resume_of_a_finished_run_keeps_its_epoch_count(small_flat, tmp_path):
+    run = tmp_path / "run"
+    fit(TrainConfig(data=str(small_flat), epochs=1, **TINY), run)
+    before = (run / LAST).read_bytes()
+    s = fit(None, run, resume=True)  # catdog-train --resume RUN without --epochs
+    assert s["epochs"] == 1 and (run / LAST).read_bytes() == before and len(rows(run)) == 1
+
+
 def test_refuses_to_overwrite_a_run(small_flat, tmp_path):
     run = tmp_path / "run"
     fit(TrainConfig(data=str(small_flat), epochs=1, **TINY), run)
