@@ -65,6 +65,7 @@ def train(
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     list_archs: bool = typer.Option(False, help="List the model names and exit."),
     quiet: bool = typer.Option(False, help="No progress bars."),
+    plots: bool = typer.Option(True, help="Write curves/confusion/ROC PNGs at the end."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
     """Train a classifier (the default command)."""
@@ -100,7 +101,7 @@ def train(
     console = None if quiet else Console(stderr=True, soft_wrap=True)
     try:
         summary = fit(None if resume is not None and epochs is None else cfg, out, device=device,
-                      resume=resume is not None, console=console)
+                      resume=resume is not None, console=console, plots=plots)
     except KeyboardInterrupt:
         err.print(f"interrupted; completed epochs are saved in {out}; continue with --resume {out}")
         raise typer.Exit(130)

@@ -77,17 +77,18 @@ def _trim_metrics(path: Path, epochs_done: int) -> list[dict]:
 
 
 def fit(cfg: TrainConfig | None, out: str | os.PathLike, device: str = "auto", resume: bool = False,
-        console: Console | None = None) -> dict[str, Any]:
+        console: Console | None = None, plots: bool = True) -> dict[str, Any]:
     """Train; return a summary. With resume=True the run's stored config is used; `cfg`, when given,
     only supplies `epochs` (to extend the run); None keeps the stored epoch count."""
     info = dist.setup(device)
     try:
-        return _fit(cfg, Path(out), info, resume, console if info.main else None)
+        return _fit(cfg, Path(out), info, resume, console if info.main else None, plots)
     finally:
         dist.teardown(info)
 
 
-def _fit(cfg: TrainConfig, out: Path, info: dist.DistInfo, resume: bool, console: Console | None) -> dict:
+def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, console: Console | None,
+         plots: bool) -> dict:
     say = console.print if console else (lambda *a, **k: None)
     last = None
     if resume:
@@ -212,7 +213,7 @@ def _fit(cfg: TrainConfig, out: Path, info: dist.DistInfo, resume: bool, console
         dist.barrier(info)
     summary = {"epochs": epoch, "best_epoch": state["best_epoch"], "best_val_acc": state["best_acc"],
                "best_val_loss": state["best_loss"], "out": str(out), "skipped": sorted(reported)}
-    if info.main and (best_val or val_result) is not None:
+    if plots and info.main and (best_val or val_result) is not None:
         _plots(out, history, best_val or val_result, classes, say)
     return summary
 

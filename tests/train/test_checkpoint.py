@@ -91,7 +91,7 @@ def test_resume_with_other_classes_is_refused(tmp_path, small_flat, small_folder
 
     run = tmp_path / "run"
     cfg = TrainConfig(data=str(small_flat), arch="mobilenet_v3_small", size=32, epochs=1, batch_size=4, workers=0)
-    fit(cfg, run)
+    fit(cfg, run, plots=False)
     raw = torch.load(run / "last.pth", weights_only=True)
     raw["train_config"]["data"] = str(small_folders)  # the data folder changed under the run
     torch.save(raw, run / "last.pth")

@@ -71,6 +71,7 @@ def test_stats_matches_numpy(tmp_path):
     assert np.allclose(s["mean"], px.mean(0), atol=1e-4) and np.allclose(s["std"], px.std(0), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_cli_train_default_form_then_evaluate(train_cli, small_flat, tmp_path):
     run = tmp_path / "run"
     r = train_cli("--data", str(small_flat), "--arch", "mobilenet_v3_small", "--size", "32", "--epochs", "1",
@@ -149,6 +150,7 @@ def main_in_process(args, monkeypatch, capsys, expect_out: str | None = None) ->
     return exit_.value.code or 0, out.err
 
 
+@pytest.mark.slow
 def test_cli_error_in_a_real_process_and_debug(train_cli, tmp_path):
     (tmp_path / "empty").mkdir()
     args = ["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]

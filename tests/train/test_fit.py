@@ -56,14 +56,15 @@ def test_run_dir_contents(small_flat, tmp_path):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(small_flat, tmp_path):
     cfg = TrainConfig(data=str(small_flat), epochs=2, **TINY)
     straight = tmp_path / "straight"
-    fit(cfg, straight)
+    fit(cfg, straight, plots=False)
     split = tmp_path / "split"
-    fit(cfg.with_(epochs=1), split)
+    fit(cfg.with_(epochs=1), split, plots=False)
     assert load_checkpoint(split / LAST)["epoch"] == 1
-    s = fit(cfg.with_(epochs=2), split, resume=True)
+    s = fit(cfg.with_(epochs=2), split, resume=True, plots=False)
     assert s["epochs"] == 2 and [x["epoch"] for x in rows(split)] == [1, 2]
     # seeded per epoch + restored optimizer state: the resumed run is the uninterrupted one
     a, b = rows(straight), rows(split)
@@ -74,17 +75,17 @@ def test_resume_continues_exactly(small_flat, tmp_path):
 
 def test_resume_drops_metrics_past_last_checkpoint(small_flat, tmp_path):
     run = tmp_path / "run"
-    fit(TrainConfig(data=str(small_flat), epochs=1, **TINY), run)
+    fit(TrainConfig(data=str(small_flat), epochs=1, **TINY), run, plots=False)
     with open(run / METRICS, "a") as f:  # a crash after the metrics line, before last.pth
         f.write(json.dumps({"epoch": 2, "val_acc": 9.9}) + "\n" + '{"epoch": 3, "cut')
-    fit(TrainConfig(epochs=2), run, resume=True)
+    fit(TrainConfig(epochs=2), run, resume=True, plots=False)
     r = rows(run)
     assert [x["epoch"] for x in r] == [1, 2] and r[1]["val_acc"] <= 1.0
 
 
 def test_resume_of_a_finished_run_keeps_its_epoch_count(small_flat, tmp_path):
     run = tmp_path / "run"
-    fit(TrainConfig(data=str(small_flat), epochs=1, **TINY), run)
+    fit(TrainConfig(data=str(small_flat), epochs=1, **TINY), run, plots=False)
     before = (run / LAST).read_bytes()
     s = fit(None, run, resume=True)  # catdog-train --resume RUN without --epochs
     assert s["epochs"] == 1 and (run / LAST).read_bytes() == before and len(rows(run)) == 1
@@ -92,10 +93,10 @@ def test_resume_of_a_finished_run_keeps_its_epoch_count(small_flat, tmp_path):
 
 def test_refuses_to_overwrite_a_run(small_flat, tmp_path):
     run = tmp_path / "run"
-    fit(TrainConfig(data=str(small_flat), epochs=1, **TINY), run)
+    fit(TrainConfig(data=str(small_flat), epochs=1, **TINY), run, plots=False)
     before = (run / LAST).read_bytes()
     with pytest.raises(OutputError, match="already holds a run.*--resume"):
-        fit(TrainConfig(data=str(small_flat), epochs=1, **TINY), run)
+        fit(TrainConfig(data=str(small_flat), epochs=1, **TINY), run, plots=False)
     assert (run / LAST).read_bytes() == before
 
 
@@ -106,7 +107,7 @@ def test_corrupt_images_reported_once_and_skipped(flat_copy, tmp_path, capsys):
     (flat_copy / "dog.901.jpg").write_text("this is text, not a JPEG")
     (flat_copy / "cat.902.jpg").write_bytes(next(flat_copy.glob("cat.*")).read_bytes()[:300])  # truncated
     console = Console(file=sys.stdout, width=200)
-    s = fit(TrainConfig(data=str(flat_copy), epochs=2, **TINY), tmp_path / "run", console=console)
+    s = fit(TrainConfig(data=str(flat_copy), epochs=2, **TINY), tmp_path / "run", console=console, plots=False)
     assert s["epochs"] == 2
     assert len(s["skipped"]) == 3
     out = capsys.readouterr().out
@@ -118,7 +119,8 @@ def test_corrupt_images_reported_once_and_skipped(flat_copy, tmp_path, capsys):
 
 
 def test_early_stopping(small_flat, tmp_path):
-    s = fit(TrainConfig(data=str(small_flat), epochs=20, patience=1, **{**TINY, "lr": 0.0}), tmp_path / "run")
+    cfg = TrainConfig(data=str(small_flat), epochs=20, patience=1, **{**TINY, "lr": 0.0})
+    s = fit(cfg, tmp_path / "run", plots=False)
     assert s["epochs"] == 2 and s["best_epoch"] == 1  # lr 0: epoch 2 cannot improve -> stop
 
 
@@ -132,6 +134,7 @@ def train_cmd(*args: str) -> list[str]:
     return [sys.executable, "-c", "from catdog.train.cli import main; main()", *args]
 
 
+@pytest.mark.slow
 def test_kill_9_leaves_loadable_checkpoints_and_resume_works(small_flat, tmp_path):
     run = tmp_path / "run"
     args = ["--data", str(small_flat), "--arch", "mobilenet_v3_small", "--size", "32", "--batch-size", "2",
@@ -157,6 +160,7 @@ def test_kill_9_leaves_loadable_checkpoints_and_resume_works(small_flat, tmp_pat
     assert [x["epoch"] for x in rows(run)] == list(range(1, done + 2))
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes(small_flat, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
