@@ -43,11 +43,11 @@ def train(
     pretrained: bool = typer.Option(False, help="Start from ImageNet weights."),
     weights: Optional[Path] = typer.Option(None, help="Start from a local state_dict / checkpoint."),
     arch_kw: List[str] = typer.Option([], help="Model option KEY=VALUE (e.g. mode=frozen for resnet18)."),
-    epochs: int = typer.Option(10),
+    epochs: Optional[int] = typer.Option(None, help="Epochs to train [default: 10; with --resume: the run's own]."),
     out: Optional[Path] = typer.Option(None, help="Run folder (best.pth, last.pth, metrics.jsonl, plots)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder after its last complete epoch."),
     batch_size: int = typer.Option(32),
-    workers: int = typer.Option(2, help="Data loader processes."),
+    workers: Optional[int] = typer.Option(None, help="Data loader processes [default: CPU cores, at most 8]."),
     optimizer: str = typer.Option("adam", help="adam | adamw | sgd (momentum 0.9)."),
     lr: float = typer.Option(1e-4),
     momentum: float = typer.Option(0.9),
@@ -65,6 +65,7 @@ def train(
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     list_archs: bool = typer.Option(False, help="List the model names and exit."),
     quiet: bool = typer.Option(False, help="No progress bars."),
+    plots: bool = typer.Option(True, help="Write curves/confusion/ROC PNGs at the end."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
     """Train a classifier (the default command)."""
@@ -75,6 +76,7 @@ def train(
     if list_archs:
         print("\n".join(list_models()))
         return
+    from catdog.train.data import default_workers
     from catdog.train.fit import fit
     from catdog.train.recipe import ConfigError, TrainConfig
 
@@ -86,8 +88,9 @@ def train(
         raise ConfigError("catdog-train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR); see --help")
     cfg = TrainConfig(
         arch=arch, arch_kwargs=_parse_kw(arch_kw), pretrained=pretrained, weights=str(weights) if weights else None,
-        data=str(data or ""), val=str(val) if val else None, val_fraction=val_fraction, epochs=epochs,
-        batch_size=batch_size, workers=workers, optimizer=optimizer, lr=lr, momentum=momentum,
+        data=str(data or ""), val=str(val) if val else None, val_fraction=val_fraction, epochs=epochs or 10,
+        batch_size=batch_size, workers=default_workers() if workers is None else workers, optimizer=optimizer,
+        lr=lr, momentum=momentum,
         weight_decay=weight_decay, scheduler=scheduler, step_size=step_size, gamma=gamma,
         label_smoothing=label_smoothing, accum_steps=accum, amp=amp, patience=patience, seed=seed, size=size,
     )
@@ -97,7 +100,8 @@ def train(
         get_entry(arch)  # unknown arch: fail before scanning thousands of files
     console = None if quiet else Console(stderr=True, soft_wrap=True)
     try:
-        summary = fit(cfg, out, device=device, resume=resume is not None, console=console)
+        summary = fit(None if resume is not None and epochs is None else cfg, out, device=device,
+                      resume=resume is not None, console=console, plots=plots)
     except KeyboardInterrupt:
         err.print(f"interrupted; completed epochs are saved in {out}; continue with --resume {out}")
         raise typer.Exit(130)

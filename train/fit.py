@@ -76,22 +76,25 @@ def _trim_metrics(path: Path, epochs_done: int) -> list[dict]:
     return rows
 
 
-def fit(cfg: TrainConfig, out: str | os.PathLike, device: str = "auto", resume: bool = False,
-        console: Console | None = None) -> dict[str, Any]:
-    """Train; return a summary. With resume=True, `cfg` is ignored except for `epochs` (may extend)."""
+def fit(cfg: TrainConfig | None, out: str | os.PathLike, device: str = "auto", resume: bool = False,
+        console: Console | None = None, plots: bool = True) -> dict[str, Any]:
+    """Train; return a summary. With resume=True the run's stored config is used; `cfg`, when given,
+    only supplies `epochs` (to extend the run); None keeps the stored epoch count."""
     info = dist.setup(device)
     try:
-        return _fit(cfg, Path(out), info, resume, console if info.main else None)
+        return _fit(cfg, Path(out), info, resume, console if info.main else None, plots)
     finally:
         dist.teardown(info)
 
 
-def _fit(cfg: TrainConfig, out: Path, info: dist.DistInfo, resume: bool, console: Console | None) -> dict:
+def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, console: Console | None,
+         plots: bool) -> dict:
     say = console.print if console else (lambda *a, **k: None)
     last = None
     if resume:
         last = load_checkpoint(out / LAST)
-        cfg = TrainConfig.from_dict({**last["train_config"], "epochs": max(cfg.epochs, last["epoch"])})
+        stored = TrainConfig.from_dict(last["train_config"])
+        cfg = stored.with_(epochs=max(cfg.epochs if cfg else stored.epochs, last["epoch"]))
     elif info.main and (out / LAST).exists():
         raise OutputError(f"{out} already holds a run ({LAST}); resume it with --resume {out} or choose a new --out")
     if info.main:
@@ -210,7 +213,7 @@ def _fit(cfg: TrainConfig, out: Path, info: dist.DistInfo, resume: bool, console
         dist.barrier(info)
     summary = {"epochs": epoch, "best_epoch": state["best_epoch"], "best_val_acc": state["best_acc"],
                "best_val_loss": state["best_loss"], "out": str(out), "skipped": sorted(reported)}
-    if info.main and (best_val or val_result) is not None:
+    if plots and info.main and (best_val or val_result) is not None:
         _plots(out, history, best_val or val_result, classes, say)
     return summary
 

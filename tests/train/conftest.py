@@ -59,8 +59,13 @@ def small_folders(tmp_path_factory, photos) -> Path:
     return root
 
 
-def run_cli(*args: str, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:
-    """catdog-train in a subprocess (the real console script entry point)."""
+def _run_cli(*args: str, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:
     code = "from catdog.train.cli import main; main()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
                           cwd=REPO, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def train_cli():
+    """catdog-train in a subprocess, through the console script's main()."""
+    return _run_cli
