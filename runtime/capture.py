@@ -5,6 +5,7 @@ frame's capture time (for its age), and reopens a dropped stream with backoff.""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -15,6 +16,10 @@ import numpy as np
 
 from catdog.runtime.errors import InputError
 from catdog.runtime.sources import Source
+
+# FFmpeg's own log lines (e.g. "moov atom not found") would bury our one-line message; our errors
+# say what failed. Set before OpenCV opens its first video.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 @dataclass
@@ -83,29 +88,30 @@ class FileReader:
         while True:
             t0 = time.perf_counter()
             ok, img = self.cap.read()
+            if not ok or img is None:
+                img = self._recover() if self.read + self.bad_frames < self.frame_count else None
+                if img is None:
+                    break
             t1 = time.perf_counter()
-            if ok and img is not None:
-                yield Frame(img, self.read + self.bad_frames, t1, t1 - t0)
-                self.read += 1
-                continue
-            if self.frame_count and self.read + self.bad_frames < self.frame_count and self._skip_bad():
-                continue
-            break
-        if self.frame_count and self.read + self.bad_frames < self.frame_count:
+            yield Frame(img, self.read + self.bad_frames, t1, t1 - t0)
+            self.read += 1
+        if self.read + self.bad_frames < self.frame_count:
             self.error = (f"{self.source.spec}: video ended after {self.read} of {self.frame_count} frames "
                           "(truncated or corrupt)")
         elif self.bad_frames:
             self.error = f"{self.source.spec}: {self.bad_frames} corrupt frame(s) could not be decoded and were skipped"
 
-    def _skip_bad(self) -> bool:
-        """A frame that fails to decode mid-file: try the next few before calling it the end."""
-        for _ in range(self.max_skip):
-            self.bad_frames += 1
-            if self.read + self.bad_frames >= self.frame_count:
-                return False
+    def _recover(self) -> np.ndarray | None:
+        """A frame that fails to decode before the end the header promises: try the next few."""
+        for k in range(1, self.max_skip + 1):
+            if self.read + self.bad_frames + k >= self.frame_count:
+                return None
             if self.cap.grab():
-                return True
-        return False
+                ok, img = self.cap.retrieve()
+                if ok and img is not None:
+                    self.bad_frames += k
+                    return img
+        return None
 
     def close(self) -> None:
         self.cap.release()
