@@ -6,6 +6,7 @@ frame's capture time (for its age), and reopens a dropped stream with backoff.""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -49,7 +50,7 @@ def describe(source: Source) -> str:
 def open_capture(source: Source) -> Any:
     """An opened cv2.VideoCapture, or InputError saying why not and what to check."""
     cv2 = _quiet_cv2()
-    if source.backend == "gstreamer" and "GStreamer:                   YES" not in cv2.getBuildInformation():
+    if source.backend == "gstreamer" and not re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()):
         raise InputError("this OpenCV build has no GStreamer support, so it cannot open a pipeline; on a Jetson "
                          "use the system OpenCV (apt install python3-opencv) instead of the pip wheel")
     api = {"gstreamer": cv2.CAP_GSTREAMER, "v4l2": cv2.CAP_V4L2}.get(source.backend, cv2.CAP_ANY)
@@ -132,7 +133,8 @@ class LatestFrameReader:
         self.latest: Frame | None = None
         self.captured = 0  # frames read from the source
         self.dropped = 0  # frames replaced before anyone took them
-        self.reconnects = 0
+        self.reconnects = 0  # successful reopens
+        self._fails = 0  # reopen attempts since the last frame
         self.ended = False
         self.error: str | None = None
         self.cap: Any = None
@@ -159,6 +161,7 @@ class LatestFrameReader:
                 if self.pace:  # play a file at its own frame rate, like a camera would deliver it
                     next_t += self.pace
                     self.stop_event.wait(max(0.0, next_t - time.perf_counter()))
+                self._fails = 0
                 with self.cond:
                     if self.latest is not None:
                         self.dropped += 1
@@ -171,27 +174,31 @@ class LatestFrameReader:
                 self.cond.notify_all()
 
     def _reopen(self) -> bool:
-        """The source stopped delivering: reopen with exponential backoff, or give up."""
+        """The source stopped delivering: reopen with exponential backoff, or give up after
+        max_reconnects attempts in a row without a frame in between."""
         if self.cap is not None:
             self.cap.release()
             self.cap = None
         if not self.reconnect:
             return False
         delay = self.backoff[0]
-        while self.reconnects < self.max_reconnects and not self.stop_event.is_set():
-            self.reconnects += 1
+        while self._fails < self.max_reconnects and not self.stop_event.is_set():
+            self._fails += 1
             self.log(f"{self.name}: stream dropped; reconnecting in {delay:.1f} s "
-                     f"(attempt {self.reconnects}/{self.max_reconnects})")
+                     f"(attempt {self._fails}/{self.max_reconnects})")
             if self.stop_event.wait(delay):
                 return False
+            delay = min(delay * 2, self.backoff[1])
             try:
                 self.cap = self.open_fn()
-                self.log(f"{self.name}: reconnected")
-                return True
             except InputError:
-                delay = min(delay * 2, self.backoff[1])
+                continue
+            self.reconnects += 1
+            self.log(f"{self.name}: reconnected")
+            return True
         if not self.stop_event.is_set():
-            self.error = f"{self.name}: stream dropped and did not come back after {self.reconnects} reconnect attempts"
+            self.error = (f"{self.name}: stream dropped and did not come back after {self._fails} reconnect "
+                          "attempts; check the camera, cable or network")
         return False
 
     def get(self, timeout: float | None = None) -> Frame | None:
