@@ -48,26 +48,28 @@ def _floats3(text: Optional[str], flag: str) -> Optional[tuple[float, float, flo
 
 
 def _summary(clf: Any, title: str, extra: list[tuple[str, str]] = ()) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("provider", clf.session.provider)
-    for k, v in [*clf.times.summary_rows(), *extra]:
-        table.add_row(k, v)
-    Console(stderr=True).print(table)
+    """Plain aligned lines on stderr: importing rich only for this would cost ~0.1 s of cold start."""
+    rows = [("provider", clf.session.provider), *clf.times.summary_rows(), *extra]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"-- {title}"] + [f"  {k:<{width}}  {v}" for k, v in rows]
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def _run_files(clf: Any, files: tuple[Path, ...], sinks: list[Any]) -> bool:
     """Returns True if interrupted. Progress on stderr only for an interactive terminal."""
+    interrupted = False
+    if len(files) < 2 or not sys.stderr.isatty():  # no progress bar: skip importing rich for it
+        try:
+            for source, result in clf.iter_predict(files):
+                for sink in sinks:
+                    sink.add(source, result)
+        except KeyboardInterrupt:
+            interrupted = True
+        return interrupted
     from rich.console import Console
     from rich.progress import Progress
 
-    console = Console(stderr=True)
-    interrupted = False
-    with Progress(console=console, transient=True, disable=not console.is_terminal or len(files) < 2) as bar:
+    with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("classifying", total=len(files))
         try:
             for source, result in clf.iter_predict(files):

@@ -72,9 +72,14 @@ class Session:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run on one input batch; returns the first output."""
-        if self.provider in ("cuda", "tensorrt"):
-            return self._run_bound(x)
-        return self.ort.run(self.output_names[:1], {self.input_name: x})[0]
+        try:
+            if self.provider in ("cuda", "tensorrt"):
+                return self._run_bound(x)
+            return self.ort.run(self.output_names[:1], {self.input_name: x})[0]
+        except Exception as e:  # ORT's pybind errors: name the model and the input that failed
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(f"{self.path}: inference failed on a {tuple(x.shape)} {x.dtype} input "
+                             f"on {self.provider} ({msg[:300]})") from None
 
     def _run_bound(self, x: np.ndarray) -> np.ndarray:
         # IO binding: the output stays on the device until we copy it once, and ORT does not
@@ -192,6 +197,11 @@ def _try_provider(path: Path, name: str, opts: Any, trt: dict[str, Any], shape_h
     if PROVIDERS.get(name, name) not in loaded:
         raise ProviderError(f"provider {name} failed to initialise (onnxruntime loaded only {loaded}); "
                             f"install: {INSTALL_HINTS.get(name, 'the onnxruntime build with it')}")
+    out_shape = tuple(sess.get_outputs()[0].shape)
+    if name == "cpu" and len(out_shape) >= 2 and all(isinstance(d, int) and d > 0 for d in out_shape[1:]):
+        # CPU loads either run or fail on the first real batch with the same error; when the
+        # class count is in the graph, a warm-up inference would only add to cold start.
+        return Session(sess, name, path, (1, *out_shape[1:]))
     x = _warmup_input(sess, shape_hint)
     t0 = time.perf_counter()
     try:
