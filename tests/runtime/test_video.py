@@ -180,3 +180,25 @@ def test_source_kinds_and_csi_pipeline(tmp_path, video_avi):
     assert "appsink" in pipe and open_source(pipe).kind == "pipeline"
     with pytest.raises(InputError, match="no GStreamer support"):
         open_capture(open_source(pipe))  # this OpenCV wheel has no GStreamer
+
+
+def test_ctrl_c_stops_cleanly_with_summary_and_saved_video(models, photos, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    video = write_video(tmp_path / "long.avi", photos, 300, fps=30.0)  # 10 s played in real time
+    out = tmp_path / "partial.avi"
+    p = subprocess.Popen([sys.executable, "-m", "catdog.runtime", str(video), "--model", str(models["float"]),
+                          "--realtime", "--save", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3.0)  # model loaded and frames flowing (the status line prints every second)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and re.search(r"stopped by\s+Ctrl-C", err), err
+    saved = frames_of(out)
+    assert 0 < len(saved) < 300  # what was shown so far is kept, as a finished, playable file
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["long.avi", "partial.avi"]
