@@ -4,6 +4,8 @@ ORT graph optimization) runs first, as the ORT docs recommend for QDQ models."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from pathlib import Path
 
@@ -66,18 +68,20 @@ def quantize_int8(fp32: onnx.ModelProto, calib: np.ndarray, method: str = DEFAUL
     with tempfile.TemporaryDirectory(prefix="catdog-int8-") as tmp:
         src, pre, dst = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
         src.write_bytes(fp32.SerializeToString())
-        quant_pre_process(str(src), str(pre))
-        quantize_static(
-            str(pre),
-            str(dst),
-            _reader(calib, fp32.graph.input[0].name),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=calibrate_method,
-            extra_options={"CalibStridedMinMax": _stride(len(calib))},
-        )
+        # The calibrators print progress lines to stdout; the CLI's stdout is the report.
+        with contextlib.redirect_stdout(io.StringIO()):
+            quant_pre_process(str(src), str(pre))
+            quantize_static(
+                str(pre),
+                str(dst),
+                _reader(calib, fp32.graph.input[0].name),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=calibrate_method,
+                extra_options={"CalibStridedMinMax": _stride(len(calib))},
+            )
         return onnx.load(str(dst))
 
 
