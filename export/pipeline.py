@@ -123,7 +123,7 @@ def run_export(opts: ExportOptions, progress=None) -> ExportReport:
             checkpoint=str(opts.ckpt), checkpoint_sha256=sha, arch=str(ckpt["arch"]), classes=list(classes),
             opset=opts.opset, exporter=EXPORTER, parity_images=len(x), parity_source=str(parity_dir),
             labels=_labels_source(opts, par), eager_accuracy=None if labels is None else float(np.mean(ref.argmax(1) == labels)),
-            notes=dict(ctx.notes), details=dict(ctx.details),
+            notes={**ctx.notes, **_overlap_note(par, calib_set)}, details=dict(ctx.details),
             skipped_images=list(par.skipped) + ([] if calib_set is None else list(calib_set.skipped)),
             gate_failure_allowed=opts.allow_gate_failure,
         )
@@ -148,6 +148,14 @@ def run_export(opts: ExportOptions, progress=None) -> ExportReport:
             "override with --gate NAME=VALUE or --allow-gate-failure"
         )
     return report
+
+
+def _overlap_note(par: ImageSet, calib: ImageSet | None) -> dict[str, str]:
+    shared = set(par.paths) & set(calib.paths) if calib is not None else set()
+    if not shared:
+        return {}
+    return {"parity": f"{len(shared)} of {len(par.paths)} parity images were also calibration images "
+            "(the folder is too small for both); pass --parity DIR for an independent check"}
 
 
 def _labels_source(opts: ExportOptions, par: ImageSet) -> str | None:
