@@ -25,7 +25,24 @@ REQUIRED = ("arch", "classes", "spec", "state_dict")
 def versions() -> dict[str, str]:
     import torchvision
 
-    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version()}
+    # str(): torch.__version__ is a TorchVersion object, which weights_only loading refuses.
+    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+            "python": platform.python_version()}
+
+
+def _plain(obj: Any) -> Any:
+    """Subclasses of str/int/float (TorchVersion, numpy scalars' cousins, enums) -> the builtin type,
+    so the file only holds what torch.load(weights_only=True) accepts."""
+    if isinstance(obj, dict):
+        return {_plain(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj) if type(obj) in (list, tuple) else [_plain(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, torch.Tensor):
+        return obj
+    for base in (str, int, float):
+        if isinstance(obj, base) and type(obj) is not base:
+            return base(obj)
+    return obj
 
 
 def save_checkpoint(path: str | Path, **fields: Any) -> Path:
@@ -37,6 +54,7 @@ def save_checkpoint(path: str | Path, **fields: Any) -> Path:
     if isinstance(ckpt["spec"], PreprocessSpec):
         ckpt["spec"] = ckpt["spec"].to_dict()
     ckpt["classes"] = list(ckpt["classes"])
+    ckpt = {k: (v if k == "state_dict" else _plain(v)) for k, v in ckpt.items()}
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
     return Path(path)

@@ -21,11 +21,36 @@ def load_backbone_weights(model: nn.Module, path: str | Path, head: str) -> None
         raise CheckpointError(f"{path}: not a safe state_dict ({type(e).__name__}); only plain tensors load") from None
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
         sd = sd["state_dict"]
+    load_into(model, sd, head, str(path))
+
+
+def load_into(model: nn.Module, sd: dict, head: str, source: str) -> None:
+    """Load a backbone state_dict; the classifier `head` tensors are skipped when they do not fit
+    (another class count, another head layout) so that head starts fresh."""
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{source}: not a state_dict (expected a dict of tensors)")
     own = model.state_dict()
-    keep = {k: v for k, v in sd.items() if not (k.startswith(head + ".") and k in own and own[k].shape != v.shape)}
-    missing, unexpected = model.load_state_dict(keep, strict=False)
+    keep = {k: v for k, v in sd.items()
+            if not (k.startswith(head + ".") and (k not in own or own[k].shape != v.shape))}
+    try:
+        missing, unexpected = model.load_state_dict(keep, strict=False)
+    except RuntimeError as e:  # a backbone tensor of another shape: another arch or width
+        first = str(e).strip().splitlines()[-1].strip()[:160]
+        raise CheckpointError(f"{source}: weights do not fit this arch ({first})") from None
     missing = [k for k in missing if not k.startswith(head + ".")]
     if missing or unexpected:
         raise CheckpointError(
-            f"{path}: weights do not fit this arch (missing {missing[:3]}, unexpected {list(unexpected)[:3]})"
+            f"{source}: weights do not fit this arch (missing {missing[:3]}, unexpected {list(unexpected)[:3]})"
         )
+
+
+def torchvision_state_dict(weights_enum, arch: str) -> dict:
+    """torchvision's ImageNet weights: from its cache, else downloaded. Offline -> a clear error."""
+    try:
+        return weights_enum.get_state_dict(progress=False, check_hash=True)
+    except Exception as e:  # URLError, timeouts, HTTP errors, a corrupt cache file
+        reason = str(getattr(e, "reason", "") or e).strip().splitlines()[0][:120] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f"--pretrained {arch}: could not get torchvision's ImageNet weights from {weights_enum.url} ({reason}); "
+            "go online once, or download that file and pass --weights PATH"
+        ) from None

@@ -1,0 +1,99 @@
+"""Checkpoints are data, never code: weights_only loading, refusal of pickled objects, and clear
+errors for files that do not fit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from catdog.runtime.errors import CheckpointError, DataError
+from catdog.train.checkpoint import build_model, load_checkpoint, save_checkpoint
+from catdog.train.evaluate import evaluate_checkpoint
+from catdog.train.models import get_entry, get_model
+
+
+class Payload:
+    """Unpickling this would create a file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def tiny_ckpt(path, classes=("cat", "dog"), **extra):
+    model = get_model("mobilenet_v3_small", len(classes))
+    spec = get_entry("mobilenet_v3_small").spec.with_(size=32, resize=32)
+    return save_checkpoint(path, arch="mobilenet_v3_small", arch_kwargs={}, classes=list(classes), spec=spec,
+                           state_dict=model.state_dict(), train_config={}, metrics={"val_acc": 0.5}, epoch=1, **extra)
+
+
+def test_round_trip_weights_only(tmp_path):
+    p = tiny_ckpt(tmp_path / "c.pth")
+    raw = torch.load(p, weights_only=True)
+    assert raw["versions"]["torch"] == str(torch.__version__) and type(raw["versions"]["torch"]) is str
+    ck = load_checkpoint(p)
+    assert ck["spec"].size == 32 and ck["classes"] == ["cat", "dog"]
+    assert not build_model(ck).training
+
+
+def test_pickled_code_is_refused_never_run(tmp_path):
+    marker = tmp_path / "code_ran"
+    for i, payload in enumerate([Payload(marker), {"format": "catdog-checkpoint", "arch": Payload(marker)}]):
+        path = tmp_path / f"evil{i}.pth"
+        torch.save(payload, path)
+        with pytest.raises(CheckpointError, match="refused: the file carries pickled code"):
+            load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_pickled_code_refused_as_weights_too(tmp_path):
+    marker = tmp_path / "code_ran"
+    torch.save({"fc.weight": Payload(marker)}, tmp_path / "w.pth")
+    with pytest.raises(CheckpointError, match="not a safe state_dict"):
+        get_model("resnet18", 2, weights=str(tmp_path / "w.pth"))
+    assert not marker.exists()
+
+
+def test_truncated_and_foreign_files(tmp_path):
+    p = tiny_ckpt(tmp_path / "c.pth")
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(p.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(cut)
+    torch.save(get_model("resnet18", 2).state_dict(), tmp_path / "sd.pth")
+    with pytest.raises(CheckpointError, match="bare state_dict.*--weights"):
+        load_checkpoint(tmp_path / "sd.pth")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pth")
+
+
+def test_checkpoint_of_another_arch(tmp_path):
+    p = tiny_ckpt(tmp_path / "c.pth")
+    ck = load_checkpoint(p)
+    ck["arch"] = "resnet18"
+    with pytest.raises(CheckpointError, match="do not match arch 'resnet18' with 2 classes"):
+        build_model(ck, "c.pth")
+
+
+def test_class_count_mismatch_with_val_data(tmp_path, small_folders, small_flat):
+    p = tiny_ckpt(tmp_path / "c.pth")
+    with pytest.raises(DataError, match="has 3 classes.*model has 2"):
+        evaluate_checkpoint(p, small_folders, workers=0)
+    res = evaluate_checkpoint(p, small_flat, workers=0)
+    assert res["images"] == 12 and 0.0 <= res["accuracy"] <= 1.0
+
+
+def test_resume_with_other_classes_is_refused(tmp_path, small_flat, small_folders):
+    from catdog.train.fit import fit
+    from catdog.train.recipe import TrainConfig
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(data=str(small_flat), arch="mobilenet_v3_small", size=32, epochs=1, batch_size=4, workers=0)
+    fit(cfg, run)
+    raw = torch.load(run / "last.pth", weights_only=True)
+    raw["train_config"]["data"] = str(small_folders)  # the data folder changed under the run
+    torch.save(raw, run / "last.pth")
+    with pytest.raises(DataError, match="has 3 classes.*model has 2"):
+        fit(TrainConfig(epochs=2), run, resume=True)

@@ -1,0 +1,159 @@
+"""catdog-train from the outside: prepare, stats, evaluate, both command forms, and error paths
+(one line on stderr, non-zero exit, no traceback unless --debug)."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from catdog.runtime.errors import DataError
+from catdog.train.prepare import channel_stats, prepare
+from catdog.train.recipe import ConfigError
+
+
+def tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_prepare_copies_and_keeps_originals(flat_copy, tmp_path):
+    before = {p.name: p.read_bytes() for p in flat_copy.iterdir()}
+    rep = prepare(flat_copy, tmp_path / "out")
+    assert rep.written == 12 and not rep.bad
+    assert tree(tmp_path / "out") == sorted(f"{n.split('.')[0]}/{n}" for n in before)
+    assert {p.name: p.read_bytes() for p in flat_copy.iterdir()} == before  # untouched
+    assert (tmp_path / "out/cat/cat.168.jpg").read_bytes() == before["cat.168.jpg"]
+    again = prepare(flat_copy, tmp_path / "out")  # rerun: fills in only what is missing
+    assert again.written == 0 and again.existing == 12
+
+
+def test_prepare_move(flat_copy, tmp_path):
+    rep = prepare(flat_copy, tmp_path / "out", move=True)
+    assert rep.written == 12 and list(flat_copy.iterdir()) == []
+    assert len(tree(tmp_path / "out")) == 12
+
+
+def test_prepare_resize_cache(flat_copy, tmp_path):
+    big = flat_copy / "dog.500.png"  # a larger PNG: becomes a shorter-side-40 JPEG
+    cv2.imwrite(str(big), np.full((90, 120, 3), 128, np.uint8))
+    (flat_copy / "cat.501.jpg").write_bytes(b"garbage")
+    rep = prepare(flat_copy, tmp_path / "cache", resize=40)
+    assert rep.written == 13 and len(rep.bad) == 1 and "cat.501.jpg" in rep.bad[0]
+    img = cv2.imread(str(tmp_path / "cache/dog/dog.500.jpg"))
+    assert img.shape[:2] == (40, 53)
+    for p in (tmp_path / "cache").rglob("*.jpg"):
+        assert min(cv2.imread(str(p)).shape[:2]) == 40
+    assert big.exists()
+    with pytest.raises(ConfigError, match="--move with --resize"):
+        prepare(flat_copy, tmp_path / "x", move=True, resize=40)
+
+
+def test_stats(small_flat, small_folders):
+    s = channel_stats(small_flat)
+    assert s["images"] == 12 and s["channel_order"] == "RGB"
+    assert all(0.2 < m < 0.8 for m in s["mean"]) and all(0.1 < v < 0.5 for v in s["std"])
+    # the same pixels in another layout give the same numbers
+    assert channel_stats(small_folders)["mean"] == s["mean"]
+    with pytest.raises(DataError):
+        channel_stats(small_flat / "nope")
+
+
+def test_stats_matches_numpy(tmp_path):
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (20, 30, 3), dtype=np.uint8) for _ in range(4)]
+    for i, im in enumerate(imgs):
+        cv2.imwrite(str(tmp_path / f"{'ab'[i % 2]}.{i}.png"), im)
+    s = channel_stats(tmp_path, short=128)
+    px = np.concatenate([im[:, :, ::-1].reshape(-1, 3) for im in imgs]) / 255.0
+    assert np.allclose(s["mean"], px.mean(0), atol=1e-4) and np.allclose(s["std"], px.std(0), atol=1e-4)
+
+
+def test_cli_train_default_form_then_evaluate(train_cli, small_flat, tmp_path):
+    run = tmp_path / "run"
+    r = train_cli("--data", str(small_flat), "--arch", "mobilenet_v3_small", "--size", "32", "--epochs", "1",
+                  "--batch-size", "4", "--workers", "0", "--out", str(run), "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["epochs"] == 1 and (run / "best.pth").exists()
+    assert "epoch 1:" in r.stderr and "val loss" in r.stderr
+    r = train_cli("evaluate", str(run / "best.pth"), str(small_flat), "--workers", "0")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["images"] == 12 and res["classes"] == ["cat", "dog"]
+    assert torch.load(run / "best.pth", weights_only=True)["train_config"]["seed"] == 3
+
+
+def test_cli_train_subcommand_form_and_prepare_stats(flat_copy, tmp_path, monkeypatch, capsys):
+    code, _ = main_in_process(["prepare", str(flat_copy), str(tmp_path / "cache"), "--resize", "48"], monkeypatch, capsys)
+    assert code == 0
+    code, _ = main_in_process(["stats", str(tmp_path / "cache")], monkeypatch, capsys, expect_out="images")
+    assert code == 0
+    args = ["train", "--data", str(tmp_path / "cache"), "--arch", "resnet18", "--arch-kw", "mode=frozen", "--size",
+            "32", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--quiet", "--out", str(tmp_path / "run")]
+    code, err = main_in_process(args, monkeypatch, capsys)
+    assert code == 0, err
+    assert torch.load(tmp_path / "run/last.pth", weights_only=True)["arch_kwargs"] == {"mode": "frozen"}
+
+
+@pytest.mark.parametrize(
+    "case, expect",
+    [
+        ("empty", "no images found"),
+        ("one_class", "only one class"),
+        ("unknown_arch", "unknown arch 'vgg99'; known: alexnet"),
+        ("cuda", "CUDA is not available"),
+        ("no_out", "needs --data DIR and --out RUN_DIR"),
+        ("bad_optimizer", "unknown optimizer 'rmsprop'"),
+    ],
+)
+def test_cli_errors_are_one_line(case, expect, train_cli, tmp_path, small_flat, monkeypatch, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one = tmp_path / "one"
+    one.mkdir()
+    for p in sorted(small_flat.glob("dog.*"))[:2]:
+        (one / p.name).write_bytes(p.read_bytes())
+    base = ["--out", str(tmp_path / "run"), "--epochs", "1", "--quiet"]
+    args = {
+        "empty": ["--data", str(empty), *base],
+        "one_class": ["--data", str(one), *base],
+        "unknown_arch": ["--data", str(small_flat), "--arch", "vgg99", *base],
+        "cuda": ["--data", str(small_flat), "--device", "cuda", *base],
+        "no_out": ["--data", str(small_flat)],
+        "bad_optimizer": ["--data", str(small_flat), "--optimizer", "rmsprop", *base],
+    }[case]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CUDA case, even on a GPU machine
+    code, stderr = main_in_process(args, monkeypatch, capsys)
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], stderr
+    assert "Traceback" not in stderr
+
+
+def main_in_process(args, monkeypatch, capsys, expect_out: str | None = None) -> tuple[int, str]:
+    """The console script's main() in this process (fast); it reports through stderr + SystemExit."""
+    import sys
+
+    from catdog.train import cli
+
+    monkeypatch.setattr(sys, "argv", ["catdog-train", *args])
+    monkeypatch.setattr(cli, "err", cli.Console(stderr=True, soft_wrap=True))  # bound to capsys' stderr
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    out = capsys.readouterr()
+    if expect_out:
+        assert expect_out in out.out
+    return exit_.value.code or 0, out.err
+
+
+def test_cli_error_in_a_real_process_and_debug(train_cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    args = ["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]
+    r = train_cli(*args)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "no images found" in r.stderr
+    assert "Traceback" not in r.stderr
+    d = train_cli(*args, "--debug")
+    assert d.returncode != 0 and "Traceback" in d.stderr and "DataError" in d.stderr

@@ -1,0 +1,107 @@
+"""Training throughput: is the data loader or the model the bottleneck?
+
+    python -m catdog.train.bench --data CACHE_DIR [--arch efficientnet_lite0] [--workers 2] [--seconds 20]
+
+Prints images/s for (1) the training DataLoader alone (decode + augmentation + collate), (2) the
+model step alone on a fixed batch already on the device (forward, backward, optimizer step), and
+(3) both together, as training runs. Point it at a `catdog-train prepare --resize 256` cache."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from typing import Optional
+
+import torch
+import typer
+
+from catdog.train.data import ImageDataset, make_loader, scan
+from catdog.train.fit import resolve_arch
+from catdog.train.models import get_model
+from catdog.train.recipe import TrainConfig, amp_dtype, build_optimizer, resolve_device
+
+
+def _timed(step, seconds: float, warmup: int = 2) -> tuple[float, int]:
+    """Run step() (returns images done) for ~seconds after warm-up; -> (images/s, images)."""
+    for _ in range(warmup):
+        step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        n += step()
+    return n / (time.perf_counter() - t0), n
+
+
+def bench(cfg: TrainConfig, device: str = "auto", seconds: float = 20.0) -> dict:
+    dev = resolve_device(device)
+    spec, kwargs = resolve_arch(cfg)
+    data = scan(cfg.data)
+    ds = ImageDataset(data, spec, train=True)
+
+    def batches():
+        for epoch in itertools.count():
+            yield from make_loader(ds, cfg.batch_size, cfg.workers, True, cfg.seed, epoch, pin_memory=dev.type == "cuda")
+
+    it = batches()
+    loader_ips, _ = _timed(lambda: len(next(it)[1]), seconds)
+
+    model = get_model(cfg.arch, len(data.classes), **kwargs).to(dev).train()
+    opt = build_optimizer(model, cfg)
+    adt = amp_dtype(cfg, dev)
+    scaler = torch.amp.GradScaler("cuda", enabled=adt == torch.float16)
+    x = torch.randn(cfg.batch_size, 3, spec.size, spec.size, device=dev)
+    y = torch.randint(0, len(data.classes), (cfg.batch_size,), device=dev)
+
+    def step(xb=x, yb=y) -> int:
+        xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+        with torch.autocast(dev.type, dtype=adt, enabled=adt is not None):
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        return len(yb)
+
+    model_ips, _ = _timed(step, seconds)
+
+    def both() -> int:
+        xb, yb, _ = next(it)
+        return step(xb, yb) if len(yb) else 0
+
+    both_ips, _ = _timed(both, seconds)
+    return {"device": str(dev), "arch": cfg.arch, "input": spec.size, "batch_size": cfg.batch_size,
+            "workers": cfg.workers, "threads": torch.get_num_threads(), "images": len(data.samples),
+            "loader_img_s": round(loader_ips, 1), "model_img_s": round(model_ips, 1), "both_img_s": round(both_ips, 1),
+            "bottleneck": "loader" if loader_ips < model_ips else "model"}
+
+
+def main(
+    data: str = typer.Option(..., help="Image folder, ideally a prepare --resize 256 cache."),
+    arch: str = typer.Option("efficientnet_lite0"),
+    batch_size: int = typer.Option(32),
+    workers: int = typer.Option(2),
+    size: Optional[int] = typer.Option(None),
+    amp: str = typer.Option("auto"),
+    device: str = typer.Option("auto"),
+    seconds: float = typer.Option(20.0, help="Measuring time per phase."),
+) -> None:
+    cfg = TrainConfig(arch=arch, data=data, batch_size=batch_size, workers=workers, size=size, amp=amp)
+    r = bench(cfg, device, seconds)
+    print(f"{r['arch']} @ {r['input']}px, batch {r['batch_size']}, {r['workers']} loader workers, "
+          f"{r['threads']} torch threads, {r['device']}")
+    for key, what in (("loader_img_s", "data loader alone"), ("model_img_s", "model step alone"),
+                      ("both_img_s", "loader + model")):
+        print(f"  {what:<18} {r[key]:>8.1f} images/s")
+    print(f"  bottleneck: {r['bottleneck']}")
+    print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    from catdog.runtime.errors import CatdogError
+
+    try:
+        typer.run(main)
+    except CatdogError as e:
+        raise SystemExit(f"error: {e}")

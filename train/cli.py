@@ -1,0 +1,174 @@
+"""catdog-train: `catdog-train --data DIR --arch NAME --epochs N --out RUN_DIR` trains (the app's
+default action, also reachable as `catdog-train train ...`); `prepare`, `stats` and `evaluate` are
+subcommands. Errors print one line to stderr and exit non-zero; --debug shows the traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from catdog.runtime.errors import CatdogError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  help="Train an image classifier; prepare and inspect datasets.")
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _parse_kw(items: list[str]) -> dict:
+    """--arch-kw mode=frozen --arch-kw dropout=0.3 -> {"mode": "frozen", "dropout": 0.3}."""
+    from catdog.train.recipe import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--arch-kw {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def train(
+    ctx: typer.Context,
+    data: Optional[Path] = typer.Option(None, help="Training images: flat (cat.1.jpg) or one folder per class."),
+    val: Optional[Path] = typer.Option(None, help="Validation folder; default: a seeded 20% split of --data."),
+    arch: str = typer.Option("efficientnet_lite0", help="Model name (see --list-archs)."),
+    pretrained: bool = typer.Option(False, help="Start from ImageNet weights."),
+    weights: Optional[Path] = typer.Option(None, help="Start from a local state_dict / checkpoint."),
+    arch_kw: List[str] = typer.Option([], help="Model option KEY=VALUE (e.g. mode=frozen for resnet18)."),
+    epochs: int = typer.Option(10),
+    out: Optional[Path] = typer.Option(None, help="Run folder (best.pth, last.pth, metrics.jsonl, plots)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder after its last complete epoch."),
+    batch_size: int = typer.Option(32),
+    workers: int = typer.Option(2, help="Data loader processes."),
+    optimizer: str = typer.Option("adam", help="adam | adamw | sgd (momentum 0.9)."),
+    lr: float = typer.Option(1e-4),
+    momentum: float = typer.Option(0.9),
+    weight_decay: float = typer.Option(0.0),
+    scheduler: str = typer.Option("none", help="none | step | cosine."),
+    step_size: int = typer.Option(5, help="StepLR period in epochs."),
+    gamma: float = typer.Option(0.1, help="StepLR factor."),
+    label_smoothing: float = typer.Option(0.0),
+    accum: int = typer.Option(1, help="Gradient accumulation steps."),
+    amp: str = typer.Option("auto", help="auto | off | fp16 | bf16 (CUDA only; auto = bf16/fp16 on CUDA, off on CPU)."),
+    patience: int = typer.Option(0, help="Early stopping patience in epochs (0 = off)."),
+    seed: int = typer.Option(0),
+    val_fraction: float = typer.Option(0.2),
+    size: Optional[int] = typer.Option(None, help="Override the arch's input size."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
+    list_archs: bool = typer.Option(False, help="List the model names and exit."),
+    quiet: bool = typer.Option(False, help="No progress bars."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Train a classifier (the default command)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from catdog.train.models import list_models
+
+    if list_archs:
+        print("\n".join(list_models()))
+        return
+    from catdog.train.fit import fit
+    from catdog.train.recipe import ConfigError, TrainConfig
+
+    if resume is not None:
+        if out is not None and out != resume:
+            raise ConfigError("--resume RUN_DIR continues that folder; leave --out out")
+        out = resume
+    elif data is None or out is None:
+        raise ConfigError("catdog-train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR); see --help")
+    cfg = TrainConfig(
+        arch=arch, arch_kwargs=_parse_kw(arch_kw), pretrained=pretrained, weights=str(weights) if weights else None,
+        data=str(data or ""), val=str(val) if val else None, val_fraction=val_fraction, epochs=epochs,
+        batch_size=batch_size, workers=workers, optimizer=optimizer, lr=lr, momentum=momentum,
+        weight_decay=weight_decay, scheduler=scheduler, step_size=step_size, gamma=gamma,
+        label_smoothing=label_smoothing, accum_steps=accum, amp=amp, patience=patience, seed=seed, size=size,
+    )
+    if resume is None:
+        from catdog.train.models import get_entry
+
+        get_entry(arch)  # unknown arch: fail before scanning thousands of files
+    console = None if quiet else Console(stderr=True, soft_wrap=True)
+    try:
+        summary = fit(cfg, out, device=device, resume=resume is not None, console=console)
+    except KeyboardInterrupt:
+        err.print(f"interrupted; completed epochs are saved in {out}; continue with --resume {out}")
+        raise typer.Exit(130)
+    if summary.get("best_epoch") is not None and int(__import__("os").environ.get("RANK", "0")) == 0:
+        print(json.dumps({k: summary[k] for k in ("epochs", "best_epoch", "best_val_acc", "best_val_loss", "out")}))
+
+
+app.callback(invoke_without_command=True)(train)
+app.command("train", help="Train a classifier (same as calling catdog-train without a command).")(train)
+
+
+@app.command()
+def prepare(
+    src: Path = typer.Argument(..., help="Flat folder (cat.1.jpg, dog.1.jpg) or class folders."),
+    dst: Path = typer.Argument(..., help="Output root: DST/<class>/<file>."),
+    move: bool = typer.Option(False, help="Move the files instead of copying them."),
+    resize: Optional[int] = typer.Option(None, help="Write JPEG copies with this shorter side (e.g. 256)."),
+    debug: bool = typer.Option(False),
+) -> None:
+    """Lay a dataset out as class folders (optionally a resized cache for fast training)."""
+    from catdog.train.prepare import prepare as run
+
+    rep = run(src, dst, move=move, resize=resize, console=err)
+    print(f"{dst}: {rep.written} written, {rep.existing} already there, {len(rep.bad)} unreadable")
+    for m in rep.bad:
+        err.print(f"  skipped: {m}", markup=False, highlight=False)
+    if rep.bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stats(
+    root: Path = typer.Argument(..., help="Dataset folder (either layout)."),
+    short: int = typer.Option(128, help="Resize each image's shorter side to this first (speed)."),
+    debug: bool = typer.Option(False),
+) -> None:
+    """Per-channel mean/std (RGB, 0-1) of a dataset, as JSON."""
+    from catdog.train.prepare import channel_stats
+
+    s = channel_stats(root, short, console=err)
+    print(json.dumps({k: s[k] for k in ("mean", "std", "channel_order", "images")}))
+    for m in s["skipped"]:
+        err.print(f"  skipped: {m}", markup=False, highlight=False)
+
+
+@app.command()
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="best.pth / last.pth."),
+    data: Path = typer.Argument(..., help="Labelled images (either layout), e.g. a held-out test folder."),
+    batch_size: int = typer.Option(32),
+    workers: int = typer.Option(2),
+    device: str = typer.Option("auto"),
+    debug: bool = typer.Option(False),
+) -> None:
+    """Accuracy of a checkpoint on a labelled folder, through the spine's preprocess."""
+    from catdog.train.evaluate import evaluate_checkpoint
+
+    res = evaluate_checkpoint(checkpoint, data, batch_size=batch_size, workers=workers, device=device, console=err)
+    print(json.dumps(res))
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=True)
+    except CatdogError as e:
+        if debug:
+            raise
+        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

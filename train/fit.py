@@ -1,0 +1,234 @@
+"""The training run: data -> model -> epochs -> run dir. Crash-safe by construction: every file is
+written atomically, metrics.jsonl gets its line before last.pth, and --resume trusts only last.pth
+(a metrics line past its epoch is dropped), so kill -9 at any moment loses at most one epoch."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from catdog.runtime.errors import DataError, OutputError
+from catdog.runtime.files import atomic_write, check_writable_dir
+from catdog.runtime.spec import PreprocessSpec
+from catdog.train import dist
+from catdog.train.checkpoint import load_checkpoint, save_checkpoint
+from catdog.train.data import ImageDataset, ImageSet, make_loader, scan, split
+from catdog.train.engine import EvalResult, evaluate, train_one_epoch
+from catdog.train.models import get_entry, get_model
+from catdog.train.progress import bar
+from catdog.train.recipe import TrainConfig, amp_dtype, build_optimizer, build_scaler, build_scheduler
+
+BEST, LAST, METRICS, CLASSES = "best.pth", "last.pth", "metrics.jsonl", "class_indices.json"
+
+
+def resolve_arch(cfg: TrainConfig) -> tuple[PreprocessSpec, dict[str, Any]]:
+    """The run's PreprocessSpec and builder kwargs. --size rescales the arch's default spec; an arch
+    whose layers depend on the input size (alexnet_cifar) also gets it as its `size` kwarg."""
+    entry = get_entry(cfg.arch)
+    spec, kwargs = entry.spec, dict(cfg.arch_kwargs)
+    takes_size = "size" in inspect.signature(entry.builder).parameters
+    size = cfg.size or (kwargs.get("size") if takes_size else None)
+    if size and size != spec.size:
+        spec = spec.with_(size=int(size), resize=max(int(size), round(spec.resize * size / spec.size)))
+    if takes_size and size:
+        kwargs["size"] = int(size)
+    return spec, kwargs
+
+
+def load_data(cfg: TrainConfig, classes: list[str] | None = None) -> tuple[ImageSet, ImageSet]:
+    if cfg.val:
+        train = scan(cfg.data, classes)
+        return train, scan(cfg.val, train.classes)
+    train, val = split(scan(cfg.data, classes), cfg.val_fraction, cfg.seed)
+    return train, val
+
+
+def _state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _append_line(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _trim_metrics(path: Path, epochs_done: int) -> list[dict]:
+    """Keep the lines of completed (checkpointed) epochs; rewrite the file atomically."""
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+            if isinstance(row, dict) and row.get("epoch", 1 << 30) <= epochs_done:
+                rows.append(row)
+    atomic_write(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    return rows
+
+
+def fit(cfg: TrainConfig, out: str | os.PathLike, device: str = "auto", resume: bool = False,
+        console: Console | None = None) -> dict[str, Any]:
+    """Train; return a summary. With resume=True, `cfg` is ignored except for `epochs` (may extend)."""
+    info = dist.setup(device)
+    try:
+        return _fit(cfg, Path(out), info, resume, console if info.main else None)
+    finally:
+        dist.teardown(info)
+
+
+def _fit(cfg: TrainConfig, out: Path, info: dist.DistInfo, resume: bool, console: Console | None) -> dict:
+    say = console.print if console else (lambda *a, **k: None)
+    last = None
+    if resume:
+        last = load_checkpoint(out / LAST)
+        cfg = TrainConfig.from_dict({**last["train_config"], "epochs": max(cfg.epochs, last["epoch"])})
+    elif info.main and (out / LAST).exists():
+        raise OutputError(f"{out} already holds a run ({LAST}); resume it with --resume {out} or choose a new --out")
+    if info.main:
+        check_writable_dir(out)
+    torch.manual_seed(cfg.seed)
+    train_set, val_set = load_data(cfg, last["classes"] if last else None)
+    classes = list(train_set.classes)
+    if last and classes != last["classes"]:
+        raise DataError(f"{cfg.data}: classes {classes} differ from the run's {last['classes']}")
+    spec, arch_kwargs = resolve_arch(cfg)
+    say(f"[bold]{cfg.arch}[/] on {info.device}{f' x{info.world}' if info.enabled else ''}: "
+        f"{len(train_set.samples)} train / {len(val_set.samples)} val images, classes {classes} "
+        f"({train_set.layout} layout), input {spec.size}px")
+
+    fresh = last is None
+    model = get_model(cfg.arch, len(classes), pretrained=cfg.pretrained and fresh,
+                      weights=cfg.weights if fresh else None, **arch_kwargs)
+    if last:
+        model.load_state_dict(last["state_dict"])
+    model.to(info.device)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg)
+    adtype = amp_dtype(cfg, info.device)
+    scaler = build_scaler(adtype, info.device)
+    state = {"best_acc": -1.0, "best_loss": float("inf"), "best_epoch": 0, "stale": 0}
+    start = 0
+    if last:
+        optimizer.load_state_dict(last["optimizer"])
+        if scheduler is not None and last.get("scheduler"):
+            scheduler.load_state_dict(last["scheduler"])
+        if last.get("scaler"):
+            scaler.load_state_dict(last["scaler"])
+        state.update(last.get("run_state") or {})
+        start = int(last["epoch"])
+        say(f"resuming {out} after epoch {start} of {cfg.epochs}")
+    if info.main:
+        history = _trim_metrics(out / METRICS, start)
+        atomic_write(out / CLASSES, json.dumps({c: i for i, c in enumerate(classes)}, indent=2) + "\n")
+
+    train_ds = ImageDataset(train_set, spec, train=True)
+    val_ds = ImageDataset(val_set, spec, train=False)
+    pin = info.device.type == "cuda"
+    sampler = None
+    if info.enabled:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(train_ds, info.world, info.rank, shuffle=True, seed=cfg.seed)
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    reported: set[str] = set()
+    ddp_model, trainable = None, None
+    val_result: EvalResult | None = None
+    best_val: EvalResult | None = None  # the best epoch's predictions, for the confusion matrix/ROC
+    base = {"arch": cfg.arch, "arch_kwargs": arch_kwargs, "classes": classes, "spec": spec,
+            "train_config": cfg.to_dict()}
+    epoch = start
+    for epoch in range(start + 1, cfg.epochs + 1):
+        if hasattr(model, "set_epoch"):
+            model.set_epoch(epoch)  # progressive unfreezing decides what trains this epoch
+        now = tuple(p.requires_grad for p in model.parameters())
+        if info.enabled and now != trainable:  # DDP must be rebuilt when the trainable set changes
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ddp_model = DDP(model, device_ids=[info.device] if info.device.type == "cuda" else None)
+        trainable = now
+        torch.manual_seed(cfg.seed * 1000 + epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        loader = make_loader(train_ds, cfg.batch_size, cfg.workers, True, cfg.seed, epoch, sampler, pin)
+        lr = optimizer.param_groups[0]["lr"]
+        with bar(console, f"epoch {epoch}/{cfg.epochs} train", len(train_ds) // info.world) as tick:
+            st = train_one_epoch(ddp_model or model, loader, optimizer, criterion, info.device, scaler,
+                                 adtype, cfg.accum_steps, tick)
+        loss_sum, correct, images, data_s, comp_s = dist.all_sum(
+            info, [st.loss * st.images, st.acc * st.images, st.images, st.data_seconds, st.compute_seconds])
+        bad = dist.gather_lists(info, st.bad)
+        if scheduler is not None:
+            scheduler.step()
+        stop = False
+        if info.main:
+            vloader = make_loader(val_ds, cfg.batch_size, cfg.workers, False, cfg.seed, epoch, None, pin)
+            with bar(console, f"epoch {epoch}/{cfg.epochs} val  ", len(val_ds)) as tick:
+                val_result = evaluate(model, vloader, info.device, adtype, tick)
+            _report_bad(bad + val_result.bad, reported, say)
+            row = {
+                "epoch": epoch, "lr": lr, "train_loss": loss_sum / max(images, 1), "train_acc": correct / max(images, 1),
+                "val_loss": val_result.loss, "val_acc": val_result.acc, "train_images": int(images),
+                "val_images": val_result.images, "images_per_s": images / max(st.seconds, 1e-9),
+                "data_s": data_s / info.world, "compute_s": comp_s / info.world, "epoch_s": st.seconds,
+                "val_s": val_result.seconds, "skipped": len(reported), "time": time.time(),
+            }
+            improved = (val_result.acc, -val_result.loss) > (state["best_acc"], -state["best_loss"])
+            if improved:
+                best_val = val_result
+                state.update(best_acc=val_result.acc, best_loss=val_result.loss, best_epoch=epoch, stale=0)
+            else:
+                state["stale"] += 1
+            metrics = {k: row[k] for k in ("val_acc", "val_loss", "train_loss", "train_acc", "epoch")}
+            sd = _state_dict(model)
+            if improved:
+                save_checkpoint(out / BEST, **base, state_dict=sd, metrics=metrics, epoch=epoch)
+            _append_line(out / METRICS, row)
+            history.append(row)
+            save_checkpoint(
+                out / LAST, **base, state_dict=sd, metrics=metrics, epoch=epoch,
+                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict() if scheduler else None,
+                scaler=scaler.state_dict() if scaler.is_enabled() else None, run_state=dict(state),
+            )
+            say(f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+                f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} | {row['images_per_s']:.1f} img/s "
+                f"(data {row['data_s']:.1f}s, compute {row['compute_s']:.1f}s)" + (" [green]best[/]" if improved else ""))
+            stop = cfg.patience > 0 and state["stale"] >= cfg.patience
+            if stop:
+                say(f"early stop: no improvement for {cfg.patience} epoch(s); best epoch {state['best_epoch']}")
+        if dist.broadcast_object(info, stop):
+            break
+        dist.barrier(info)
+    summary = {"epochs": epoch, "best_epoch": state["best_epoch"], "best_val_acc": state["best_acc"],
+               "best_val_loss": state["best_loss"], "out": str(out), "skipped": sorted(reported)}
+    if info.main and (best_val or val_result) is not None:
+        _plots(out, history, best_val or val_result, classes, say)
+    return summary
+
+
+def _report_bad(messages: list[str], reported: set[str], say) -> None:
+    new = sorted(set(messages) - reported)
+    if new:
+        reported.update(new)
+        say(f"[yellow]skipped {len(new)} unreadable image(s):[/]")
+        for m in new:
+            say(f"  {m}", markup=False, highlight=False)
+
+
+def _plots(out: Path, history: list[dict], val: EvalResult, classes: list[str], say) -> None:
+    try:
+        from catdog.train import plots
+    except ImportError:  # matplotlib is an optional part of [train]
+        say("matplotlib not installed: no plots")
+        return
+    for path in plots.save_all(out, history, val.probs, val.labels, classes):
+        say(f"wrote {path}")
