@@ -66,6 +66,27 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor, var_floor: float) -> None:
         m.running_var.clamp_(min=var_floor * float(m.running_var.median()))
 
 
+def lsuv(model: nn.Module, x: torch.Tensor) -> None:
+    """Layer-sequential unit-variance init (Mishkin & Matas 2016) for nets without BatchNorm:
+    orthogonal weights, zero biases, then each conv/linear rescaled so its output has unit variance
+    on the real photos, as in a trained net. At torchvision's default init AlexNet's activations
+    shrink layer after layer until the photos differ by less than INT8's rounding."""
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))][:-1]  # not the head
+    for layer in layers:
+        nn.init.orthogonal_(layer.weight)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+        seen = []
+        hook = layer.register_forward_hook(lambda mod, inp, out: seen.append(out.detach()))
+        with torch.no_grad():
+            model(x)
+            hook.remove()
+            std = float(seen[0].std())
+            layer.weight.div_(std)
+            if layer.bias is not None:
+                layer.bias.div_(std)
+
+
 def fit_head(model: nn.Module, x: torch.Tensor) -> None:
     """A head that separates the photos along the features' first principal component, threshold
     in the widest gap, closest photo 4 logits from the boundary. A head fitted to the labels by
@@ -100,7 +121,10 @@ def fitted_model(arch: str, spec, data_dir: Path, seed: int = 0, var_floor: floa
     model = get_model(arch, len(CLASSES), pretrained=pretrained)
     x = torch.from_numpy(preprocess_batch([read_image(p) for p in photos(data_dir)], spec))
     if not pretrained:
-        recalibrate_bn(model, x, var_floor)
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            recalibrate_bn(model, x, var_floor)
+        else:
+            lsuv(model.eval(), x)
     fit_head(model, x)
     return model.eval()
 
