@@ -1,0 +1,169 @@
+"""A full export of a small efficientnet_lite0 (real photos, real ONNX Runtime sessions): every
+artifact is published and passes its gates, carries identical metadata, and has the promised form."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto
+
+from catdog.export.formats import FORMATS
+from catdog.export.meta import read_onnx_metadata, set_onnx_metadata
+from catdog.export.quantize import qdq_summary
+from catdog.export.torchscript import load_torchscript
+from catdog.runtime.files import read_image
+from catdog.runtime.metadata import METADATA_KEY, ModelMetadata, from_metadata_map
+from catdog.runtime.preprocess import preprocess_batch, resize_crop
+from catdog.train.checkpoint import file_sha256, load_checkpoint
+
+ARCH = "efficientnet_lite0"
+ONNX_FORMATS = [f for f in FORMATS.values() if f.kind == "onnx"]
+
+
+def session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def lite(exported):
+    return exported(ARCH)
+
+
+@pytest.fixture(scope="module")
+def images(photo_dir):
+    return [read_image(p) for p in sorted(photo_dir.iterdir())]
+
+
+def test_every_artifact_published_and_passes_its_gates(lite):
+    out, report, _ = lite
+    assert report.passed and report.published
+    for fmt in FORMATS.values():
+        assert (out / fmt.filename).stat().st_size > 0, fmt.name
+    assert not list(out.glob(".*.tmp")), "temp files left behind"
+    data = json.loads((out / "export-report.json").read_text())
+    assert data["passed"] and [a["name"] for a in data["artifacts"]] == list(FORMATS)
+    for a in data["artifacts"]:
+        assert a["size_mb"] > 0 and a["latency_ms"] > 0 and a["n_images"] == 12
+        # every gate was evaluated (labels come from the names) and passed
+        assert a["gates"] and all(g["passed"] is True for g in a["gates"]), a
+    md = (out / "export-report.md").read_text()
+    for fmt in FORMATS.values():
+        assert f"| {fmt.name} | {fmt.filename} |" in md
+
+
+def test_metadata_identical_in_every_artifact_except_precision_and_input_format(lite):
+    out, _, ckpt_path = lite
+    ckpt = load_checkpoint(ckpt_path)
+    metas = {f.name: read_onnx_metadata(out / f.filename) for f in ONNX_FORMATS}
+    _, metas["torchscript"] = load_torchscript(out / "model.ts")
+    for name, meta in metas.items():
+        fmt = FORMATS[name]
+        assert (meta.precision, meta.input_format) == (fmt.precision, fmt.input_format), name
+    expected = {"int8": "int8", "fp16": "fp16", "baked": "fp32", "onnx": "fp32", "torchscript": "fp32"}
+    assert {n: m.precision for n, m in metas.items()} == expected
+    assert metas["baked"].input_format == "uint8"
+    common = [{k: v for k, v in m.to_dict().items() if k not in ("precision", "input_format")} for m in metas.values()]
+    assert all(c == common[0] for c in common)
+    meta = metas["onnx"]
+    assert meta.classes == ("cat", "dog") and meta.arch == ARCH and meta.spec == ckpt["spec"]
+    assert meta.checkpoint_sha256 == file_sha256(ckpt_path)
+    assert meta.accuracy == {"val_acc": 1.0, "n": 12}
+    assert meta.versions["onnxruntime"] == ort.__version__
+
+
+def test_metadata_round_trip_through_onnxruntime(lite):
+    """What the torch-free runtime will do: read custom_metadata_map from an ORT session."""
+    out, _, _ = lite
+    for fmt in ONNX_FORMATS:
+        props = session(out / fmt.filename).get_modelmeta().custom_metadata_map
+        meta = from_metadata_map(props, fmt.filename)
+        assert meta == read_onnx_metadata(out / fmt.filename)
+        assert ModelMetadata.from_json(meta.to_json()) == meta
+        keys = [p.key for p in onnx.load(str(out / fmt.filename)).metadata_props]
+        assert keys.count(METADATA_KEY) == 1
+
+
+def test_set_metadata_replaces_never_duplicates(lite):
+    out, _, _ = lite
+    model = onnx.load(str(out / "model.onnx"))
+    meta = read_onnx_metadata(out / "model.onnx")
+    set_onnx_metadata(model, meta.with_(precision="fp16"))
+    assert [p.key for p in model.metadata_props].count(METADATA_KEY) == 1
+    assert from_metadata_map({p.key: p.value for p in model.metadata_props}).precision == "fp16"
+
+
+def test_baked_variant_matches_fp32_on_the_same_photos(lite, images):
+    out, _, _ = lite
+    spec = read_onnx_metadata(out / "model.baked.onnx").spec
+    baked = session(out / "model.baked.onnx")
+    inp = baked.get_inputs()[0]
+    assert inp.type == "tensor(uint8)" and inp.shape[1:] == [spec.size, spec.size, 3]
+    crops = np.stack([resize_crop(im, spec) for im in images])
+    got = baked.run(None, {inp.name: crops})[0]
+    ref = session(out / "model.onnx").run(None, {"input": preprocess_batch(images, spec)})[0]
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+    # The declared channel order matters: swapped crops give other logits.
+    swapped = baked.run(None, {inp.name: np.ascontiguousarray(crops[..., ::-1])})[0]
+    assert np.max(np.abs(swapped - ref)) > 1e-3
+
+
+def test_int8_is_qdq_with_per_channel_weights(lite):
+    out, report, _ = lite
+    model = onnx.load(str(out / "model.int8.onnx"))
+    ops = {n.op_type for n in model.graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    assert not ops & {"QLinearConv", "QLinearMatMul", "ConvInteger"}, "QOperator format, not QDQ"
+    producers = {o: n for n in model.graph.node for o in n.output}
+    inits = {t.name: t for t in model.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert convs
+    for conv in convs:
+        dq = producers[conv.input[1]]
+        assert dq.op_type == "DequantizeLinear", conv.name
+        assert inits[dq.input[0]].data_type == TensorProto.INT8
+        scale = inits[dq.input[1]]
+        assert list(scale.dims) == [inits[dq.input[0]].dims[0]], "per-channel: one scale per output channel"
+    summary = qdq_summary(model)
+    assert summary["per_channel_weights"] >= len(convs)
+    assert report.details["int8"]["calib_images"] == 12
+
+
+def test_fp16_keeps_fp32_io_and_runs_on_cpu(lite, images):
+    out, _, _ = lite
+    model = onnx.load(str(out / "model.fp16.onnx"))
+    assert [i.type.tensor_type.elem_type for i in model.graph.input] == [TensorProto.FLOAT]
+    assert [o.type.tensor_type.elem_type for o in model.graph.output] == [TensorProto.FLOAT]
+    types = [t.data_type for t in model.graph.initializer]
+    assert types.count(TensorProto.FLOAT16) > 10 and TensorProto.FLOAT not in types
+    spec = read_onnx_metadata(out / "model.fp16.onnx").spec
+    x = preprocess_batch(images, spec)
+    got = session(out / "model.fp16.onnx").run(None, {"input": x})[0]
+    ref = session(out / "model.onnx").run(None, {"input": x})[0]
+    assert got.dtype == np.float32 and (got.argmax(1) == ref.argmax(1)).all()
+
+
+@pytest.mark.parametrize("name", ["onnx", "int8", "fp16", "baked"])
+def test_dynamic_batch_axis(lite, images, name):
+    out, _, _ = lite
+    fmt = FORMATS[name]
+    sess = session(out / fmt.filename)
+    spec = read_onnx_metadata(out / fmt.filename).spec
+    if fmt.input_format == "uint8":
+        x = np.stack([resize_crop(im, spec) for im in images[:5]])
+    else:
+        x = preprocess_batch(images[:5], spec)
+    batched = sess.run(None, {"input": x})[0]
+    single = np.concatenate([sess.run(None, {"input": x[i : i + 1]})[0] for i in range(5)])
+    assert batched.shape == (5, 2)
+    np.testing.assert_allclose(batched, single, atol=1e-4)
+
+
+def test_torchscript_is_traced_frozen_and_carries_metadata(lite, images):
+    out, _, _ = lite
+    module, meta = load_torchscript(out / "model.ts")
+    assert meta is not None and meta.arch == ARCH
+    assert list(module.parameters()) == [], "frozen: weights are inlined constants"

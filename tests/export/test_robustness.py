@@ -1,0 +1,160 @@
+"""Bad input to catdog-export: one clear line, non-zero exit, no traceback unless --debug, and
+nothing half-written under a final name (kill -9 included)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from catdog.export.formats import FORMATS
+from catdog.export.staging import remove_stale_temps
+from catdog.train.checkpoint import load_checkpoint, save_checkpoint
+
+from conftest import cli
+
+ARCH = "efficientnet_lite0"
+FINAL_NAMES = [f.filename for f in FORMATS.values()] + ["export-report.json", "export-report.md"]
+
+
+class Payload:
+    """Unpickling this would create `marker`: proof that code ran. weights_only must refuse it."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def one_line_error(capfd) -> str:
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0] and err[0].startswith("catdog-export: error: ")
+    return err[0]
+
+
+def resave(src: Path, dst: Path, **changes) -> Path:
+    ckpt = load_checkpoint(src)
+    ckpt.update(changes)
+    drop = [k for k, v in changes.items() if v is None]
+    for k in drop:
+        del ckpt[k]
+    torch.save({**ckpt, "spec": ckpt["spec"].to_dict()}, dst)
+    return dst
+
+
+def test_checkpoint_with_pickled_code_is_refused_and_never_run(ckpt_factory, photo_dir, tmp_path, capfd):
+    marker = tmp_path / "code-ran"
+    evil = tmp_path / "evil.pth"
+    ckpt = load_checkpoint(ckpt_factory(ARCH))
+    torch.save({**ckpt, "spec": ckpt["spec"].to_dict(), "metrics": Payload(marker)}, evil)
+    code = cli("--ckpt", evil, "--out", tmp_path / "out", "--parity", photo_dir)
+    line = one_line_error(capfd)
+    assert code != 0 and "refused" in line and "pickled code" in line and str(evil) in line
+    assert not marker.exists(), "the checkpoint's code was executed"
+
+
+@pytest.mark.parametrize(
+    "changes, expect",
+    [
+        ({"state_dict": None}, "lacks ['state_dict']"),
+        ({"arch": "resnet9000"}, "unknown arch 'resnet9000'; known: "),
+        ({"classes": ["cat", "dog", "bird"]}, "3 classes"),
+    ],
+    ids=["missing-field", "unknown-arch", "class-count-mismatch"],
+)
+def test_bad_checkpoints_are_one_line_errors(ckpt_factory, photo_dir, tmp_path, capfd, changes, expect):
+    bad = resave(ckpt_factory(ARCH), tmp_path / "bad.pth", **changes)
+    code = cli("--ckpt", bad, "--out", tmp_path / "out", "--parity", photo_dir)
+    assert code == 2 and expect in one_line_error(capfd)
+    assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_unwritable_output_fails_before_any_work(ckpt_factory, photo_dir, tmp_path, capfd):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    t = time.perf_counter()
+    code = cli("--ckpt", tmp_path / "missing.pth", "--out", blocker / "out", "--parity", photo_dir)
+    line = one_line_error(capfd)
+    # The output folder is checked before the checkpoint is even opened.
+    assert code == 2 and "cannot write to" in line and "a-file" in line and time.perf_counter() - t < 5
+
+
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["--int8"], "--int8 needs calibration images: pass --calib DIR"),
+        ([], "parity needs real images"),
+        (["--parity", "{photos}", "--calib-method", "median"], "unknown --calib-method 'median'; known: minmax, entropy, percentile"),
+        (["--parity", "{photos}", "--gate", "int8.speed=2"], "unknown gate; known: "),
+        (["--parity", "{tmp}/nowhere"], "nowhere: not a folder of images"),
+        (["--parity", "{tmp}"], "no images"),
+    ],
+    ids=["int8-without-calib", "no-images", "calib-method", "gate-name", "parity-missing", "parity-empty"],
+)
+def test_usage_errors_are_one_line(ckpt_factory, photo_dir, tmp_path, capfd, args, expect):
+    args = [a.format(photos=photo_dir, tmp=tmp_path / "empty") for a in args]
+    (tmp_path / "empty").mkdir()
+    code = cli("--ckpt", ckpt_factory(ARCH), "--out", tmp_path / "out", *args)
+    assert code == 2 and expect in one_line_error(capfd)
+
+
+def test_debug_shows_the_traceback(tmp_path, photo_dir, capfd):
+    code = cli("--ckpt", tmp_path / "missing.pth", "--out", tmp_path / "out", "--parity", photo_dir, "--debug")
+    err = capfd.readouterr().err
+    assert code == 2 and "Traceback" in err and "no such checkpoint file" in err
+
+
+def test_unreadable_parity_image_is_reported_and_the_rest_used(ckpt_factory, photo_dir, tmp_path):
+    from catdog.export.pipeline import ExportOptions, run_export
+
+    parity = tmp_path / "parity"
+    shutil.copytree(photo_dir, parity)
+    (parity / "cat.0.jpg").write_bytes(b"")  # zero bytes
+    (parity / "dog.0.jpg").write_text("not an image")
+    report = run_export(ExportOptions(ckpt=ckpt_factory(ARCH), out=tmp_path / "out", parity=parity, latency_runs=1))
+    assert report.passed and report.parity_images == 12
+    assert len(report.skipped_images) == 2 and any("cat.0.jpg: empty file" in s for s in report.skipped_images)
+
+
+def test_class_folder_labels_must_match_the_model(ckpt_factory, photo_dir, tmp_path, capfd):
+    parity = tmp_path / "parity"
+    for p in photo_dir.iterdir():
+        label = "kitten" if p.name.startswith("cat") else "dog"
+        (parity / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, parity / label / p.name)
+    code = cli("--ckpt", ckpt_factory(ARCH), "--out", tmp_path / "out", "--parity", parity)
+    assert code == 2 and "folder 'kitten' is not one of the model's classes ['cat', 'dog']" in one_line_error(capfd)
+
+
+def test_kill_9_mid_export_leaves_no_final_named_file(ckpt_factory, photo_dir, tmp_path):
+    """SIGKILL the real CLI process while it writes artifacts; then only hidden temp files may
+    exist, and the next export clears them."""
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = [sys.executable, "-c", "from catdog.export.cli import main; main()", "--ckpt", str(ckpt_factory(ARCH)),
+           "--out", str(out), "--int8", "--calib", str(photo_dir), "--fp16", "--bake-preprocess"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        # Wait until the second artifact is being staged: the first one is complete on disk then.
+        while time.monotonic() < deadline and not list(out.glob(".model.onnx.*.tmp")):
+            assert proc.poll() is None, "export finished before it could be killed"
+            time.sleep(0.02)
+        time.sleep(0.3)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    names = [p.name for p in out.iterdir()]
+    assert not set(names) & set(FINAL_NAMES), names
+    assert any(n.startswith(".model.ts.") for n in names), names  # staged, never published
+    assert remove_stale_temps(out, [f.filename for f in FORMATS.values()])
+    assert list(out.iterdir()) == []
