@@ -1,0 +1,274 @@
+"""The Python API: `Classifier.from_file(model).predict(photo)`. Class names and preprocessing come
+from the metadata embedded in the ONNX file; third-party models get them from labels + flags.
+Folders run batched with parallel decode, results in input order, a bad file never stops a run."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
+
+import numpy as np
+
+from catdog.runtime.errors import CatdogError, ModelError
+from catdog.runtime.files import read_image
+from catdog.runtime.labels import load_labels
+from catdog.runtime.metadata import ModelMetadata, from_metadata_map
+from catdog.runtime.preprocess import normalize, resize_crop
+from catdog.runtime.session import Session, open_session
+from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.stats import StageTimes, Timer
+
+ImageLike = Union[str, os.PathLike, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    index: int
+    score: float
+    probs: dict[str, float]
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        return sorted(self.probs.items(), key=lambda kv: kv[1], reverse=True)[:k]
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    e /= e.sum(axis=1, keepdims=True)
+    return e
+
+
+def looks_like_probs(x: np.ndarray) -> bool:
+    """Rows already in [0, 1] that sum to 1: the model ends in a softmax."""
+    return bool(x.size) and x.min() >= 0.0 and x.max() <= 1.0 and np.allclose(x.sum(axis=1), 1.0, atol=1e-3)
+
+
+def third_party_spec(session: Session, overrides: Mapping[str, Any]) -> PreprocessSpec:
+    """ImageNet defaults at the model's own input size, then the user's flags."""
+    shape = session.input_shape
+    h = shape[1] if session.input_dtype == np.uint8 else shape[2] if len(shape) == 4 else None
+    size = int(overrides.get("size") or (h if isinstance(h, int) and h > 0 else 224))
+    return apply_overrides(PreprocessSpec(size=size, resize=max(size, round(size * 256 / 224))), overrides)
+
+
+def apply_overrides(spec: PreprocessSpec, overrides: Mapping[str, Any]) -> PreprocessSpec:
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if "size" in changes and "resize" not in changes:
+        changes["resize"] = max(changes["size"], round(changes["size"] * spec.resize / spec.size))
+    return spec.with_(**changes) if changes else spec
+
+
+class Classifier:
+    def __init__(self, session: Session, metadata: ModelMetadata, batch_size: int = 16, workers: int = 2):
+        self.session = session
+        self.metadata = metadata
+        self.classes = metadata.classes
+        self.spec = metadata.spec
+        self.baked = metadata.input_format == "uint8"
+        self.workers = max(1, workers)
+        batch_dim = session.input_shape[0] if session.input_shape else None
+        # A graph exported with a fixed batch of 1 can only take one image per run.
+        self.batch_size = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else max(1, batch_size)
+        self.trust_logits = metadata.output == "logits" and metadata.arch != "third-party"
+        self.times = StageTimes()
+        self._buf: np.ndarray | None = None
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike,
+        provider: str = "auto",
+        threads: int | None = None,
+        labels: str | os.PathLike | Sequence[str] | None = None,
+        spec: PreprocessSpec | Mapping[str, Any] | None = None,
+        batch_size: int = 16,
+        workers: int = 2,
+        **session_kw: Any,
+    ) -> "Classifier":
+        """`labels`: a file or a list of names; `spec`: a full PreprocessSpec, or a dict of overrides
+        (size, mean, std, channel_order, scale) applied to the model's own spec or ImageNet defaults."""
+        path = Path(path)
+        session = open_session(path, provider=provider, threads=threads, **session_kw)
+        meta = from_metadata_map(session.metadata_map, str(path))
+        names = None
+        if labels is not None:
+            names = load_labels(labels) if isinstance(labels, (str, os.PathLike)) else tuple(labels)
+        if meta is None:
+            if names is None:
+                raise ModelError(f"{path}: has no catdog-edge metadata (a third-party model?); pass --labels FILE "
+                                 "with its class names, and --size/--mean/--std/--bgr/--scale if its "
+                                 "preprocessing is not ImageNet's")
+            full = spec if isinstance(spec, PreprocessSpec) else third_party_spec(session, spec or {})
+            fmt = "uint8" if session.input_dtype == np.uint8 else "float"
+            meta = ModelMetadata(classes=names, spec=full, arch="third-party", input_format=fmt)
+        else:
+            if isinstance(spec, PreprocessSpec):
+                meta = meta.with_(spec=spec)
+            elif spec:
+                meta = meta.with_(spec=apply_overrides(meta.spec, spec))
+            if names is not None:
+                meta = meta.with_(classes=names)
+        check_fit(session, meta, labels_file=str(labels) if isinstance(labels, (str, os.PathLike)) else None)
+        return cls(session, meta, batch_size=batch_size, workers=workers)
+
+    def reset_times(self) -> StageTimes:
+        """Start a fresh timing record (the clock starts now, not at model load)."""
+        self.times = StageTimes()
+        return self.times
+
+    # -- the stages -------------------------------------------------------------------------------
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """Decoded image -> uint8 (S, S, 3) crop (the spine's geometry)."""
+        return resize_crop(image, self.spec)
+
+    def load(self, source: ImageLike) -> tuple[np.ndarray, float, float]:
+        """Path or decoded image -> (crop, decode seconds, resize seconds). Raises InputError."""
+        with Timer() as td:
+            image = source if isinstance(source, np.ndarray) else read_image(source)
+        with Timer() as tp:
+            crop = self.prepare(image)
+        return crop, td.s, tp.s
+
+    def infer_crops(self, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """uint8 crops -> probabilities (N, C). Times preprocess (stack + normalize), inference
+        and postprocess (softmax) into self.times."""
+        n = len(crops)
+        with Timer() as tp:
+            if isinstance(crops, np.ndarray) and crops.ndim == 4:
+                batch = crops
+            else:
+                s = self.spec.size
+                if self._buf is None or self._buf.shape[0] < n:
+                    self._buf = np.empty((max(n, self.batch_size), s, s, 3), np.uint8)
+                batch = np.stack(crops, out=self._buf[:n])
+            feed = batch if self.baked else normalize(batch, self.spec)
+            if feed.dtype != self.session.input_dtype:
+                feed = feed.astype(self.session.input_dtype)
+        self.times.add("preprocess", tp.s, n)
+        with Timer() as ti:
+            out = self.session.run(feed)
+        self.times.add("inference", ti.s, n)
+        with Timer() as tq:
+            out = np.asarray(out, dtype=np.float32).reshape(n, -1)
+            probs = out if (not self.trust_logits and looks_like_probs(out)) or self.metadata.output == "probs" \
+                else softmax(out)
+        self.times.add("postprocess", tq.s, n)
+        return probs
+
+    def prediction(self, probs_row: np.ndarray) -> Prediction:
+        row = probs_row.tolist()
+        i = int(np.argmax(probs_row))
+        return Prediction(self.classes[i], i, row[i], dict(zip(self.classes, row)))
+
+    def _predictions(self, probs: np.ndarray) -> list[Prediction]:
+        with Timer() as t:
+            rows, idx = probs.tolist(), probs.argmax(axis=1).tolist()
+            preds = [Prediction(self.classes[i], i, r[i], dict(zip(self.classes, r))) for i, r in zip(idx, rows)]
+        self.times.add("postprocess", t.s, 0)
+        return preds
+
+    # -- the API ----------------------------------------------------------------------------------
+    def predict(self, image: ImageLike) -> Prediction:
+        """One photo (path or decoded BGR array) -> Prediction. Raises InputError for a bad file."""
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[ImageLike]) -> list[Prediction]:
+        preds: list[Prediction] = []
+        for start in range(0, len(images), self.batch_size):
+            crops = [self.load(im)[0] for im in images[start : start + self.batch_size]]
+            preds += self._predictions(self.infer_crops(crops))
+        return preds
+
+    def predict_folder(self, folder: str | os.PathLike, recursive: bool = False) -> Iterator[tuple[str, Prediction | str]]:
+        from catdog.runtime.sources import list_images
+
+        return self.iter_predict(list_images(Path(folder), recursive))
+
+    def iter_predict(self, sources: Iterable[ImageLike]) -> Iterator[tuple[str, Prediction | str]]:
+        """Yield (source, Prediction | error message) in input order. Decoding and resizing run in
+        `workers` threads (OpenCV releases the GIL) while the session runs the previous batch."""
+        bs = self.batch_size
+        it = iter(sources)
+        pending: deque[tuple[str, Future]] = deque()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
+            def fill() -> None:
+                while len(pending) < 2 * bs + self.workers:
+                    try:
+                        src = next(it)
+                    except StopIteration:
+                        return
+                    name = "<array>" if isinstance(src, np.ndarray) else str(src)
+                    pending.append((name, pool.submit(_safe_load, self, src)))
+
+            try:
+                fill()
+                while pending:
+                    group = [pending.popleft() for _ in range(min(bs, len(pending)))]
+                    fill()  # keep the decoders busy while this batch runs
+                    yield from self._run_group(group)
+            finally:
+                for _, fut in pending:
+                    fut.cancel()
+
+    def _run_group(self, group: list[tuple[str, Future]]) -> Iterator[tuple[str, Prediction | str]]:
+        results: list[Any] = []
+        with Timer() as tw:
+            for name, fut in group:
+                results.append(fut.result())
+        self.times.add("capture wait", tw.s, len(group))
+        crops = []
+        for r in results:
+            if not isinstance(r, str):
+                crops.append(r[0])
+                self.times.add("decode", r[1])
+                self.times.add("preprocess", r[2], 0)
+        preds = iter(self._predictions(self.infer_crops(crops)) if crops else [])
+        for (name, _), r in zip(group, results):
+            if isinstance(r, str):
+                self.times.failed += 1
+                yield name, r
+            else:
+                self.times.items += 1
+                yield name, next(preds)
+
+
+def _safe_load(clf: Classifier, source: ImageLike) -> tuple[np.ndarray, float, float] | str:
+    try:
+        return clf.load(source)
+    except CatdogError as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - one odd file (cv2.error, MemoryError) must not end a folder run
+        return f"{source}: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+
+
+def check_fit(session: Session, meta: ModelMetadata, labels_file: str | None = None) -> None:
+    """Does the graph take what the spec produces and output one score per class? Say what differs."""
+    path, shape, s = session.path, session.input_shape, meta.spec.size
+    uint8 = meta.input_format == "uint8"
+    want = f"(N, {s}, {s}, 3) uint8" if uint8 else f"(N, 3, {s}, {s}) float"
+    if len(shape) != 4:
+        raise ModelError(f"{path}: input {session.input_name!r} has rank {len(shape)} {list(shape)}; "
+                         f"an image classifier here takes a 4-D {want} input")
+    if uint8 and session.input_dtype != np.uint8:
+        raise ModelError(f"{path}: metadata says uint8 (baked) input but the graph takes {session.input_type}; re-export")
+    if not uint8 and session.input_dtype == np.uint8:
+        raise ModelError(f"{path}: the graph takes uint8 but the metadata says float input; re-export")
+    chan, hw = (shape[3], shape[1:3]) if uint8 else (shape[1], shape[2:4])
+    if isinstance(chan, int) and chan != 3:
+        raise ModelError(f"{path}: the model expects {chan} channels per pixel; only 3-channel (colour) "
+                         "classifiers are supported")
+    fixed = [d for d in hw if isinstance(d, int) and d > 0]
+    if any(d != s for d in fixed):
+        how = "pass --size " + str(fixed[0]) if meta.arch == "third-party" else "re-export the model"
+        raise ModelError(f"{path}: the model input is {'x'.join(map(str, hw))} but the preprocessing "
+                         f"size is {s}; {how}")
+    out = session.warmup_output_shape
+    n_out = int(np.prod(out[1:])) if len(out) >= 2 else (out[0] if out else 0)
+    if n_out != len(meta.classes):
+        where = f"--labels {labels_file}" if labels_file else "the metadata"
+        raise ModelError(f"{path}: the model outputs {n_out} scores per image but {where} names "
+                         f"{len(meta.classes)} classes; use a labels file with {n_out} names")

@@ -1,0 +1,199 @@
+"""Where results go: a rich table, JSON lines, a CSV file (written atomically), and for video the
+overlay, the --show window and the --save annotated video (written to a temp name, renamed at the end)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from catdog.runtime.classifier import Prediction
+from catdog.runtime.errors import OutputError
+from catdog.runtime.files import atomic_write, check_writable_dir
+
+Result = Prediction | str  # a Prediction, or the error message for that input
+
+
+def json_line(source: str, result: Result) -> str:
+    if isinstance(result, str):
+        return json.dumps({"source": source, "error": result}, ensure_ascii=False)
+    return json.dumps({"source": source, "label": result.label, "score": float(result.score),
+                       "probs": {k: float(v) for k, v in result.probs.items()}}, ensure_ascii=False)
+
+
+class JsonSink:
+    """One JSON object per line on stdout, flushed so a pipe sees each result at once."""
+
+    def __init__(self, out: TextIO | None = None):
+        self.out = out or sys.stdout
+
+    def add(self, source: str, result: Result) -> None:
+        self.out.write(json_line(source, result) + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        pass
+
+
+class CsvSink:
+    """Collects rows and writes FILE once, atomically: an interrupted run never leaves half a CSV.
+    One probability column per class when there are few classes; the top 5 as text otherwise."""
+
+    MAX_CLASS_COLUMNS = 32
+
+    def __init__(self, path: str | os.PathLike, classes: tuple[str, ...]):
+        self.path = Path(path)
+        check_writable_dir(self.path.parent if str(self.path.parent) else Path("."))  # fail before the run
+        self.classes = classes
+        self.rows: list[list[Any]] = []
+
+    def add(self, source: str, result: Result) -> None:
+        if isinstance(result, str):
+            self.rows.append([source, "", "", "", result])
+        elif len(self.classes) <= self.MAX_CLASS_COLUMNS:
+            self.rows.append([source, result.label, result.index, f"{result.score:.6f}", ""]
+                             + [f"{result.probs[c]:.6f}" for c in self.classes])
+        else:
+            top = "; ".join(f"{k}={v:.4f}" for k, v in result.top(5))
+            self.rows.append([source, result.label, result.index, f"{result.score:.6f}", "", top])
+
+    def close(self) -> None:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        extra = [f"p_{c}" for c in self.classes] if len(self.classes) <= self.MAX_CLASS_COLUMNS else ["top5"]
+        w.writerow(["source", "label", "index", "score", "error", *extra])
+        w.writerows(self.rows)
+        atomic_write(self.path, buf.getvalue())
+
+
+class TableSink:
+    """A readable table on stdout at the end (rows keep input order)."""
+
+    def __init__(self, topk: int = 1, console: Any = None):
+        self.topk = max(1, topk)
+        self.console = console
+        self.rows: list[tuple[str, Result]] = []
+
+    def add(self, source: str, result: Result) -> None:
+        self.rows.append((source, result))
+
+    def close(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_lines=False)
+        table.add_column("source", overflow="fold")
+        table.add_column("label" if self.topk == 1 else f"top {self.topk}")
+        table.add_column("score", justify="right")
+        for source, r in self.rows:
+            if isinstance(r, str):
+                table.add_row(source, "[red]error[/red]", r)
+            elif self.topk == 1:
+                table.add_row(source, r.label, f"{r.score:.3f}")
+            else:
+                top = r.top(self.topk)
+                table.add_row(source, "\n".join(k for k, _ in top), "\n".join(f"{v:.3f}" for _, v in top))
+        (self.console or Console()).print(table)
+
+
+class Smoother:
+    """Mean of the last N probability vectors: steadies the label on live video."""
+
+    def __init__(self, n: int):
+        self.window: deque[np.ndarray] = deque(maxlen=max(1, n))
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray:
+        self.window.append(probs)
+        return probs if len(self.window) == 1 else np.mean(self.window, axis=0)
+
+
+def draw_overlay(frame: np.ndarray, pred: Prediction, fps: float, stage_ms: dict[str, float], topk: int = 1) -> np.ndarray:
+    """Label + score, FPS and per-stage ms drawn in place on a BGR frame."""
+    import cv2
+
+    h = frame.shape[0]
+    scale = max(0.5, h / 720.0)
+    lines = [f"{k}: {v:.2f}" for k, v in pred.top(max(1, topk))]
+    lines.append(f"{fps:.1f} FPS")
+    lines.append("  ".join(f"{k[:4]} {v:.1f}ms" for k, v in stage_ms.items()))
+    y = int(30 * scale)
+    for i, text in enumerate(lines):
+        size = scale * (1.0 if i == 0 else 0.6)
+        for color, thick in (((0, 0, 0), 4), ((255, 255, 255) if i else (0, 255, 0), 1 if i else 2)):
+            cv2.putText(frame, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, size, color, thick, cv2.LINE_AA)
+        y += int(32 * size) + 6
+    return frame
+
+
+class VideoSaver:
+    """--save out.mp4: written under a temp name beside the target (same suffix, so OpenCV picks
+    the container), renamed over the target when the run ends."""
+
+    FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+    def __init__(self, path: str | os.PathLike, fps: float):
+        self.path = Path(path)
+        if self.path.suffix.lower() not in self.FOURCC:
+            raise OutputError(f"{self.path}: --save needs one of {', '.join(self.FOURCC)}")
+        check_writable_dir(self.path.parent if str(self.path.parent) else Path("."))
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.fps = fps if fps and 1 <= fps <= 240 else 25.0
+        self.writer: Any = None
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        import cv2
+
+        if self.writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*self.FOURCC[self.path.suffix.lower()])
+            self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (frame.shape[1], frame.shape[0]))
+            if not self.writer.isOpened():
+                raise OutputError(f"{self.path}: OpenCV cannot write this video format here; try --save out.avi")
+        self.writer.write(frame)
+        self.frames += 1
+
+    def close(self, keep: bool = True) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        if keep and self.frames and self.tmp.exists():
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+class Window:
+    """--show. opencv-python-headless has no GUI: say so before the run starts."""
+
+    def __init__(self, title: str = "catdog-runtime"):
+        import cv2
+
+        self.title = title
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise OutputError("--show needs an OpenCV build with GUI support (this one is headless); "
+                              "pip install opencv-python (catdog-edge[gui]) or use --save out.mp4") from None
+
+    def show(self, frame: np.ndarray) -> bool:
+        """Show a frame; False when the user pressed q or Esc."""
+        import cv2
+
+        cv2.imshow(self.title, frame)
+        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+
+    def close(self) -> None:
+        import cv2
+
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
