@@ -68,7 +68,10 @@ def summary_lines(rep: dict[str, Any]) -> list[str]:
     for key in ("accuracy", "coldstart", "overhead", "folder", "pipeline"):
         block = rep.get(key)
         for row in (block or {}).get("rows", []):
-            lines.append(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            lines.append(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                 for k, v in row.items() if k != "output"))
+        if block and block.get("error"):
+            lines.append(f"{key}: not measured: {block['error']}")
     return lines
 
 
