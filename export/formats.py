@@ -1,0 +1,179 @@
+"""The artifact table, as data. Every artifact is looked up by NAME: its file name, how it is built,
+the gates that must pass before it is published, and what it is for. Build order is the table's
+order (int8, fp16 and baked derive from the fp32 ONNX graph)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+import torch
+
+from catdog.runtime.errors import InputError
+from catdog.runtime.metadata import ModelMetadata
+from catdog.runtime.spec import PreprocessSpec
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str  # "<artifact>.<figure>", the name --gate overrides use
+    metric: str  # a figure of ArtifactParity
+    op: str  # "<=" (the figure must not exceed limit) or ">="
+    limit: float
+    why: str
+
+    def check(self, value: float | None) -> bool | None:
+        if value is None:
+            return None  # not measurable here (e.g. accuracy without labels)
+        return value <= self.limit if self.op == "<=" else value >= self.limit
+
+
+@dataclass
+class BuildContext:
+    """What the builders share. The fp32 ONNX builder fills `fp32` for the derived artifacts."""
+
+    model: torch.nn.Module
+    example: torch.Tensor  # one real preprocessed image (1,3,S,S)
+    check_inputs: np.ndarray  # a few real preprocessed images, for the simplification check
+    meta: ModelMetadata  # the fp32/float metadata; each artifact derives its own
+    spec: PreprocessSpec
+    opset: int
+    calib: np.ndarray | None = None
+    calib_method: str = "minmax"
+    fp32: onnx.ModelProto | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Builder = Callable[[BuildContext, Path, ModelMetadata], None]
+
+
+@dataclass(frozen=True)
+class ArtifactFormat:
+    name: str
+    filename: str
+    kind: str  # "torchscript" | "onnx": how parity and latency run it
+    precision: str
+    input_format: str
+    builder: Builder
+    gates: tuple[Gate, ...]
+    description: str
+
+    def metadata(self, base: ModelMetadata) -> ModelMetadata:
+        return base.with_(precision=self.precision, input_format=self.input_format)
+
+
+def _save_onnx(model: onnx.ModelProto, meta: ModelMetadata, path: Path) -> None:
+    from catdog.export.meta import set_onnx_metadata
+
+    path.write_bytes(set_onnx_metadata(model, meta).SerializeToString())
+
+
+def build_torchscript(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+    from catdog.export.torchscript import export_torchscript
+
+    export_torchscript(ctx.model, ctx.example, meta, path)
+
+
+def build_onnx(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+    from catdog.export.onnx_export import export_onnx
+    from catdog.export.simplify import simplify
+
+    result = simplify(export_onnx(ctx.model, ctx.example, ctx.opset), ctx.check_inputs)
+    ctx.fp32 = result.model
+    ctx.notes["onnx"] = result.note
+    ctx.details["simplified"] = result.simplified
+    _save_onnx(result.model, meta, path)
+
+
+def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+    from catdog.export.quantize import qdq_summary, quantize_int8
+
+    if ctx.calib is None:
+        raise InputError("the int8 artifact needs calibration images: pass --calib DIR")
+    model = quantize_int8(ctx.fp32, ctx.calib, ctx.calib_method)
+    ctx.details["int8"] = {**qdq_summary(model), "calib_method": ctx.calib_method, "calib_images": len(ctx.calib)}
+    ctx.notes["int8"] = f"QDQ, per-channel int8 weights, {ctx.calib_method} calibration on {len(ctx.calib)} images"
+    _save_onnx(model, meta, path)
+
+
+def build_fp16(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+    from catdog.export.fp16 import convert_fp16
+
+    _save_onnx(convert_fp16(ctx.fp32), meta, path)
+    ctx.notes["fp16"] = "fp16 weights and compute, fp32 input and output"
+
+
+def build_baked(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+    from catdog.export.bake import bake_preprocess
+
+    _save_onnx(bake_preprocess(ctx.fp32, ctx.spec), meta, path)
+    ctx.notes["baked"] = f"uint8 NHWC {ctx.spec.channel_order} input (resize_crop output); normalization in the graph"
+
+
+FORMATS: dict[str, ArtifactFormat] = {
+    f.name: f
+    for f in (
+        ArtifactFormat(
+            "torchscript", "model.ts", "torchscript", "fp32", "float", build_torchscript,
+            (Gate("torchscript.logit", "max_abs_logit", "<=", 1e-5, "same kernels as eager: rounding only"),),
+            "TorchScript, traced and frozen, metadata in _extra_files",
+        ),
+        ArtifactFormat(
+            "onnx", "model.onnx", "onnx", "fp32", "float", build_onnx,
+            (Gate("onnx.logit", "max_abs_logit", "<=", 1e-4, "fp32 graph: ORT kernels differ by rounding only"),),
+            "fp32 ONNX, dynamic batch, simplified with onnxsim when that is proved harmless",
+        ),
+        ArtifactFormat(
+            "int8", "model.int8.onnx", "onnx", "int8", "float", build_int8,
+            (
+                Gate("int8.agreement", "top1_agreement", ">=", 0.99, "quantization may move logits, not answers"),
+                Gate("int8.acc_drop", "accuracy_drop", "<=", 0.005, "at most 0.5 pt accuracy lost (needs labels)"),
+            ),
+            "static INT8, QDQ, per-channel weights, calibrated on real images",
+        ),
+        ArtifactFormat(
+            "fp16", "model.fp16.onnx", "onnx", "fp16", "float", build_fp16,
+            (Gate("fp16.prob", "max_abs_prob", "<=", 1e-2, "fp16 has ~3 significant digits"),),
+            "fp16 weights and compute for GPUs, fp32 input/output",
+        ),
+        ArtifactFormat(
+            "baked", "model.baked.onnx", "onnx", "fp32", "uint8", build_baked,
+            # The in-graph Cast/Mul/Sub is normalize()'s float32 arithmetic, op for op, so the
+            # baked graph sees the same input tensor as model.onnx: it gets model.onnx's gate.
+            (Gate("baked.logit", "max_abs_logit", "<=", 1e-4, "same fp32 arithmetic as model.onnx"),),
+            "fp32 ONNX taking uint8 NHWC crops, preprocessing baked into the graph",
+        ),
+    )
+}
+ALWAYS = ("torchscript", "onnx")  # built on every export; the others on request
+
+
+def get_format(name: str) -> ArtifactFormat:
+    if name not in FORMATS:
+        raise InputError(f"unknown artifact {name!r}; known: {', '.join(FORMATS)}")
+    return FORMATS[name]
+
+
+def all_gates() -> dict[str, Gate]:
+    return {g.name: g for f in FORMATS.values() for g in f.gates}
+
+
+def gate_overrides(items: list[str]) -> dict[str, float]:
+    """--gate NAME=VALUE items -> {name: limit}; unknown names list the known ones."""
+    known = all_gates()
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--gate {item!r}: expected NAME=VALUE, e.g. int8.agreement=0.97")
+        if name not in known:
+            raise InputError(f"--gate {name!r}: unknown gate; known: {', '.join(known)}")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise InputError(f"--gate {item!r}: {value!r} is not a number") from None
+    return out

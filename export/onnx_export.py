@@ -1,0 +1,55 @@
+"""fp32 ONNX export. torch 2.14's default (dynamo) exporter needs onnxscript, which this project
+does not depend on; the TorchScript-based exporter works for every registered arch, so it is asked
+for explicitly (dynamo=False). If a future torch drops it, the export tests fail loudly rather
+than this module silently switching exporters."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+
+from catdog.runtime.errors import ModelError
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 13  # per-channel QDQ (axis attribute on QuantizeLinear) needs 13
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+EXPORTER = "torch.onnx TorchScript-based (dynamo=False)"
+
+
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """Eager model -> ONNX ModelProto with input 'input' (N,3,S,S) and output 'logits' (N,C), N dynamic."""
+    if opset < MIN_OPSET:
+        raise ModelError(f"--opset {opset} is too old; use {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # The deprecation notice of the TorchScript-based exporter is known (see module doc).
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+            torch.onnx.export(
+                model.eval(),
+                (example,),
+                buf,
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                do_constant_folding=True,
+            )
+    except Exception as e:  # the exporter raises many types; the user needs the op and the opset
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"ONNX export failed at opset {opset}: {first}; try another --opset") from None
+    model_proto = onnx.load_from_string(buf.getvalue())
+    onnx.checker.check_model(model_proto)
+    return model_proto
+
+
+def save_onnx(model: onnx.ModelProto, path: Path) -> None:
+    """Plain single-file save (our models are far below protobuf's 2 GB limit)."""
+    Path(path).write_bytes(model.SerializeToString())

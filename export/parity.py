@@ -1,0 +1,162 @@
+"""Parity: every artifact against eager PyTorch on the same real images (float artifacts get the
+spine's preprocess output, the baked one the resize_crop crops), then the gates. Latency: ORT CPU
+(torch for TorchScript), batch 1, median after warm-up."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from catdog.export.formats import ArtifactFormat, Gate
+
+CHUNK = 16  # images per forward pass: bounds memory for big archs at 224 px
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    metric: str
+    op: str
+    limit: float
+    value: float | None
+    passed: bool | None  # None: not measurable (e.g. accuracy without labels)
+    overridden: bool = False
+
+    def line(self, artifact: str) -> str:
+        return f"{artifact}: {self.metric} {_fmt(self.value)} fails {self.op} {self.limit:g} (gate {self.name})"
+
+
+@dataclass
+class ArtifactParity:
+    name: str
+    file: str
+    n_images: int
+    max_abs_logit: float
+    max_abs_prob: float
+    top1_agreement: float
+    accuracy: float | None = None
+    accuracy_drop: float | None = None  # eager accuracy - artifact accuracy (fraction)
+    size_mb: float | None = None
+    latency_ms: float | None = None
+    latency_runtime: str = ""
+    gates: list[GateResult] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed is not False for g in self.gates)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [g.line(self.name) for g in self.gates if g.passed is False]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["passed"], d["reasons"] = self.passed, self.reasons
+        return d
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3g}"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _chunked(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    return np.concatenate([run(x[i : i + CHUNK]) for i in range(0, len(x), CHUNK)])
+
+
+def eager_logits(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return _chunked(lambda b: model(torch.from_numpy(b)).numpy(), x)
+
+
+def ort_session(path: Path):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def artifact_runner(fmt: ArtifactFormat, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    if fmt.kind == "torchscript":
+        from catdog.export.torchscript import load_torchscript
+
+        module, _ = load_torchscript(path)
+
+        def run_ts(b: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return module(torch.from_numpy(b)).numpy()
+
+        return run_ts
+    sess = ort_session(path)
+    name = sess.get_inputs()[0].name
+    return lambda b: sess.run(None, {name: b})[0]
+
+
+def figures(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None) -> dict[str, float | None]:
+    got = got.astype(np.float32)
+    agree = float(np.mean(ref.argmax(1) == got.argmax(1)))
+    out = {
+        "max_abs_logit": float(np.max(np.abs(ref - got))),
+        "max_abs_prob": float(np.max(np.abs(softmax(ref) - softmax(got)))),
+        "top1_agreement": agree,
+        "accuracy": None,
+        "accuracy_drop": None,
+    }
+    if labels is not None:
+        acc, ref_acc = float(np.mean(got.argmax(1) == labels)), float(np.mean(ref.argmax(1) == labels))
+        out["accuracy"], out["accuracy_drop"] = acc, ref_acc - acc
+    return out
+
+
+def check_gates(fmt: ArtifactFormat, figs: dict[str, Any], overrides: dict[str, float]) -> list[GateResult]:
+    results = []
+    for g in fmt.gates:
+        limit = overrides.get(g.name, g.limit)
+        gate = Gate(g.name, g.metric, g.op, limit, g.why)
+        value = figs.get(g.metric)
+        results.append(GateResult(g.name, g.metric, g.op, limit, value, gate.check(value), g.name in overrides))
+    return results
+
+
+def measure_latency(run: Callable[[np.ndarray], np.ndarray], x1: np.ndarray, runs: int, warmup: int = 3) -> float:
+    """Median wall time (ms) of `runs` batch-1 calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        run(x1)
+    times = []
+    for _ in range(max(1, runs)):
+        t = time.perf_counter()
+        run(x1)
+        times.append((time.perf_counter() - t) * 1000.0)
+    return statistics.median(times)
+
+
+def check_artifact(
+    fmt: ArtifactFormat,
+    path: Path,
+    ref: np.ndarray,
+    inputs: np.ndarray,
+    labels: np.ndarray | None,
+    overrides: dict[str, float],
+    latency_runs: int,
+) -> ArtifactParity:
+    """`inputs`: what this artifact takes (float NCHW batch, or uint8 NHWC crops if baked)."""
+    run = artifact_runner(fmt, path)
+    got = _chunked(run, inputs)
+    figs = figures(ref, got, labels)
+    result = ArtifactParity(fmt.name, fmt.filename, len(inputs), **figs)
+    result.gates = check_gates(fmt, figs, overrides)
+    result.size_mb = path.stat().st_size / 1e6
+    result.latency_ms = measure_latency(run, inputs[:1], latency_runs)
+    result.latency_runtime = "torch CPU" if fmt.kind == "torchscript" else "ORT CPU"
+    return result
