@@ -15,8 +15,8 @@ def tiny_spec(size: int = 32) -> PreprocessSpec:
 
 
 def tiny_classifier(size: int = 32, classes: tuple[str, ...] = ("cat", "dog"), baked: bool = False,
-                    width: int = 8, seed: int = 0) -> bytes:
-    """Serialized ONNX model; input 'input' with a dynamic batch, output 'logits'."""
+                    width: int = 8, seed: int = 0, batch: int | str = "N") -> bytes:
+    """Serialized ONNX model; input 'input' (batch dim `batch`: "N" = dynamic), output 'logits'."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -47,10 +47,10 @@ def tiny_classifier(size: int = 32, classes: tuple[str, ...] = ("cat", "dog"), b
         helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], transB=1),
     ]
     if baked:
-        inp = helper.make_tensor_value_info("input", TensorProto.UINT8, ["N", size, size, 3])
+        inp = helper.make_tensor_value_info("input", TensorProto.UINT8, [batch, size, size, 3])
     else:
-        inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, size, size])
-    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(classes)])
+        inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, size, size])
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, len(classes)])
     graph = helper.make_graph(nodes, "catdog_tiny", [inp], [out], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = min(model.ir_version, 9)  # loadable by older onnxruntime (JetPack wheels)

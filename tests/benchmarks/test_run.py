@@ -115,3 +115,33 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     assert res.exit_code == 2 and "no model files" in res.output
     res = runner.invoke(app, ["run", str(tmp_path), "--batch", "0,x"])
     assert res.exit_code == 2 and "--batch" in res.output
+
+
+@pytest.mark.torch
+def test_torch_eager_and_torchscript_rows(tiny_export, torch_artifacts, tmp_path):
+    res = runner.invoke(app, ["run", str(tiny_export / "model.onnx"), str(torch_artifacts / "model.ts"),
+                              "--torch-ckpt", str(torch_artifacts / "best.pth"), "--name", "t", "--out", str(tmp_path),
+                              *TINY, "--no-peak"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "t" / "report.json").read_text())
+    ok = {(r["artifact"], r["batch"]): r for r in rep["latency"] if r["status"] == "ok"}
+    assert {("torchscript", 1), ("torchscript", 2), ("torch-eager", 1), ("torch-eager", 2)} <= set(ok)
+    assert all(0 < r["p50_ms"] <= r["p99_ms"] for r in ok.values())
+    whats = {x["what"] for x in rep["ratios"]}
+    assert {"ORT fp32 vs torch eager", "ORT fp32 vs TorchScript", "TorchScript vs torch eager"} <= whats
+    kinds = {a["name"]: a["kind"] for a in rep["artifacts"]}
+    assert kinds["torch-eager"] == "torch" and kinds["torchscript"] == "torchscript"
+
+
+def test_fixed_batch_graph_is_reported_skipped(tmp_path):
+    from catdog.benchmarks.tinymodel import tiny_classifier
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.onnx").write_bytes(tiny_classifier(32, batch=1))
+    res = runner.invoke(app, ["run", str(tmp_path / "m"), "--name", "f", "--out", str(tmp_path), *TINY, "--no-peak"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "f" / "report.json").read_text())
+    by_batch = {r["batch"]: r for r in rep["latency"]}
+    assert by_batch[1]["status"] == "ok"
+    assert by_batch[2]["status"] == "skipped" and "fixed batch of 1" in by_batch[2]["note"]
+    assert "fixed batch of 1" in (tmp_path / "f" / "report.md").read_text()
