@@ -41,7 +41,9 @@ def logits_of(art: Artifact, images: list[np.ndarray], spec: PreprocessSpec, thr
 def _label_index(labels: list[str], classes: tuple[str, ...]) -> np.ndarray:
     unknown = sorted(set(labels) - set(classes))
     if unknown:
-        raise DataError(f"labels {unknown} are not among the model's classes {list(classes)}")
+        shown = ", ".join(classes[:8]) + (f", ... ({len(classes)} in all)" if len(classes) > 8 else "")
+        raise DataError(f"labels {unknown[:8]} are not among the model's classes ({shown}); "
+                        "give a folder labeled with the model's class names")
     return np.asarray([classes.index(x) for x in labels])
 
 

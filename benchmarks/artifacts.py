@@ -5,6 +5,7 @@ same pixels; a baked-preprocess model gets the same crops as uint8 NHWC."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,9 @@ def inspect_torchscript(path: Path, name: str) -> Artifact:
 
     extra = {METADATA_FILE: ""}
     try:
-        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():  # torch 2.x deprecation notice on every load
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as e:
         raise ModelError(f"{path}: torch.jit.load failed ({str(e).strip().splitlines()[0][:200]})") from None
     meta = ModelMetadata.from_json(extra[METADATA_FILE], str(path)) if extra[METADATA_FILE] else None

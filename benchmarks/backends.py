@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -68,7 +69,8 @@ def ort_provider_list(provider: str, precision: str = "fp32", cache_dir: Path | 
         cache.mkdir(parents=True, exist_ok=True)
         trt = ("TensorrtExecutionProvider", {
             "device_id": 0,
-            "trt_fp16_enable": precision in ("fp16", "fp32"),  # TensorRT picks fp16 kernels where they win
+            # Each artifact runs at its own precision: an fp32 graph stays fp32 (no silent fp16).
+            "trt_fp16_enable": precision == "fp16",
             "trt_int8_enable": precision == "int8",  # QDQ graphs carry their own scales
             "trt_engine_cache_enable": True,  # engine builds take minutes on a Jetson; build once
             "trt_engine_cache_path": str(cache),
@@ -128,7 +130,9 @@ def _torch_runner(art: Artifact, provider: str, threads: int | None) -> Runner:
         raise ProviderError(f"{art.name}: torch sees no CUDA GPU; install a CUDA build of torch")
     t0 = time.perf_counter()
     if art.kind == "torchscript":
-        model = torch.jit.load(str(art.path), map_location=device)
+        with warnings.catch_warnings():  # torch 2.x deprecation notice on every load
+            warnings.simplefilter("ignore", FutureWarning)
+            model = torch.jit.load(str(art.path), map_location=device)
     else:
         from catdog.train.checkpoint import build_model, load_checkpoint
 
