@@ -6,7 +6,7 @@ same pixels; a baked-preprocess model gets the same crops as uint8 NHWC."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class Artifact:
     input_dtype: str = "float32"  # numpy dtype the graph's input takes
     fixed_batch: int | None = None  # the graph's batch dim when it is a number
     size: int = 224
+    amp: bool = False  # torch eager under CUDA autocast fp16
 
     @property
     def needs_torch(self) -> bool:
@@ -91,8 +92,10 @@ def inspect_checkpoint(path: Path, name: str = "torch-eager") -> Artifact:
     return Artifact(name, path, "torch", meta, size=ckpt["spec"].size)
 
 
-def discover(paths: list[Path], torch_ckpt: Path | None = None, torch_ok: bool = True) -> tuple[list[Artifact], list[str]]:
-    """Export folders and model files -> artifacts, plus notes on what was left out and why."""
+def discover(paths: list[Path], torch_ckpt: Path | None = None, torch_ok: bool = True,
+             amp: bool = False) -> tuple[list[Artifact], list[str]]:
+    """Export folders and model files -> artifacts, plus notes on what was left out and why.
+    `amp` adds torch eager under CUDA autocast fp16 (it runs on the cuda provider only)."""
     found: list[tuple[str, Path]] = []
     for p in paths:
         if p.is_dir():
@@ -106,6 +109,8 @@ def discover(paths: list[Path], torch_ckpt: Path | None = None, torch_ok: bool =
             raise InputError(f"{p}: no such file or folder")
     if torch_ckpt is not None:
         found.append(("torch-eager", torch_ckpt))
+        if amp:
+            found.append(("torch-eager-amp", torch_ckpt))
     names: dict[str, int] = {}
     arts, notes = [], []
     for name, path in found:
@@ -121,7 +126,8 @@ def discover(paths: list[Path], torch_ckpt: Path | None = None, torch_ok: bool =
         elif path.suffix == ".ts" or (path.suffix == ".pt" and torch_ckpt != path):
             arts.append(inspect_torchscript(path, name))
         elif path.suffix == ".pth":
-            arts.append(inspect_checkpoint(path, name))
+            art = inspect_checkpoint(path, name)
+            arts.append(replace(art, amp=name == "torch-eager-amp"))
         else:
             raise InputError(f"{path}: unknown model type (want .onnx, .ts or a .pth checkpoint)")
     return arts, notes

@@ -41,9 +41,30 @@ def available_providers() -> list[str]:
     return [name for name, p in PROVIDERS.items() if p.ort in have]
 
 
-def resolve_providers(requested: list[str] | None) -> list[str]:
-    """None/'all' -> every available provider; otherwise each must exist and be available."""
+def ort_has(provider: str) -> bool:
+    import onnxruntime as ort
+
+    return PROVIDERS[provider].ort in ort.get_available_providers()
+
+
+def torch_cuda() -> bool:
+    """torch is installed and sees a CUDA GPU (imports torch only when it is installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_providers(requested: list[str] | None, torch_ok: bool = False) -> list[str]:
+    """None/'all' -> every available provider; otherwise each must exist and be available.
+    With `torch_ok`, "cuda" is also available when only torch sees a GPU (an onnxruntime without
+    CUDA): torch artifacts then run on it and the ONNX rows say their ORT-GPU figure is missing."""
     have = available_providers()
+    if torch_ok and "cuda" not in have and torch_cuda():
+        have.insert(1, "cuda")
     if not requested or requested == ["all"]:
         return have
     for name in requested:
@@ -140,11 +161,12 @@ def _torch_runner(art: Artifact, provider: str, threads: int | None) -> Runner:
     model.eval()
     create_s = time.perf_counter() - t0
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    amp = torch.autocast("cuda", dtype=torch.float16, enabled=art.amp)
 
     def run(x: Any) -> Any:
         if threads:  # torch's pool is process-wide; set it per call so interleaving stays fair
             torch.set_num_threads(threads)
-        with torch.inference_mode():
+        with torch.inference_mode(), amp:
             t = torch.from_numpy(x).to(device, non_blocking=True)
             y = model(t).float().cpu().numpy()
         sync()
@@ -160,5 +182,9 @@ def make_runner(art: Artifact, provider: str, threads: int | None) -> Runner:
 
 
 def applies(art: Artifact, provider: str) -> bool:
-    """Whether this artifact runs on this provider at all (torch has no TensorRT provider here)."""
-    return art.kind == "onnx" or PROVIDERS[provider].torch_device is not None
+    """Whether this artifact runs on this provider at all (torch has no TensorRT provider here;
+    AMP is a CUDA feature)."""
+    if art.kind == "onnx":
+        return True
+    device = PROVIDERS[provider].torch_device
+    return device is not None and (not art.amp or device == "cuda")

@@ -88,7 +88,8 @@ def _peaks(groups: list[tuple[str, int | None]]) -> dict[tuple[str, int | None],
 
 def run_benchmark(cfg: BenchConfig, log: Log = print, progress: Any = None) -> dict[str, Any]:
     notes: list[str] = []
-    arts, left_out = discover(list(cfg.models), cfg.torch_ckpt, torch_ok=torch_available())
+    arts, left_out = discover(list(cfg.models), cfg.torch_ckpt, torch_ok=torch_available(),
+                              amp=cfg.torch_ckpt is not None and "cuda" in cfg.providers)
     check_writable_dir(cfg.out_dir)  # before the long work, after the inputs proved readable
     notes += left_out
     spec = spec_of(arts)
@@ -109,6 +110,10 @@ def run_benchmark(cfg: BenchConfig, log: Log = print, progress: Any = None) -> d
             if (p["gflops"] or 0) > (peaks[key]["gflops"] or 0):
                 peaks[key] = p
     add_efficiency(rows, gflops, {k: p["gflops"] for k, p in peaks.items()})
+    missing = sorted({f"{r['artifact']} on {r['provider']}" for r in rows if r["status"] == "missing"})
+    if missing:
+        notes.append("ORT-GPU figures still missing (this onnxruntime has no GPU provider; torch rows ran on the GPU): "
+                     + ", ".join(missing))
     load_after = _load()
     busy = load_before or 0.0  # before our own runs: afterwards the average counts us too
     if busy > 0.75 * (env["cores_usable"] or 1):

@@ -107,7 +107,8 @@ def run(
     def go() -> None:
         if iters is not None and seconds is not None:
             raise InputError("give --iters or --seconds, not both")
-        provs = tuple(resolve_providers([p.strip() for p in providers.split(",") if p.strip()]))
+        # torch_ok: a GPU that only torch can use still gives torch CUDA / AMP rows (ORT-GPU ones marked missing)
+        provs = tuple(resolve_providers([p.strip() for p in providers.split(",") if p.strip()], torch_ok=True))
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         report_name = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", models[0].resolve().name) or "bench"
         cfg = BenchConfig(

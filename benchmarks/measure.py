@@ -14,7 +14,7 @@ import numpy as np
 from catdog.runtime.spec import PreprocessSpec
 
 from catdog.benchmarks.artifacts import Artifact, make_batch
-from catdog.benchmarks.backends import PROVIDERS, Runner, applies, make_runner
+from catdog.benchmarks.backends import PROVIDERS, Runner, applies, make_runner, ort_has
 from catdog.benchmarks.latency import LoopConfig, interleaved, latency_stats
 
 Progress = Callable[[str, int, int | None], None]  # (description, advance, new total or None)
@@ -42,11 +42,17 @@ def _group(arts: list[Artifact], provider: str, threads: int | None, grid: Grid,
            spec: PreprocessSpec, progress: Progress | None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     base = {"provider": provider, "threads": threads}
-    runners = [make_runner(a, provider, threads) for a in arts if applies(a, provider)]
+    ort_ok = ort_has(provider)
+    runnable = [a for a in arts if applies(a, provider) and (a.kind != "onnx" or ort_ok)]
+    runners = [make_runner(a, provider, threads) for a in runnable]
     for a in arts:
-        if not applies(a, provider):
-            rows += [{**base, "artifact": a.name, "batch": b, "status": "n/a",
-                      "note": f"{a.kind} artifacts do not run on {provider}"} for b in grid.batches]
+        if a in runnable:
+            continue
+        if a.kind == "onnx":  # cuda offered by torch alone: say which ORT-GPU figures are missing
+            status, note = "missing", f"this onnxruntime has no {PROVIDERS[provider].ort}; install onnxruntime-gpu to measure it"
+        else:
+            status, note = "n/a", f"{a.name} does not run on {provider}"
+        rows += [{**base, "artifact": a.name, "batch": b, "status": status, "note": note} for b in grid.batches]
     first = _first_runs(runners, images, spec, min(grid.batches))
     for b in grid.batches:
         ok = [r for r in runners if r.artifact.fixed_batch in (None, b)]

@@ -49,6 +49,22 @@ def measure_peak(provider: str = "cpu", threads: int | None = None, n: int = 102
                  repeats: int = 5, min_s: float = 0.3) -> dict[str, Any]:
     """Best-of-`repeats` GFLOP/s of an n × n × n float32 GEMM (2n³ FLOPs)."""
     flops = 2.0 * n**3
+    from catdog.benchmarks.backends import ort_has
+
+    gpu_without_ort = provider != "cpu" and not ort_has("cuda" if provider == "tensorrt" else provider)
+    if gpu_without_ort:  # cuda offered by torch alone: its GEMM is the GPU's fp32 peak
+        import torch
+
+        a = torch.randn(n * 4, n * 4, device="cuda")
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 peak, not TF32
+
+        def mm() -> None:
+            a @ a
+            torch.cuda.synchronize()
+
+        gflops = _best_gflops(mm, 2.0 * (4 * n) ** 3, repeats, min_s)
+        return {"gflops": gflops, "method": f"torch matmul {4 * n}^3 fp32 on CUDA (no TF32)", "provider": provider,
+                "threads": threads}
     if onnx_available():
         import onnxruntime as ort
 

@@ -77,3 +77,16 @@ def test_labels_from_kaggle_names_and_class_folders(tmp_path, data_dir, labeled_
     (tmp_path / "b" / "photo.jpg").write_bytes(b"x")
     with pytest.raises(DataError, match="cannot tell its label"):
         labeled_images(tmp_path / "b")
+
+
+def test_onnx_rows_on_a_gpu_only_torch_can_use_are_marked_missing(tiny_export):
+    # On a box where torch sees a GPU but onnxruntime has no CUDA provider, "cuda" is offered for
+    # the torch artifacts; the ONNX rows must say their ORT-GPU figure is missing, not vanish.
+    from catdog.benchmarks.artifacts import discover, input_images, spec_of
+    from catdog.benchmarks.measure import Grid, run_grid
+
+    arts, _ = discover([tiny_export / "model.onnx"])
+    images, _ = input_images(None, 2)
+    rows = run_grid(arts, Grid(("cuda",), (1, 2), (None,), LoopConfig(0, 1)), images, spec_of(arts))
+    assert [(r["batch"], r["status"]) for r in rows] == [(1, "missing"), (2, "missing")]
+    assert "install onnxruntime-gpu" in rows[0]["note"]
