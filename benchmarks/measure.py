@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from catdog.runtime.errors import ModelError
 from catdog.runtime.spec import PreprocessSpec
 
 from catdog.benchmarks.artifacts import Artifact, make_batch
@@ -31,9 +32,13 @@ class Grid:
 def _first_runs(runners: list[Runner], images: list[np.ndarray], spec: PreprocessSpec, batch: int) -> dict[str, float]:
     out = {}
     for r in runners:
-        x = make_batch(r.artifact, images[:batch], spec)
+        x = make_batch(r.artifact, images[: r.artifact.fixed_batch or batch], spec)
         t0 = time.perf_counter()
-        r.run(x)
+        try:
+            r.run(x)
+        except Exception as e:  # the first run is where a graph that cannot take our input says so
+            raise ModelError(f"{r.artifact.path}: first inference on {r.provider} failed "
+                             f"({str(e).strip().splitlines()[0][:200]})") from None
         out[r.artifact.name] = time.perf_counter() - t0
     return out
 

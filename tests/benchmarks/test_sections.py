@@ -103,3 +103,24 @@ def test_run_once_reports_failure_clearly():
 
     with pytest.raises(InputError, match="exit 3"):
         run_once([sys.executable, "-c", "import sys; sys.exit(3)"])
+
+
+def test_runs_without_torch(tiny_export, labeled_dir, video, tmp_path):
+    # torch blocked in a fresh interpreter (sys.modules[name] = None makes `import torch` fail):
+    # every ONNX measurement and section must still work, and the report says torch is absent.
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from catdog.benchmarks.cli import app\n"
+        f"app(['run', {str(tiny_export)!r}, '--name', 'nt', '--out', {str(tmp_path)!r}, '--providers', 'cpu',"
+        f" '--batch', '1', '--threads', '1', '--iters', '2', '--warmup', '0', '--data', {str(labeled_dir)!r},"
+        f" '--video', {str(video[0])!r}, '--coldstart-runs', '1', '--no-peak'], standalone_mode=False)\n"
+        "assert sys.modules['torch'] is None\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rep = json.loads((tmp_path / "nt" / "report.json").read_text())
+    assert rep["env"]["torch"] is None
+    for key in ("accuracy", "coldstart", "overhead", "folder", "pipeline"):
+        assert rep[key]["rows"] and "error" not in rep[key], key
+    assert "n/a" in rep["accuracy"]["about"]  # export's parity code needs torch: said, not faked
+    assert not any(r["pipeline"] == "torch pipeline" for r in rep["coldstart"]["rows"])
