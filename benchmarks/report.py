@@ -74,7 +74,12 @@ def load_report(path: Path) -> dict[str, Any]:
 
 
 def _f(v: Any, fmt: str = ".2f") -> str:
-    return "n/a" if v is None else format(v, fmt) if isinstance(v, (int, float)) else str(v)
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        text = str(v)
+        return text if len(text) <= 60 else text[:57] + "..."  # long outputs stay in report.json
+    return format(v, fmt if isinstance(v, float) or "," in fmt else "d")
 
 
 def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
