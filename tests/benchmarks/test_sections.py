@@ -44,6 +44,10 @@ def test_accuracy_per_artifact(full):
         assert r["n"] == 6 and 0.0 <= r["accuracy"] <= 1.0
     # The baked graph normalizes inside; fed the same crops it must score exactly like fp32.
     assert rows["onnx-baked"]["accuracy"] == rows["onnx-fp32"]["accuracy"]
+    # agreement figures come from export's parity code (importable here: torch is installed)
+    assert rep["accuracy"]["reference"] == "onnx-fp32"
+    assert rows["onnx-fp32"]["top1_agreement"] == 1.0 and rows["onnx-fp32"]["max_abs_logit"] == 0.0
+    assert rows["onnx-baked"]["top1_agreement"] == 1.0 and rows["onnx-baked"]["max_abs_logit"] < 1e-4
     assert (folder / "accuracy_vs_latency.png").stat().st_size > 1000
 
 
