@@ -1,0 +1,172 @@
+"""catdog-bench: run (latency/throughput/memory/accuracy report), compare (ratios between two
+reports), doctor (prove each provider, show OpenCV build facts and cameras)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+
+from catdog.runtime.errors import CatdogError, InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+DEBUG = {"on": False}
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(f"--{what} wants comma-separated positive integers, got {text!r}") from None
+    if not vals or any(v < 1 for v in vals):
+        raise InputError(f"--{what} wants comma-separated positive integers, got {text!r}")
+    return tuple(dict.fromkeys(vals))
+
+
+def _guard(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except CatdogError as e:
+        if DEBUG["on"]:
+            raise
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks.")) -> None:
+    DEBUG["on"] = debug
+
+
+class _Progress:
+    """Adapter from the measure loop's (label, advance, total) calls to a rich progress bar."""
+
+    def __init__(self, bar: Any):
+        self.bar, self.tasks = bar, {}
+
+    def __call__(self, label: str, advance: int, total: Optional[int]) -> None:
+        if label not in self.tasks:
+            self.tasks[label] = self.bar.add_task(label, total=total)
+        if advance:
+            self.bar.advance(self.tasks[label], advance)
+
+
+def summary_lines(rep: dict[str, Any]) -> list[str]:
+    lines = [f"{'artifact':<14} {'provider':<9} {'thr':>4} {'batch':>5} {'p50 ms':>9} {'p90 ms':>9} {'img/s':>9} {'%peak':>6}"]
+    for r in rep["latency"]:
+        if r["status"] == "ok":
+            pk = f"{r['pct_peak']:.1f}" if r.get("pct_peak") else "n/a"
+            lines.append(f"{r['artifact']:<14} {r['provider']:<9} {str(r['threads'] or '-'):>4} {r['batch']:>5} "
+                         f"{r['p50_ms']:>9.2f} {r['p90_ms']:>9.2f} {r['throughput_ips']:>9.1f} {pk:>6}")
+    for x in rep["ratios"]:
+        lines.append(f"{x['what']} ({x['provider']}, threads {x['threads'] or '-'}, batch {x['batch']}): {x['speedup']:.2f}x")
+    for key in ("accuracy", "coldstart", "overhead", "folder", "pipeline"):
+        block = rep.get(key)
+        for row in (block or {}).get("rows", []):
+            lines.append(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                 for k, v in row.items() if k != "output"))
+        if block and block.get("error"):
+            lines.append(f"{key}: not measured: {block['error']}")
+    return lines
+
+
+@app.command()
+def run(
+    models: List[Path] = typer.Argument(..., help="An export folder and/or model files (.onnx, .ts)."),
+    name: Optional[str] = typer.Option(None, help="Report name (reports/<name>/); default: the first model's name."),
+    out: Path = typer.Option(Path("reports"), help="Folder that holds the report folders."),
+    providers: str = typer.Option("all", help="Comma list of cpu,cuda,tensorrt; 'all' = every available one."),
+    batch: str = typer.Option("1,8,32", help="Batch sizes."),
+    threads: Optional[str] = typer.Option(None, help="CPU thread counts (default: the usable cores)."),
+    warmup: int = typer.Option(10, min=0, help="Discarded runs per artifact before timing."),
+    iters: Optional[int] = typer.Option(None, min=1, help="Timed runs per artifact (default 50 unless --seconds)."),
+    seconds: Optional[float] = typer.Option(None, help="Timed seconds per artifact instead of --iters."),
+    block: int = typer.Option(5, min=1, help="Runs per artifact before the round-robin moves on."),
+    data: Optional[Path] = typer.Option(None, help="Labeled folder: real inputs, accuracy, folder throughput."),
+    video: Optional[Path] = typer.Option(None, help="Video file for the end-to-end pipeline section."),
+    torch_ckpt: Optional[Path] = typer.Option(None, help="best.pth: adds torch eager (needs torch)."),
+    accuracy_limit: int = typer.Option(200, min=0, help="Images for accuracy (0 = all)."),
+    coldstart_runs: int = typer.Option(5, min=0, help="Fresh processes per cold-start figure (0 = skip)."),
+    no_peak: bool = typer.Option(False, "--no-peak", help="Skip the GEMM peak measurement."),
+) -> None:
+    """Benchmark artifacts and write reports/<name>/report.{md,json} and charts."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from catdog.benchmarks.backends import resolve_providers
+    from catdog.benchmarks.bench import BenchConfig, run_benchmark
+    from catdog.benchmarks.latency import LoopConfig
+
+    console = Console(stderr=True)
+
+    def go() -> None:
+        if iters is not None and seconds is not None:
+            raise InputError("give --iters or --seconds, not both")
+        # torch_ok: a GPU that only torch can use still gives torch CUDA / AMP rows (ORT-GPU ones marked missing)
+        provs = tuple(resolve_providers([p.strip() for p in providers.split(",") if p.strip()], torch_ok=True))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        report_name = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", models[0].resolve().name) or "bench"
+        cfg = BenchConfig(
+            models=tuple(models), out_dir=out / report_name, name=report_name, providers=provs,
+            batches=_ints(batch, "batch"), threads=_ints(threads, "threads") if threads else (cores,),
+            loop=LoopConfig(warmup, None if seconds else (iters or 50), seconds, block),
+            data=data, video=video, torch_ckpt=torch_ckpt, accuracy_limit=accuracy_limit or None,
+            coldstart_runs=coldstart_runs, peak=not no_peak, command="catdog-bench " + " ".join(sys.argv[1:]))
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=False) as bar:
+            rep = run_benchmark(cfg, log=lambda m: bar.console.print(m), progress=_Progress(bar))
+        for line in summary_lines(rep):
+            typer.echo(line)
+        typer.echo(f"report: {cfg.out_dir / 'report.md'} (+ report.json, {len(rep['charts'])} charts)")
+
+    _guard(go)
+
+
+@app.command()
+def compare(a: Path = typer.Argument(..., help="Reference report.json"),
+            b: Path = typer.Argument(..., help="Candidate report.json")) -> None:
+    """Print B / A ratios for every latency row both reports share (p50 < 1: B is faster)."""
+    from catdog.benchmarks.report import compare as compare_reports, load_report
+
+    def go() -> None:
+        ra, rb = load_report(a), load_report(b)
+        rows = compare_reports(ra, rb)
+        if not rows:
+            raise InputError(f"{a} and {b} share no (artifact, provider, threads, batch) rows to compare")
+        typer.echo(f"A = {ra['name']} ({ra['env']['cpu']}), B = {rb['name']} ({rb['env']['cpu']})")
+        typer.echo(f"{'artifact':<14} {'provider':<9} {'thr':>4} {'batch':>5} {'A p50 ms':>9} {'B p50 ms':>9} {'B/A p50':>8} {'B/A img/s':>9}")
+        for r in rows:
+            typer.echo(f"{r['artifact']:<14} {r['provider']:<9} {str(r['threads'] or '-'):>4} {r['batch']:>5} {r['p50_a_ms']:>9.2f} "
+                       f"{r['p50_b_ms']:>9.2f} {r['p50_ratio']:>7.2f}x {r['throughput_ratio']:>8.2f}x")
+
+    _guard(go)
+
+
+@app.command()
+def doctor(
+    providers: str = typer.Option("all", help="Providers to prove; 'all' = every available one."),
+    model: Optional[Path] = typer.Option(None, help="Prove with this ONNX model instead of a built-in probe."),
+    as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON."),
+) -> None:
+    """Prove each provider by a real inference; show OpenCV build facts and visible cameras."""
+    from catdog.benchmarks.doctor import doctor_lines, run_doctor
+
+    def go() -> None:
+        d = run_doctor([p.strip() for p in providers.split(",") if p.strip()], model)
+        if as_json:
+            typer.echo(json.dumps({k: v for k, v in d.items() if k != "env_lines"}, indent=2, default=str))
+        else:
+            typer.echo("\n".join(doctor_lines(d)))
+        if not all(r["ok"] for r in d["providers"]):
+            raise typer.Exit(1)
+
+    _guard(go)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,92 @@
+"""The pieces under the report: statistics, the interleaved loop, the FLOP counter, doctor, labels."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from catdog.benchmarks.cli import app
+from catdog.benchmarks.latency import LoopConfig, interleaved, latency_stats
+from catdog.benchmarks.labels import labeled_images
+from catdog.runtime.errors import DataError
+
+runner = CliRunner()
+
+
+def test_latency_stats_follow_the_conventions():
+    s = latency_stats([0.001 * i for i in range(1, 101)], batch=4)  # 1..100 ms
+    assert s["n"] == 100 and s["min_ms"] == pytest.approx(1) and s["max_ms"] == pytest.approx(100)
+    assert s["p50_ms"] == pytest.approx(50.5) and s["p90_ms"] == pytest.approx(90.1) and s["p99_ms"] == pytest.approx(99.01)
+    assert s["mean_ms"] == pytest.approx(50.5) and s["std_ms"] == pytest.approx(np.std(np.arange(1, 101), ddof=1))
+    assert s["throughput_ips"] == pytest.approx(4 / 0.0505)
+
+
+def test_interleaved_runs_round_robin_blocks():
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in "ABC"}
+    samples = interleaved(fns, LoopConfig(warmup=1, iters=4, block=2))
+    assert calls[:3] == ["A", "B", "C"]  # warm-up, one each
+    assert "".join(calls[3:]) == "AABBCCAABBCC"  # blocks alternate: drift hits all equally
+    assert all(len(v) == 4 and min(v) >= 0 for v in samples.values())
+
+
+def test_interleaved_by_seconds():
+    samples = interleaved({"A": lambda: None}, LoopConfig(warmup=0, iters=None, seconds=0.01, block=50))
+    assert len(samples["A"]) >= 50
+
+
+def test_loop_config_rejects_bad_values():
+    with pytest.raises(ValueError):
+        LoopConfig(iters=None, seconds=None)
+    with pytest.raises(ValueError):
+        LoopConfig(iters=0)
+
+
+def test_doctor_proves_cpu_by_a_real_inference():
+    res = runner.invoke(app, ["doctor", "--providers", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "OK    cpu" in res.output and "output [1, 2]" in res.output
+    assert "OpenCV" in res.output and "GStreamer" in res.output and "Cameras:" in res.output
+
+
+def test_doctor_json_and_cuda_error():
+    import json
+
+    res = runner.invoke(app, ["doctor", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["providers"][0]["provider"] == "cpu" and d["providers"][0]["ok"] is True
+    res = runner.invoke(app, ["doctor", "--providers", "cuda"])
+    assert res.exit_code == 2 and "provider 'cuda' is not available" in res.output
+
+
+def test_doctor_with_a_model_file(tiny_export):
+    res = runner.invoke(app, ["doctor", "--providers", "cpu", "--model", str(tiny_export / "model.baked.onnx")])
+    assert res.exit_code == 0 and "OK    cpu" in res.output
+
+
+def test_labels_from_kaggle_names_and_class_folders(tmp_path, data_dir, labeled_dir):
+    pairs = labeled_images(labeled_dir)
+    assert [lab for _, lab in pairs] == ["cat"] * 3 + ["dog"] * 3
+    assert [lab for _, lab in labeled_images(labeled_dir, limit=4)] == ["cat", "cat", "dog", "dog"]
+    with pytest.raises(DataError, match="dog.jpg"):  # no index in the name: ambiguous, said, not guessed
+        labeled_images(data_dir)
+    (tmp_path / "a" / "x").mkdir(parents=True)
+    (tmp_path / "a" / "x" / "1.jpg").write_bytes((data_dir / "cat.93.jpg").read_bytes())
+    assert labeled_images(tmp_path / "a") == [(tmp_path / "a" / "x" / "1.jpg", "x")]
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "photo.jpg").write_bytes(b"x")
+    with pytest.raises(DataError, match="cannot tell its label"):
+        labeled_images(tmp_path / "b")
+
+
+def test_onnx_rows_on_a_gpu_only_torch_can_use_are_marked_missing(tiny_export):
+    # On a box where torch sees a GPU but onnxruntime has no CUDA provider, "cuda" is offered for
+    # the torch artifacts; the ONNX rows must say their ORT-GPU figure is missing, not vanish.
+    from catdog.benchmarks.artifacts import discover, input_images, spec_of
+    from catdog.benchmarks.measure import Grid, run_grid
+
+    arts, _ = discover([tiny_export / "model.onnx"])
+    images, _ = input_images(None, 2)
+    rows = run_grid(arts, Grid(("cuda",), (1, 2), (None,), LoopConfig(0, 1)), images, spec_of(arts))
+    assert [(r["batch"], r["status"]) for r in rows] == [(1, "missing"), (2, "missing")]
+    assert "install onnxruntime-gpu" in rows[0]["note"]
