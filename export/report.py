@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from catdog.export.parity import ArtifactParity
-from catdog.export.staging import make_readable
 from catdog.runtime.files import atomic_write
 
 REPORT_JSON, REPORT_MD = "export-report.json", "export-report.md"
@@ -101,6 +100,4 @@ class ExportReport:
 def write_report(report: ExportReport, out_dir: Path) -> tuple[Path, Path]:
     js = atomic_write(out_dir / REPORT_JSON, json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
     md = atomic_write(out_dir / REPORT_MD, report.to_markdown())
-    for p in (js, md):  # atomic_write's temp file is 0600; a report is meant to be shared
-        make_readable(p)
     return js, md

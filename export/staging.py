@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from catdog.runtime.errors import OutputError
+from catdog.runtime.files import make_readable
 
 TEMP_SUFFIX = ".tmp"
 
@@ -16,17 +17,6 @@ TEMP_SUFFIX = ".tmp"
 def _fsync(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def make_readable(path: Path) -> None:
-    """mkstemp creates 0600 files; a published artifact gets the usual 0666 & ~umask."""
-    os.chmod(path, 0o666 & ~_umask())
 
 
 class Staging:

@@ -35,7 +35,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as e:
         raise OutputError(f"cannot write to {path.parent}: {e.strerror}; choose a writable folder") from None
     tmp = Path(tmp)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs should read like any other file
+    make_readable(tmp)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -50,10 +50,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def _umask() -> int:
+def make_readable(path: str | os.PathLike) -> None:
+    """mkstemp makes 0600 files; an output should get the usual 0666 & ~umask like any other."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    os.chmod(path, 0o666 & ~mask)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
