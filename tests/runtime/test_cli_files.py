@@ -233,3 +233,25 @@ def test_runtime_never_imports_torch_and_cli_import_is_lazy(models, dog_jpg):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json_rows(r.stdout)[0]["label"] in ("cat", "dog")
+
+
+def test_cmyk_jpeg_decodes_to_the_right_colours_and_classifies(models, data_dir):
+    """tests/data/cmyk.jpg is cat.93.jpg at 100 px saved by Pillow as a 4-channel CMYK JPEG with
+    the Adobe APP14 marker and inverted (Photoshop-convention) samples, the kind phones' editing
+    apps and print workflows produce. OpenCV's libjpeg must undo the inversion: an inverted decode
+    would anti-correlate with the RGB original."""
+    cmyk = data_dir / "cmyk.jpg"
+    data = cmyk.read_bytes()
+    sof = data.index(b"\xff\xc0")
+    assert data[sof + 9] == 4 and b"Adobe" in data  # really 4 components, Adobe-marked
+    img = read_image(cmyk)
+    assert img.shape == (100, 100, 3) and img.dtype == np.uint8
+    original = cv2.resize(cv2.imread(str(data_dir / "cat.93.jpg")), (100, 100), interpolation=cv2.INTER_AREA)
+    mean_got, mean_want = img.reshape(-1, 3).mean(0), original.reshape(-1, 3).mean(0)
+    assert np.abs(mean_got - mean_want).max() < 4, (mean_got, mean_want)
+    gray = [cv2.cvtColor(x, cv2.COLOR_BGR2GRAY).ravel().astype(float) for x in (img, original)]
+    assert np.corrcoef(*gray)[0, 1] > 0.9  # same picture, not its negative
+    r = run_cli(cmyk, "--model", models["float"], "--json")
+    assert r.returncode == 0, r.stderr
+    (row,) = json_rows(r.stdout)
+    assert row["probs"] == pytest.approx(Classifier.from_file(models["float"]).predict(img).probs, abs=1e-6)
