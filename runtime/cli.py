@@ -85,7 +85,8 @@ def run(source: Optional[str], model: Optional[Path], provider: str, threads: Op
         workers: int, recursive: bool, json_out: bool, csv_path: Optional[Path], labels: Optional[Path],
         size: Optional[int], mean: Optional[str], std: Optional[str], bgr: bool, scale: Optional[float],
         csi: Optional[int], show: bool, save: Optional[Path], smooth: int, topk: int, realtime: bool,
-        max_frames: Optional[int], trt_fp16: bool, trt_int8: bool, trt_cache: Optional[Path]) -> int:
+        max_frames: Optional[int], trt_fp16: bool, trt_int8: bool, trt_cache: Optional[Path],
+        reconnects: int = 10) -> int:
     from catdog.runtime.classifier import Classifier
     from catdog.runtime.sinks import CsvSink, JsonSink, TableSink
     from catdog.runtime.sources import csi_pipeline, open_source
@@ -117,7 +118,8 @@ def run(source: Optional[str], model: Optional[Path], provider: str, threads: Op
     else:
         from catdog.runtime.live import LiveOptions, run_live
 
-        opts = LiveOptions(show=show, save=save, smooth=smooth, topk=topk, realtime=realtime, max_frames=max_frames)
+        opts = LiveOptions(show=show, save=save, smooth=smooth, topk=topk, realtime=realtime, max_frames=max_frames,
+                           max_reconnects=reconnects)
         res = run_live(clf, src, opts, sinks, log=_log)
         interrupted = res.interrupted
         for sink in sinks:
@@ -160,6 +162,7 @@ def main_command(
     topk: int = typer.Option(1, min=1, help="show the top K classes"),
     realtime: bool = typer.Option(False, "--realtime", help="play video files at their frame rate, dropping frames"),
     max_frames: Optional[int] = typer.Option(None, min=1, help="stop after N frames"),
+    reconnects: int = typer.Option(10, min=0, help="reopen a dropped camera/stream up to N times in a row (backoff 0.5 s doubling to 8 s)"),
     trt_fp16: bool = typer.Option(False, "--trt-fp16", help="TensorRT: allow fp16 kernels"),
     trt_int8: bool = typer.Option(False, "--trt-int8", help="TensorRT: allow int8 kernels"),
     trt_cache: Optional[Path] = typer.Option(None, help="TensorRT engine cache folder"),
@@ -168,7 +171,7 @@ def main_command(
     try:
         code = run(source, model, provider, threads, batch, workers, recursive, json_out, csv_path, labels, size,
                    mean, std, bgr, scale, csi, show, save, smooth, topk, realtime, max_frames, trt_fp16, trt_int8,
-                   trt_cache)
+                   trt_cache, reconnects)
     except CatdogError as e:
         if debug:
             raise

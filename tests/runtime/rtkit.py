@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +117,64 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subpro
     """The real CLI in a subprocess (python -m catdog.runtime), as a user would run it."""
     return subprocess.run([sys.executable, "-m", "catdog.runtime", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, timeout=timeout)
+
+
+class MjpegServer:
+    """A real HTTP MJPEG camera on 127.0.0.1 (multipart/x-mixed-replace of JPEG frames made from
+    real photos), the format of most IP cameras' /stream.mjpg, opened by OpenCV's FFmpeg backend.
+    Connection k serves `per_connection[k]` frames then hangs up (None: until stop()); stop() also
+    closes the listening socket, so reconnects are refused, as when a camera loses power."""
+
+    def __init__(self, photo_paths: list[Path], per_connection: list[int | None], fps: float = 50.0,
+                 size: tuple[int, int] = (64, 48)):
+        import http.server
+        import socketserver
+        import threading
+
+        import cv2
+
+        frames = [cv2.imencode(".jpg", cv2.resize(cv2.imread(str(p)), size))[1].tobytes() for p in photo_paths]
+        self.served: list[int] = []  # frames sent on each connection
+        self.stopped = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep the test output clean
+                pass
+
+            def do_GET(self):
+                conn = len(outer.served)
+                outer.served.append(0)
+                limit = per_connection[conn] if conn < len(per_connection) else None
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    while not outer.stopped.is_set() and (limit is None or outer.served[conn] < limit):
+                        jpg = frames[outer.served[conn] % len(frames)]
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                                         % len(jpg) + jpg + b"\r\n")
+                        outer.served[conn] += 1
+                        time.sleep(1.0 / fps)
+                except OSError:  # the client went away
+                    pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream.mjpg"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> "MjpegServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.stopped.is_set():
+            self.stop()

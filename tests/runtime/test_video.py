@@ -12,7 +12,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from rtkit import run_cli, write_video
+from rtkit import MjpegServer, run_cli, write_video
 
 from catdog.runtime.capture import LatestFrameReader, open_capture
 from catdog.runtime.classifier import Classifier
@@ -130,6 +130,37 @@ def test_stream_that_drops_is_reopened_or_reported(tmp_path, photos):
                              pace_fps=300, log=logs.append)
     consume(back, restore_after=0.05)
     assert "cam: reconnected" in logs and back.reconnects >= 1 and back.captured > 12
+
+
+def test_http_mjpeg_stream_that_drops_mid_run_reconnects_then_ends_cleanly(models, photos):
+    """A real HTTP camera on loopback: it hangs up after 15 frames (the runtime reconnects with
+    backoff and gets frames again), then loses power for good (reconnects are refused): the run
+    ends by itself with the frames it got, the drop named in the output, a summary and exit 1."""
+    import subprocess
+    import sys
+
+    with MjpegServer(photos, per_connection=[15, None]) as cam:
+        p = subprocess.Popen([sys.executable, "-m", "catdog.runtime", cam.url, "--model", str(models["float"]),
+                              "--json", "--reconnects", "2", "--max-frames", "100000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (len(cam.served) < 2 or cam.served[1] < 10):
+                assert p.poll() is None, p.communicate()
+                time.sleep(0.05)
+            cam.stop()  # mid-run: the second connection is delivering frames
+            out, err = p.communicate(timeout=30)
+        finally:
+            p.kill()
+    assert p.returncode == 1 and "Traceback" not in err, err
+    assert cam.served[0] == 15 and cam.served[1] >= 10
+    name = f"stream {cam.url}"
+    assert f"{name}: stream dropped; reconnecting in 0.5 s (attempt 1/2)" in err
+    assert f"{name}: reconnected" in err and "reconnecting in 1.0 s (attempt 2/2)" in err
+    assert re.search(r"stopped by\s+end of input", err)
+    assert f"error: {name}: stream dropped and did not come back after 2 reconnect attempts" in err
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert sum("label" in r for r in rows) >= 10 and "did not come back" in rows[-1]["error"]
 
 
 def test_camera_that_never_opens_is_one_clear_error(models):
