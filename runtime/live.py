@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from catdog.runtime.capture import FileReader, LatestFrameReader, describe, open_capture
 from catdog.runtime.classifier import Classifier
+from catdog.runtime.errors import OutputError
 from catdog.runtime.sinks import Smoother, VideoSaver, Window, draw_overlay
 from catdog.runtime.sources import Source
 from catdog.runtime.stats import Timer
@@ -38,6 +39,7 @@ class LiveResult:
     error: str | None = None
     interrupted: bool = False
     saved: Path | None = None
+    save_error: str | None = None
     stop_reason: str = ""
 
 
@@ -111,7 +113,7 @@ def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any
     finally:
         _release(reader, window, saver, res)
     times.dropped = getattr(reader, "dropped", 0)
-    res.error = getattr(reader, "error", None)
+    res.error = "; ".join(e for e in (getattr(reader, "error", None), res.save_error) if e) or None
     if res.error:
         times.failed += 1
         for sink in sinks:
@@ -127,5 +129,8 @@ def _release(reader: Any, window: Any, saver: Any, res: LiveResult) -> None:
     if window:
         window.close()
     if saver:
-        saver.close(keep=True)
-        res.saved = saver.path if saver.frames else None
+        try:
+            saver.close(keep=True)
+            res.saved = saver.path if saver.frames else None
+        except OutputError as e:  # reported with the summary, like a dropped stream
+            res.save_error = str(e)

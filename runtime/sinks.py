@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import sys
 from collections import deque
 from pathlib import Path
@@ -155,6 +156,10 @@ class VideoSaver:
             fourcc = cv2.VideoWriter_fourcc(*self.FOURCC[self.path.suffix.lower()])
             self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (frame.shape[1], frame.shape[0]))
             if not self.writer.isOpened():
+                self.writer = None
+                self.tmp.unlink(missing_ok=True)
+                if _disk_full(self.path.parent):
+                    raise OutputError(f"cannot write {self.path}: no space left on the device; free some disk space")
                 raise OutputError(f"{self.path}: OpenCV cannot write this video format here; try --save out.avi")
         self.writer.write(frame)
         self.frames += 1
@@ -163,10 +168,44 @@ class VideoSaver:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
-        if keep and self.frames and self.tmp.exists():
-            os.replace(self.tmp, self.path)
-        else:
+        if not (keep and self.frames and self.tmp.exists()):
             self.tmp.unlink(missing_ok=True)
+            return
+        # OpenCV's writer ignores write errors (a full disk gives a 0-byte or cut file): check the
+        # file holds every frame before it may replace a previous video under the final name.
+        problem = self._check_written()
+        if problem:
+            self.tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {self.path}: {problem}; nothing was replaced; "
+                              "free some disk space or choose another folder")
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {self.path}: {e.strerror}; check the path and permissions") from None
+
+    def _check_written(self) -> str | None:
+        import cv2
+
+        try:
+            with open(self.tmp, "rb") as f:
+                os.fsync(f.fileno())
+        except OSError as e:
+            return e.strerror
+        cap = cv2.VideoCapture(str(self.tmp))
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else -1
+        cap.release()
+        if count != self.frames:
+            full = " (no space left on the device)" if _disk_full(self.tmp.parent) else ""
+            return f"the video came out incomplete{full}: {max(count, 0)} of {self.frames} frames readable"
+        return None
+
+
+def _disk_full(folder: Path, margin: int = 1 << 20) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 class Window:
