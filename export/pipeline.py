@@ -17,7 +17,7 @@ from catdog.export.parity import check_artifact, eager_logits
 from catdog.export.quantize import DEFAULT_CALIB_METHOD, calibration_method
 from catdog.export.report import ExportReport, write_report
 from catdog.export.staging import Staging, remove_stale_temps
-from catdog.runtime.errors import CheckpointError, GateError, InputError
+from catdog.runtime.errors import CheckpointError, GateError, InputError, OutputError
 from catdog.runtime.files import check_writable_dir
 from catdog.runtime.preprocess import preprocess_batch, resize_crop
 from catdog.train.checkpoint import build_model, file_sha256, load_checkpoint
@@ -138,6 +138,9 @@ def run_export(opts: ExportOptions, progress=None) -> ExportReport:
             staging.publish()
             report.published = True
         write_report(report, opts.out)
+    except OSError as e:  # a library's own write failed (disk full, folder removed): one line, not a trace
+        raise OutputError(f"cannot write to {opts.out}: {e.strerror or e}; nothing was published; "
+                          "free some disk space or choose another --out") from None
     finally:
         staging.discard()  # whatever was not published (gate failure, error, Ctrl-C)
     if not report.passed and not opts.allow_gate_failure:

@@ -5,6 +5,7 @@ the TorchScript gate is 1e-5). Metadata travels in _extra_files."""
 from __future__ import annotations
 
 import contextlib
+import io
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -27,7 +28,9 @@ def export_torchscript(model: torch.nn.Module, example: torch.Tensor, meta: Mode
     with torch.no_grad(), _quiet():
         traced = torch.jit.trace(model.eval(), example, check_trace=False)
         frozen = torch.jit.freeze(traced, optimize_numerics=False)
-        torch.jit.save(frozen, str(path), _extra_files={METADATA_FILE: meta.to_json()})
+        buf = io.BytesIO()  # torch.jit.save to a path aborts the process (C++ terminate) on a full disk
+        torch.jit.save(frozen, buf, _extra_files={METADATA_FILE: meta.to_json()})
+    Path(path).write_bytes(buf.getbuffer())  # a Python write raises OSError instead
 
 
 def load_torchscript(path: str | Path) -> tuple[torch.jit.ScriptModule, ModelMetadata | None]:

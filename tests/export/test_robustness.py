@@ -19,6 +19,7 @@ from catdog.export.staging import remove_stale_temps
 from catdog.train.checkpoint import load_checkpoint, save_checkpoint
 
 from conftest import cli
+from fullkit import available, run_on_full_disk
 
 ARCH = "efficientnet_lite0"
 FINAL_NAMES = [f.filename for f in FORMATS.values()] + ["export-report.json", "export-report.md"]
@@ -158,3 +159,44 @@ def test_kill_9_mid_export_leaves_no_final_named_file(ckpt_factory, photo_dir, t
     assert any(n.startswith(".model.ts.") for n in names), names  # staged, never published
     assert remove_stale_temps(out, [f.filename for f in FORMATS.values()])
     assert list(out.iterdir()) == []
+
+
+EXPORT = [sys.executable, "-c", "from catdog.export.cli import main; main()"]
+
+
+@pytest.mark.skipif(available() is not None, reason=f"no real full disk here: {available()}")
+def test_full_disk_is_one_line_and_the_previous_export_is_kept(ckpt_factory, photo_dir, tmp_path):
+    """A real ENOSPC (tests/fullkit.py). torch.jit.save to a path used to abort the whole process
+    (C++ terminate, core dump) there; now every artifact write is a Python write that can fail."""
+    previous = {"model.onnx": b"the previous export", "export-report.md": b"# previous report\n"}
+    out = tmp_path / "full"
+    r, left = run_on_full_disk(tmp_path, [*EXPORT, "--ckpt", ckpt_factory(ARCH), "--out", out, "--parity", photo_dir,
+                                          "--latency-runs", "1"], previous=previous)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"catdog-export: error: cannot write to {out}: No space left on device; nothing was published; "
+        "free some disk space or choose another --out")
+    assert left == previous  # old artifacts untouched, no temp file left
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_export_publishes_nothing_and_keeps_the_previous_export(ckpt_factory, photo_dir, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.onnx").write_bytes(b"the previous export")
+    proc = subprocess.Popen([*EXPORT, "--ckpt", str(ckpt_factory(ARCH)), "--out", str(out), "--int8", "--calib",
+                             str(photo_dir), "--fp16", "--bake-preprocess"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(out.glob(".model.onnx.*.tmp")):
+            assert proc.poll() is None, "export finished before it could be interrupted"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == "catdog-export: interrupted; nothing was published" and stdout == ""
+    assert [p.name for p in out.iterdir()] == ["model.onnx"]  # staged temps removed, nothing new published
+    assert (out / "model.onnx").read_bytes() == b"the previous export"
