@@ -7,6 +7,7 @@ train_config, metrics, epoch, versions; last.pth adds optimizer/scheduler/scaler
 from __future__ import annotations
 
 import hashlib
+import io
 import platform
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,10 @@ def save_checkpoint(path: str | Path, **fields: Any) -> Path:
         ckpt["spec"] = ckpt["spec"].to_dict()
     ckpt["classes"] = list(ckpt["classes"])
     ckpt = {k: (v if k == "state_dict" else _plain(v)) for k, v in ckpt.items()}
+    buf = io.BytesIO()  # torch.save to a path fails with a C++ RuntimeError on a full disk;
+    torch.save(ckpt, buf)  # a plain Python write raises ENOSPC, which atomic_path reports in one line
     with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+        tmp.write_bytes(buf.getbuffer())
     return Path(path)
 
 

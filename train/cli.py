@@ -84,6 +84,13 @@ def train(
         if out is not None and out != resume:
             raise ConfigError("--resume RUN_DIR continues that folder; leave --out out")
         out = resume
+        if ctx.get_parameter_source("arch").name == "COMMANDLINE":
+            from catdog.train.checkpoint import load_checkpoint
+
+            run_arch = load_checkpoint(resume / "last.pth")["arch"]
+            if arch != run_arch:
+                raise ConfigError(f"{resume} is a {run_arch} run; --resume continues it as {run_arch}: "
+                                  f"leave --arch out, or train {arch} in a new --out folder")
     elif data is None or out is None:
         raise ConfigError("catdog-train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR); see --help")
     cfg = TrainConfig(
@@ -103,10 +110,32 @@ def train(
         summary = fit(None if resume is not None and epochs is None else cfg, out, device=device,
                       resume=resume is not None, console=console, plots=plots)
     except KeyboardInterrupt:
-        err.print(f"interrupted; completed epochs are saved in {out}; continue with --resume {out}")
+        err.print(_interrupted_summary(out), markup=False, highlight=False)
         raise typer.Exit(130)
     if summary.get("best_epoch") is not None and int(__import__("os").environ.get("RANK", "0")) == 0:
         print(json.dumps({k: summary[k] for k in ("epochs", "best_epoch", "best_val_acc", "best_val_loss", "out")}))
+
+
+def _interrupted_summary(out: Path) -> str:
+    """What a Ctrl-C leaves: the last complete epoch (last.pth) and the best one (metrics.jsonl)."""
+    rows = []
+    try:
+        for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+            rows.append(json.loads(line))
+    except (OSError, ValueError):
+        pass
+    try:
+        from catdog.train.checkpoint import load_checkpoint
+
+        done = int(load_checkpoint(out / "last.pth")["epoch"])
+    except CatdogError:
+        done = 0
+    rows = [r for r in rows if r.get("epoch", 1 << 30) <= done]  # a line past last.pth is redone on resume
+    if not rows:
+        return f"interrupted before the first epoch completed; nothing to resume in {out}"
+    best = max(rows, key=lambda r: (r.get("val_acc", 0), -r.get("val_loss", 0)))
+    return (f"interrupted; epoch {done} was the last complete one (best val acc "
+            f"{best['val_acc']:.4f} at epoch {best['epoch']}), saved in {out}; continue with --resume {out}")
 
 
 app.callback(invoke_without_command=True)(train)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from catdog.runtime.errors import DataError, OutputError
+from catdog.runtime.errors import CheckpointError, DataError, OutputError
 from catdog.runtime.files import atomic_write, check_writable_dir
 from catdog.runtime.spec import PreprocessSpec
 from catdog.train import dist
@@ -113,7 +113,13 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
     model = get_model(cfg.arch, len(classes), pretrained=cfg.pretrained and fresh,
                       weights=cfg.weights if fresh else None, **arch_kwargs)
     if last:
-        model.load_state_dict(last["state_dict"])
+        try:
+            model.load_state_dict(last["state_dict"])
+        except RuntimeError:  # e.g. another run's last.pth copied in: one line, not a size-mismatch dump
+            raise CheckpointError(f"{out / LAST}: weights do not match its arch {cfg.arch!r} with {len(classes)} "
+                                  "classes; it is not a checkpoint of this run; start a new run with --out") from None
+    if info.main:
+        _check_free_space(out, model, cfg.arch)
     model.to(info.device)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)
@@ -216,6 +222,18 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
     if plots and info.main and (best_val or val_result) is not None:
         _plots(out, history, best_val or val_result, classes, say)
     return summary
+
+
+def _check_free_space(out: Path, model: torch.nn.Module, arch: str) -> None:
+    """Fail before the first epoch if best.pth + last.pth cannot fit: last.pth holds the weights and
+    up to two optimizer moments, and an atomic save briefly needs the old and the new file."""
+    import shutil
+
+    need = 8 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise OutputError(f"{out}: only {free / 1e6:.1f} MB free, {arch} checkpoints need about {need / 1e6:.0f} MB; "
+                          "free some disk space or choose another --out")
 
 
 def _report_bad(messages: list[str], reported: set[str], say) -> None:

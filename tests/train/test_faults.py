@@ -1,0 +1,142 @@
+"""Faults around a training run (issue 7): Ctrl-C, a full disk, an unwritable --out, and checkpoints
+that belong to another arch or another class count. Each is one line, a non-zero exit, and the run
+folder stays resumable."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from fullkit import available, run_on_full_disk
+from test_cli import main_in_process
+
+from catdog.train.checkpoint import load_checkpoint, save_checkpoint
+from catdog.train.fit import LAST
+from catdog.train.models import get_model
+from catdog.train.recipe import TrainConfig
+
+from conftest import REPO
+
+TRAIN = [sys.executable, "-c", "from catdog.train.cli import main; main()"]
+TINY = ["--arch", "mobilenet_v3_small", "--size", "32", "--batch-size", "4", "--quiet", "--no-plots"]
+needs_full_disk = pytest.mark.skipif(available() is not None, reason=f"no real full disk here: {available()}")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, small_flat):
+    """A run folder as one epoch of training leaves it (written directly: training it costs ~10 s)."""
+    from catdog.train.fit import resolve_arch
+
+    run = tmp_path_factory.mktemp("run") / "run"
+    cfg = TrainConfig(data=str(small_flat), arch="mobilenet_v3_small", size=32, epochs=1, batch_size=4, workers=0)
+    spec, kwargs = resolve_arch(cfg)
+    for name in ("best.pth", LAST):
+        save_checkpoint(run / name, arch=cfg.arch, arch_kwargs=kwargs, classes=["cat", "dog"], spec=spec,
+                        state_dict=get_model(cfg.arch, 2).state_dict(), train_config=cfg.to_dict(),
+                        metrics={"val_acc": 0.5}, epoch=1)
+    return run
+
+
+def one_line(args, monkeypatch, capsys, tmp_path) -> str:
+    code, stderr = main_in_process(args, monkeypatch, capsys)
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_weights_of_another_arch(small_flat, tmp_path, monkeypatch, capsys):
+    torch.save(get_model("resnet18", 2).state_dict(), tmp_path / "r18.pth")
+    line = one_line(["--data", str(small_flat), *TINY, "--weights", str(tmp_path / "r18.pth"), "--out",
+                     str(tmp_path / "run"), "--epochs", "1", "--workers", "0"], monkeypatch, capsys, tmp_path)
+    assert "r18.pth" in line and "do not fit this arch" in line
+
+
+def test_resume_as_another_arch(tiny_run, monkeypatch, capsys, tmp_path):
+    line = one_line(["--resume", str(tiny_run), "--arch", "resnet18"], monkeypatch, capsys, tmp_path)
+    assert line == (f"error: {tiny_run} is a mobilenet_v3_small run; --resume continues it as mobilenet_v3_small: "
+                    "leave --arch out, or train resnet18 in a new --out folder")
+
+
+def test_resume_from_a_last_pth_of_another_arch(tiny_run, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    raw = torch.load(run / LAST, weights_only=True)
+    raw["state_dict"] = get_model("resnet18", 2).state_dict()  # another run's weights under this run's name
+    torch.save(raw, run / LAST)
+    line = one_line(["--resume", str(run), "--epochs", "2", "--quiet"], monkeypatch, capsys, tmp_path)
+    assert f"{run / LAST}: weights do not match its arch 'mobilenet_v3_small'" in line
+
+
+def test_val_data_with_another_class_count(tiny_run, small_folders, small_flat, tmp_path, monkeypatch, capsys):
+    line = one_line(["evaluate", str(tiny_run / "best.pth"), str(small_folders), "--workers", "0"],
+                    monkeypatch, capsys, tmp_path)
+    assert "has 3 classes" in line and "model has 2" in line
+    line = one_line(["--data", str(small_flat), "--val", str(small_folders), *TINY, "--out", str(tmp_path / "r"),
+                     "--workers", "0"], monkeypatch, capsys, tmp_path)
+    assert str(small_folders) in line
+
+
+def test_unwritable_out_fails_before_training(small_flat, tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    line = one_line(["--data", str(small_flat), *TINY, "--out", str(blocker / "run")], monkeypatch, capsys, tmp_path)
+    assert line == f"error: cannot write to {blocker / 'run'}: Not a directory; choose a writable folder"
+
+
+@needs_full_disk
+def test_full_disk_is_found_before_the_first_epoch(small_flat, tmp_path):
+    r, left = run_on_full_disk(tmp_path, [*TRAIN, "--data", small_flat, *TINY, "--workers", "0",
+                                          "--out", tmp_path / "full" / "run"])
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "only 0.0 MB free, mobilenet_v3_small checkpoints need about" in r.stderr
+    assert not [n for n in left if n.endswith(".pth") or n.endswith(".tmp")], left
+
+
+@needs_full_disk
+def test_checkpoint_save_on_a_full_disk_keeps_the_previous_one(tmp_path):
+    """torch.save to a path raised a C++ RuntimeError on ENOSPC (a traceback in training)."""
+    code = ("import sys, torch\nfrom catdog.train.checkpoint import save_checkpoint\n"
+            "from catdog.runtime.errors import CatdogError\n"
+            "try:\n    save_checkpoint(sys.argv[1], arch='x', arch_kwargs={}, classes=['a', 'b'], spec=None,\n"
+            "        state_dict={'w': torch.zeros(100000)}, train_config={}, metrics={}, epoch=2)\n"
+            "except CatdogError as e:\n    sys.exit(f'error: {e}')\n")
+    old = tmp_path / "old.pth"
+    save_checkpoint(old, arch="x", arch_kwargs={}, classes=["a", "b"], spec=None, state_dict={"w": torch.ones(3)},
+                    train_config={}, metrics={}, epoch=1)
+    target = tmp_path / "full" / "last.pth"
+    r, left = run_on_full_disk(tmp_path, [sys.executable, "-c", code, target], previous={"last.pth": old.read_bytes()})
+    assert r.returncode == 1 and r.stderr.strip() == f"error: cannot write {target}: No space left on device; free some disk space"
+    assert left == {"last.pth": old.read_bytes()}
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_epoch_stops_cleanly_and_resumes(small_flat, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([*TRAIN, "--data", str(small_flat), *TINY, "--batch-size", "2", "--workers", "1",
+                             "--epochs", "50", "--out", str(run)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run / LAST).exists():
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        time.sleep(0.3)  # inside a later epoch
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    done = load_checkpoint(run / LAST)["epoch"]
+    assert proc.returncode == 130 and "Traceback" not in err and out == "", err
+    assert err.strip().splitlines()[-1].startswith(f"interrupted; epoch {done} was the last complete one (best val acc")
+    assert err.strip().endswith(f"saved in {run}; continue with --resume {run}")
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    r = subprocess.run([*TRAIN, "--resume", str(run), "--epochs", str(done + 1), "--quiet", "--no-plots"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_checkpoint(run / LAST)["epoch"] == done + 1
