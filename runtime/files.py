@@ -69,6 +69,8 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     """Fail early (before long work) if `path` cannot hold our outputs."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"cannot write to {path}: it is a file, not a folder; choose another folder")
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".probe.", delete=True):
             pass

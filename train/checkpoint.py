@@ -68,6 +68,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):  # torch's zip format, or a legacy pickle
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (wrong file?); pass a best.pth / last.pth from catdog-train")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -26,6 +26,9 @@ def test_unwritable_output_folder_fails_before_the_run(models, clip, tmp_path, f
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == ""
     assert r.stderr.strip().splitlines()[-1] == f"error: cannot write to {blocker / 'sub'}: Not a directory; choose a writable folder"
     assert "frame" not in r.stderr  # nothing was classified
+    r = run_cli(clip, "--model", models["float"], flag, blocker / name)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == (
+        f"error: cannot write to {blocker}: it is a file, not a folder; choose another folder")
 
 
 def _runtime(*args) -> list:

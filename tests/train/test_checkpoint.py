@@ -67,6 +67,9 @@ def test_truncated_and_foreign_files(tmp_path):
         load_checkpoint(tmp_path / "sd.pth")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pth")
+    (tmp_path / "notes.txt").write_text("not a checkpoint\n")  # torch's error for this mentions weights_only
+    with pytest.raises(CheckpointError, match="notes.txt: not a PyTorch checkpoint"):
+        load_checkpoint(tmp_path / "notes.txt")
 
 
 def test_checkpoint_of_another_arch(tmp_path):
