@@ -96,7 +96,8 @@ def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
         raise InputError("the int8 artifact needs calibration images: pass --calib DIR")
     model = quantize_int8(ctx.fp32, ctx.calib, ctx.calib_method)
     ctx.details["int8"] = {**qdq_summary(model), "calib_method": ctx.calib_method, "calib_images": len(ctx.calib)}
-    ctx.notes["int8"] = f"QDQ, per-channel int8 weights, {ctx.calib_method} calibration on {len(ctx.calib)} images"
+    ctx.notes["int8"] = (f"QDQ, per-channel int8 weights, {ctx.calib_method} calibration on {len(ctx.calib)} images; "
+                         "stem conv and classifier kept fp32")
     _save_onnx(model, meta, path)
 
 
