@@ -19,14 +19,13 @@ from catdog.benchmarks.flops import onnx_available
 
 def _default_model() -> Path | None:
     """The model catdog.runtime ships as package data, if this install has one."""
-    from importlib import resources
+    from catdog.runtime.errors import ModelError
+    from catdog.runtime.shipped import shipped_model
 
     try:
-        assets = resources.files("catdog.runtime") / "assets"
-        found = sorted(p for p in assets.iterdir() if p.name.endswith(".onnx"))
-    except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
+        return shipped_model()
+    except ModelError:
         return None
-    return Path(str(found[0])) if found else None
 
 
 def probe_model(model: Path | None) -> tuple[Any, str]:

@@ -23,16 +23,6 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def default_model() -> Path:
-    """The model shipped as package data (catdog/runtime/assets/model.onnx), if this install has one."""
-    from importlib.resources import files
-
-    path = Path(str(files("catdog.runtime") / "assets" / "model.onnx"))
-    if not path.is_file():
-        raise ModelError("no default model is shipped in this install; pass --model PATH")
-    return path
-
-
 def _floats3(text: Optional[str], flag: str) -> Optional[tuple[float, float, float]]:
     if text is None:
         return None
@@ -88,6 +78,7 @@ def run(source: Optional[str], model: Optional[Path], provider: str, threads: Op
         max_frames: Optional[int], trt_fp16: bool, trt_int8: bool, trt_cache: Optional[Path],
         reconnects: int = 10) -> int:
     from catdog.runtime.classifier import Classifier
+    from catdog.runtime.shipped import resolve_model
     from catdog.runtime.sinks import CsvSink, JsonSink, TableSink
     from catdog.runtime.sources import csi_pipeline, open_source
 
@@ -98,7 +89,7 @@ def run(source: Optional[str], model: Optional[Path], provider: str, threads: Op
     src = open_source(source, recursive=recursive)  # before loading the model: a typo fails fast
     overrides = {"size": size, "mean": _floats3(mean, "--mean"), "std": _floats3(std, "--std"),
                  "channel_order": "BGR" if bgr else None, "scale": scale}
-    clf = Classifier.from_file(model or default_model(), provider=provider, threads=threads, labels=labels,
+    clf = Classifier.from_file(resolve_model(model), provider=provider, threads=threads, labels=labels,
                                spec={k: v for k, v in overrides.items() if v is not None}, batch_size=batch,
                                workers=workers, trt_fp16=trt_fp16, trt_int8=trt_int8, trt_cache_dir=trt_cache)
     sinks: list[Any] = [JsonSink()] if json_out else []
@@ -141,7 +132,7 @@ def run(source: Optional[str], model: Optional[Path], provider: str, threads: Op
 @app.command()
 def main_command(
     source: Optional[str] = typer.Argument(None, help="image, folder, glob, video, camera index, /dev/videoN, URL, or GStreamer pipeline"),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model (default: the shipped one)"),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file, or fp32 / int8 for a shipped one (default: fp32)"),
     provider: str = typer.Option("auto", help="auto | cpu | cuda | tensorrt | openvino | coreml | dml | rocm"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for onnxruntime"),
     batch: int = typer.Option(16, min=1, help="images per inference on folders"),

@@ -8,8 +8,10 @@ import json
 import os
 import shutil
 import struct
+import re
 import sys
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -201,18 +203,22 @@ def test_explicit_cuda_on_cpu_build_is_a_clear_error(models, dog_jpg):
     assert "error: provider cuda is not available" in r.stderr and "onnxruntime-gpu" in r.stderr
 
 
-def test_no_default_model_shipped_says_pass_model(dog_jpg):
-    from catdog.runtime.cli import default_model
+@pytest.mark.parametrize("which", [[], ["--model", "int8"]], ids=["default-fp32", "int8"])
+def test_shipped_model_labels_real_photos(which, data_dir):
+    """The shipped efficientnet_lite0 (no --model, or --model int8) on the real photos in tests/data."""
+    r = run_cli(data_dir, "--json", *which)
+    assert r.returncode == 0, r.stderr
+    rows = [row for row in json_rows(r.stdout) if re.fullmatch(r"(cat|dog)\.\d+\.jpg", Path(row["source"]).name)]
+    assert len(rows) == 12
+    for row in rows:
+        assert set(row["probs"]) == {"cat", "dog"}
+        assert row["label"] == Path(row["source"]).name.split(".")[0], row
 
-    try:
-        shipped = default_model()
-    except Exception as e:  # noqa: BLE001 - the message is what we check
-        assert "no default model is shipped in this install; pass --model" in str(e)
-        r = run_cli(dog_jpg)
-        assert r.returncode == 2 and "no default model is shipped" in r.stderr
-    else:  # once the lead ships assets/model.onnx, it must just work
-        r = run_cli(dog_jpg, "--json")
-        assert r.returncode == 0 and json_rows(r.stdout)[0]["source"] == str(dog_jpg), (shipped, r.stderr)
+
+def test_unknown_shipped_model_name_lists_the_known(dog_jpg):
+    r = run_cli(dog_jpg, "--model", "int4")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "int4" in r.stderr
 
 
 def test_runtime_never_imports_torch_and_cli_import_is_lazy(models, dog_jpg):
