@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from catdog.runtime.errors import DataError
-from catdog.runtime.files import IMAGE_SUFFIXES
+from catdog.runtime.files import IMAGE_SUFFIXES, flat_label
 
 
 def _images(folder: Path) -> list[Path]:
@@ -24,8 +24,8 @@ def labeled_images(folder: Path, limit: int | None = None) -> list[tuple[Path, s
             pairs += [(p, d.name) for p in _images(d)]
     else:
         for p in _images(folder):
-            label = p.name.split(".")[0]
-            if label == p.stem or not label:
+            label = flat_label(p.name)
+            if label is None:
                 raise DataError(f"{p}: cannot tell its label; name files like cat.12.jpg or use class folders")
             pairs.append((p, label))
     if not pairs:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from catdog.runtime.errors import DataError, InputError
-from catdog.runtime.files import IMAGE_SUFFIXES, read_image
+from catdog.runtime.files import IMAGE_SUFFIXES, flat_label, read_image
 
 SAMPLE_SEED = 0  # fixed: the same folder gives the same calibration/parity sample on every run
 
@@ -46,11 +46,13 @@ def sample(paths: list[Path], count: int, skip: int = 0) -> list[Path]:
 
 def label_of(path: Path, root: Path, classes: tuple[str, ...], from_names: bool) -> int:
     """Class index of one image; DataError naming the file if it has no known class."""
-    name = path.name.split(".")[0] if from_names else path.parent.name
+    name = flat_label(path.name) if from_names else path.parent.name
     if from_names is False and path.parent == root:
         raise DataError(f"{path}: not inside a class folder; use --labels-from-names for flat cat.1.jpg names")
     if name not in classes:
         how = "file name prefix" if from_names else "folder"
+        if name is None:
+            raise DataError(f"{path}: cannot tell its label from the name; name files like cat.12.jpg")
         raise DataError(f"{path}: {how} {name!r} is not one of the model's classes {list(classes)}")
     return classes.index(name)
 

@@ -79,6 +79,15 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def flat_label(name: str) -> str | None:
+    """Kaggle naming: `cat.12.jpg` -> "cat". None when the name does not follow it. Training,
+    export parity and the benchmarks all read labels from names with this one function."""
+    parts = name.split(".")
+    if len(parts) < 3 or not parts[0] or not parts[0][0].isalpha():
+        return None
+    return parts[0].lower()
+
+
 def header_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from a PNG or JPEG header without decoding; None for other formats."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:

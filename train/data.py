@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from catdog.runtime.errors import DataError, InputError
-from catdog.runtime.files import IMAGE_SUFFIXES, read_image
+from catdog.runtime.files import IMAGE_SUFFIXES, flat_label, read_image
 from catdog.runtime.preprocess import preprocess, to_bgr8
 from catdog.runtime.spec import PreprocessSpec
 
@@ -50,14 +50,6 @@ def _images_under(folder: Path) -> list[Path]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found.extend(Path(dirpath) / f for f in sorted(filenames) if _is_image(f))
     return found
-
-
-def flat_label(name: str) -> str | None:
-    """Kaggle naming: `cat.12.jpg` -> "cat". None when the name does not follow it."""
-    parts = name.split(".")
-    if len(parts) < 3 or not parts[0] or not parts[0][0].isalpha():
-        return None
-    return parts[0].lower()
 
 
 def scan(root: str | os.PathLike, classes: Sequence[str] | None = None) -> ImageSet:
