@@ -213,6 +213,24 @@ def test_source_kinds_and_csi_pipeline(tmp_path, video_avi):
         open_capture(open_source(pipe))  # this OpenCV wheel has no GStreamer
 
 
+def _read_until(stream, marker: str, timeout_s: float) -> str:
+    """Reads lines from a child's pipe until one starts with `marker`; returns what was read."""
+    got: list[str] = []
+    seen = threading.Event()
+
+    def pump() -> None:
+        for line in iter(stream.readline, ""):
+            got.append(line)
+            if line.startswith(marker):
+                seen.set()
+                return
+        seen.set()  # EOF: the child ended; the caller's assertions will say why
+
+    threading.Thread(target=pump, daemon=True).start()
+    assert seen.wait(timeout_s), f"no line starting with {marker!r} after {timeout_s} s: {''.join(got)}"
+    return "".join(got)
+
+
 def test_ctrl_c_stops_cleanly_with_summary_and_saved_video(models, photos, tmp_path):
     import signal
     import subprocess
@@ -223,9 +241,12 @@ def test_ctrl_c_stops_cleanly_with_summary_and_saved_video(models, photos, tmp_p
     p = subprocess.Popen([sys.executable, "-m", "catdog.runtime", str(video), "--model", str(models["float"]),
                           "--realtime", "--save", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(3.0)  # model loaded and frames flowing (the status line prints every second)
+        # Interrupt only once frames are flowing: the first status line says so. A fixed sleep was
+        # flaky on a loaded CI machine (imports alone can take seconds there).
+        first = _read_until(p.stderr, "frame ", timeout_s=120.0)
         p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=30)
+        _, rest = p.communicate(timeout=30)
+        err = first + rest
     finally:
         p.kill()
     assert p.returncode == 130, err
