@@ -10,7 +10,7 @@ import pytest
 from catdog.runtime.errors import InputError, MetadataError, OutputError
 from catdog.runtime.files import atomic_path, atomic_write, decode_image, header_size, read_image
 from catdog.runtime.metadata import METADATA_KEY, SCHEMA_VERSION, ModelMetadata, from_metadata_map
-from catdog.runtime.preprocess import preprocess, preprocess_batch, resize_crop
+from catdog.runtime.preprocess import normalize, preprocess, preprocess_batch, resize_crop
 from catdog.runtime.spec import PreprocessSpec
 
 
@@ -41,6 +41,16 @@ def test_preprocess_shape_geometry_and_values(dog_jpg):
     np.testing.assert_allclose(x[0, 0], crop[:, :, 0] / 255.0, atol=1e-6)
     bgr = resize_crop(img, spec.with_(channel_order="BGR"))
     np.testing.assert_array_equal(bgr[:, :, ::-1], crop)
+
+
+def test_normalize_is_per_channel_textbook_formula(dog_jpg):
+    spec = PreprocessSpec(size=64, resize=72, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    crops = np.stack([resize_crop(read_image(dog_jpg), spec), resize_crop(read_image(dog_jpg)[::-1], spec)])
+    x = normalize(crops, spec)
+    assert x.shape == (2, 3, 64, 64) and x.dtype == np.float32 and x.flags.c_contiguous
+    for c in range(3):
+        want = (crops[..., c] / 255.0 - spec.mean[c]) / spec.std[c]
+        np.testing.assert_allclose(x[:, c], want, atol=2e-6)
 
 
 def test_preprocess_matches_torchvision_center_crop_rounding():
