@@ -28,6 +28,8 @@ def export(
     parity_count: int = typer.Option(100, "--parity-count", help="parity images to sample"),
     labels_from_names: bool = typer.Option(False, "--labels-from-names", help="labels from Kaggle names (cat.1.jpg)"),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | entropy | percentile"),
+    int8_activations: str = typer.Option("uint8", "--int8-activations",
+                                         help="uint8 (U8S8, fast on x86 AVX2) | int8 (S8S8: try it if uint8 costs accuracy)"),
     calib_count: int = typer.Option(200, "--calib-count", help="calibration images (fewer if the folder has fewer)"),
     gate: List[str] = typer.Option([], "--gate", help="override a gate: NAME=VALUE, e.g. int8.agreement=0.97"),
     allow_gate_failure: bool = typer.Option(False, "--allow-gate-failure", help="publish even if a gate fails"),
@@ -43,7 +45,7 @@ def export(
         opts = ExportOptions(
             ckpt=ckpt, out=out, int8=int8, calib=calib, fp16=fp16, bake=bake, opset=opset, parity=parity,
             parity_count=parity_count, labels_from_names=labels_from_names, calib_method=calib_method,
-            calib_count=calib_count, gates=tuple(gate), allow_gate_failure=allow_gate_failure,
+            int8_activations=int8_activations, calib_count=calib_count, gates=tuple(gate), allow_gate_failure=allow_gate_failure,
             latency_runs=latency_runs,
         )
         with err.status("export") as status:

@@ -43,6 +43,7 @@ class BuildContext:
     opset: int
     calib: np.ndarray | None = None
     calib_method: str = "minmax"
+    int8_activations: str = "uint8"
     fp32: onnx.ModelProto | None = None
     notes: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
@@ -94,9 +95,11 @@ def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
 
     if ctx.calib is None:
         raise InputError("the int8 artifact needs calibration images: pass --calib DIR")
-    model = quantize_int8(ctx.fp32, ctx.calib, ctx.calib_method)
-    ctx.details["int8"] = {**qdq_summary(model), "calib_method": ctx.calib_method, "calib_images": len(ctx.calib)}
-    ctx.notes["int8"] = (f"QDQ, per-channel int8 weights, {ctx.calib_method} calibration on {len(ctx.calib)} images; "
+    model = quantize_int8(ctx.fp32, ctx.calib, ctx.calib_method, ctx.int8_activations)
+    ctx.details["int8"] = {**qdq_summary(model), "calib_method": ctx.calib_method, "calib_images": len(ctx.calib),
+                           "activations": ctx.int8_activations}
+    ctx.notes["int8"] = (f"QDQ, per-channel int8 weights, {ctx.int8_activations} activations, {ctx.calib_method} "
+                         f"calibration on {len(ctx.calib)} images; "
                          "stem conv and classifier kept fp32")
     _save_onnx(model, meta, path)
 

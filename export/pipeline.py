@@ -14,7 +14,7 @@ from catdog.export.images import ImageSet, load_images
 from catdog.export.meta import base_metadata
 from catdog.export.onnx_export import DEFAULT_OPSET, EXPORTER
 from catdog.export.parity import check_artifact, eager_logits
-from catdog.export.quantize import DEFAULT_CALIB_METHOD, calibration_method
+from catdog.export.quantize import DEFAULT_ACTIVATIONS, DEFAULT_CALIB_METHOD, activation_type, calibration_method
 from catdog.export.report import ExportReport, write_report
 from catdog.export.staging import Staging, remove_stale_temps
 from catdog.runtime.errors import CheckpointError, GateError, InputError, OutputError
@@ -38,6 +38,7 @@ class ExportOptions:
     parity_count: int = 100
     labels_from_names: bool = False
     calib_method: str = DEFAULT_CALIB_METHOD
+    int8_activations: str = DEFAULT_ACTIVATIONS
     calib_count: int = 200
     gates: tuple[str, ...] = ()
     allow_gate_failure: bool = False
@@ -60,6 +61,7 @@ def _validate(opts: ExportOptions) -> dict[str, float]:
     if opts.parity is None and opts.calib is None:
         raise InputError("parity needs real images: pass --parity DIR (or --calib DIR, whose sample is then used)")
     calibration_method(opts.calib_method)
+    activation_type(opts.int8_activations)
     for flag, value in (("--calib-count", opts.calib_count), ("--parity-count", opts.parity_count)):
         if value < 1:
             raise InputError(f"{flag} must be at least 1, got {value}")
@@ -109,6 +111,7 @@ def run_export(opts: ExportOptions, progress=None) -> ExportReport:
         opset=opts.opset,
         calib=None if calib_set is None else preprocess_batch(list(calib_set.images), spec),
         calib_method=opts.calib_method,
+        int8_activations=opts.int8_activations,
     )
     remove_stale_temps(opts.out, [FORMATS[n].filename for n in FORMATS])
     staging = Staging(opts.out)

@@ -13,7 +13,7 @@ from onnx import TensorProto
 
 from catdog.export.formats import FORMATS
 from catdog.export.meta import read_onnx_metadata, set_onnx_metadata
-from catdog.export.quantize import qdq_summary
+from catdog.export.quantize import qdq_summary, quantize_int8
 from catdog.export.torchscript import load_torchscript
 from catdog.runtime.files import read_image
 from catdog.runtime.metadata import METADATA_KEY, ModelMetadata, from_metadata_map
@@ -134,6 +134,24 @@ def test_int8_is_qdq_with_per_channel_weights(lite):
     summary = qdq_summary(model)
     assert summary["per_channel_weights"] >= len(convs)
     assert report.details["int8"]["calib_images"] == 12
+    # Default U8S8: uint8 activations (what ORT's AVX2 kernels are fast at), int8 weights.
+    assert report.details["int8"]["activations"] == "uint8"
+    q = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert q and all(inits[n.input[2]].data_type == TensorProto.UINT8 for n in q)
+
+
+def test_int8_activations_option_gives_s8s8_that_runs(lite, images):
+    out, report, _ = lite
+    fp32 = onnx.load(str(out / "model.onnx"))
+    spec = read_onnx_metadata(out / "model.onnx").spec
+    x = preprocess_batch(images[:4], spec)
+    model = quantize_int8(fp32, x, activations="int8")
+    inits = {t.name: t for t in model.graph.initializer}
+    q = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert q and all(inits[n.input[2]].data_type == TensorProto.INT8 for n in q)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    logits = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    assert logits.shape == (4, 2) and np.isfinite(logits).all()
 
 
 def test_fp16_keeps_fp32_io_and_runs_on_cpu(lite, images):

@@ -95,11 +95,12 @@ def test_unwritable_output_fails_before_any_work(ckpt_factory, photo_dir, tmp_pa
         (["--int8"], "--int8 needs calibration images: pass --calib DIR"),
         ([], "parity needs real images"),
         (["--parity", "{photos}", "--calib-method", "median"], "unknown --calib-method 'median'; known: minmax, entropy, percentile"),
+        (["--parity", "{photos}", "--int8-activations", "int4"], "unknown --int8-activations 'int4'; known: uint8, int8"),
         (["--parity", "{photos}", "--gate", "int8.speed=2"], "unknown gate; known: "),
         (["--parity", "{tmp}/nowhere"], "nowhere: not a folder of images"),
         (["--parity", "{tmp}"], "no images"),
     ],
-    ids=["int8-without-calib", "no-images", "calib-method", "gate-name", "parity-missing", "parity-empty"],
+    ids=["int8-without-calib", "no-images", "calib-method", "activations", "gate-name", "parity-missing", "parity-empty"],
 )
 def test_usage_errors_are_one_line(ckpt_factory, photo_dir, tmp_path, capfd, args, expect):
     args = [a.format(photos=photo_dir, tmp=tmp_path / "empty") for a in args]
