@@ -23,7 +23,7 @@ def _default_model() -> Path | None:
     from catdog.runtime.shipped import shipped_model
 
     try:
-        return shipped_model()
+        return shipped_model("fp32")  # every provider runs fp32: the plainest proof
     except ModelError:
         return None
 

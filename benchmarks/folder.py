@@ -57,7 +57,9 @@ def overhead_section(primary: Any, cfg: Any, spec: PreprocessSpec) -> dict[str, 
 def _runtime_folder(model: Path, files: list[Path], threads: int | None) -> tuple[list[str], float]:
     from catdog.runtime.classifier import Classifier
 
-    clf = Classifier.from_file(model, provider="cpu", threads=threads, batch_size=16, workers=2, log=None)
+    # As catdog-runtime opens a model for files and folders (runtime/cli.py): no ORT spin-wait.
+    clf = Classifier.from_file(model, provider="cpu", threads=threads, batch_size=16, workers=2, log=None,
+                               spinning=False)
     t0 = time.perf_counter()
     labels = [p if isinstance(p, str) else p.label for _, p in clf.iter_predict(files)]
     return labels, time.perf_counter() - t0

@@ -39,7 +39,8 @@ def _floats3(text: Optional[str], flag: str) -> Optional[tuple[float, float, flo
 
 def _summary(clf: Any, title: str, extra: list[tuple[str, str]] = ()) -> None:
     """Plain aligned lines on stderr: importing rich only for this would cost ~0.1 s of cold start."""
-    rows = [("provider", clf.session.provider), *clf.times.summary_rows(), *extra]
+    model = f"{clf.session.path.name} ({clf.metadata.precision})"
+    rows = [("model", model), ("provider", clf.session.provider), *clf.times.summary_rows(), *extra]
     width = max(len(k) for k, _ in rows)
     lines = [f"-- {title}"] + [f"  {k:<{width}}  {v}" for k, v in rows]
     print("\n".join(lines), file=sys.stderr, flush=True)
@@ -89,9 +90,10 @@ def run(source: Optional[str], model: Optional[Path], provider: str, threads: Op
     src = open_source(source, recursive=recursive)  # before loading the model: a typo fails fast
     overrides = {"size": size, "mean": _floats3(mean, "--mean"), "std": _floats3(std, "--std"),
                  "channel_order": "BGR" if bgr else None, "scale": scale}
-    clf = Classifier.from_file(resolve_model(model), provider=provider, threads=threads, labels=labels,
+    clf = Classifier.from_file(resolve_model(model, provider), provider=provider, threads=threads, labels=labels,
                                spec={k: v for k, v in overrides.items() if v is not None}, batch_size=batch,
-                               workers=workers, trt_fp16=trt_fp16, trt_int8=trt_int8, trt_cache_dir=trt_cache)
+                               workers=workers, trt_fp16=trt_fp16, trt_int8=trt_int8, trt_cache_dir=trt_cache,
+                               spinning=not (src.kind == "files" and len(src.files) > 1))  # see open_session
     sinks: list[Any] = [JsonSink()] if json_out else []
     if csv_path:
         sinks.append(CsvSink(csv_path, clf.classes))
@@ -132,7 +134,7 @@ def run(source: Optional[str], model: Optional[Path], provider: str, threads: Op
 @app.command()
 def main_command(
     source: Optional[str] = typer.Argument(None, help="image, folder, glob, video, camera index, /dev/videoN, URL, or GStreamer pipeline"),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file, or fp32 / int8 for a shipped one (default: fp32)"),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file, or fp32 / int8 for a shipped one (default: int8 on CPU, fp32 on GPU)"),
     provider: str = typer.Option("auto", help="auto | cpu | cuda | tensorrt | openvino | coreml | dml | rocm"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for onnxruntime"),
     batch: int = typer.Option(16, min=1, help="images per inference on folders"),

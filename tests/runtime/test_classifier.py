@@ -152,6 +152,18 @@ def test_provider_auto_is_cpu_here_and_explicit_missing_provider_is_an_error(mod
         open_session(models["float"], provider="gpu", log=None)
 
 
+def test_spin_wait_is_off_only_when_asked(models, photos):
+    """Folder runs turn ORT's spin-wait off (the decode threads need the cores); answers are the same."""
+    key = "session.intra_op.allow_spinning"
+    default = open_session(models["float"], provider="cpu", log=None)
+    quiet = open_session(models["float"], provider="cpu", log=None, spinning=False)
+    assert quiet.ort.get_session_options().get_session_config_entry(key) == "0"
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # ORT's default: spin
+        default.ort.get_session_options().get_session_config_entry(key)
+    x = np.concatenate([preprocess(read_image(p), SPEC) for p in photos[:3]])
+    np.testing.assert_array_equal(default.run(x), quiet.run(x))
+
+
 def test_fixed_batch_one_model_runs_folders_one_by_one(models, photos):
     clf = Classifier.from_file(models["batch1"], batch_size=16)
     assert clf.batch_size == 1

@@ -20,6 +20,8 @@ from rtkit import run_cli
 
 from catdog.runtime.classifier import Classifier
 from catdog.runtime.files import read_image
+from catdog.runtime.session import available_providers
+from catdog.runtime.shipped import default_name, resolve_model
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -203,16 +205,27 @@ def test_explicit_cuda_on_cpu_build_is_a_clear_error(models, dog_jpg):
     assert "error: provider cuda is not available" in r.stderr and "onnxruntime-gpu" in r.stderr
 
 
-@pytest.mark.parametrize("which", [[], ["--model", "int8"]], ids=["default-fp32", "int8"])
-def test_shipped_model_labels_real_photos(which, data_dir):
-    """The shipped efficientnet_lite0 (no --model, or --model int8) on the real photos in tests/data."""
+@pytest.mark.parametrize("which, used", [([], "model.int8.onnx (int8)"), (["--model", "fp32"], "model.onnx (fp32)"),
+                                         (["--model", "int8"], "model.int8.onnx (int8)")],
+                         ids=["default-on-cpu-is-int8", "fp32", "int8"])
+def test_shipped_model_labels_real_photos(which, used, data_dir):
+    """The shipped efficientnet_lite0 (no --model: INT8 on a CPU-only build) on the real photos in tests/data."""
+    assert "cuda" not in available_providers(), "this test expects a CPU-only onnxruntime"
     r = run_cli(data_dir, "--json", *which)
     assert r.returncode == 0, r.stderr
+    assert re.search(rf"model\s+{re.escape(used)}", r.stderr), r.stderr
     rows = [row for row in json_rows(r.stdout) if re.fullmatch(r"(cat|dog)\.\d+\.jpg", Path(row["source"]).name)]
     assert len(rows) == 12
     for row in rows:
         assert set(row["probs"]) == {"cat", "dog"}
         assert row["label"] == Path(row["source"]).name.split(".")[0], row
+
+
+def test_shipped_precision_follows_the_provider():
+    assert default_name("cpu") == "int8" and default_name("openvino") == "int8"
+    assert default_name("cuda") == "fp32" and default_name("tensorrt") == "fp32"
+    assert default_name("auto") == ("fp32" if {"cuda", "tensorrt"} & set(available_providers()) else "int8")
+    assert resolve_model(None, "cuda").name == "model.onnx" and resolve_model(None, "cpu").name == "model.int8.onnx"
 
 
 def test_unknown_shipped_model_name_lists_the_known(dog_jpg):
