@@ -1,9 +1,10 @@
 """Folder throughput (decode -> label) and the runtime's per-image overhead.
 
 Folder: the runtime's Classifier (parallel decode, batch 16) vs the bare 40-line onnxruntime script
-(bare_folder.py: 2 decode threads, batch 16) vs a torch DataLoader (2 workers, batch 16) + the
-eager/TorchScript model when torch is installed. Same files, same thread count, models loaded
-before the clock starts, files read once beforehand so the page cache is warm for all.
+(bare_folder.py: 2 decode threads, batch 16), on the fp32 and the INT8 model, vs a torch DataLoader
+(2 workers, batch 16) + the eager/TorchScript model when torch is installed. Same files, same
+thread count, each timed from the model file to the last label, interleaved rounds, medians; files
+read once beforehand so the page cache is warm for all.
 Overhead: Classifier.predict(decoded image) vs the bare preprocess() + session.run on the same
 decoded frames, interleaved."""
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -54,26 +55,25 @@ def overhead_section(primary: Any, cfg: Any, spec: PreprocessSpec) -> dict[str, 
                      f"each on {primary.name}; overhead = runtime p50 - bare p50.", "rows": rows}
 
 
-def _runtime_folder(model: Path, files: list[Path], threads: int | None) -> tuple[list[str], float]:
+ROUNDS = 3  # interleaved: each round runs every contender once, in a rotated order
+
+
+def _runtime_folder(model: Path, files: list[Path], threads: int | None) -> list[str]:
     from catdog.runtime.classifier import Classifier
 
     # As catdog-runtime opens a model for files and folders (runtime/cli.py): no ORT spin-wait.
     clf = Classifier.from_file(model, provider="cpu", threads=threads, batch_size=16, workers=2, log=None,
                                spinning=False)
-    t0 = time.perf_counter()
-    labels = [p if isinstance(p, str) else p.label for _, p in clf.iter_predict(files)]
-    return labels, time.perf_counter() - t0
+    return [p if isinstance(p, str) else p.label for _, p in clf.iter_predict(files)]
 
 
-def _bare_folder(model: Path, files: list[Path], threads: int | None) -> tuple[list[str], float]:
+def _bare_folder(model: Path, files: list[Path], threads: int | None) -> list[str]:
     from catdog.benchmarks.bare_folder import classify_folder
 
-    t0 = time.perf_counter()  # includes its session creation (~ms for a CNN): the script as written
-    labels = classify_folder(model, files, threads)
-    return labels, time.perf_counter() - t0
+    return classify_folder(model, files, threads)
 
 
-def _torch_folder(art: Any, files: list[Path], spec: PreprocessSpec, threads: int | None) -> tuple[list[str], float]:
+def _torch_folder(art: Any, files: list[Path], spec: PreprocessSpec, threads: int | None) -> list[str]:
     import torch
     from torch.utils.data import DataLoader, Dataset
 
@@ -91,35 +91,64 @@ def _torch_folder(art: Any, files: list[Path], spec: PreprocessSpec, threads: in
 
     runner = make_runner(art, "cpu", threads)
     classes = art.meta.classes
-    loader = DataLoader(Photos(), batch_size=16, num_workers=2, shuffle=False)
-    t0 = time.perf_counter()
     labels = []
-    for batch in loader:
+    for batch in DataLoader(Photos(), batch_size=16, num_workers=2, shuffle=False):
         labels += [classes[i] for i in runner.run(batch.numpy()).argmax(1)]
-    return labels, time.perf_counter() - t0
+    return labels
+
+
+def _contenders(primary: Any, arts: list, files: list[Path], spec: PreprocessSpec,
+                threads: int | None) -> dict[str, tuple[str, Callable[[], list[str]]]]:
+    """name -> (the bare contender it is compared with, how to run it from the model file to labels:
+    session creation included for both, as a user's script would do it)."""
+    from catdog.benchmarks.bench import torch_available
+
+    int8 = [a for a in arts if a.kind == "onnx" and a is not primary and not a.uint8_input
+            and (a.name == "onnx-int8" or (a.meta is not None and a.meta.precision == "int8"))]
+    onnx = [primary] + int8[:1]
+    out: dict[str, tuple[str, Callable[[], list[str]]]] = {}
+    for art in onnx:
+        bare = f"bare onnxruntime script, {art.name} (2 decode threads, batch 16)"
+        out[f"runtime, {art.name} (Classifier, 2 decode threads, batch 16)"] = (
+            bare, lambda a=art: _runtime_folder(a.path, files, threads))
+        out[bare] = (bare, lambda a=art: _bare_folder(a.path, files, threads))
+    if torch_available():
+        torch_art = next((a for a in arts if a.kind == "torch"), None) or next((a for a in arts if a.kind == "torchscript"), None)
+        if torch_art is not None:
+            name = f"torch DataLoader (2 workers, batch 16) + {torch_art.name}"
+            out[name] = (name, lambda: _torch_folder(torch_art, files, spec, threads))
+    return out
 
 
 def folder_section(primary: Any, arts: list, cfg: Any, spec: PreprocessSpec) -> dict[str, Any]:
-    from catdog.benchmarks.bench import torch_available
     from catdog.benchmarks.labels import labeled_images
 
     files = [p for p, _ in labeled_images(cfg.data, limit=cfg.accuracy_limit)]
     for f in files:  # warm the page cache for every contender alike
         f.read_bytes()
-    threads = _threads(cfg)
-    results = {"runtime (Classifier, 2 decode threads, batch 16)": _runtime_folder(primary.path, files, threads),
-               "bare onnxruntime script (2 threads, batch 16)": _bare_folder(primary.path, files, threads)}
-    if torch_available():
-        torch_art = next((a for a in arts if a.kind == "torch"), None) or next((a for a in arts if a.kind == "torchscript"), None)
-        if torch_art is not None:
-            results[f"torch DataLoader (2 workers, batch 16) + {torch_art.name}"] = _torch_folder(torch_art, files, spec, threads)
-    ref_labels = results["bare onnxruntime script (2 threads, batch 16)"][0]
-    bare_ips = len(files) / results["bare onnxruntime script (2 threads, batch 16)"][1]
+    # The most threads asked for (None: ORT's and torch's default, all cores): a folder run is
+    # about throughput, and every contender gets the same number.
+    threads = max((t for t in cfg.threads if t), default=None)
+    contenders = _contenders(primary, arts, files, spec, threads)
+    names = list(contenders)
+    secs: dict[str, list[float]] = {n: [] for n in names}
+    labels: dict[str, list[str]] = {}
+    for r in range(ROUNDS):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            labels[name] = contenders[name][1]()
+            secs[name].append(time.perf_counter() - t0)
+    ips = {n: len(files) / statistics.median(secs[n]) for n in names}
+    torch_ips = next((v for n, v in ips.items() if n.startswith("torch")), None)
     rows = []
-    for name, (labels, secs) in results.items():
-        ips = len(files) / secs
-        agree = float(np.mean([a == b for a, b in zip(labels, ref_labels)])) if len(labels) == len(ref_labels) else None
-        rows.append({"pipeline": name, "images": len(files), "seconds": secs, "images_per_s": ips,
-                     "vs_bare": ips / bare_ips, "label_agreement_vs_bare": agree})
-    return {"about": f"{len(files)} photos from {cfg.data}, decode -> label on CPU, threads {threads or 'default'}; "
-                     "vs_bare = images/s ratio to the bare onnxruntime script.", "rows": rows}
+    for name in names:
+        bare = contenders[name][0]
+        same = labels[name] == labels[bare] if len(labels[name]) == len(labels[bare]) else None
+        agree = float(np.mean([a == b for a, b in zip(labels[name], labels[bare])])) if same is not None else None
+        rows.append({"pipeline": name, "images": len(files), "median_s": statistics.median(secs[name]),
+                     "images_per_s": ips[name], "vs_bare": ips[name] / ips[bare],
+                     "vs_torch": ips[name] / torch_ips if torch_ips else None, "label_agreement_vs_bare": agree})
+    return {"about": f"{len(files)} photos from {cfg.data}, decode -> label on CPU, threads {threads or 'default (all cores)'}; "
+                     f"median of {ROUNDS} interleaved rounds, each from the model file to the last label. vs_bare = "
+                     "images/s ratio to the bare script on the same model; vs_torch = to the torch pipeline.",
+            "rows": rows}

@@ -29,6 +29,7 @@ def video(tmp_path_factory, labeled_dir):
 def full(tiny_export, labeled_dir, video, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
     res = runner.invoke(app, ["run", str(tiny_export / "model.onnx"), str(tiny_export / "model.baked.onnx"),
+                              str(tiny_export / "model.int8.onnx"),
                               "--name", "full", "--out", str(out), "--providers", "cpu", "--batch", "1",
                               "--threads", "1", "--warmup", "1", "--iters", "3", "--data", str(labeled_dir),
                               "--video", str(video[0]), "--coldstart-runs", "1", "--no-peak"])
@@ -39,7 +40,7 @@ def full(tiny_export, labeled_dir, video, tmp_path_factory):
 def test_accuracy_per_artifact(full):
     rep, folder = full
     rows = {r["artifact"]: r for r in rep["accuracy"]["rows"]}
-    assert set(rows) == {"onnx-fp32", "onnx-baked"}
+    assert set(rows) == {"onnx-fp32", "onnx-baked", "onnx-int8"}
     for r in rows.values():
         assert r["n"] == 6 and 0.0 <= r["accuracy"] <= 1.0
     # The baked graph normalizes inside; fed the same crops it must score exactly like fp32.
@@ -67,7 +68,13 @@ def test_overhead_and_folder(full):
     assert over["bare preprocess + session.run"]["overhead_ms"] == 0
     assert over["runtime Classifier.predict"]["p50_ms"] > 0
     rows = rep["folder"]["rows"]
-    assert len(rows) >= 2 and all(r["images"] == 6 and r["images_per_s"] > 0 for r in rows)
+    assert len(rows) >= 4 and all(r["images"] == 6 and r["images_per_s"] > 0 and r["median_s"] > 0 for r in rows)
+    by = {r["pipeline"].split(" (")[0]: r for r in rows}  # fp32 and INT8, each against its own bare script
+    assert {"runtime, onnx-fp32", "runtime, onnx-int8", "bare onnxruntime script, onnx-fp32",
+            "bare onnxruntime script, onnx-int8"} <= set(by)
+    assert by["bare onnxruntime script, onnx-int8"]["vs_bare"] == 1.0
+    assert by["runtime, onnx-int8"]["vs_bare"] == pytest.approx(
+        by["runtime, onnx-int8"]["images_per_s"] / by["bare onnxruntime script, onnx-int8"]["images_per_s"])
     # the runtime and the hand-written bare script label every photo alike: one preprocessing
     assert all(r["label_agreement_vs_bare"] == 1.0 for r in rows)
 
