@@ -29,7 +29,7 @@ def export(
     labels_from_names: bool = typer.Option(False, "--labels-from-names", help="labels from Kaggle names (cat.1.jpg)"),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | entropy | percentile"),
     int8_activations: str = typer.Option("uint8", "--int8-activations",
-                                         help="uint8 (U8S8, fast on x86 AVX2) | int8 (S8S8: try it if uint8 costs accuracy)"),
+                                         help="uint8 (U8S8 with 7-bit weights: fast on x86 AVX2) | int8 (S8S8)"),
     calib_count: int = typer.Option(200, "--calib-count", help="calibration images (fewer if the folder has fewer)"),
     gate: List[str] = typer.Option([], "--gate", help="override a gate: NAME=VALUE, e.g. int8.agreement=0.97"),
     allow_gate_failure: bool = typer.Option(False, "--allow-gate-failure", help="publish even if a gate fails"),

@@ -98,7 +98,8 @@ def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
     model = quantize_int8(ctx.fp32, ctx.calib, ctx.calib_method, ctx.int8_activations)
     ctx.details["int8"] = {**qdq_summary(model), "calib_method": ctx.calib_method, "calib_images": len(ctx.calib),
                            "activations": ctx.int8_activations}
-    ctx.notes["int8"] = (f"QDQ, per-channel int8 weights, {ctx.int8_activations} activations, {ctx.calib_method} "
+    weights = "7-bit int8 weights (reduce_range)" if ctx.int8_activations == "uint8" else "int8 weights"
+    ctx.notes["int8"] = (f"QDQ, per-channel {weights}, {ctx.int8_activations} activations, {ctx.calib_method} "
                          f"calibration on {len(ctx.calib)} images; "
                          "stem conv and classifier kept fp32")
     _save_onnx(model, meta, path)

@@ -75,11 +75,13 @@ def test_artifacts_checked_against_a_perturbed_checkpoint_fail(lite, parity_inpu
 
 
 def test_fragile_int8_model_fails_cli_with_exit_3_and_publishes_nothing(ckpt_factory, photo_dir, tmp_path, capfd):
-    """A 16-block net at random init (no pretrained weights) changes answers under INT8: the
-    export must refuse it, name the artifact and the figure, and leave no final-named model."""
+    """A 16-block net at random init (no pretrained weights), INT8-calibrated on a single photo
+    (ranges the other photos overflow), changes answers: the export must refuse it, name the
+    artifact and the figure, and leave no final-named model."""
     ckpt = ckpt_factory(ARCH, pretrained=False)
     out = tmp_path / "out"
-    code = cli("--ckpt", ckpt, "--out", out, "--int8", "--calib", photo_dir, "--labels-from-names", "--latency-runs", "1")
+    code = cli("--ckpt", ckpt, "--out", out, "--int8", "--calib", photo_dir, "--calib-count", "1", "--labels-from-names",
+               "--latency-runs", "1")
     err = capfd.readouterr().err.strip().splitlines()
     assert code == GateError.exit_code == 3
     assert len(err) == 1 and "Traceback" not in err[0]
@@ -93,7 +95,8 @@ def test_fragile_int8_model_fails_cli_with_exit_3_and_publishes_nothing(ckpt_fac
 def test_allow_gate_failure_publishes_and_says_so(ckpt_factory, photo_dir, tmp_path, capfd):
     ckpt = ckpt_factory(ARCH, pretrained=False)
     out = tmp_path / "out"
-    code = cli("--ckpt", ckpt, "--out", out, "--int8", "--calib", photo_dir, "--allow-gate-failure", "--latency-runs", "1")
+    code = cli("--ckpt", ckpt, "--out", out, "--int8", "--calib", photo_dir, "--calib-count", "1", "--allow-gate-failure",
+               "--latency-runs", "1")
     assert code == 0
     assert (out / "model.int8.onnx").is_file() and (out / "model.onnx").is_file()
     assert "gates failed" in capfd.readouterr().err
