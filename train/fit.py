@@ -8,8 +8,9 @@ import inspect
 import json
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from rich.console import Console
@@ -87,9 +88,28 @@ def fit(cfg: TrainConfig | None, out: str | os.PathLike, device: str = "auto", r
         dist.teardown(info)
 
 
-def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, console: Console | None,
-         plots: bool) -> dict:
-    say = console.print if console else (lambda *a, **k: None)
+@dataclass
+class _Run:
+    """What the epochs of one run share."""
+
+    cfg: TrainConfig
+    out: Path
+    info: dist.DistInfo
+    say: Callable[..., None]
+    model: torch.nn.Module
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    adtype: Any
+    base: dict[str, Any]  # the fields every checkpoint repeats
+    state: dict[str, Any] = field(default_factory=lambda: {
+        "best_acc": -1.0, "best_loss": float("inf"), "best_epoch": 0, "stale": 0})
+    history: list[dict] = field(default_factory=list)
+    reported: set[str] = field(default_factory=set)
+
+
+def _open_run(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool) -> tuple[dict | None, TrainConfig]:
+    """-> (last.pth when resuming, the config to run). A new run refuses a folder holding one."""
     last = None
     if resume:
         last = load_checkpoint(out / LAST)
@@ -99,16 +119,10 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
         raise OutputError(f"{out} already holds a run ({LAST}); resume it with --resume {out} or choose a new --out")
     if info.main:
         check_writable_dir(out)
-    torch.manual_seed(cfg.seed)
-    train_set, val_set = load_data(cfg, last["classes"] if last else None)
-    classes = list(train_set.classes)
-    if last and classes != last["classes"]:
-        raise DataError(f"{cfg.data}: classes {classes} differ from the run's {last['classes']}")
-    spec, arch_kwargs = resolve_arch(cfg)
-    say(f"[bold]{cfg.arch}[/] on {info.device}{f' x{info.world}' if info.enabled else ''}: "
-        f"{len(train_set.samples)} train / {len(val_set.samples)} val images, classes {classes} "
-        f"({train_set.layout} layout), input {spec.size}px")
+    return last, cfg
 
+
+def _build_model(cfg: TrainConfig, classes: list[str], arch_kwargs: dict, last: dict | None, out: Path) -> torch.nn.Module:
     fresh = last is None
     model = get_model(cfg.arch, len(classes), pretrained=cfg.pretrained and fresh,
                       weights=cfg.weights if fresh else None, **arch_kwargs)
@@ -118,30 +132,61 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
         except RuntimeError:  # e.g. another run's last.pth copied in: one line, not a size-mismatch dump
             raise CheckpointError(f"{out / LAST}: weights do not match its arch {cfg.arch!r} with {len(classes)} "
                                   "classes; it is not a checkpoint of this run; start a new run with --out") from None
+    return model
+
+
+def _restore(run: _Run, last: dict) -> int:
+    """Optimizer, scheduler, scaler and best-so-far from last.pth; -> the epoch it ended."""
+    run.optimizer.load_state_dict(last["optimizer"])
+    if run.scheduler is not None and last.get("scheduler"):
+        run.scheduler.load_state_dict(last["scheduler"])
+    if last.get("scaler"):
+        run.scaler.load_state_dict(last["scaler"])
+    run.state.update(last.get("run_state") or {})
+    run.say(f"resuming {run.out} after epoch {last['epoch']} of {run.cfg.epochs}")
+    return int(last["epoch"])
+
+
+def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, console: Console | None,
+         plots: bool) -> dict:
+    say = console.print if console else (lambda *a, **k: None)
+    last, cfg = _open_run(cfg, out, info, resume)
+    torch.manual_seed(cfg.seed)
+    train_set, val_set = load_data(cfg, last["classes"] if last else None)
+    classes = list(train_set.classes)
+    if last and classes != last["classes"]:
+        raise DataError(f"{cfg.data}: classes {classes} differ from the run's {last['classes']}")
+    spec, arch_kwargs = resolve_arch(cfg)
+    say(f"[bold]{cfg.arch}[/] on {info.device}{f' x{info.world}' if info.enabled else ''}: "
+        f"{len(train_set.samples)} train / {len(val_set.samples)} val images, classes {classes} "
+        f"({train_set.layout} layout), input {spec.size}px")
+    model = _build_model(cfg, classes, arch_kwargs, last, out)
     if info.main:
         _check_free_space(out, model, cfg.arch)
     model.to(info.device)
     optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg)
     adtype = amp_dtype(cfg, info.device)
-    scaler = build_scaler(adtype, info.device)
-    state = {"best_acc": -1.0, "best_loss": float("inf"), "best_epoch": 0, "stale": 0}
-    start = 0
-    if last:
-        optimizer.load_state_dict(last["optimizer"])
-        if scheduler is not None and last.get("scheduler"):
-            scheduler.load_state_dict(last["scheduler"])
-        if last.get("scaler"):
-            scaler.load_state_dict(last["scaler"])
-        state.update(last.get("run_state") or {})
-        start = int(last["epoch"])
-        say(f"resuming {out} after epoch {start} of {cfg.epochs}")
+    run = _Run(cfg, out, info, say, model, optimizer, build_scheduler(optimizer, cfg), build_scaler(adtype, info.device),
+               adtype, {"arch": cfg.arch, "arch_kwargs": arch_kwargs, "classes": classes, "spec": spec,
+                        "train_config": cfg.to_dict()})
+    start = _restore(run, last) if last else 0
     if info.main:
-        history = _trim_metrics(out / METRICS, start)
+        run.history = _trim_metrics(out / METRICS, start)
         atomic_write(out / CLASSES, json.dumps({c: i for i, c in enumerate(classes)}, indent=2) + "\n")
+    val_result, best_val, epoch = _epochs(run, console, ImageDataset(train_set, spec, train=True),
+                                          ImageDataset(val_set, spec, train=False), start)
+    state = run.state
+    summary = {"epochs": epoch, "best_epoch": state["best_epoch"], "best_val_acc": state["best_acc"],
+               "best_val_loss": state["best_loss"], "out": str(out), "skipped": sorted(run.reported)}
+    if plots and info.main and (best_val or val_result) is not None:
+        _plots(out, run.history, best_val or val_result, classes, say)
+    return summary
 
-    train_ds = ImageDataset(train_set, spec, train=True)
-    val_ds = ImageDataset(val_set, spec, train=False)
+
+def _epochs(run: _Run, console: Console | None, train_ds: ImageDataset, val_ds: ImageDataset,
+            start: int) -> tuple[EvalResult | None, EvalResult | None, int]:
+    """Epochs start+1 .. cfg.epochs (or an early stop) -> (last val result, best val result, last epoch)."""
+    cfg, info, model = run.cfg, run.info, run.model
     pin = info.device.type == "cuda"
     sampler = None
     if info.enabled:
@@ -149,12 +194,9 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
 
         sampler = DistributedSampler(train_ds, info.world, info.rank, shuffle=True, seed=cfg.seed)
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    reported: set[str] = set()
     ddp_model, trainable = None, None
     val_result: EvalResult | None = None
     best_val: EvalResult | None = None  # the best epoch's predictions, for the confusion matrix/ROC
-    base = {"arch": cfg.arch, "arch_kwargs": arch_kwargs, "classes": classes, "spec": spec,
-            "train_config": cfg.to_dict()}
     epoch = start
     for epoch in range(start + 1, cfg.epochs + 1):
         if hasattr(model, "set_epoch"):
@@ -169,59 +211,64 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
         if sampler is not None:
             sampler.set_epoch(epoch)
         loader = make_loader(train_ds, cfg.batch_size, cfg.workers, True, cfg.seed, epoch, sampler, pin)
-        lr = optimizer.param_groups[0]["lr"]
+        lr = run.optimizer.param_groups[0]["lr"]
         with bar(console, f"epoch {epoch}/{cfg.epochs} train", len(train_ds) // info.world) as tick:
-            st = train_one_epoch(ddp_model or model, loader, optimizer, criterion, info.device, scaler,
-                                 adtype, cfg.accum_steps, tick)
-        loss_sum, correct, images, data_s, comp_s = dist.all_sum(
-            info, [st.loss * st.images, st.acc * st.images, st.images, st.data_seconds, st.compute_seconds])
+            st = train_one_epoch(ddp_model or model, loader, run.optimizer, criterion, info.device, run.scaler,
+                                 run.adtype, cfg.accum_steps, tick)
+        sums = dist.all_sum(info, [st.loss * st.images, st.acc * st.images, st.images, st.data_seconds,
+                                   st.compute_seconds])
         bad = dist.gather_lists(info, st.bad)
-        if scheduler is not None:
-            scheduler.step()
+        if run.scheduler is not None:
+            run.scheduler.step()
         stop = False
         if info.main:
             vloader = make_loader(val_ds, cfg.batch_size, cfg.workers, False, cfg.seed, epoch, None, pin)
             with bar(console, f"epoch {epoch}/{cfg.epochs} val  ", len(val_ds)) as tick:
-                val_result = evaluate(model, vloader, info.device, adtype, tick)
-            _report_bad(bad + val_result.bad, reported, say)
-            row = {
-                "epoch": epoch, "lr": lr, "train_loss": loss_sum / max(images, 1), "train_acc": correct / max(images, 1),
-                "val_loss": val_result.loss, "val_acc": val_result.acc, "train_images": int(images),
-                "val_images": val_result.images, "images_per_s": images / max(st.seconds, 1e-9),
-                "data_s": data_s / info.world, "compute_s": comp_s / info.world, "epoch_s": st.seconds,
-                "val_s": val_result.seconds, "skipped": len(reported), "time": time.time(),
-            }
-            improved = (val_result.acc, -val_result.loss) > (state["best_acc"], -state["best_loss"])
-            if improved:
+                val_result = evaluate(model, vloader, info.device, run.adtype, tick)
+            _report_bad(bad + val_result.bad, run.reported, run.say)
+            if _record(run, epoch, lr, st, sums, val_result):
                 best_val = val_result
-                state.update(best_acc=val_result.acc, best_loss=val_result.loss, best_epoch=epoch, stale=0)
-            else:
-                state["stale"] += 1
-            metrics = {k: row[k] for k in ("val_acc", "val_loss", "train_loss", "train_acc", "epoch")}
-            sd = _state_dict(model)
-            if improved:
-                save_checkpoint(out / BEST, **base, state_dict=sd, metrics=metrics, epoch=epoch)
-            _append_line(out / METRICS, row)
-            history.append(row)
-            save_checkpoint(
-                out / LAST, **base, state_dict=sd, metrics=metrics, epoch=epoch,
-                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict() if scheduler else None,
-                scaler=scaler.state_dict() if scaler.is_enabled() else None, run_state=dict(state),
-            )
-            say(f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
-                f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} | {row['images_per_s']:.1f} img/s "
-                f"(data {row['data_s']:.1f}s, compute {row['compute_s']:.1f}s)" + (" [green]best[/]" if improved else ""))
-            stop = cfg.patience > 0 and state["stale"] >= cfg.patience
+            stop = cfg.patience > 0 and run.state["stale"] >= cfg.patience
             if stop:
-                say(f"early stop: no improvement for {cfg.patience} epoch(s); best epoch {state['best_epoch']}")
+                run.say(f"early stop: no improvement for {cfg.patience} epoch(s); best epoch {run.state['best_epoch']}")
         if dist.broadcast_object(info, stop):
             break
         dist.barrier(info)
-    summary = {"epochs": epoch, "best_epoch": state["best_epoch"], "best_val_acc": state["best_acc"],
-               "best_val_loss": state["best_loss"], "out": str(out), "skipped": sorted(reported)}
-    if plots and info.main and (best_val or val_result) is not None:
-        _plots(out, history, best_val or val_result, classes, say)
-    return summary
+    return val_result, best_val, epoch
+
+
+def _record(run: _Run, epoch: int, lr: float, st: Any, sums: list[float], val: EvalResult) -> bool:
+    """Main rank, end of an epoch: best.pth if improved, then the metrics line, then last.pth (the
+    order --resume relies on). -> whether the epoch improved."""
+    loss_sum, correct, images, data_s, comp_s = sums
+    world, state = run.info.world, run.state
+    row = {
+        "epoch": epoch, "lr": lr, "train_loss": loss_sum / max(images, 1), "train_acc": correct / max(images, 1),
+        "val_loss": val.loss, "val_acc": val.acc, "train_images": int(images),
+        "val_images": val.images, "images_per_s": images / max(st.seconds, 1e-9),
+        "data_s": data_s / world, "compute_s": comp_s / world, "epoch_s": st.seconds,
+        "val_s": val.seconds, "skipped": len(run.reported), "time": time.time(),
+    }
+    improved = (val.acc, -val.loss) > (state["best_acc"], -state["best_loss"])
+    if improved:
+        state.update(best_acc=val.acc, best_loss=val.loss, best_epoch=epoch, stale=0)
+    else:
+        state["stale"] += 1
+    metrics = {k: row[k] for k in ("val_acc", "val_loss", "train_loss", "train_acc", "epoch")}
+    sd = _state_dict(run.model)
+    if improved:
+        save_checkpoint(run.out / BEST, **run.base, state_dict=sd, metrics=metrics, epoch=epoch)
+    _append_line(run.out / METRICS, row)
+    run.history.append(row)
+    save_checkpoint(
+        run.out / LAST, **run.base, state_dict=sd, metrics=metrics, epoch=epoch,
+        optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict() if run.scheduler else None,
+        scaler=run.scaler.state_dict() if run.scaler.is_enabled() else None, run_state=dict(state),
+    )
+    run.say(f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} | {row['images_per_s']:.1f} img/s "
+            f"(data {row['data_s']:.1f}s, compute {row['compute_s']:.1f}s)" + (" [green]best[/]" if improved else ""))
+    return improved
 
 
 def _check_free_space(out: Path, model: torch.nn.Module, arch: str) -> None:
