@@ -10,8 +10,8 @@ from pathlib import Path
 from catdog.runtime.errors import ModelError
 
 SHIPPED = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
-# On a CPU the INT8 model (U8S8 QDQ) is the faster one at the same accuracy: 1.5x fp32 on the AVX2
-# reference machine, 99.50% vs 99.25% on the 400 test photos (reports/cpu-reference). GPU providers
+# On a CPU the INT8 model (U8S8 QDQ) is the faster one at the same accuracy: ~1.5x fp32 on the AVX2
+# reference machine, 99.25% on the 400 test photos like fp32 (reports/cpu-reference). GPU providers
 # run QDQ INT8 no faster than fp32 (CUDA) or need their own calibration (TensorRT): fp32 there.
 INT8_PROVIDERS = ("cpu", "openvino")
 GPU_FIRST = ("tensorrt", "cuda")  # what provider "auto" takes before the CPU (session.open_session)
