@@ -99,8 +99,8 @@ def _torch_folder(art: Any, files: list[Path], spec: PreprocessSpec, threads: in
 
 def _contenders(primary: Any, arts: list, files: list[Path], spec: PreprocessSpec,
                 threads: int | None) -> dict[str, tuple[str, Callable[[], list[str]]]]:
-    """name -> (the bare contender it is compared with, how to run it from the model file to labels:
-    session creation included for both, as a user's script would do it)."""
+    """name -> (the bare contender it is compared with (torch: the fp32 one), how to run it from the
+    model file to labels: session creation included, as a user's script would do it)."""
     from catdog.benchmarks.bench import torch_available
 
     int8 = [a for a in arts if a.kind == "onnx" and a is not primary and not a.uint8_input
@@ -116,7 +116,8 @@ def _contenders(primary: Any, arts: list, files: list[Path], spec: PreprocessSpe
         torch_art = next((a for a in arts if a.kind == "torch"), None) or next((a for a in arts if a.kind == "torchscript"), None)
         if torch_art is not None:
             name = f"torch DataLoader (2 workers, batch 16) + {torch_art.name}"
-            out[name] = (name, lambda: _torch_folder(torch_art, files, spec, threads))
+            fp32_bare = next(iter(out.values()))[0]  # compared with the bare script on the fp32 model
+            out[name] = (fp32_bare, lambda: _torch_folder(torch_art, files, spec, threads))
     return out
 
 
@@ -143,8 +144,8 @@ def folder_section(primary: Any, arts: list, cfg: Any, spec: PreprocessSpec) -> 
     rows = []
     for name in names:
         bare = contenders[name][0]
-        same = labels[name] == labels[bare] if len(labels[name]) == len(labels[bare]) else None
-        agree = float(np.mean([a == b for a, b in zip(labels[name], labels[bare])])) if same is not None else None
+        same_len = len(labels[name]) == len(labels[bare])
+        agree = float(np.mean([a == b for a, b in zip(labels[name], labels[bare])])) if same_len else None
         rows.append({"pipeline": name, "images": len(files), "median_s": statistics.median(secs[name]),
                      "images_per_s": ips[name], "vs_bare": ips[name] / ips[bare],
                      "vs_torch": ips[name] / torch_ips if torch_ips else None, "label_agreement_vs_bare": agree})
