@@ -101,7 +101,13 @@ class TableSink:
             else:
                 top = r.top(self.topk)
                 table.add_row(source, "\n".join(k for k, _ in top), "\n".join(f"{v:.3f}" for _, v in top))
-        (self.console or Console()).print(table)
+        console = self.console or Console()
+        if self.console is None and not console.is_terminal:
+            # Piped or redirected: no screen to fit, and a path folded over two lines cannot be
+            # grepped; print the table at its natural width.
+            natural = Console(width=1 << 16).measure(table).maximum
+            console = Console(width=max(80, natural))
+        console.print(table)
 
 
 class Smoother:
