@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
-from catdog.runtime.errors import CatdogError, ModelError
+from catdog.runtime.errors import CatdogError, ModelError, error_line
 from catdog.runtime.files import read_image
 from catdog.runtime.labels import load_labels
 from catdog.runtime.metadata import ModelMetadata, from_metadata_map
@@ -37,6 +37,7 @@ class Prediction:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, C) scores in their own dtype (export parity passes float64)."""
     e = np.exp(x - x.max(axis=1, keepdims=True))
     e /= e.sum(axis=1, keepdims=True)
     return e
@@ -52,13 +53,13 @@ def third_party_spec(session: Session, overrides: Mapping[str, Any]) -> Preproce
     shape = session.input_shape
     h = shape[1] if session.input_dtype == np.uint8 else shape[2] if len(shape) == 4 else None
     size = int(overrides.get("size") or (h if isinstance(h, int) and h > 0 else 224))
-    return apply_overrides(PreprocessSpec(size=size, resize=max(size, round(size * 256 / 224))), overrides)
+    return apply_overrides(PreprocessSpec().at_size(size), overrides)
 
 
 def apply_overrides(spec: PreprocessSpec, overrides: Mapping[str, Any]) -> PreprocessSpec:
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "size" in changes and "resize" not in changes:
-        changes["resize"] = max(changes["size"], round(changes["size"] * spec.resize / spec.size))
+        spec = spec.at_size(changes.pop("size"))
     return spec.with_(**changes) if changes else spec
 
 
@@ -184,7 +185,7 @@ class Classifier:
         return preds
 
     def predict_folder(self, folder: str | os.PathLike, recursive: bool = False) -> Iterator[tuple[str, Prediction | str]]:
-        from catdog.runtime.sources import list_images
+        from catdog.runtime.folders import list_images
 
         return self.iter_predict(list_images(Path(folder), recursive))
 
@@ -242,7 +243,7 @@ def _safe_load(clf: Classifier, source: ImageLike) -> tuple[np.ndarray, float, f
     except CatdogError as e:
         return str(e)
     except Exception as e:  # noqa: BLE001 - one odd file (cv2.error, MemoryError) must not end a folder run
-        return f"{source}: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        return f"{source}: {type(e).__name__}: {error_line(e, last=True)}"
 
 
 def check_fit(session: Session, meta: ModelMetadata, labels_file: str | None = None) -> None:

@@ -81,10 +81,10 @@ def run(source: Optional[str], model: Optional[Path], provider: str, threads: Op
     from catdog.runtime.classifier import Classifier
     from catdog.runtime.shipped import resolve_model
     from catdog.runtime.sinks import CsvSink, JsonSink, TableSink
-    from catdog.runtime.sources import csi_pipeline, open_source
+    from catdog.runtime.sources import GST_PREFIX, csi_pipeline, open_source
 
     if csi is not None:
-        source = csi_pipeline(csi)
+        source = GST_PREFIX + csi_pipeline(csi)
     if not source:
         raise InputError("give a SOURCE (image, folder, glob, video, camera index, URL or pipeline) or --csi N")
     src = open_source(source, recursive=recursive)  # before loading the model: a typo fails fast

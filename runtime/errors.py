@@ -42,3 +42,13 @@ class GateError(CatdogError):
     """An export parity gate that failed."""
 
     exit_code = 3
+
+
+def error_line(exc: BaseException, limit: int = 300, last: bool = False) -> str:
+    """One line of a library exception's text (they run to pages): the first non-empty one, or the
+    last with `last` (OpenCV puts the reason last); the type name when there is no text. Every
+    message that quotes a library error goes through this."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    return (lines[-1] if last else lines[0])[:limit]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import struct
 import tempfile
@@ -13,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from catdog.runtime.errors import InputError, OutputError
+from catdog.runtime.errors import InputError, OutputError, error_line
 
 # Refuse images whose header claims more pixels than this before decoding them (decompression
 # bombs). 100 MP is well above any camera photo. OpenCV gets the same cap for formats we don't parse.
@@ -79,13 +80,13 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def flat_label(name: str) -> str | None:
-    """Kaggle naming: `cat.12.jpg` -> "cat". None when the name does not follow it. Training,
-    export parity and the benchmarks all read labels from names with this one function."""
-    parts = name.split(".")
-    if len(parts) < 3 or not parts[0] or not parts[0][0].isalpha():
-        return None
-    return parts[0].lower()
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (checkpoints and models run to hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def header_size(data: bytes) -> tuple[int, int] | None:
@@ -127,7 +128,7 @@ def decode_image(data: bytes, source: str = "image") -> np.ndarray:
     try:
         img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as e:
-        raise InputError(f"{source}: cannot decode image ({str(e).strip().splitlines()[-1]})") from None
+        raise InputError(f"{source}: cannot decode image ({error_line(e, last=True)})") from None
     if img is None or img.size == 0:
         raise InputError(f"{source}: not a readable image (corrupt, truncated or not an image format)")
     return img

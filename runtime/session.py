@@ -4,7 +4,6 @@ those that pass a real warm-up inference; a provider the user names either runs 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -16,7 +15,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from catdog.runtime.errors import ModelError, ProviderError
+from catdog.runtime.errors import MetadataError, ModelError, ProviderError, error_line
+from catdog.runtime.files import file_sha256
+from catdog.runtime.metadata import from_metadata_map
 
 # Short name -> ONNX Runtime provider, and what to install when it is missing.
 PROVIDERS = {
@@ -52,8 +53,10 @@ def _stderr(msg: str) -> None:
 class Session:
     """An InferenceSession plus what the runtime needs to know about it."""
 
-    def __init__(self, ort_session: Any, provider: str, path: Path, warmup_output_shape: tuple[int, ...]):
+    def __init__(self, ort_session: Any, provider: str, path: Path, warmup_output_shape: tuple[int, ...],
+                 create_s: float = 0.0):
         self.ort = ort_session
+        self.create_s = create_s  # seconds to build the InferenceSession (benchmarks report it)
         self.provider = provider
         self.path = path
         inp = ort_session.get_inputs()[0]
@@ -77,9 +80,8 @@ class Session:
                 return self._run_bound(x)
             return self.ort.run(self.output_names[:1], {self.input_name: x})[0]
         except Exception as e:  # ORT's pybind errors: name the model and the input that failed
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(f"{self.path}: inference failed on a {tuple(x.shape)} {x.dtype} input "
-                             f"on {self.provider} ({msg[:300]})") from None
+                             f"on {self.provider} ({error_line(e)})") from None
 
     def _run_bound(self, x: np.ndarray) -> np.ndarray:
         # IO binding: the output stays on the device until we copy it once, and ORT does not
@@ -102,14 +104,6 @@ def available_providers() -> list[str]:
 
     by_ort = {v: k for k, v in PROVIDERS.items()}
     return [by_ort.get(p, p) for p in ort.get_available_providers()]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def gpu_name() -> str:
@@ -145,11 +139,17 @@ def trt_cache_dir(model: Path, root: Path | None) -> Path:
     return root / f"{file_sha256(model)[:16]}-{slug}"
 
 
-def _provider_entry(name: str, trt: dict[str, Any]) -> list[Any]:
+def _provider_entry(name: str, trt: dict[str, Any], device_id: int) -> list[Any]:
     ort_name = PROVIDERS.get(name, name)
+    # Exhaustive cuDNN search costs the first run only; arena growth by request keeps memory near
+    # what the model needs instead of doubling (a Jetson shares it with the CPU).
+    cuda = ("CUDAExecutionProvider", {"device_id": device_id, "cudnn_conv_algo_search": "EXHAUSTIVE",
+                                      "arena_extend_strategy": "kSameAsRequested"})
     if name == "tensorrt":
         # TensorRT hands unsupported nodes to CUDA, then CPU; that is normal, not a fallback.
-        return [(ort_name, trt), "CUDAExecutionProvider", "CPUExecutionProvider"]
+        return [(ort_name, {**trt, "device_id": device_id}), cuda, "CPUExecutionProvider"]
+    if name == "cuda":
+        return [cuda, "CPUExecutionProvider"]
     if name == "cpu":
         return [ort_name]
     return [ort_name, "CPUExecutionProvider"]
@@ -158,11 +158,11 @@ def _provider_entry(name: str, trt: dict[str, Any]) -> list[Any]:
 def _warmup_input(sess: Any, shape_hint: Sequence[int] | None) -> np.ndarray:
     inp = sess.get_inputs()[0]
     if shape_hint is None:
-        size = 224
-        meta = sess.get_modelmeta().custom_metadata_map.get("catdog_edge")
-        if meta:
-            m = re.search(r'"size":\s*(\d+)', meta)
-            size = int(m.group(1)) if m else size
+        try:
+            meta = from_metadata_map(sess.get_modelmeta().custom_metadata_map)
+        except MetadataError:
+            meta = None  # the Classifier reports bad metadata with the file's name; warm up at 224
+        size = meta.spec.size if meta else 224
         shape_hint = [d if isinstance(d, int) and d > 0 else (1 if i == 0 else size) for i, d in enumerate(inp.shape)]
         if len(shape_hint) == 4 and inp.type == "tensor(uint8)" and not isinstance(inp.shape[3], int):
             shape_hint[3] = 3  # NHWC uint8 with a dynamic channel dim
@@ -172,27 +172,29 @@ def _warmup_input(sess: Any, shape_hint: Sequence[int] | None) -> np.ndarray:
     return np.full(tuple(shape_hint), 0.5 if dtype != np.uint8 else 128, dtype=dtype)
 
 
-def _load(path: Path, name: str, opts: Any, trt: dict[str, Any]) -> Any:
+def _load(path: Path, name: str, opts: Any, trt: dict[str, Any], device_id: int) -> Any:
     import onnxruntime as ort
 
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=_provider_entry(name, trt))
+        return ort.InferenceSession(str(path), sess_options=opts, providers=_provider_entry(name, trt, device_id))
     except Exception as e:  # ORT raises its own pybind classes; all mean "this file cannot load"
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = error_line(e)
         if "protobuf" in msg.lower() or "parsing" in msg.lower():
             raise ModelError(f"{path}: not a valid ONNX model (protobuf parsing failed: the file is truncated or "
                              "not ONNX); re-export or re-download it") from None
-        raise ModelError(f"{path}: onnxruntime cannot load it ({msg[:300]}); re-export the model") from None
+        raise ModelError(f"{path}: onnxruntime cannot load it ({msg}); re-export the model") from None
 
 
-def _try_provider(path: Path, name: str, opts: Any, trt: dict[str, Any], shape_hint, log: Log) -> Session:
+def _try_provider(path: Path, name: str, opts: Any, trt: dict[str, Any], device_id: int, shape_hint, log: Log) -> Session:
     """Load with one provider, check ORT really loaded it, run a warm-up. Raises ProviderError."""
+    t_create = time.perf_counter()
     try:
-        sess = _load(path, name, opts, trt)
+        sess = _load(path, name, opts, trt, device_id)
     except ModelError as e:
         if name == "cpu" or "protobuf" in str(e):
             raise  # the file itself is the problem; no provider would help
         raise ProviderError(f"provider {name} cannot build a session: {e}") from None
+    create_s = time.perf_counter() - t_create
     loaded = sess.get_providers()
     if PROVIDERS.get(name, name) not in loaded:
         raise ProviderError(f"provider {name} failed to initialise (onnxruntime loaded only {loaded}); "
@@ -201,20 +203,20 @@ def _try_provider(path: Path, name: str, opts: Any, trt: dict[str, Any], shape_h
     if name == "cpu" and len(out_shape) >= 2 and all(isinstance(d, int) and d > 0 for d in out_shape[1:]):
         # CPU loads either run or fail on the first real batch with the same error; when the
         # class count is in the graph, a warm-up inference would only add to cold start.
-        return Session(sess, name, path, (1, *out_shape[1:]))
+        return Session(sess, name, path, (1, *out_shape[1:]), create_s)
     x = _warmup_input(sess, shape_hint)
     t0 = time.perf_counter()
     try:
         out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     except Exception as e:  # noqa: BLE001 - a warm-up failure on a GPU provider is a provider problem
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = error_line(e)
         if name == "cpu":
-            raise ModelError(f"{path}: the model fails to run on a {tuple(x.shape)} input ({msg[:300]})") from None
-        raise ProviderError(f"provider {name} failed its warm-up inference ({msg[:300]}); "
+            raise ModelError(f"{path}: the model fails to run on a {tuple(x.shape)} input ({msg})") from None
+        raise ProviderError(f"provider {name} failed its warm-up inference ({msg}); "
                             f"check the install: {INSTALL_HINTS.get(name, '')}") from None
     if name == "tensorrt" and time.perf_counter() - t0 > 2.0:
         log(f"TensorRT engine ready in {time.perf_counter() - t0:.0f} s")
-    return Session(sess, name, path, tuple(np.shape(out)))
+    return Session(sess, name, path, tuple(np.shape(out)), create_s)
 
 
 def open_session(
@@ -227,9 +229,11 @@ def open_session(
     warmup_shape: Sequence[int] | None = None,
     log: Log | None = _stderr,
     spinning: bool = True,
+    device_id: int = 0,
 ) -> Session:
     """Open an ONNX model on `provider` ("auto" or a name in PROVIDERS). `log` gets one-line notices
-    (which provider runs, TensorRT engine builds); pass None for silence."""
+    (which provider runs, TensorRT engine builds); pass None for silence. This is the only place an
+    InferenceSession is made: the runtime, export's latency column and the benchmarks all use it."""
     import onnxruntime as ort
 
     log = log or (lambda _msg: None)
@@ -262,7 +266,7 @@ def open_session(
         if provider not in have:
             raise ProviderError(f"provider {provider} is not available in this onnxruntime build "
                                 f"(available: {', '.join(have)}); install: {INSTALL_HINTS.get(provider, '')}")
-        sess = _try_provider(path, provider, opts, trt, warmup_shape, log)
+        sess = _try_provider(path, provider, opts, trt, device_id, warmup_shape, log)
         log(f"provider: {provider}")
         return sess
 
@@ -271,7 +275,7 @@ def open_session(
         if name not in have:
             continue
         try:
-            sess = _try_provider(path, name, opts, trt, warmup_shape, log)
+            sess = _try_provider(path, name, opts, trt, device_id, warmup_shape, log)
         except ProviderError as e:
             failures.append(str(e))
             continue

@@ -7,9 +7,10 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
+from catdog.runtime.artifacts import ARTIFACTS
 from catdog.runtime.errors import ModelError
 
-SHIPPED = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+SHIPPED = {"fp32": ARTIFACTS["onnx"].filename, "int8": ARTIFACTS["int8"].filename}
 # On a CPU the INT8 model (U8S8 QDQ) is the faster one at the same accuracy: ~1.5x fp32 on the AVX2
 # reference machine, 99.25% on the 400 test photos like fp32 (reports/cpu-reference). GPU providers
 # run QDQ INT8 no faster than fp32 (CUDA) or need their own calibration (TensorRT): fp32 there.

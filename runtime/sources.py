@@ -1,6 +1,6 @@
 """What SOURCE means: an image file, a folder, a glob, a video file, a camera index, a /dev/video
-device, an RTSP/HTTP URL or a GStreamer pipeline. "files" are images (run batched); the rest are
-frame sources (read by capture.py)."""
+device, an RTSP/HTTP URL or a GStreamer pipeline (only with the explicit `gst:` prefix: a file name
+may contain "!"). "files" are images (run batched); the rest are frame sources (read by capture.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from pathlib import Path
 
 from catdog.runtime.errors import InputError
 from catdog.runtime.files import IMAGE_SUFFIXES
+from catdog.runtime.folders import list_images
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mjpeg")
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 KINDS = ("files", "video", "camera", "stream", "pipeline")
+GST_PREFIX = "gst:"
 
 
 @dataclass(frozen=True)
@@ -47,33 +49,6 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def list_images(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files in `folder` (sorted). Recursive walks follow symlinked folders once each: a
-    folder already visited (by device + inode) is skipped, so a symlink loop cannot recurse."""
-    if not recursive:
-        try:
-            entries = sorted(folder.iterdir())
-        except OSError as e:
-            raise InputError(f"{folder}: cannot list folder ({e.strerror})") from None
-        return [p for p in entries if is_image(p) and not p.is_dir()]
-    out: list[Path] = []
-    seen: set[tuple[int, int]] = set()
-    for root, dirs, files in os.walk(folder, followlinks=True, onerror=None):
-        try:
-            st = os.stat(root)
-        except OSError:
-            dirs[:] = []
-            continue
-        key = (st.st_dev, st.st_ino)
-        if key in seen:
-            dirs[:] = []  # a symlink back into a folder already walked
-            continue
-        seen.add(key)
-        dirs.sort()
-        out += [Path(root) / f for f in sorted(files) if is_image(Path(f))]
-    return out
-
-
 def _glob(pattern: str) -> Source:
     matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True))
     images = [p for p in matches if is_image(p) and not p.is_dir()]
@@ -85,8 +60,10 @@ def _glob(pattern: str) -> Source:
 def open_source(spec: str, recursive: bool = False) -> Source:
     """Classify SOURCE. Raises InputError for something that is none of the known kinds."""
     spec = str(spec)
-    if "!" in spec:
-        pipe = spec if "appsink" in spec else spec + " ! videoconvert ! video/x-raw, format=BGR ! appsink drop=true max-buffers=1"
+    if spec.startswith(GST_PREFIX):
+        pipe = spec[len(GST_PREFIX):].strip()
+        if "appsink" not in pipe:
+            pipe += " ! videoconvert ! video/x-raw, format=BGR ! appsink drop=true max-buffers=1"
         return Source("pipeline", spec, target=pipe, backend="gstreamer")
     if spec.lower().startswith(URL_SCHEMES):
         return Source("stream", spec, target=spec)
@@ -107,4 +84,5 @@ def open_source(spec: str, recursive: bool = False) -> Source:
         return Source("files", spec, (path,))  # anything else is tried as an image; errors name it
     if any(c in spec for c in "*?["):
         return _glob(spec)
-    raise InputError(f"{spec}: no such file or folder (nor a camera index, URL or GStreamer pipeline)")
+    hint = f"; a GStreamer pipeline needs the prefix: '{GST_PREFIX}{spec}'" if " ! " in spec else ""
+    raise InputError(f"{spec}: no such file or folder (nor a camera index or URL){hint}")

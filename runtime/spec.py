@@ -80,3 +80,8 @@ class PreprocessSpec:
 
     def with_(self, **changes: Any) -> "PreprocessSpec":
         return replace(self, **changes)
+
+    def at_size(self, size: int) -> "PreprocessSpec":
+        """The same recipe at another input size: the resize keeps its ratio to the crop
+        (224 -> 256 becomes 288 -> 329), never below the crop itself."""
+        return replace(self, size=size, resize=max(size, round(size * self.resize / self.size)))

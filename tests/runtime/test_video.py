@@ -17,7 +17,7 @@ from rtkit import MjpegServer, run_cli, write_video
 from catdog.runtime.capture import LatestFrameReader, open_capture
 from catdog.runtime.classifier import Classifier
 from catdog.runtime.errors import InputError
-from catdog.runtime.sources import Source, csi_pipeline, open_source
+from catdog.runtime.sources import GST_PREFIX, Source, csi_pipeline, open_source
 
 
 def frames_of(path) -> list[np.ndarray]:
@@ -208,9 +208,11 @@ def test_source_kinds_and_csi_pipeline(tmp_path, video_avi):
     assert open_source(str(video_avi)).kind == "video"
     pipe = csi_pipeline(1, 640, 480, 15)
     assert pipe.startswith("nvarguscamerasrc sensor-id=1 !") and "width=640, height=480, framerate=15/1" in pipe
-    assert "appsink" in pipe and open_source(pipe).kind == "pipeline"
+    assert "appsink" in pipe and open_source(GST_PREFIX + pipe).kind == "pipeline"
+    with pytest.raises(InputError, match="needs the prefix: 'gst:nvarguscamerasrc"):
+        open_source(pipe)  # a pipeline only by the explicit prefix: "!" may be part of a file name
     with pytest.raises(InputError, match="no GStreamer support"):
-        open_capture(open_source(pipe))  # this OpenCV wheel has no GStreamer
+        open_capture(open_source(GST_PREFIX + pipe))  # this OpenCV wheel has no GStreamer
 
 
 def _read_until(stream, marker: str, timeout_s: float) -> str:
