@@ -59,7 +59,7 @@ def resize_crop(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def _affine(spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray]:
+def normalize_affine(spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray]:
     # x * scale then (x - mean) / std  ==  x * a - b, one fused pass over the pixels.
     std = np.asarray(spec.std, dtype=np.float32)
     a = np.float32(spec.scale) / std
@@ -69,7 +69,7 @@ def _affine(spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray]:
 
 def normalize(crops: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """uint8 NHWC (from resize_crop) -> float32 NCHW, contiguous."""
-    a, b = _affine(spec)
+    a, b = normalize_affine(spec)
     n, h, w, c = crops.shape
     # Transpose while still uint8 (a quarter of the bytes), then one cast-and-multiply into the
     # output and an in-place subtract: the same float32 values as astype -> * -> - -> transpose,
