@@ -163,12 +163,13 @@ class Classifier:
     def prediction(self, probs_row: np.ndarray) -> Prediction:
         row = probs_row.tolist()
         i = int(np.argmax(probs_row))
-        return Prediction(self.classes[i], i, row[i], dict(zip(self.classes, row)))
+        return Prediction(self.classes[i], i, row[i], dict(zip(self.classes, row, strict=True)))
 
     def _predictions(self, probs: np.ndarray) -> list[Prediction]:
         with Timer() as t:
             rows, idx = probs.tolist(), probs.argmax(axis=1).tolist()
-            preds = [Prediction(self.classes[i], i, r[i], dict(zip(self.classes, r))) for i, r in zip(idx, rows)]
+            preds = [Prediction(self.classes[i], i, r[i], dict(zip(self.classes, r, strict=True)))
+                     for i, r in zip(idx, rows, strict=True)]
         self.times.add("postprocess", t.s, 0)
         return preds
 
@@ -184,7 +185,8 @@ class Classifier:
             preds += self._predictions(self.infer_crops(crops))
         return preds
 
-    def predict_folder(self, folder: str | os.PathLike, recursive: bool = False) -> Iterator[tuple[str, Prediction | str]]:
+    def predict_folder(self, folder: str | os.PathLike, *, recursive: bool = False
+                       ) -> Iterator[tuple[str, Prediction | str]]:
         from catdog.runtime.folders import list_images
 
         return self.iter_predict(list_images(Path(folder), recursive))
@@ -218,7 +220,7 @@ class Classifier:
     def _run_group(self, group: list[tuple[str, Future]]) -> Iterator[tuple[str, Prediction | str]]:
         results: list[Any] = []
         with Timer() as tw:
-            for name, fut in group:
+            for _, fut in group:
                 results.append(fut.result())
         self.times.add("capture wait", tw.s, len(group))
         crops = []
@@ -228,7 +230,7 @@ class Classifier:
                 self.times.add("decode", r[1])
                 self.times.add("preprocess", r[2], 0)
         preds = iter(self._predictions(self.infer_crops(crops)) if crops else [])
-        for (name, _), r in zip(group, results):
+        for (name, _), r in zip(group, results, strict=True):
             if isinstance(r, str):
                 self.times.failed += 1
                 yield name, r
@@ -255,7 +257,8 @@ def check_fit(session: Session, meta: ModelMetadata, labels_file: str | None = N
         raise ModelError(f"{path}: input {session.input_name!r} has rank {len(shape)} {list(shape)}; "
                          f"an image classifier here takes a 4-D {want} input")
     if uint8 and session.input_dtype != np.uint8:
-        raise ModelError(f"{path}: metadata says uint8 (baked) input but the graph takes {session.input_type}; re-export")
+        raise ModelError(f"{path}: metadata says uint8 (baked) input but the graph takes {session.input_type}; "
+                         "re-export")
     if not uint8 and session.input_dtype == np.uint8:
         raise ModelError(f"{path}: the graph takes uint8 but the metadata says float input; re-export")
     chan, hw = (shape[3], shape[1:3]) if uint8 else (shape[1], shape[2:4])

@@ -5,22 +5,19 @@ with onnxruntime + OpenCV only. Errors are one line on stderr and a non-zero exi
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from catdog.runtime.errors import CatdogError, InputError, ModelError
+from catdog.runtime.boundary import EXIT_INTERRUPTED, cli_boundary, say
+from catdog.runtime.errors import InputError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   help="Classify images, folders, videos, cameras and streams with an ONNX model (no torch).")
 
 EXIT_SOME_FAILED = 1
-EXIT_INTERRUPTED = 130
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def _floats3(text: Optional[str], flag: str) -> Optional[tuple[float, float, float]]:
@@ -72,38 +69,69 @@ def _run_files(clf: Any, files: tuple[Path, ...], sinks: list[Any]) -> bool:
     return interrupted
 
 
-def run(source: Optional[str], model: Optional[Path], provider: str, threads: Optional[int], batch: int,
-        workers: int, recursive: bool, json_out: bool, csv_path: Optional[Path], labels: Optional[Path],
-        size: Optional[int], mean: Optional[str], std: Optional[str], bgr: bool, scale: Optional[float],
-        csi: Optional[int], show: bool, save: Optional[Path], smooth: int, topk: int, realtime: bool,
-        max_frames: Optional[int], trt_fp16: bool, trt_int8: bool, trt_cache: Optional[Path],
-        reconnects: int = 10) -> int:
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything one `catdog-runtime` run is told; the CLI's defaults are these."""
+
+    source: Optional[str] = None
+    model: Optional[Path] = None
+    provider: str = "auto"
+    threads: Optional[int] = None
+    batch: int = 16
+    workers: int = 2
+    recursive: bool = False
+    json_out: bool = False
+    csv_path: Optional[Path] = None
+    labels: Optional[Path] = None
+    size: Optional[int] = None
+    mean: Optional[str] = None
+    std: Optional[str] = None
+    bgr: bool = False
+    scale: Optional[float] = None
+    csi: Optional[int] = None
+    show: bool = False
+    save: Optional[Path] = None
+    smooth: int = 1
+    topk: int = 1
+    realtime: bool = False
+    max_frames: Optional[int] = None
+    reconnects: int = 10
+    trt_fp16: bool = False
+    trt_int8: bool = False
+    trt_cache: Optional[Path] = None
+    device_id: int = 0
+
+
+D = RunOptions()
+
+
+def run(o: RunOptions) -> int:
     from catdog.runtime.classifier import Classifier
     from catdog.runtime.shipped import resolve_model
     from catdog.runtime.sinks import CsvSink, JsonSink, TableSink
     from catdog.runtime.sources import GST_PREFIX, csi_pipeline, open_source
 
-    if csi is not None:
-        source = GST_PREFIX + csi_pipeline(csi)
+    source = GST_PREFIX + csi_pipeline(o.csi) if o.csi is not None else o.source
     if not source:
-        raise InputError("give a SOURCE (image, folder, glob, video, camera index, URL or pipeline) or --csi N")
-    src = open_source(source, recursive=recursive)  # before loading the model: a typo fails fast
-    overrides = {"size": size, "mean": _floats3(mean, "--mean"), "std": _floats3(std, "--std"),
-                 "channel_order": "BGR" if bgr else None, "scale": scale}
-    clf = Classifier.from_file(resolve_model(model, provider), provider=provider, threads=threads, labels=labels,
-                               spec={k: v for k, v in overrides.items() if v is not None}, batch_size=batch,
-                               workers=workers, trt_fp16=trt_fp16, trt_int8=trt_int8, trt_cache_dir=trt_cache,
+        raise InputError("give a SOURCE (image, folder, glob, video, camera index, URL or gst:PIPELINE) or --csi N")
+    src = open_source(source, recursive=o.recursive)  # before loading the model: a typo fails fast
+    overrides = {"size": o.size, "mean": _floats3(o.mean, "--mean"), "std": _floats3(o.std, "--std"),
+                 "channel_order": "BGR" if o.bgr else None, "scale": o.scale}
+    clf = Classifier.from_file(resolve_model(o.model, o.provider), provider=o.provider, threads=o.threads,
+                               labels=o.labels, spec={k: v for k, v in overrides.items() if v is not None},
+                               batch_size=o.batch, workers=o.workers, trt_fp16=o.trt_fp16, trt_int8=o.trt_int8,
+                               trt_cache_dir=o.trt_cache, device_id=o.device_id,
                                spinning=not (src.kind == "files" and len(src.files) > 1))  # see open_session
-    sinks: list[Any] = [JsonSink()] if json_out else []
-    if csv_path:
-        sinks.append(CsvSink(csv_path, clf.classes))
+    sinks: list[Any] = [JsonSink()] if o.json_out else []
+    if o.csv_path:
+        sinks.append(CsvSink(o.csv_path, clf.classes))
 
     clf.reset_times()
     if src.kind == "files":
-        if show or save:
-            _log("note: --show and --save apply to videos, cameras and streams; ignored for image files")
-        if not json_out:
-            sinks.insert(0, TableSink(topk))
+        if o.show or o.save:
+            say("note: --show and --save apply to videos, cameras and streams; ignored for image files")
+        if not o.json_out:
+            sinks.insert(0, TableSink(o.topk))
         interrupted = _run_files(clf, src.files, sinks)
         for sink in sinks:
             sink.close()
@@ -111,9 +139,9 @@ def run(source: Optional[str], model: Optional[Path], provider: str, threads: Op
     else:
         from catdog.runtime.live import LiveOptions, run_live
 
-        opts = LiveOptions(show=show, save=save, smooth=smooth, topk=topk, realtime=realtime, max_frames=max_frames,
-                           max_reconnects=reconnects)
-        res = run_live(clf, src, opts, sinks, log=_log)
+        live = LiveOptions(show=o.show, save=o.save, smooth=o.smooth, topk=o.topk, realtime=o.realtime,
+                           max_frames=o.max_frames, max_reconnects=o.reconnects)
+        res = run_live(clf, src, live, sinks, log=say)
         interrupted = res.interrupted
         for sink in sinks:
             sink.close()
@@ -124,7 +152,7 @@ def run(source: Optional[str], model: Optional[Path], provider: str, threads: Op
             extra.append(("saved", str(res.saved)))
         if res.error:
             extra.append(("error", res.error))
-            _log(f"error: {res.error}")
+            say(f"error: {res.error}")
         _summary(clf, f"{src.kind} {src.spec}", extra)
     if interrupted:
         return EXIT_INTERRUPTED
@@ -132,48 +160,45 @@ def run(source: Optional[str], model: Optional[Path], provider: str, threads: Op
 
 
 @app.command()
+@cli_boundary
 def main_command(
-    source: Optional[str] = typer.Argument(None, help="image, folder, glob, video, camera index, /dev/videoN, URL, or GStreamer pipeline"),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model file, or fp32 / int8 for a shipped one (default: int8 on CPU, fp32 on GPU)"),
-    provider: str = typer.Option("auto", help="auto | cpu | cuda | tensorrt | openvino | coreml | dml | rocm"),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for onnxruntime"),
-    batch: int = typer.Option(16, min=1, help="images per inference on folders"),
-    workers: int = typer.Option(2, min=1, help="decode threads on folders"),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="include subfolders"),
-    json_out: bool = typer.Option(False, "--json", help="JSON lines on stdout, one per input"),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="also write results to this CSV file"),
-    labels: Optional[Path] = typer.Option(None, help="class names for a model without catdog metadata"),
-    size: Optional[int] = typer.Option(None, help="input size (third-party models)"),
-    mean: Optional[str] = typer.Option(None, help="per-channel mean, e.g. 0.485,0.456,0.406"),
-    std: Optional[str] = typer.Option(None, help="per-channel std, e.g. 0.229,0.224,0.225"),
-    bgr: bool = typer.Option(False, "--bgr", help="the model takes BGR channel order"),
-    scale: Optional[float] = typer.Option(None, help="pixel multiplier before mean/std (default 1/255)"),
-    csi: Optional[int] = typer.Option(None, help="Jetson CSI camera sensor id (builds the nvarguscamerasrc pipeline)"),
-    show: bool = typer.Option(False, "--show", help="open a window with the overlay (q quits)"),
-    save: Optional[Path] = typer.Option(None, help="write the annotated video here (.mp4 or .avi)"),
-    smooth: int = typer.Option(1, min=1, help="average the last N frames' probabilities"),
-    topk: int = typer.Option(1, min=1, help="show the top K classes"),
-    realtime: bool = typer.Option(False, "--realtime", help="play video files at their frame rate, dropping frames"),
-    max_frames: Optional[int] = typer.Option(None, min=1, help="stop after N frames"),
-    reconnects: int = typer.Option(10, min=0, help="reopen a dropped camera/stream up to N times in a row (backoff 0.5 s doubling to 8 s)"),
-    trt_fp16: bool = typer.Option(False, "--trt-fp16", help="TensorRT: allow fp16 kernels"),
-    trt_int8: bool = typer.Option(False, "--trt-int8", help="TensorRT: allow int8 kernels"),
-    trt_cache: Optional[Path] = typer.Option(None, help="TensorRT engine cache folder"),
-    debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
+    source: Optional[str] = typer.Argument(
+        D.source, help="image, folder, glob, video, camera index, /dev/videoN, URL, or gst:PIPELINE (GStreamer)"),
+    model: Optional[Path] = typer.Option(
+        D.model, "--model", "-m",
+        help="ONNX model file, or fp32 / int8 for a shipped one (default: int8 on CPU, fp32 on GPU)"),
+    provider: str = typer.Option(D.provider, help="auto | cpu | cuda | tensorrt | openvino | coreml | dml | rocm"),
+    threads: Optional[int] = typer.Option(D.threads, help="CPU threads for onnxruntime"),
+    batch: int = typer.Option(D.batch, min=1, help="images per inference on folders"),
+    workers: int = typer.Option(D.workers, min=1, help="decode threads on folders"),
+    recursive: bool = typer.Option(D.recursive, "--recursive", "-r", help="include subfolders"),
+    json_out: bool = typer.Option(D.json_out, "--json", help="JSON lines on stdout, one per input"),
+    csv_path: Optional[Path] = typer.Option(D.csv_path, "--csv", help="also write results to this CSV file"),
+    labels: Optional[Path] = typer.Option(D.labels, help="class names for a model without catdog metadata"),
+    size: Optional[int] = typer.Option(D.size, help="input size (third-party models)"),
+    mean: Optional[str] = typer.Option(D.mean, help="per-channel mean, e.g. 0.485,0.456,0.406"),
+    std: Optional[str] = typer.Option(D.std, help="per-channel std, e.g. 0.229,0.224,0.225"),
+    bgr: bool = typer.Option(D.bgr, "--bgr", help="the model takes BGR channel order"),
+    scale: Optional[float] = typer.Option(D.scale, help="pixel multiplier before mean/std (default 1/255)"),
+    csi: Optional[int] = typer.Option(D.csi, help="Jetson CSI camera sensor id (builds the nvarguscamerasrc pipeline)"),
+    show: bool = typer.Option(D.show, "--show", help="open a window with the overlay (q quits)"),
+    save: Optional[Path] = typer.Option(D.save, help="write the annotated video here (.mp4 or .avi)"),
+    smooth: int = typer.Option(D.smooth, min=1, help="average the last N frames' probabilities"),
+    topk: int = typer.Option(D.topk, min=1, help="show the top K classes"),
+    realtime: bool = typer.Option(D.realtime, "--realtime",
+                                  help="play video files at their frame rate, dropping frames"),
+    max_frames: Optional[int] = typer.Option(D.max_frames, min=1, help="stop after N frames"),
+    reconnects: int = typer.Option(
+        D.reconnects, min=0,
+        help="reopen a dropped camera/stream up to N times in a row (backoff 0.5 s doubling to 8 s)"),
+    trt_fp16: bool = typer.Option(D.trt_fp16, "--trt-fp16", help="TensorRT: allow fp16 kernels"),
+    trt_int8: bool = typer.Option(D.trt_int8, "--trt-int8", help="TensorRT: allow int8 kernels"),
+    trt_cache: Optional[Path] = typer.Option(D.trt_cache, help="TensorRT engine cache folder"),
+    device_id: int = typer.Option(D.device_id, min=0, help="GPU to run on (CUDA / TensorRT providers)"),
 ) -> None:
-    try:
-        code = run(source, model, provider, threads, batch, workers, recursive, json_out, csv_path, labels, size,
-                   mean, std, bgr, scale, csi, show, save, smooth, topk, realtime, max_frames, trt_fp16, trt_int8,
-                   trt_cache, reconnects)
-    except CatdogError as e:
-        if debug:
-            raise
-        _log(f"error: {e}")
-        raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        _log("interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    raise typer.Exit(code)
+    # The parameters are RunOptions' fields one for one (a renamed or missing one is a TypeError).
+    given = locals()
+    raise typer.Exit(run(RunOptions(**{f.name: given[f.name] for f in fields(RunOptions)})))
 
 
 def main() -> None:

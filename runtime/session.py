@@ -185,7 +185,8 @@ def _load(path: Path, name: str, opts: Any, trt: dict[str, Any], device_id: int)
         raise ModelError(f"{path}: onnxruntime cannot load it ({msg}); re-export the model") from None
 
 
-def _try_provider(path: Path, name: str, opts: Any, trt: dict[str, Any], device_id: int, shape_hint, log: Log) -> Session:
+def _try_provider(path: Path, name: str, opts: Any, trt: dict[str, Any], device_id: int,
+                  shape_hint: Sequence[int] | None, log: Log) -> Session:
     """Load with one provider, check ORT really loaded it, run a warm-up. Raises ProviderError."""
     t_create = time.perf_counter()
     try:
@@ -290,5 +291,6 @@ def trt_cache_dir_for(path: Path, root: str | os.PathLike | None) -> Path:
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ProviderError(f"cannot create the TensorRT engine cache {cache}: {e.strerror}; pass --trt-cache DIR") from None
+        raise ProviderError(f"cannot create the TensorRT engine cache {cache}: {e.strerror}; "
+                            "pass --trt-cache DIR") from None
     return cache

@@ -88,19 +88,22 @@ class TableSink:
     def close(self) -> None:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
+        # Paths, error messages and class names are the user's text, never rich markup: as Text,
+        # `cat[bold]x.jpg` prints as itself and a `[/x]` in a folder name cannot crash the table.
         table = Table(show_lines=False)
         table.add_column("source", overflow="fold")
         table.add_column("label" if self.topk == 1 else f"top {self.topk}")
         table.add_column("score", justify="right")
         for source, r in self.rows:
             if isinstance(r, str):
-                table.add_row(source, "[red]error[/red]", r)
+                table.add_row(Text(source), Text("error", style="red"), Text(r))
             elif self.topk == 1:
-                table.add_row(source, r.label, f"{r.score:.3f}")
+                table.add_row(Text(source), Text(r.label), f"{r.score:.3f}")
             else:
                 top = r.top(self.topk)
-                table.add_row(source, "\n".join(k for k, _ in top), "\n".join(f"{v:.3f}" for _, v in top))
+                table.add_row(Text(source), Text("\n".join(k for k, _ in top)), "\n".join(f"{v:.3f}" for _, v in top))
         console = self.console or Console()
         if self.console is None and not console.is_terminal:
             # Piped or redirected: no screen to fit, and a path folded over two lines cannot be
@@ -121,7 +124,8 @@ class Smoother:
         return probs if len(self.window) == 1 else np.mean(self.window, axis=0)
 
 
-def draw_overlay(frame: np.ndarray, pred: Prediction, fps: float, stage_ms: dict[str, float], topk: int = 1) -> np.ndarray:
+def draw_overlay(frame: np.ndarray, pred: Prediction, fps: float, stage_ms: dict[str, float],
+                 topk: int = 1) -> np.ndarray:
     """Label + score, FPS and per-stage ms drawn in place on a BGR frame."""
     import cv2
 

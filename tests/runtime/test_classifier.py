@@ -38,7 +38,7 @@ def test_predict_accepts_decoded_array_and_batch_equals_single(models, photos):
     clf = Classifier.from_file(models["float"], provider="cpu", batch_size=4)
     singles = [clf.predict(read_image(p)) for p in photos]
     batch = clf.predict_batch([str(p) for p in photos])  # 6 images in batches of 4 + 2
-    for a, b in zip(singles, batch):
+    for a, b in zip(singles, batch, strict=True):
         assert a.label == b.label
         assert a.probs == pytest.approx(b.probs, abs=1e-6)
 
@@ -54,7 +54,7 @@ def test_baked_uint8_model_gives_same_answers_as_float(models, photos):
     flt = Classifier.from_file(models["float"])
     baked = Classifier.from_file(models["uint8"])
     assert baked.baked and baked.session.input_dtype == np.uint8
-    for a, b in zip(flt.predict_batch(photos), baked.predict_batch(photos)):
+    for a, b in zip(flt.predict_batch(photos), baked.predict_batch(photos), strict=True):
         assert a.label == b.label
         assert a.probs == pytest.approx(b.probs, abs=1e-4)
 
@@ -63,7 +63,7 @@ def test_probability_outputs_are_not_softmaxed_twice(models, photos):
     logits = Classifier.from_file(models["float"]).predict_batch(photos)
     with_meta = Classifier.from_file(models["probs"]).predict_batch(photos)  # metadata output == "probs"
     detected = Classifier.from_file(models["softmax_nometa"], labels=["cat", "dog"], spec=SPEC).predict_batch(photos)
-    for a, b, c in zip(logits, with_meta, detected):
+    for a, b, c in zip(logits, with_meta, detected, strict=True):
         assert a.probs == pytest.approx(b.probs, abs=1e-5)
         assert a.probs == pytest.approx(c.probs, abs=1e-5)
 
@@ -146,7 +146,8 @@ def test_provider_auto_is_cpu_here_and_explicit_missing_provider_is_an_error(mod
     missing = [p for p in ("cuda", "tensorrt") if p not in available_providers()]
     assert missing, "this test expects the CPU build of onnxruntime"
     for name in missing:
-        with pytest.raises(ProviderError, match=f"provider {name} is not available.*install: pip install onnxruntime-gpu"):
+        hint = "install: pip install onnxruntime-gpu"
+        with pytest.raises(ProviderError, match=f"provider {name} is not available.*{hint}"):
             open_session(models["float"], provider=name, log=None)
     with pytest.raises(ProviderError, match="unknown provider 'gpu'; known: auto, cpu, cuda, tensorrt"):
         open_session(models["float"], provider="gpu", log=None)

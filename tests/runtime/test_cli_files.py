@@ -6,9 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import struct
-import re
 import sys
 import zlib
 from pathlib import Path
@@ -51,6 +51,50 @@ def test_folder_table(models, photos, tmp_path):
     assert "provider: cpu" in r.stderr and "inference" in r.stderr and "6 ok, 0 failed" in r.stderr
 
 
+def test_table_prints_bracketed_paths_as_text(models, photos, tmp_path):
+    """File and folder names are never rich markup: `[bold]` and `[red]` are shown as typed, and a
+    path holding `[/x]` (folder `a[`, file `x].jpg`), once a MarkupError traceback, is a plain row."""
+    folder = tmp_path / "pets[red]" / "a["
+    folder.mkdir(parents=True)
+    names = ["cat[bold]x.jpg", "x].jpg", "dog[link=file:x]y.jpg"]
+    for name, src in zip(names, photos, strict=False):
+        shutil.copy(src, folder / name)
+    (folder / "broken[bold].jpg").write_bytes(b"not a jpeg")  # an error row quotes the path too
+    r = run_cli(folder, "--model", models["float"])
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    for name in [*names, "broken[bold].jpg"]:
+        assert str(folder / name) in r.stdout, r.stdout
+    assert "\x1b[" not in r.stdout  # piped: no styling codes at all
+    assert "3 ok, 1 failed" in r.stderr
+
+
+def test_exclamation_mark_in_a_file_name_is_a_file(models, photos, tmp_path):
+    """Only `gst:...` is a GStreamer pipeline; `wow!.jpg` and `a ! b.jpg` are files."""
+    for name in ("wow!.jpg", "a ! b.jpg"):
+        shutil.copy(photos[0], tmp_path / name)
+        r = run_cli(tmp_path / name, "--model", models["float"], "--json")
+        assert r.returncode == 0, r.stderr
+        assert json_rows(r.stdout)[0]["source"] == str(tmp_path / name)
+    r = run_cli("videotestsrc ! fakesink", "--model", models["float"])
+    assert r.returncode == 2 and "a GStreamer pipeline needs the prefix: 'gst:videotestsrc ! fakesink'" in r.stderr
+
+
+def test_hidden_files_are_not_images(models, photos, tmp_path):
+    """macOS `._name.jpg` resource forks and dot-folders are skipped by the folder reader that every
+    stage uses; a hidden file named explicitly is still classified."""
+    shutil.copy(photos[0], tmp_path / "cat.1.jpg")
+    shutil.copy(photos[1], tmp_path / "._cat.1.jpg")  # a real photo under a hidden name: still skipped
+    (tmp_path / "._dog.2.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (tmp_path / ".thumbs").mkdir()
+    shutil.copy(photos[2], tmp_path / ".thumbs" / "dog.3.jpg")
+    for recursive in ([], ["--recursive"]):
+        r = run_cli(tmp_path, "--model", models["float"], "--json", *recursive)
+        assert r.returncode == 0, r.stderr
+        assert [x["source"] for x in json_rows(r.stdout)] == [str(tmp_path / "cat.1.jpg")]
+    r = run_cli(tmp_path / "._cat.1.jpg", "--model", models["float"], "--json")
+    assert r.returncode == 0 and len(json_rows(r.stdout)) == 1, r.stderr
+
+
 def test_folder_json_lines_match_the_api(models, photos, tmp_path):
     for p in photos:
         shutil.copy(p, tmp_path)
@@ -83,7 +127,8 @@ def test_glob_without_matches_is_one_clear_error(models, tmp_path):
 def _png_header_bomb() -> bytes:
     ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
     chunk = b"IHDR" + ihdr
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk)) + b"\0" * 64
+    crc = struct.pack(">I", zlib.crc32(chunk))
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + crc + b"\0" * 64
 
 
 def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
@@ -178,7 +223,8 @@ def test_model_file_errors_are_one_actionable_line(case, models, tmp_path, dog_j
         model, expect = tmp_path / "cut.onnx", "cut.onnx: not a valid ONNX model"
         model.write_bytes(data[: len(data) * 2 // 3])
     elif case == "rank":
-        model, expect = build_model(tmp_path / "flat.onnx", metadata=meta(), rank2=True), "flat.onnx: input 'input' has rank 2"
+        model = build_model(tmp_path / "flat.onnx", metadata=meta(), rank2=True)
+        expect = "flat.onnx: input 'input' has rank 2"
     elif case == "nometa":
         model, expect = models["nometa"], "has no catdog-edge metadata (a third-party model?); pass --labels"
     elif case == "newer":
@@ -249,7 +295,8 @@ def test_runtime_never_imports_torch_and_cli_import_is_lazy(models, dog_jpg):
         f"sys.argv = ['catdog-runtime', {str(dog_jpg)!r}, '--model', {str(models['float'])!r}, '--json']\n"
         "try:\n    runpy.run_module('catdog.runtime', run_name='__main__')\n"
         "except SystemExit as e:\n    assert e.code == 0, e.code\n"
-        "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'catdog.train', 'catdog.export', 'catdog.benchmarks'))]\n"
+        "upper = ('torch.', 'catdog.train', 'catdog.export', 'catdog.benchmarks')\n"
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith(upper)]\n"
         "assert not bad, bad\n"
     )
     import subprocess

@@ -24,7 +24,8 @@ def test_unwritable_output_folder_fails_before_the_run(models, clip, tmp_path, f
     blocker.write_text("a file where a folder should be")
     r = run_cli(clip, "--model", models["float"], flag, blocker / "sub" / name)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == ""
-    assert r.stderr.strip().splitlines()[-1] == f"error: cannot write to {blocker / 'sub'}: Not a directory; choose a writable folder"
+    last = r.stderr.strip().splitlines()[-1]
+    assert last == f"error: cannot write to {blocker / 'sub'}: Not a directory; choose a writable folder"
     assert "frame" not in r.stderr  # nothing was classified
     r = run_cli(clip, "--model", models["float"], flag, blocker / name)
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == (
@@ -38,8 +39,8 @@ def _runtime(*args) -> list:
 @needs_full_disk
 def test_csv_on_a_full_disk_keeps_the_previous_file(models, clip, tmp_path):
     old = b"source,label\nyesterday.jpg,cat\n"
-    r, left = run_on_full_disk(tmp_path, _runtime(clip, "--model", models["float"], "--csv", tmp_path / "full" / "r.csv"),
-                               previous={"r.csv": old})
+    cmd = _runtime(clip, "--model", models["float"], "--csv", tmp_path / "full" / "r.csv")
+    r, left = run_on_full_disk(tmp_path, cmd, previous={"r.csv": old})
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip().splitlines()[-1] == (
         f"error: cannot write {tmp_path / 'full' / 'r.csv'}: No space left on device; free some disk space")

@@ -19,7 +19,10 @@ def test_spec_json_round_trip():
     assert PreprocessSpec.from_json(spec.to_json()) == spec
 
 
-@pytest.mark.parametrize("bad", [{"size": 0}, {"interpolation": "lanczos9"}, {"resize": 100, "size": 224}, {"std": (1, 0, 1)}])
+BAD_SPECS = [{"size": 0}, {"interpolation": "lanczos9"}, {"resize": 100, "size": 224}, {"std": (1, 0, 1)}]
+
+
+@pytest.mark.parametrize("bad", BAD_SPECS)
 def test_spec_rejects_bad_values(bad):
     with pytest.raises(MetadataError):
         PreprocessSpec(**bad)

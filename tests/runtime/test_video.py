@@ -49,7 +49,7 @@ def test_video_json_matches_the_api_frame_by_frame(models, video_avi):
     frames = frames_of(video_avi)
     assert len(rows) == len(frames) == 24  # every frame of a file, in order
     clf = Classifier.from_file(models["float"])
-    for row, img in zip(rows[:6], frames):
+    for row, img in zip(rows[:6], frames, strict=False):
         assert row["probs"] == pytest.approx(clf.predict(img).probs, abs=1e-6)
 
 
@@ -238,10 +238,12 @@ def test_ctrl_c_stops_cleanly_with_summary_and_saved_video(models, photos, tmp_p
     import subprocess
     import sys
 
+    from procs import interruptible
+
     video = write_video(tmp_path / "long.avi", photos, 300, fps=30.0)  # 10 s played in real time
     out = tmp_path / "partial.avi"
-    p = subprocess.Popen([sys.executable, "-m", "catdog.runtime", str(video), "--model", str(models["float"]),
-                          "--realtime", "--save", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = interruptible([sys.executable, "-m", "catdog.runtime", video, "--model", models["float"],
+                       "--realtime", "--save", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # Interrupt only once frames are flowing: the first status line says so. A fixed sleep was
         # flaky on a loaded CI machine (imports alone can take seconds there).
