@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from catdog.runtime.preprocess import _affine
+from catdog.runtime.preprocess import normalize_affine
 from catdog.runtime.spec import PreprocessSpec
 
 BAKED_INPUT = "input"  # same name as the float model: the metadata's input_format tells them apart
@@ -27,7 +27,7 @@ def bake_preprocess(fp32: onnx.ModelProto, spec: PreprocessSpec) -> onnx.ModelPr
         for i, name in enumerate(node.input):
             if name == old.name:
                 node.input[i] = inner
-    a, b = _affine(spec)  # the spine's own constants, shape (3,): broadcast over NHWC's last axis
+    a, b = normalize_affine(spec)  # the spine's own constants, shape (3,): broadcast over NHWC's last axis
     consts = [
         numpy_helper.from_array(np.asarray(a, np.float32).reshape(3), "bake_a"),
         numpy_helper.from_array(np.asarray(b, np.float32).reshape(3), "bake_b"),
