@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
-from catdog.runtime.errors import CatdogError, ModelError, error_line
+from catdog.runtime.errors import CatdogError, InputError, ModelError, error_line
 from catdog.runtime.files import read_image
 from catdog.runtime.labels import load_labels
 from catdog.runtime.metadata import ModelMetadata, from_metadata_map
@@ -23,14 +23,19 @@ from catdog.runtime.spec import PreprocessSpec
 from catdog.runtime.stats import StageTimes, Timer
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
+UNSURE = "unsure"  # the label of a prediction whose top probability is below `unsure_below`
 
 
 @dataclass(frozen=True)
 class Prediction:
-    label: str
-    index: int
-    score: float
+    label: str  # a class name, or UNSURE
+    index: int  # the top class's index (also when the label is UNSURE)
+    score: float  # the top class's probability (calibrated when the model carries a temperature)
     probs: dict[str, float]
+
+    @property
+    def unsure(self) -> bool:
+        return self.label == UNSURE
 
     def top(self, k: int) -> list[tuple[str, float]]:
         return sorted(self.probs.items(), key=lambda kv: kv[1], reverse=True)[:k]
@@ -64,7 +69,11 @@ def apply_overrides(spec: PreprocessSpec, overrides: Mapping[str, Any]) -> Prepr
 
 
 class Classifier:
-    def __init__(self, session: Session, metadata: ModelMetadata, batch_size: int = 16, workers: int = 2):
+    def __init__(self, session: Session, metadata: ModelMetadata, batch_size: int = 16, workers: int = 2,
+                 unsure_below: float | None = None):
+        if unsure_below is not None and not 0.0 < unsure_below <= 1.0:
+            raise InputError(f"--unsure-below must be a probability in (0, 1], got {unsure_below}")
+        self.unsure_below = unsure_below
         self.session = session
         self.metadata = metadata
         self.classes = metadata.classes
@@ -75,6 +84,7 @@ class Classifier:
         # A graph exported with a fixed batch of 1 can only take one image per run.
         self.batch_size = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else max(1, batch_size)
         self.trust_logits = metadata.output == "logits" and metadata.arch != "third-party"
+        self.temperature = metadata.temperature  # fitted on validation at training time (metadata schema 2)
         self.times = StageTimes()
         self._buf: np.ndarray | None = None
 
@@ -88,6 +98,7 @@ class Classifier:
         spec: PreprocessSpec | Mapping[str, Any] | None = None,
         batch_size: int = 16,
         workers: int = 2,
+        unsure_below: float | None = None,
         **session_kw: Any,
     ) -> "Classifier":
         """`labels`: a file or a list of names; `spec`: a full PreprocessSpec, or a dict of overrides
@@ -114,7 +125,7 @@ class Classifier:
             if names is not None:
                 meta = meta.with_(classes=names)
         check_fit(session, meta, labels_file=str(labels) if isinstance(labels, (str, os.PathLike)) else None)
-        return cls(session, meta, batch_size=batch_size, workers=workers)
+        return cls(session, meta, batch_size=batch_size, workers=workers, unsure_below=unsure_below)
 
     def reset_times(self) -> StageTimes:
         """Start a fresh timing record (the clock starts now, not at model load)."""
@@ -155,21 +166,24 @@ class Classifier:
         self.times.add("inference", ti.s, n)
         with Timer() as tq:
             out = np.asarray(out, dtype=np.float32).reshape(n, -1)
-            probs = out if (not self.trust_logits and looks_like_probs(out)) or self.metadata.output == "probs" \
-                else softmax(out)
+            if (not self.trust_logits and looks_like_probs(out)) or self.metadata.output == "probs":
+                probs = out
+            else:
+                probs = softmax(out / self.temperature if self.temperature != 1.0 else out)
         self.times.add("postprocess", tq.s, n)
         return probs
 
+    def _make(self, i: int, row: list[float]) -> Prediction:
+        sure = self.unsure_below is None or row[i] >= self.unsure_below
+        return Prediction(self.classes[i] if sure else UNSURE, i, row[i], dict(zip(self.classes, row, strict=True)))
+
     def prediction(self, probs_row: np.ndarray) -> Prediction:
-        row = probs_row.tolist()
-        i = int(np.argmax(probs_row))
-        return Prediction(self.classes[i], i, row[i], dict(zip(self.classes, row, strict=True)))
+        return self._make(int(np.argmax(probs_row)), probs_row.tolist())
 
     def _predictions(self, probs: np.ndarray) -> list[Prediction]:
         with Timer() as t:
             rows, idx = probs.tolist(), probs.argmax(axis=1).tolist()
-            preds = [Prediction(self.classes[i], i, r[i], dict(zip(self.classes, r, strict=True)))
-                     for i, r in zip(idx, rows, strict=True)]
+            preds = [self._make(i, r) for i, r in zip(idx, rows, strict=True)]
         self.times.add("postprocess", t.s, 0)
         return preds
 

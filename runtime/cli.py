@@ -37,6 +37,8 @@ def _floats3(text: Optional[str], flag: str) -> Optional[tuple[float, float, flo
 def _summary(clf: Any, title: str, extra: list[tuple[str, str]] = ()) -> None:
     """Plain aligned lines on stderr: importing rich only for this would cost ~0.1 s of cold start."""
     model = f"{clf.session.path.name} ({clf.metadata.precision})"
+    if clf.temperature != 1.0:
+        model += f", scores calibrated with temperature {clf.temperature:.3f}"
     rows = [("model", model), ("provider", clf.session.provider), *clf.times.summary_rows(), *extra]
     width = max(len(k) for k, _ in rows)
     lines = [f"-- {title}"] + [f"  {k:<{width}}  {v}" for k, v in rows]
@@ -100,6 +102,7 @@ class RunOptions:
     trt_int8: bool = False
     trt_cache: Optional[Path] = None
     device_id: int = 0
+    unsure_below: Optional[float] = None
 
 
 D = RunOptions()
@@ -108,7 +111,7 @@ D = RunOptions()
 def run(o: RunOptions) -> int:
     from catdog.runtime.classifier import Classifier
     from catdog.runtime.shipped import resolve_model
-    from catdog.runtime.sinks import CsvSink, JsonSink, TableSink
+    from catdog.runtime.sinks import AccuracySink, CsvSink, JsonSink, TableSink
     from catdog.runtime.sources import GST_PREFIX, csi_pipeline, open_source
 
     source = GST_PREFIX + csi_pipeline(o.csi) if o.csi is not None else o.source
@@ -120,7 +123,7 @@ def run(o: RunOptions) -> int:
     clf = Classifier.from_file(resolve_model(o.model, o.provider), provider=o.provider, threads=o.threads,
                                labels=o.labels, spec={k: v for k, v in overrides.items() if v is not None},
                                batch_size=o.batch, workers=o.workers, trt_fp16=o.trt_fp16, trt_int8=o.trt_int8,
-                               trt_cache_dir=o.trt_cache, device_id=o.device_id,
+                               trt_cache_dir=o.trt_cache, device_id=o.device_id, unsure_below=o.unsure_below,
                                spinning=not (src.kind == "files" and len(src.files) > 1))  # see open_session
     sinks: list[Any] = [JsonSink()] if o.json_out else []
     if o.csv_path:
@@ -132,10 +135,11 @@ def run(o: RunOptions) -> int:
             say("note: --show and --save apply to videos, cameras and streams; ignored for image files")
         if not o.json_out:
             sinks.insert(0, TableSink(o.topk))
-        interrupted = _run_files(clf, src.files, sinks)
+        accuracy = AccuracySink(clf.classes)
+        interrupted = _run_files(clf, src.files, [*sinks, accuracy])
         for sink in sinks:
             sink.close()
-        _summary(clf, "interrupted (Ctrl-C)" if interrupted else f"{len(src.files)} file(s)")
+        _summary(clf, "interrupted (Ctrl-C)" if interrupted else f"{len(src.files)} file(s)", accuracy.summary_rows())
     else:
         from catdog.runtime.live import LiveOptions, run_live
 
@@ -195,6 +199,9 @@ def main_command(
     trt_int8: bool = typer.Option(D.trt_int8, "--trt-int8", help="TensorRT: allow int8 kernels"),
     trt_cache: Optional[Path] = typer.Option(D.trt_cache, help="TensorRT engine cache folder"),
     device_id: int = typer.Option(D.device_id, min=0, help="GPU to run on (CUDA / TensorRT providers)"),
+    unsure_below: Optional[float] = typer.Option(
+        D.unsure_below, min=0.0, max=1.0,
+        help="label a photo or frame 'unsure' when its top (calibrated) probability is below this, e.g. 0.8"),
 ) -> None:
     # The parameters are RunOptions' fields one for one (a renamed or missing one is a TypeError).
     given = locals()

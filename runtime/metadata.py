@@ -11,7 +11,8 @@ from typing import Any, Mapping
 from catdog.runtime.errors import MetadataError
 from catdog.runtime.spec import PreprocessSpec
 
-SCHEMA_VERSION = 1
+# Schema 2 added `temperature` (calibrated scores); schema 1 files load with temperature 1.
+SCHEMA_VERSION = 2
 METADATA_KEY = "catdog_edge"
 METADATA_FILE = "catdog_edge.json"  # the TorchScript _extra_files name
 INPUT_FORMATS = ("float", "uint8")  # float: NCHW from preprocess(); uint8: NHWC crops, baked graph
@@ -29,6 +30,7 @@ class ModelMetadata:
     input_format: str = "float"
     output: str = "logits"
     precision: str = "fp32"
+    temperature: float = 1.0  # the runtime's scores are softmax(logits / T), T fitted on validation
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
@@ -38,6 +40,8 @@ class ModelMetadata:
             raise MetadataError(f"metadata needs at least 2 non-empty class names, got {list(self.classes)}")
         if len(set(self.classes)) != len(self.classes):
             raise MetadataError(f"metadata class names repeat: {list(self.classes)}")
+        if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < 1e3):
+            raise MetadataError(f"metadata temperature must be a number in (0, 1000), got {self.temperature!r}")
         for name, value, allowed in (
             ("input_format", self.input_format, INPUT_FORMATS),
             ("output", self.output, OUTPUT_KINDS),
@@ -64,6 +68,7 @@ class ModelMetadata:
             "input_format": self.input_format,
             "output": self.output,
             "precision": self.precision,
+            "temperature": self.temperature,
             "versions": dict(self.versions),
             "extra": dict(self.extra),
         }
@@ -93,6 +98,7 @@ class ModelMetadata:
                 input_format=d.get("input_format", "float"),
                 output=d.get("output", "logits"),
                 precision=d.get("precision", "fp32"),
+                temperature=float(d.get("temperature", 1.0)),
                 versions=dict(d.get("versions") or {}),
                 extra=dict(d.get("extra") or {}),
                 schema_version=version,

@@ -113,6 +113,44 @@ class TableSink:
         console.print(table)
 
 
+class AccuracySink:
+    """When every classified file's name says its class (a class folder `dog/x.jpg`, or a Kaggle name
+    `dog.12.jpg`), the summary gets the accuracy with its 95% Wilson interval. An `unsure` answer
+    counts as not correct: abstaining is not being right."""
+
+    def __init__(self, classes: tuple[str, ...]):
+        self.classes = set(classes)
+        self.correct = self.n = self.unsure = self.unlabelled = 0
+
+    def _truth(self, source: str) -> str | None:
+        from catdog.runtime.folders import flat_label
+
+        p = Path(source)
+        return p.parent.name if p.parent.name in self.classes else flat_label(p.name)
+
+    def add(self, source: str, result: Result) -> None:
+        if isinstance(result, str):
+            return
+        truth = self._truth(source)
+        if truth not in self.classes:
+            self.unlabelled += 1
+            return
+        self.n += 1
+        self.correct += result.label == truth
+        self.unsure += result.unsure
+
+    def close(self) -> None:
+        pass
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        from catdog.runtime.metrics import format_accuracy
+
+        if not self.n or self.unlabelled:
+            return []
+        rows = [("accuracy", f"{format_accuracy(self.correct, self.n)}, labels from file/folder names")]
+        return rows + ([("unsure", f"{self.unsure} of {self.n}")] if self.unsure else [])
+
+
 class Smoother:
     """Mean of the last N probability vectors: steadies the label on live video."""
 
@@ -132,6 +170,8 @@ def draw_overlay(frame: np.ndarray, pred: Prediction, fps: float, stage_ms: dict
     h = frame.shape[0]
     scale = max(0.5, h / 720.0)
     lines = [f"{k}: {v:.2f}" for k, v in pred.top(max(1, topk))]
+    if pred.unsure:
+        lines[0] = f"unsure ({lines[0]})"
     lines.append(f"{fps:.1f} FPS")
     lines.append("  ".join(f"{k[:4]} {v:.1f}ms" for k, v in stage_ms.items()))
     y = int(30 * scale)
