@@ -19,7 +19,8 @@ def load(path, spec):
     h, w = img.shape[:2]
     r = spec["resize"]
     nh, nw = (r, int(r * w / h)) if h <= w else (int(r * h / w), r)
-    img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_CUBIC if spec["interpolation"] == "bicubic" else cv2.INTER_LINEAR)
+    interp = cv2.INTER_CUBIC if spec["interpolation"] == "bicubic" else cv2.INTER_LINEAR
+    img = cv2.resize(img, (nw, nh), interpolation=interp)
     top, left = round((nh - spec["size"]) / 2), round((nw - spec["size"]) / 2)
     img = img[top : top + spec["size"], left : left + spec["size"]]
     return img[:, :, ::-1] if spec["channel_order"] == "RGB" else img
@@ -36,7 +37,7 @@ def classify_folder(model, files, threads=None):
     labels = []
     with ThreadPoolExecutor(WORKERS) as pool:
         crops = pool.map(lambda p: load(p, spec), files)  # decodes run ahead of inference
-        while batch := [c for _, c in zip(range(BATCH), crops)]:
+        while batch := [c for _, c in zip(range(BATCH), crops, strict=False)]:
             x = (np.stack(batch).astype(np.float32) * spec["scale"] - mean) / std
             logits = sess.run(None, {name: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
             labels += [classes[i] for i in logits.argmax(1)]
@@ -44,6 +45,7 @@ def classify_folder(model, files, threads=None):
 
 
 if __name__ == "__main__":
-    files = sorted(p for p in Path(sys.argv[2]).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    for f, label in zip(files, classify_folder(sys.argv[1], files)):
+    files = sorted(p for p in Path(sys.argv[2]).iterdir()
+                   if p.suffix.lower() in (".jpg", ".jpeg", ".png") and not p.name.startswith("."))  # no ._cat.1.jpg
+    for f, label in zip(files, classify_folder(sys.argv[1], files), strict=True):
         print(f"{f.name}\t{label}")

@@ -17,7 +17,8 @@ spec, classes = meta["spec"], meta["classes"]
 img = cv2.imread(image)  # BGR uint8
 h, w = img.shape[:2]
 nh, nw = (spec["resize"], int(spec["resize"] * w / h)) if h <= w else (int(spec["resize"] * h / w), spec["resize"])
-img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_CUBIC if spec["interpolation"] == "bicubic" else cv2.INTER_LINEAR)
+interp = cv2.INTER_CUBIC if spec["interpolation"] == "bicubic" else cv2.INTER_LINEAR
+img = cv2.resize(img, (nw, nh), interpolation=interp)
 top, left = round((nh - spec["size"]) / 2), round((nw - spec["size"]) / 2)
 img = img[top : top + spec["size"], left : left + spec["size"]]
 if spec["channel_order"] == "RGB":

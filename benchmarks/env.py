@@ -199,25 +199,30 @@ def collect_env() -> dict[str, Any]:
     return env
 
 
+def _yn(v: Any) -> str:
+    return "yes" if v else "no"
+
+
 def env_lines(env: dict[str, Any]) -> list[str]:
     """Human lines for report.md and doctor."""
     isa = ", ".join(k for k, v in env["isa"].items() if v) or "none detected"
-    cv = env["opencv"]
-    ort = env["onnxruntime"]
+    cv, ort, th = env["opencv"], env["onnxruntime"], env["torch"]
     lines = [
-        f"CPU: {env['cpu']} ({env['arch']}), {env['cores_logical']} logical / {env['cores_physical']} physical cores, {env['cores_usable']} usable",
+        f"CPU: {env['cpu']} ({env['arch']}), {env['cores_logical']} logical / {env['cores_physical']} physical cores, "
+        f"{env['cores_usable']} usable",
         f"ISA: {isa}",
         f"RAM: {env['ram_gb']} GB; OS: {env['os']}; Python {env['python']}; numpy {env['numpy']}",
-        "OpenCV: " + (f"{cv['version']} (GStreamer: {'yes' if cv['gstreamer'] else 'no'}, V4L2: {'yes' if cv['v4l2'] else 'no'}, "
-                      f"FFMPEG: {'yes' if cv['ffmpeg'] else 'no'}, GUI: {cv['gui'] or 'none'})" if cv else "not installed"),
+        "OpenCV: " + (f"{cv['version']} (GStreamer: {_yn(cv['gstreamer'])}, V4L2: {_yn(cv['v4l2'])}, "
+                      f"FFMPEG: {_yn(cv['ffmpeg'])}, GUI: {cv['gui'] or 'none'})" if cv else "not installed"),
         "onnxruntime: " + (f"{ort['version']} providers {', '.join(ort['providers'])}" if ort else "not installed"),
-        "torch: " + (f"{env['torch']['version']} (CUDA build {env['torch']['cuda_build']}, GPU available: {env['torch']['cuda_available']})"
-                     if env["torch"] else "not installed"),
+        "torch: " + (f"{th['version']} (CUDA build {th['cuda_build']}, GPU available: {th['cuda_available']})"
+                     if th else "not installed"),
     ]
     gpu = env["gpu"]
     if gpu:
         names = "; ".join(f"{g['name']} (driver {g['driver']}, {g['memory']})" for g in gpu["gpus"]) or "none visible"
-        lines.append(f"GPU: {names}; CUDA {gpu['cuda_driver']}, cudart {gpu['cudart']}, cuDNN {gpu['cudnn']}, TensorRT {gpu['tensorrt']}")
+        lines.append(f"GPU: {names}; CUDA {gpu['cuda_driver']}, cudart {gpu['cudart']}, cuDNN {gpu['cudnn']}, "
+                     f"TensorRT {gpu['tensorrt']}")
     else:
         lines.append("GPU: none (no nvidia-smi, no CUDA libraries)")
     if env["jetson"]:
