@@ -1,85 +1,130 @@
-"""What to benchmark: artifacts found in an export folder or given as files, with their metadata,
-and the inputs they take. Inputs are real preprocessed photos when a labeled folder is given (run
-through THE preprocess() of catdog.runtime), else a fixed-seed image, so every artifact sees the
-same pixels; a baked-preprocess model gets the same crops as uint8 NHWC."""
+"""What to benchmark and how to run it: artifacts found in an export folder or given as files (named
+by the runtime's artifact table), the photos they are fed, and runners (one artifact on one provider
+with one thread count, ready to run a batch).
+
+ONNX runners are the runtime's own sessions (catdog.runtime.session.open_session: provider table,
+provider checks, TensorRT options and engine cache); what is left here is torch-specific: which
+torch device a provider maps to, torch runners, whether an artifact applies to a provider. torch is
+imported only by the torch paths, so everything else works without it.
+
+Inputs are real preprocessed photos when a labelled folder is given (run through THE preprocess()
+of catdog.runtime), else a fixed-seed image, so every artifact sees the same pixels; a baked-
+preprocess model gets the same crops as uint8 NHWC."""
 
 from __future__ import annotations
 
+import importlib.util
+import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from catdog.runtime.errors import InputError, ModelError
+from catdog.runtime import session as rt_session
+from catdog.runtime.artifacts import ARTIFACTS, by_filename
+from catdog.runtime.errors import InputError, ModelError, ProviderError, error_line
+from catdog.runtime.folders import LabelledFolder, scan
 from catdog.runtime.metadata import METADATA_FILE, ModelMetadata, from_metadata_map
 from catdog.runtime.spec import PreprocessSpec
 
-# Export-folder file name -> artifact name (the catdog-export layout), in report order.
-EXPORT_FILES = {
-    "model.onnx": "onnx-fp32",
-    "model.fp16.onnx": "onnx-fp16",
-    "model.int8.onnx": "onnx-int8",
-    "model.baked.onnx": "onnx-baked",
-    "model.ts": "torchscript",
-}
-KINDS = ("onnx", "torchscript", "torch")
+# Export-folder file name -> report row name, ONNX rows first (the table's order within each kind).
+EXPORT_FILES = {a.filename: a.row for a in sorted(ARTIFACTS.values(), key=lambda a: a.kind != "onnx")}
+TORCH_DEVICES = {"cpu": "cpu", "cuda": "cuda"}  # provider -> where torch artifacts run (others: ONNX only)
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def torch_cuda() -> bool:
+    """torch is installed and sees a CUDA GPU (imports torch only when it is installed)."""
+    if not torch_available():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def uses_threads(provider: str) -> bool:
+    """A CPU thread count matters (GPU providers get one entry, threads=None)."""
+    return provider == "cpu"
+
+
+def ort_has(provider: str) -> bool:
+    return provider in rt_session.available_providers()
+
+
+def resolve_providers(requested: list[str] | None, torch_ok: bool = False) -> list[str]:
+    """None/'all' -> every available provider; otherwise each must exist and be available.
+    With `torch_ok`, "cuda" is also available when only torch sees a GPU (an onnxruntime without
+    CUDA): torch artifacts then run on it and the ONNX rows say their ORT-GPU figure is missing."""
+    offered = set(rt_session.available_providers())
+    have = [p for p in rt_session.PROVIDERS if p in offered]  # the table's order: cpu first
+    if torch_ok and "cuda" not in have and torch_cuda():
+        have.insert(1, "cuda")
+    if not requested or requested == ["all"]:
+        return have
+    for name in requested:
+        if name not in rt_session.PROVIDERS:
+            raise ProviderError(f"unknown provider {name!r}; known: {', '.join(rt_session.PROVIDERS)}")
+        if name not in have:
+            raise ProviderError(f"provider {name!r} is not available in this onnxruntime (available: "
+                                f"{', '.join(have)}); install: {rt_session.INSTALL_HINTS.get(name, '')}")
+    return list(dict.fromkeys(requested))
 
 
 @dataclass(frozen=True)
 class Artifact:
     name: str
     path: Path
-    kind: str  # one of KINDS
+    kind: str  # onnx | torchscript | torch (a .pth checkpoint, run eagerly)
     meta: ModelMetadata | None
-    input_name: str | None = None
     input_dtype: str = "float32"  # numpy dtype the graph's input takes
     fixed_batch: int | None = None  # the graph's batch dim when it is a number
     size: int = 224
     amp: bool = False  # torch eager under CUDA autocast fp16
 
     @property
-    def needs_torch(self) -> bool:
-        return self.kind != "onnx"
-
-    @property
     def uint8_input(self) -> bool:
         return self.input_dtype == "uint8"
 
-
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
+    @property
+    def precision(self) -> str:
+        if self.meta:
+            return self.meta.precision
+        return "fp16" if self.input_dtype == "float16" else "fp32"
 
 
 def inspect_onnx(path: Path, name: str) -> Artifact:
-    import onnxruntime as ort
-
-    try:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as e:  # ORT raises several types; the one line is what the user needs
-        raise ModelError(f"{path}: onnxruntime cannot load it ({str(e).strip().splitlines()[0][:200]})") from None
-    inp = sess.get_inputs()[0]
-    meta = from_metadata_map(sess.get_modelmeta().custom_metadata_map, str(path))
-    dtype = _ORT_TYPES.get(inp.type)
+    sess = rt_session.open_session(path, "cpu", log=None)
+    meta = from_metadata_map(sess.metadata_map, str(path))
+    dtype = _ORT_TYPES.get(sess.input_type)
     if dtype is None:
-        raise ModelError(f"{path}: input type {inp.type} is not supported (float, float16 or uint8)")
-    shape = list(inp.shape)
+        raise ModelError(f"{path}: input type {sess.input_type} is not supported (float, float16 or uint8)")
+    shape = list(sess.input_shape)
     fixed = shape[0] if isinstance(shape[0], int) else None
     spatial = [d for d in shape[1:] if isinstance(d, int) and d != 3]
     size = meta.spec.size if meta else (spatial[0] if spatial else 224)
-    return Artifact(name, path, "onnx", meta, inp.name, dtype, fixed, size)
+    return Artifact(name, path, "onnx", meta, dtype, fixed, size)
 
 
-def inspect_torchscript(path: Path, name: str) -> Artifact:
+def _jit_load(path: Path, device: str, extra: dict[str, str] | None = None) -> Any:
     import torch
 
-    extra = {METADATA_FILE: ""}
     try:
         with warnings.catch_warnings():  # torch 2.x deprecation notice on every load
             warnings.simplefilter("ignore", FutureWarning)
-            torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    except Exception as e:
-        raise ModelError(f"{path}: torch.jit.load failed ({str(e).strip().splitlines()[0][:200]})") from None
+            return torch.jit.load(str(path), map_location=device, _extra_files=extra or {})
+    except Exception as e:  # noqa: BLE001 - torch raises many types; the one line is what the user needs
+        raise ModelError(f"{path}: torch.jit.load failed ({error_line(e, 200)})") from None
+
+
+def inspect_torchscript(path: Path, name: str) -> Artifact:
+    extra = {METADATA_FILE: ""}
+    _jit_load(path, "cpu", extra)
     meta = ModelMetadata.from_json(extra[METADATA_FILE], str(path)) if extra[METADATA_FILE] else None
     return Artifact(name, path, "torchscript", meta, size=meta.spec.size if meta else 224)
 
@@ -92,28 +137,34 @@ def inspect_checkpoint(path: Path, name: str = "torch-eager") -> Artifact:
     return Artifact(name, path, "torch", meta, size=ckpt["spec"].size)
 
 
-def discover(paths: list[Path], torch_ckpt: Path | None = None, torch_ok: bool = True,
-             amp: bool = False) -> tuple[list[Artifact], list[str]]:
-    """Export folders and model files -> artifacts, plus notes on what was left out and why.
-    `amp` adds torch eager under CUDA autocast fp16 (it runs on the cuda provider only)."""
+def _found(paths: list[Path], torch_ckpt: Path | None, amp: bool) -> list[tuple[str, Path]]:
     found: list[tuple[str, Path]] = []
     for p in paths:
         if p.is_dir():
-            hits = [(EXPORT_FILES[f], p / f) for f in EXPORT_FILES if (p / f).is_file()]
+            hits = [(row, p / f) for f, row in EXPORT_FILES.items() if (p / f).is_file()]
             if not hits:
-                raise InputError(f"{p}: no model files ({', '.join(EXPORT_FILES)}); pass an export folder or model files")
+                raise InputError(f"{p}: no model files ({', '.join(EXPORT_FILES)}); "
+                                 "pass an export folder or model files")
             found += hits
         elif p.is_file():
-            found.append((EXPORT_FILES.get(p.name, p.stem), p))
+            known = by_filename(p.name)
+            found.append((known.row if known else p.stem, p))
         else:
             raise InputError(f"{p}: no such file or folder")
     if torch_ckpt is not None:
         found.append(("torch-eager", torch_ckpt))
         if amp:
             found.append(("torch-eager-amp", torch_ckpt))
+    return found
+
+
+def discover(paths: list[Path], torch_ckpt: Path | None = None, torch_ok: bool = True,
+             amp: bool = False) -> tuple[list[Artifact], list[str]]:
+    """Export folders and model files -> artifacts, plus notes on what was left out and why.
+    `amp` adds torch eager under CUDA autocast fp16 (it runs on the cuda provider only)."""
     names: dict[str, int] = {}
     arts, notes = [], []
-    for name, path in found:
+    for name, path in _found(paths, torch_ckpt, amp):
         if name in names:  # two model.onnx from two folders: keep both, tell them apart
             names[name] += 1
             name = f"{name}#{names[name]}"
@@ -126,14 +177,13 @@ def discover(paths: list[Path], torch_ckpt: Path | None = None, torch_ok: bool =
         elif path.suffix == ".ts" or (path.suffix == ".pt" and torch_ckpt != path):
             arts.append(inspect_torchscript(path, name))
         elif path.suffix == ".pth":
-            art = inspect_checkpoint(path, name)
-            arts.append(replace(art, amp=name == "torch-eager-amp"))
+            arts.append(replace(inspect_checkpoint(path, name), amp=name == "torch-eager-amp"))
         else:
             raise InputError(f"{path}: unknown model type (want .onnx, .ts or a .pth checkpoint)")
     return arts, notes
 
 
-def spec_of(arts: list[Artifact]) -> PreprocessSpec:
+def spec_of(arts: Sequence[Artifact]) -> PreprocessSpec:
     """The preprocessing all artifacts share; they must agree, or the comparison is not like with like."""
     specs = {a.meta.spec for a in arts if a.meta is not None}
     if len(specs) > 1:
@@ -144,26 +194,48 @@ def spec_of(arts: list[Artifact]) -> PreprocessSpec:
     return PreprocessSpec(size=sizes.pop(), resize=max(sizes | {256})) if len(sizes) == 1 else PreprocessSpec()
 
 
+def classes_of(arts: Sequence[Artifact]) -> tuple[str, ...] | None:
+    """The class names the first artifact with catdog metadata carries (None: no metadata)."""
+    return next((a.meta.classes for a in arts if a.meta is not None), None)
+
+
+def list_photos(data: Path, arts: Sequence[Artifact]) -> LabelledFolder:
+    """--data's labelled photos, listed by the runtime's one folder reader (hidden files such as
+    macOS `._cat.1.jpg` are never photos; a mixed layout is an error) in the model's class order."""
+    return scan(data, classes_of(arts))
+
+
+def balanced(folder: LabelledFolder, limit: int | None) -> LabelledFolder:
+    """At most `limit` photos of `folder` (None: all), classes kept balanced: interleaved by label
+    before the cut (a benchmark policy, not the folder reader's), then sorted by path."""
+    if limit is None:
+        return folder
+    by: dict[int, list[tuple[str, int]]] = {}
+    for s in folder.samples:
+        by.setdefault(s[1], []).append(s)
+    groups = list(by.values())
+    mixed = [x for group in zip(*groups, strict=False) for x in group] if len(groups) > 1 else list(folder.samples)
+    return folder.subset(mixed[:limit])
+
+
 def synthetic_image(seed: int = 0, h: int = 375, w: int = 500) -> np.ndarray:
     """A fixed-seed BGR image with smooth structure (JPEG-like statistics, not white noise)."""
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, size=(h // 25 + 1, w // 25 + 1, 3), dtype=np.uint8)
     import cv2
 
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(h // 25 + 1, w // 25 + 1, 3), dtype=np.uint8)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def input_images(data: Path | None, n: int, seed: int = 0) -> tuple[list[np.ndarray], str]:
-    """n decoded BGR images: the first n photos of `data` (cycled) or a fixed-seed synthetic one."""
-    if data is None:
+def input_images(folder: LabelledFolder | None, n: int, seed: int = 0) -> tuple[list[np.ndarray], str]:
+    """n decoded BGR images: the first n photos of `folder` (cycled) or a fixed-seed synthetic one."""
+    if folder is None:
         return [synthetic_image(seed)] * n, f"fixed-seed synthetic image (seed {seed})"
     from catdog.runtime.files import read_image
 
-    from catdog.benchmarks.labels import labeled_images
-
-    files = [p for p, _ in labeled_images(data)][: max(n, 1)]
+    files = folder.paths[: max(n, 1)]
     imgs = [read_image(p) for p in files]
-    return [imgs[i % len(imgs)] for i in range(n)], f"{len(files)} photos from {data}"
+    return [imgs[i % len(imgs)] for i in range(n)], f"{len(files)} photos from {folder.root}"
 
 
 def make_batch(art: Artifact, images: list[np.ndarray], spec: PreprocessSpec) -> Any:
@@ -175,3 +247,68 @@ def make_batch(art: Artifact, images: list[np.ndarray], spec: PreprocessSpec) ->
         return crops
     x = normalize(crops, spec)
     return x.astype(np.float16) if art.input_dtype == "float16" else x
+
+
+@dataclass
+class Runner:
+    """A ready artifact: `run(x)` is one synchronous inference (GPU work finished on return)."""
+
+    artifact: Artifact
+    provider: str
+    threads: int | None
+    run: Callable[[Any], Any]
+    create_s: float
+
+
+def _ort_runner(art: Artifact, provider: str, threads: int | None) -> Runner:
+    # Each artifact runs at its own precision: an fp32 graph stays fp32 on TensorRT (no silent fp16).
+    sess = rt_session.open_session(art.path, provider, threads=threads, log=None, spinning=True,
+                                   trt_fp16=art.precision == "fp16", trt_int8=art.precision == "int8")
+    return Runner(art, provider, threads, sess.run, sess.create_s)
+
+
+def _torch_runner(art: Artifact, provider: str, threads: int | None) -> Runner:
+    import torch
+
+    device = TORCH_DEVICES.get(provider)
+    if device is None:
+        raise ProviderError(f"{art.name} is a torch artifact; provider {provider!r} runs ONNX only")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ProviderError(f"{art.name}: torch sees no CUDA GPU; install a CUDA build of torch")
+    t0 = time.perf_counter()
+    if art.kind == "torchscript":
+        model = _jit_load(art.path, device)
+    else:
+        from catdog.train.checkpoint import build_model, load_checkpoint
+
+        model = build_model(load_checkpoint(art.path), str(art.path)).to(device)
+    model.eval()
+    create_s = time.perf_counter() - t0
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    amp = torch.autocast("cuda", dtype=torch.float16, enabled=art.amp)
+
+    def run(x: Any) -> Any:
+        if threads:  # torch's pool is process-wide; set it per call so interleaving stays fair
+            torch.set_num_threads(threads)
+        with torch.inference_mode(), amp:
+            t = torch.from_numpy(x).to(device, non_blocking=True)
+            y = model(t).float().cpu().numpy()
+        sync()
+        return y
+
+    return Runner(art, provider, threads, run, create_s)
+
+
+def make_runner(art: Artifact, provider: str, threads: int | None) -> Runner:
+    if provider not in rt_session.PROVIDERS:
+        raise ProviderError(f"unknown provider {provider!r}; known: {', '.join(rt_session.PROVIDERS)}")
+    return _ort_runner(art, provider, threads) if art.kind == "onnx" else _torch_runner(art, provider, threads)
+
+
+def applies(art: Artifact, provider: str) -> bool:
+    """Whether this artifact runs on this provider at all (torch has no TensorRT provider here;
+    AMP is a CUDA feature)."""
+    if art.kind == "onnx":
+        return True
+    device = TORCH_DEVICES.get(provider)
+    return device is not None and (not art.amp or device == "cuda")

@@ -1,78 +1,81 @@
 """`catdog-bench run`: discover artifacts, measure the grid, add the optional sections, write the
-report folder. The CLI builds a BenchConfig; this module does the work and knows nothing of typer."""
+report folder. The CLI builds a BenchConfig; this module does the work and knows nothing of typer.
+
+The optional sections are a table: each is added when its input is given (accuracy and folder
+throughput: --data; cold start and runtime overhead: always, on the fp32 ONNX; video: --video). A
+section that fails records its one-line error in the report instead of losing the run."""
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from dataclasses import dataclass, replace
+from typing import Callable
 
-from catdog.runtime.files import check_writable_dir
-
-from catdog.benchmarks import flops as flops_mod
-from catdog.benchmarks.artifacts import discover, input_images, spec_of
-from catdog.benchmarks.backends import PROVIDERS
+from catdog.benchmarks.artifacts import Artifact, discover, input_images, list_photos, spec_of, torch_available
+from catdog.benchmarks.compute import count, measure_peak, onnx_available
+from catdog.benchmarks.contenders import coldstart_section, folder_section
 from catdog.benchmarks.env import collect_env
-from catdog.benchmarks.latency import LoopConfig
 from catdog.benchmarks.measure import Grid, add_efficiency, run_grid
-from catdog.benchmarks.peak import measure_peak
-from catdog.benchmarks.report import compute_ratios, write_report
-
-Log = Callable[[str], None]
+from catdog.benchmarks.report import compute_ratios, make_charts, write_report
+from catdog.benchmarks.schema import ArtifactRow, BenchConfig, Log, Peak, Progress, Report, RunSettings, Section
+from catdog.benchmarks.sections import Inputs, accuracy_section, overhead_section, pipeline_section
+from catdog.runtime.errors import CatdogError
+from catdog.runtime.files import check_writable_dir, file_sha256
 
 
 @dataclass(frozen=True)
-class BenchConfig:
-    models: tuple[Path, ...]
-    out_dir: Path
-    name: str
-    providers: tuple[str, ...]
-    batches: tuple[int, ...] = (1, 8, 32)
-    threads: tuple[int | None, ...] = (None,)
-    loop: LoopConfig = LoopConfig()
-    data: Path | None = None
-    video: Path | None = None
-    torch_ckpt: Path | None = None
-    accuracy_limit: int | None = 200  # images for accuracy/agreement (None: all)
-    coldstart_runs: int = 5
-    peak: bool = True
-    command: str = "catdog-bench run"
-    extras: tuple[str, ...] = field(default=("accuracy", "coldstart", "folder", "pipeline"))
+class SectionEntry:
+    run: Callable[[Inputs], Section]
+    wanted: Callable[[BenchConfig], bool]  # its input was given
+    on_primary: bool = True  # runtime-facing: needs a float ONNX artifact
 
 
-def torch_available() -> bool:
-    return importlib.util.find_spec("torch") is not None
+SECTIONS: dict[str, SectionEntry] = {  # in report order
+    "accuracy": SectionEntry(accuracy_section, lambda c: c.data is not None, on_primary=False),
+    "coldstart": SectionEntry(coldstart_section, lambda c: c.coldstart_runs > 0),
+    "overhead": SectionEntry(overhead_section, lambda c: True),
+    "folder": SectionEntry(folder_section, lambda c: c.data is not None),
+    "pipeline": SectionEntry(pipeline_section, lambda c: c.video is not None),
+}
 
 
-def _artifact_rows(arts: list, log: Log) -> tuple[list[dict[str, Any]], dict[str, float | None]]:
-    rows, gflops = [], {}
+def add_sections(report: Report, inp: Inputs) -> None:
+    noted = False
+    for name, entry in SECTIONS.items():
+        if entry.on_primary and inp.primary is None:
+            if not noted:
+                report.notes.append("no float ONNX artifact: cold start, overhead, folder and video sections left out")
+                noted = True
+            continue
+        if name not in inp.cfg.sections or not entry.wanted(inp.cfg):
+            continue
+        try:
+            report.sections[name] = entry.run(inp)
+            inp.log(f"{name}: done")
+        except (CatdogError, ImportError) as e:  # ImportError: an optional package or module is missing
+            report.sections[name] = Section(error=str(e))
+            report.notes.append(f"{name} section failed: {e}")
+            inp.log(f"{name}: failed: {e}")
+
+
+def _artifact_rows(arts: list[Artifact], log: Log) -> list[ArtifactRow]:
+    rows = []
     for a in arts:
-        counted = flops_mod.count(a.path, a.size) if a.kind == "onnx" else None
+        counted = count(a.path, a.size) if a.kind == "onnx" else None
         size = a.path.stat().st_size
-        rows.append({
-            "name": a.name, "path": str(a.path), "kind": a.kind,
-            "precision": a.meta.precision if a.meta else ("fp16" if a.input_dtype == "float16" else "fp32"),
-            "input_format": "uint8" if a.uint8_input else "float", "input_size": a.size,
-            "arch": a.meta.arch if a.meta else None, "classes": list(a.meta.classes) if a.meta else None,
-            "size_bytes": size, "size_mb": size / 1e6,
-            "sha256": hashlib.sha256(a.path.read_bytes()).hexdigest(),
-            "params": counted["params"] if counted else None,
-            "gflops": counted["gflops"] if counted else None,
-        })
-        gflops[a.name] = counted["gflops"] if counted else None
+        rows.append(ArtifactRow(
+            a.name, str(a.path), a.kind, a.precision, "uint8" if a.uint8_input else "float", a.size,
+            arch=a.meta.arch if a.meta else None, classes=a.meta.classes if a.meta else None,
+            size_bytes=size, size_mb=size / 1e6, sha256=file_sha256(a.path),
+            params=counted["params"] if counted else None, gflops=counted["gflops"] if counted else None))
     # torch artifacts compute what the fp32 graph computes: reuse its count for % of peak
-    ref = next((r for r in rows if r["name"] == "onnx-fp32" and r["gflops"]), None)
-    for r in rows:
-        if r["kind"] != "onnx" and ref:
-            r["gflops"], r["params"] = ref["gflops"], ref["params"]
-            gflops[r["name"]] = ref["gflops"]
-    if not flops_mod.onnx_available():
+    ref = next((r for r in rows if r.name == "onnx-fp32" and r.gflops), None)
+    if ref is not None:
+        rows = [r if r.kind == "onnx" else replace(r, gflops=ref.gflops, params=ref.params) for r in rows]
+    if not onnx_available():
         log("onnx is not installed: parameter count and GFLOPs are n/a")
-    return rows, gflops
+    return rows
 
 
 def _load() -> float | None:
@@ -82,65 +85,53 @@ def _load() -> float | None:
         return None
 
 
-def _peaks(groups: list[tuple[str, int | None]]) -> dict[tuple[str, int | None], dict[str, Any]]:
-    return {g: measure_peak(g[0], g[1]) for g in groups}
+def _peaks(grid: Grid, before: dict[tuple[str, int | None], Peak] | None = None) -> dict[tuple[str, int | None], Peak]:
+    """The measured peak per (provider, threads); with `before`, the better of the two (a busy
+    neighbour only ever lowers a peak)."""
+    now = {g: measure_peak(g[0], g[1]) for g in grid.groups()}
+    if before is None:
+        return now
+    return {k: p if (p.gflops or 0) > (before[k].gflops or 0) else before[k] for k, p in now.items()}
 
 
-def run_benchmark(cfg: BenchConfig, log: Log = print, progress: Any = None) -> dict[str, Any]:
-    notes: list[str] = []
+def _notes(report: Report, load_before: float | None) -> None:
+    missing = sorted({f"{r.artifact} on {r.provider}" for r in report.latency if r.status == "missing"})
+    if missing:
+        report.notes.append("ORT-GPU figures still missing (this onnxruntime has no GPU provider; torch rows ran on "
+                            "the GPU): " + ", ".join(missing))
+    busy = load_before or 0.0  # before our own runs: afterwards the average counts us too
+    cores = report.env["cores_usable"]
+    if busy > 0.75 * (cores or 1):
+        report.notes.append(f"the machine was busy (load average {busy:.1f} on {cores} usable cores): "
+                            "absolute numbers are noisy; interleaving keeps the ratios fair")
+
+
+def run_benchmark(cfg: BenchConfig, log: Log = print, progress: Progress | None = None) -> Report:
     arts, left_out = discover(list(cfg.models), cfg.torch_ckpt, torch_ok=torch_available(),
                               amp=cfg.torch_ckpt is not None and "cuda" in cfg.providers)
     check_writable_dir(cfg.out_dir)  # before the long work, after the inputs proved readable
-    notes += left_out
     spec = spec_of(arts)
-    images, input_desc = input_images(cfg.data, max(cfg.batches))
+    photos = list_photos(cfg.data, arts) if cfg.data is not None else None  # one listing for the whole run
+    images, input_desc = input_images(photos, max(cfg.batches))
     log(f"{len(arts)} artifacts: {', '.join(a.name for a in arts)}; providers {', '.join(cfg.providers)}")
     env = collect_env()
-    art_rows, gflops = _artifact_rows(arts, log)
+    art_rows = _artifact_rows(arts, log)
 
     grid = Grid(cfg.providers, cfg.batches, cfg.threads, cfg.loop)
-    groups = [(p, t) for p in cfg.providers for t in (cfg.threads if PROVIDERS[p].uses_threads else (None,))]
     load_before = _load()
-    peaks = _peaks(groups) if cfg.peak else {}
+    peaks = _peaks(grid) if cfg.peak else {}
     t0 = time.perf_counter()
     rows = run_grid(arts, grid, images, spec, progress)
     log(f"latency grid done in {time.perf_counter() - t0:.1f} s")
-    if cfg.peak:  # best of before and after the grid: a busy neighbour only ever lowers a peak
-        for key, p in _peaks(groups).items():
-            if (p["gflops"] or 0) > (peaks[key]["gflops"] or 0):
-                peaks[key] = p
-    add_efficiency(rows, gflops, {k: p["gflops"] for k, p in peaks.items()})
-    missing = sorted({f"{r['artifact']} on {r['provider']}" for r in rows if r["status"] == "missing"})
-    if missing:
-        notes.append("ORT-GPU figures still missing (this onnxruntime has no GPU provider; torch rows ran on the GPU): "
-                     + ", ".join(missing))
-    load_after = _load()
-    busy = load_before or 0.0  # before our own runs: afterwards the average counts us too
-    if busy > 0.75 * (env["cores_usable"] or 1):
-        notes.append(f"the machine was busy (load average {busy:.1f} on {env['cores_usable']} usable cores): "
-                     "absolute numbers are noisy; interleaving keeps the ratios fair")
-
-    report: dict[str, Any] = {
-        "name": cfg.name,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": cfg.command,
-        "env": env,
-        "config": {"providers": list(cfg.providers), "batches": list(cfg.batches),
-                   "threads": list(cfg.threads), "warmup": cfg.loop.warmup, "iters": cfg.loop.iters,
-                   "seconds": cfg.loop.seconds, "block": cfg.loop.block, "input": input_desc,
-                   "spec": spec.to_dict()},
-        "artifacts": art_rows,
-        "latency": rows,
-        "peak": list(peaks.values()),
-        "load_average": {"before": load_before, "after": load_after},
-        "ratios": compute_ratios(rows),
-        "notes": notes,
-    }
-    from catdog.benchmarks import extras
-
-    extras.add_sections(report, cfg, arts, spec, log)
-    from catdog.benchmarks.plots import make_charts
-
-    report["charts"] = make_charts(report, cfg.out_dir)
+    if cfg.peak:
+        peaks = _peaks(grid, peaks)
+    rows = add_efficiency(rows, {r.name: r.gflops for r in art_rows}, {k: p.gflops for k, p in peaks.items()})
+    settings = RunSettings(cfg.providers, cfg.batches, cfg.threads, cfg.loop.warmup, cfg.loop.iters, cfg.loop.seconds,
+                           cfg.loop.block, input_desc, spec.to_dict())
+    report = Report(cfg.name, time.strftime("%Y-%m-%dT%H:%M:%S%z"), cfg.command, env, settings, art_rows, rows,
+                    list(peaks.values()), (load_before, _load()), compute_ratios(rows), notes=list(left_out))
+    _notes(report, load_before)
+    add_sections(report, Inputs(cfg, tuple(arts), spec, photos, log))
+    report.charts = make_charts(report.to_dict(), cfg.out_dir)
     write_report(report, cfg.out_dir)
     return report

@@ -8,14 +8,22 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, List, Optional
 
 import typer
 
-from catdog.runtime.errors import CatdogError, InputError
+from catdog.benchmarks.schema import Log
+from catdog.runtime.boundary import cli_boundary
+from catdog.runtime.errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-DEBUG = {"on": False}
+REPORT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks.")) -> None:
+    # `catdog-bench --debug run ...`: @cli_boundary reads this param from the root context.
+    del debug
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
@@ -28,19 +36,15 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(vals))
 
 
-def _guard(fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except CatdogError as e:
-        if DEBUG["on"]:
-            raise
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(e.exit_code) from None
-
-
-@app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks.")) -> None:
-    DEBUG["on"] = debug
+def report_name(name: str | None, first_model: Path) -> str:
+    """The report folder's name: --name as given, which must be one plain folder name (it is joined
+    to --out, so '../x' or 'a/b' would write elsewhere), else derived from the first model's name."""
+    if name is None:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", first_model.resolve().name) or "bench"
+    if not REPORT_NAME.fullmatch(name) or name in (".", ".."):
+        raise InputError(f"--name {name!r}: a report name is one folder name of letters, digits, '_', '.' and '-' "
+                         "(not '.' or '..'); the report goes to --out/NAME")
+    return name
 
 
 class _Progress:
@@ -56,26 +60,16 @@ class _Progress:
             self.bar.advance(self.tasks[label], advance)
 
 
-def summary_lines(rep: dict[str, Any]) -> list[str]:
-    lines = [f"{'artifact':<14} {'provider':<9} {'thr':>4} {'batch':>5} {'p50 ms':>9} {'p90 ms':>9} {'img/s':>9} {'%peak':>6}"]
-    for r in rep["latency"]:
-        if r["status"] == "ok":
-            pk = f"{r['pct_peak']:.1f}" if r.get("pct_peak") else "n/a"
-            lines.append(f"{r['artifact']:<14} {r['provider']:<9} {str(r['threads'] or '-'):>4} {r['batch']:>5} "
-                         f"{r['p50_ms']:>9.2f} {r['p90_ms']:>9.2f} {r['throughput_ips']:>9.1f} {pk:>6}")
-    for x in rep["ratios"]:
-        lines.append(f"{x['what']} ({x['provider']}, threads {x['threads'] or '-'}, batch {x['batch']}): {x['speedup']:.2f}x")
-    for key in ("accuracy", "coldstart", "overhead", "folder", "pipeline"):
-        block = rep.get(key)
-        for row in (block or {}).get("rows", []):
-            lines.append(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                                 for k, v in row.items() if k != "output"))
-        if block and block.get("error"):
-            lines.append(f"{key}: not measured: {block['error']}")
-    return lines
+def _plain_log(console: Any) -> Log:
+    """Log lines as typed: they carry file and artifact names, which rich must not read as markup
+    ('[bold]', '[/x]') or emoji codes."""
+    from rich.text import Text
+
+    return lambda msg: console.print(Text(msg), soft_wrap=True)
 
 
 @app.command()
+@cli_boundary
 def run(
     models: List[Path] = typer.Argument(..., help="An export folder and/or model files (.onnx, .ts)."),
     name: Optional[str] = typer.Option(None, help="Report name (reports/<name>/); default: the first model's name."),
@@ -98,56 +92,55 @@ def run(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from catdog.benchmarks.backends import resolve_providers
-    from catdog.benchmarks.bench import BenchConfig, run_benchmark
-    from catdog.benchmarks.latency import LoopConfig
+    from catdog.benchmarks.artifacts import resolve_providers
+    from catdog.benchmarks.bench import run_benchmark
+    from catdog.benchmarks.report import summary_lines
+    from catdog.benchmarks.schema import BenchConfig, LoopConfig
 
+    folder = report_name(name, models[0])  # refused before any work
+    if iters is not None and seconds is not None:
+        raise InputError("give --iters or --seconds, not both")
+    # torch_ok: a GPU that only torch can use still gives torch CUDA / AMP rows (ORT-GPU ones marked missing)
+    provs = tuple(resolve_providers([p.strip() for p in providers.split(",") if p.strip()], torch_ok=True))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cfg = BenchConfig(
+        models=tuple(models), out_dir=out / folder, name=folder, providers=provs,
+        batches=_ints(batch, "batch"), threads=_ints(threads, "threads") if threads else (cores,),
+        loop=LoopConfig(warmup, None if seconds else (iters or 50), seconds, block),
+        data=data, video=video, torch_ckpt=torch_ckpt, accuracy_limit=accuracy_limit or None,
+        coldstart_runs=coldstart_runs, peak=not no_peak, command="catdog-bench " + " ".join(sys.argv[1:]))
     console = Console(stderr=True)
-
-    def go() -> None:
-        if iters is not None and seconds is not None:
-            raise InputError("give --iters or --seconds, not both")
-        # torch_ok: a GPU that only torch can use still gives torch CUDA / AMP rows (ORT-GPU ones marked missing)
-        provs = tuple(resolve_providers([p.strip() for p in providers.split(",") if p.strip()], torch_ok=True))
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        report_name = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", models[0].resolve().name) or "bench"
-        cfg = BenchConfig(
-            models=tuple(models), out_dir=out / report_name, name=report_name, providers=provs,
-            batches=_ints(batch, "batch"), threads=_ints(threads, "threads") if threads else (cores,),
-            loop=LoopConfig(warmup, None if seconds else (iters or 50), seconds, block),
-            data=data, video=video, torch_ckpt=torch_ckpt, accuracy_limit=accuracy_limit or None,
-            coldstart_runs=coldstart_runs, peak=not no_peak, command="catdog-bench " + " ".join(sys.argv[1:]))
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=False) as bar:
-            rep = run_benchmark(cfg, log=lambda m: bar.console.print(m), progress=_Progress(bar))
-        for line in summary_lines(rep):
-            typer.echo(line)
-        typer.echo(f"report: {cfg.out_dir / 'report.md'} (+ report.json, {len(rep['charts'])} charts)")
-
-    _guard(go)
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        rep = run_benchmark(cfg, log=_plain_log(bar.console), progress=_Progress(bar)).to_dict()
+    for line in summary_lines(rep):
+        typer.echo(line)
+    typer.echo(f"report: {cfg.out_dir / 'report.md'} (+ report.json, {len(rep['charts'])} charts)")
 
 
 @app.command()
+@cli_boundary
 def compare(a: Path = typer.Argument(..., help="Reference report.json"),
             b: Path = typer.Argument(..., help="Candidate report.json")) -> None:
     """Print B / A ratios for every latency row both reports share (p50 < 1: B is faster)."""
-    from catdog.benchmarks.report import compare as compare_reports, load_report
+    from catdog.benchmarks.report import compare as compare_reports
+    from catdog.benchmarks.report import load_report
 
-    def go() -> None:
-        ra, rb = load_report(a), load_report(b)
-        rows = compare_reports(ra, rb)
-        if not rows:
-            raise InputError(f"{a} and {b} share no (artifact, provider, threads, batch) rows to compare")
-        typer.echo(f"A = {ra['name']} ({ra['env']['cpu']}), B = {rb['name']} ({rb['env']['cpu']})")
-        typer.echo(f"{'artifact':<14} {'provider':<9} {'thr':>4} {'batch':>5} {'A p50 ms':>9} {'B p50 ms':>9} {'B/A p50':>8} {'B/A img/s':>9}")
-        for r in rows:
-            typer.echo(f"{r['artifact']:<14} {r['provider']:<9} {str(r['threads'] or '-'):>4} {r['batch']:>5} {r['p50_a_ms']:>9.2f} "
-                       f"{r['p50_b_ms']:>9.2f} {r['p50_ratio']:>7.2f}x {r['throughput_ratio']:>8.2f}x")
-
-    _guard(go)
+    ra, rb = load_report(a), load_report(b)
+    rows = compare_reports(ra, rb)
+    if not rows:
+        raise InputError(f"{a} and {b} share no (artifact, provider, threads, batch) rows to compare")
+    typer.echo(f"A = {ra['name']} ({ra['env']['cpu']}), B = {rb['name']} ({rb['env']['cpu']})")
+    typer.echo(f"{'artifact':<14} {'provider':<9} {'thr':>4} {'batch':>5} {'A p50 ms':>9} {'B p50 ms':>9} "
+               f"{'B/A p50':>8} {'B/A img/s':>9}")
+    for r in rows:
+        typer.echo(f"{r['artifact']:<14} {r['provider']:<9} {str(r['threads'] or '-'):>4} {r['batch']:>5} "
+                   f"{r['p50_a_ms']:>9.2f} {r['p50_b_ms']:>9.2f} {r['p50_ratio']:>7.2f}x "
+                   f"{r['throughput_ratio']:>8.2f}x")
 
 
 @app.command()
+@cli_boundary
 def doctor(
     providers: str = typer.Option("all", help="Providers to prove; 'all' = every available one."),
     model: Optional[Path] = typer.Option(None, help="Prove with this ONNX model instead of a built-in probe."),
@@ -156,16 +149,13 @@ def doctor(
     """Prove each provider by a real inference; show OpenCV build facts and visible cameras."""
     from catdog.benchmarks.doctor import doctor_lines, run_doctor
 
-    def go() -> None:
-        d = run_doctor([p.strip() for p in providers.split(",") if p.strip()], model)
-        if as_json:
-            typer.echo(json.dumps({k: v for k, v in d.items() if k != "env_lines"}, indent=2, default=str))
-        else:
-            typer.echo("\n".join(doctor_lines(d)))
-        if not all(r["ok"] for r in d["providers"]):
-            raise typer.Exit(1)
-
-    _guard(go)
+    d = run_doctor([p.strip() for p in providers.split(",") if p.strip()], model)
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in d.items() if k != "env_lines"}, indent=2, default=str))
+    else:
+        typer.echo("\n".join(doctor_lines(d)))
+    if not all(r["ok"] for r in d["providers"]):
+        raise typer.Exit(1)
 
 
 def main() -> None:

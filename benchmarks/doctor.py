@@ -1,25 +1,88 @@
-"""`catdog-bench doctor`: prove each execution provider by a real inference, show what OpenCV can
-open and which cameras are visible. The first thing to run on a new box (or a Jetson)."""
+"""`catdog-bench doctor`: prove each execution provider by a real inference in a runtime session,
+show what OpenCV can open and which cameras are visible. The first thing to run on a new box (or a
+Jetson). The probe is a tiny real classifier graph built in memory with onnx.helper (Conv → ReLU →
+GlobalAveragePool → Gemm) carrying catdog metadata; the tests benchmark it too. Its baked variant
+takes NHWC uint8 crops and normalizes inside the graph, like --bake-preprocess."""
 
 from __future__ import annotations
 
 import glob
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from catdog.runtime.errors import ModelError
-
-from catdog.benchmarks.backends import PROVIDERS, available_providers, ort_provider_list, resolve_providers
+from catdog.benchmarks.artifacts import resolve_providers, torch_available
+from catdog.benchmarks.compute import onnx_available
 from catdog.benchmarks.env import collect_env, env_lines
-from catdog.benchmarks.flops import onnx_available
+from catdog.runtime.errors import ModelError, error_line
+from catdog.runtime.metadata import METADATA_KEY, ModelMetadata
+from catdog.runtime.session import Session, available_providers, open_session
+from catdog.runtime.spec import PreprocessSpec
+
+
+def tiny_spec(size: int = 32) -> PreprocessSpec:
+    return PreprocessSpec(size=size, resize=size + size // 8, interpolation="bilinear")
+
+
+def tiny_classifier(size: int = 32, classes: tuple[str, ...] = ("cat", "dog"), baked: bool = False,
+                    width: int = 8, seed: int = 0, batch: int | str = "N") -> bytes:
+    """Serialized ONNX model; input 'input' (batch dim `batch`: "N" = dynamic), output 'logits'."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    spec = tiny_spec(size)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((width, 3, 3, 3)).astype(np.float32) * 0.3, "conv_w"),
+        numpy_helper.from_array(rng.standard_normal(width).astype(np.float32) * 0.1, "conv_b"),
+        numpy_helper.from_array(rng.standard_normal((len(classes), width)).astype(np.float32), "fc_w"),
+        numpy_helper.from_array(rng.standard_normal(len(classes)).astype(np.float32) * 0.1, "fc_b"),
+    ]
+    nodes = []
+    x = "input"
+    if baked:  # uint8 NHWC crop -> float NCHW normalized: x * a - b with a = scale/std, b = mean/std
+        std, mean = np.asarray(spec.std, np.float32), np.asarray(spec.mean, np.float32)
+        inits += [numpy_helper.from_array((spec.scale / std).reshape(1, 3, 1, 1).astype(np.float32), "pre_a"),
+                  numpy_helper.from_array((mean / std).reshape(1, 3, 1, 1).astype(np.float32), "pre_b")]
+        nodes += [helper.make_node("Cast", ["input"], ["x_f"], to=TensorProto.FLOAT),
+                  helper.make_node("Transpose", ["x_f"], ["x_t"], perm=[0, 3, 1, 2]),
+                  helper.make_node("Mul", ["x_t", "pre_a"], ["x_m"]),
+                  helper.make_node("Sub", ["x_m", "pre_b"], ["x_n"])]
+        x = "x_n"
+    nodes += [
+        helper.make_node("Conv", [x, "conv_w", "conv_b"], ["c"], kernel_shape=[3, 3], strides=[2, 2],
+                         pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], transB=1),
+    ]
+    if baked:
+        inp = helper.make_tensor_value_info("input", TensorProto.UINT8, [batch, size, size, 3])
+    else:
+        inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, size, size])
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, len(classes)])
+    graph = helper.make_graph(nodes, "catdog_tiny", [inp], [out], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, 9)  # loadable by older onnxruntime (JetPack wheels)
+    meta = ModelMetadata(classes=tuple(classes), spec=spec, arch="tiny",
+                         input_format="uint8" if baked else "float")
+    helper.set_model_props(model, {METADATA_KEY: meta.to_json()})
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def tiny_macs(size: int = 32, width: int = 8, classes: int = 2) -> int:
+    """The MACs the flops counter must find in tiny_classifier at batch 1 (for tests)."""
+    out = (size + 1) // 2
+    return out * out * width * 3 * 3 * 3 + width * classes
 
 
 def _default_model() -> Path | None:
     """The model catdog.runtime ships as package data, if this install has one."""
-    from catdog.runtime.errors import ModelError
     from catdog.runtime.shipped import shipped_model
 
     try:
@@ -28,48 +91,40 @@ def _default_model() -> Path | None:
         return None
 
 
-def probe_model(model: Path | None) -> tuple[Any, str]:
-    """(model bytes or path, description) to prove providers with."""
+def probe_model(model: Path | None, tmp: Path) -> tuple[Path, str]:
+    """(model file, description) to prove providers with; a built probe is written into `tmp`."""
     if model is not None:
         if not model.is_file():
             raise ModelError(f"{model}: no such model file")
-        return str(model), str(model)
+        return model, str(model)
     if onnx_available():
-        from catdog.benchmarks.tinymodel import tiny_classifier
-
-        return tiny_classifier(32), "a tiny Conv/Gemm classifier built in memory with onnx.helper"
+        (tmp / "probe.onnx").write_bytes(tiny_classifier(32))
+        return tmp / "probe.onnx", "a tiny Conv/Gemm classifier built in memory with onnx.helper"
     shipped = _default_model()
     if shipped is None:
         raise ModelError("cannot prove providers: install onnx (to build a probe model) or pass --model MODEL.onnx")
-    return str(shipped), f"the shipped default model {shipped.name}"
+    return shipped, f"the shipped default model {shipped.name}"
 
 
-def _feed(sess: Any) -> dict[str, np.ndarray]:
-    inp = sess.get_inputs()[0]
-    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+def _feed(sess: Session) -> np.ndarray:
+    shape = [d if isinstance(d, int) else 1 for d in sess.input_shape]
     rng = np.random.default_rng(0)
-    if inp.type == "tensor(uint8)":
-        return {inp.name: rng.integers(0, 256, shape, dtype=np.uint8)}
+    if sess.input_type == "tensor(uint8)":
+        return rng.integers(0, 256, shape, dtype=np.uint8)
     x = rng.standard_normal(shape).astype(np.float32)
-    return {inp.name: x.astype(np.float16) if inp.type == "tensor(float16)" else x}
+    return x.astype(np.float16) if sess.input_type == "tensor(float16)" else x
 
 
-def prove(provider: str, model: Any, reference: np.ndarray | None = None) -> dict[str, Any]:
-    """Create a session on `provider`, check it really runs there, run it, compare with CPU."""
-    import onnxruntime as ort
-
+def prove(provider: str, model: Path, reference: np.ndarray | None = None) -> dict[str, Any]:
+    """Open a runtime session on `provider` (it checks that onnxruntime really loaded it and, on a
+    GPU, proves it with a warm-up inference), run it, compare with CPU."""
     row: dict[str, Any] = {"provider": provider, "ok": False}
     try:
+        sess = open_session(model, provider, log=None)
+        row["create_s"] = sess.create_s
+        x = _feed(sess)
         t0 = time.perf_counter()
-        sess = ort.InferenceSession(model, providers=ort_provider_list(provider))
-        row["create_s"] = time.perf_counter() - t0
-        got = sess.get_providers()
-        if got[0] != PROVIDERS[provider].ort:
-            row["error"] = f"session fell back to {got[0]} (libraries missing or GPU not visible)"
-            return row
-        feed = _feed(sess)
-        t0 = time.perf_counter()
-        y = sess.run(None, feed)[0]
+        y = sess.run(x)  # the first run of ours (a GPU session ran its warm-up already)
         row["first_run_ms"] = (time.perf_counter() - t0) * 1e3
         row["output_shape"] = list(y.shape)
         if not np.all(np.isfinite(y)):
@@ -79,8 +134,8 @@ def prove(provider: str, model: Any, reference: np.ndarray | None = None) -> dic
             row["max_abs_diff_vs_cpu"] = float(np.max(np.abs(y.astype(np.float32) - reference)))
         row["ok"] = True
         row["_y"] = y.astype(np.float32)
-    except Exception as e:  # a provider that cannot run: record the one line, go on with the others
-        row["error"] = str(e).strip().splitlines()[0][:300]
+    except Exception as e:  # noqa: BLE001 - a provider that cannot run: record the one line, go on with the others
+        row["error"] = error_line(e)
     return row
 
 
@@ -89,9 +144,7 @@ def cameras() -> list[str]:
 
 
 def torch_check() -> dict[str, Any] | None:
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
+    if not torch_available():
         return None
     import torch
 
@@ -106,15 +159,16 @@ def torch_check() -> dict[str, Any] | None:
 def run_doctor(providers: list[str] | None = None, model: Path | None = None) -> dict[str, Any]:
     """Everything doctor prints, as data. Requested providers that are absent raise ProviderError."""
     wanted = resolve_providers(providers)
-    probe, probe_desc = probe_model(model)
     rows, ref = [], None
-    for p in ["cpu"] + [p for p in wanted if p != "cpu"]:
-        row = prove(p, probe, ref)
-        if p == "cpu":
-            ref = row.get("_y")
-        row.pop("_y", None)
-        if p in wanted:
-            rows.append(row)
+    with tempfile.TemporaryDirectory(prefix="catdog-doctor-") as tmp:
+        probe, probe_desc = probe_model(model, Path(tmp))
+        for p in ["cpu"] + [p for p in wanted if p != "cpu"]:
+            row = prove(p, probe, ref)
+            if p == "cpu":
+                ref = row.get("_y")
+            row.pop("_y", None)
+            if p in wanted:
+                rows.append(row)
     env = collect_env()
     return {"env": env, "env_lines": env_lines(env), "probe": probe_desc, "providers": rows,
             "available": available_providers(), "cameras": cameras(), "opencv": env["opencv"],
@@ -126,12 +180,14 @@ def doctor_lines(d: dict[str, Any]) -> list[str]:
     for r in d["providers"]:
         if r["ok"]:
             diff = f", max |diff| vs CPU {r['max_abs_diff_vs_cpu']:.2e}" if "max_abs_diff_vs_cpu" in r else ""
-            lines.append(f"  OK    {r['provider']:<9} session {r['create_s']:.3f} s, first run {r['first_run_ms']:.2f} ms, output {r['output_shape']}{diff}")
+            lines.append(f"  OK    {r['provider']:<9} session {r['create_s']:.3f} s, "
+                         f"first run {r['first_run_ms']:.2f} ms, output {r['output_shape']}{diff}")
         else:
             lines.append(f"  FAIL  {r['provider']:<9} {r.get('error', 'unknown error')}")
     cv = d["opencv"]
     if cv:
-        lines += ["", f"OpenCV {cv['version']}: GStreamer {'yes' if cv['gstreamer'] else 'NO (no CSI/nvarguscamerasrc pipelines)'}, "
+        gst = "yes" if cv["gstreamer"] else "NO (no CSI/nvarguscamerasrc pipelines)"
+        lines += ["", f"OpenCV {cv['version']}: GStreamer {gst}, "
                   f"V4L2 {'yes' if cv['v4l2'] else 'no'}, FFMPEG {'yes' if cv['ffmpeg'] else 'no'}, "
                   f"GUI {cv['gui'] or 'none (headless build: no --show window)'}"]
     else:

@@ -1,24 +1,92 @@
 """The latency grid: every artifact × provider × thread count × batch size, interleaved per group.
 
-A group is (provider, threads): its sessions are created once (session-creation time and the first
-inference are recorded), then for each batch size all artifacts run interleaved on the same input."""
+Conventions follow onnxruntime_perf_test and OpenVINO benchmark_app: warm-up runs are discarded;
+each timed sample is one synchronous run of one batch; we report p50/p90/p99, mean ± std, min/max
+and throughput = images / total timed seconds (= batch / mean latency).
+
+Like with like: a group is (provider, threads); its sessions are created once (session-creation time
+and the first inference are recorded), then for each batch size all artifacts get the same input
+tensor and run interleaved in round-robin blocks (A×k, B×k, C×k, A×k, ...) so that frequency
+scaling, thermal drift and noisy neighbours hit all artifacts equally instead of whichever ran last."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from catdog.runtime.errors import ModelError
+from catdog.benchmarks.artifacts import Artifact, Runner, applies, make_batch, make_runner, ort_has, uses_threads
+from catdog.benchmarks.schema import LatencyRow, LatencyStats, LoopConfig, Progress
+from catdog.runtime.errors import ModelError, error_line
+from catdog.runtime.session import PROVIDERS
 from catdog.runtime.spec import PreprocessSpec
 
-from catdog.benchmarks.artifacts import Artifact, make_batch
-from catdog.benchmarks.backends import PROVIDERS, Runner, applies, make_runner, ort_has
-from catdog.benchmarks.latency import LoopConfig, interleaved, latency_stats
+PERCENTILES = (50, 90, 99)
 
-Progress = Callable[[str, int, int | None], None]  # (description, advance, new total or None)
+
+def latency_stats(samples_s: Sequence[float], batch: int) -> LatencyStats:
+    """Seconds per batch -> milliseconds statistics and images/s."""
+    ms = np.asarray(samples_s, dtype=np.float64) * 1e3
+    if ms.size == 0:
+        raise ValueError("no latency samples")
+    p50, p90, p99 = np.percentile(ms, PERCENTILES)
+    total_s = float(ms.sum()) / 1e3
+    return LatencyStats(
+        n=int(ms.size), batch=batch, p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99),
+        mean_ms=float(ms.mean()), std_ms=float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
+        min_ms=float(ms.min()), max_ms=float(ms.max()),
+        throughput_ips=batch * ms.size / total_s, throughput_p50_ips=batch / (float(p50) / 1e3),
+    )
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def interleaved(
+    fns: dict[str, Callable[[], Any]],
+    cfg: LoopConfig,
+    on_block: Callable[[str, int], None] | None = None,
+) -> dict[str, list[float]]:
+    """Run each zero-argument callable (one synchronous inference each) `cfg.warmup` times, then
+    in round-robin blocks until each has `cfg.iters` samples (or `cfg.seconds` of timed work).
+    Returns seconds per call, by name. `on_block(name, runs)` reports progress."""
+    names = list(fns)
+    for name in names:  # warm-up: allocations, kernel selection, caches; discarded
+        for _ in range(cfg.warmup):
+            fns[name]()
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    spent: dict[str, float] = {n: 0.0 for n in names}
+
+    def done(name: str) -> bool:
+        if cfg.iters is not None:
+            return len(samples[name]) >= cfg.iters
+        return spent[name] >= cfg.seconds and len(samples[name]) >= 2
+
+    while not all(done(n) for n in names):
+        for name in names:
+            if done(name):
+                continue
+            k = cfg.block if cfg.iters is None else min(cfg.block, cfg.iters - len(samples[name]))
+            fn = fns[name]
+            for _ in range(k):
+                dt = _timed(fn)
+                samples[name].append(dt)
+                spent[name] += dt
+            if on_block:
+                on_block(name, k)
+    return samples
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b when both are positive numbers, else None (a ratio of missing numbers is missing)."""
+    if a is None or b is None or b <= 0:
+        return None
+    return a / b
 
 
 @dataclass(frozen=True)
@@ -28,6 +96,10 @@ class Grid:
     threads: tuple[int | None, ...] = (None,)  # None: onnxruntime's default (all cores)
     loop: LoopConfig = LoopConfig()
 
+    def groups(self) -> list[tuple[str, int | None]]:
+        """(provider, threads) pairs: thread counts for CPU, one default entry for GPU providers."""
+        return [(p, t) for p in self.providers for t in (self.threads if uses_threads(p) else (None,))]
+
 
 def _first_runs(runners: list[Runner], images: list[np.ndarray], spec: PreprocessSpec, batch: int) -> dict[str, float]:
     out = {}
@@ -36,77 +108,80 @@ def _first_runs(runners: list[Runner], images: list[np.ndarray], spec: Preproces
         t0 = time.perf_counter()
         try:
             r.run(x)
-        except Exception as e:  # the first run is where a graph that cannot take our input says so
+        except Exception as e:  # noqa: BLE001 - the first run is where a graph that cannot take our input says so
             raise ModelError(f"{r.artifact.path}: first inference on {r.provider} failed "
-                             f"({str(e).strip().splitlines()[0][:200]})") from None
+                             f"({error_line(e, 200)})") from None
         out[r.artifact.name] = time.perf_counter() - t0
     return out
 
 
-def _group(arts: list[Artifact], provider: str, threads: int | None, grid: Grid, images: list[np.ndarray],
-           spec: PreprocessSpec, progress: Progress | None) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    base = {"provider": provider, "threads": threads}
-    ort_ok = ort_has(provider)
-    runnable = [a for a in arts if applies(a, provider) and (a.kind != "onnx" or ort_ok)]
-    runners = [make_runner(a, provider, threads) for a in runnable]
+def _not_run(arts: list[Artifact], runnable: list[Artifact], provider: str, threads: int | None,
+             batches: tuple[int, ...]) -> list[LatencyRow]:
+    rows = []
     for a in arts:
         if a in runnable:
             continue
         if a.kind == "onnx":  # cuda offered by torch alone: say which ORT-GPU figures are missing
-            status, note = "missing", f"this onnxruntime has no {PROVIDERS[provider].ort}; install onnxruntime-gpu to measure it"
+            status = "missing"
+            note = f"this onnxruntime has no {PROVIDERS[provider]}; install onnxruntime-gpu to measure it"
         else:
             status, note = "n/a", f"{a.name} does not run on {provider}"
-        rows += [{**base, "artifact": a.name, "batch": b, "status": status, "note": note} for b in grid.batches]
+        rows += [LatencyRow(provider, threads, a.name, b, status, note) for b in batches]
+    return rows
+
+
+def _group(arts: list[Artifact], provider: str, threads: int | None, grid: Grid, images: list[np.ndarray],
+           spec: PreprocessSpec, progress: Progress | None) -> list[LatencyRow]:
+    ort_ok = ort_has(provider)
+    runnable = [a for a in arts if applies(a, provider) and (a.kind != "onnx" or ort_ok)]
+    runners = [make_runner(a, provider, threads) for a in runnable]
+    rows = _not_run(arts, runnable, provider, threads, grid.batches)
     first = _first_runs(runners, images, spec, min(grid.batches))
     for b in grid.batches:
         ok = [r for r in runners if r.artifact.fixed_batch in (None, b)]
-        for r in runners:
-            if r not in ok:
-                rows.append({**base, "artifact": r.artifact.name, "batch": b, "status": "skipped",
-                             "note": f"graph has a fixed batch of {r.artifact.fixed_batch}"})
+        rows += [LatencyRow(provider, threads, r.artifact.name, b, "skipped",
+                            f"graph has a fixed batch of {r.artifact.fixed_batch}") for r in runners if r not in ok]
         if not ok:
             continue
         inputs = {r.artifact.name: make_batch(r.artifact, images[:b], spec) for r in ok}
         fns = {r.artifact.name: (lambda r=r, x=inputs[r.artifact.name]: r.run(x)) for r in ok}
         label = f"{provider} threads={threads or 'default'} batch={b}"
-        cfg = grid.loop
+        loop = grid.loop
         if progress:
-            total = (cfg.iters + cfg.warmup) * len(ok) if cfg.iters else None
-            progress(label, 0, total)
-        cb = (lambda name, k: progress(label, k, None)) if progress else None
-        if progress and cfg.warmup:
-            progress(label, cfg.warmup * len(ok), None)
-        samples = interleaved(fns, cfg, cb)
+            progress(label, 0, (loop.iters + loop.warmup) * len(ok) if loop.iters else None)
+            if loop.warmup:
+                progress(label, loop.warmup * len(ok), None)
+        cb = (lambda _name, k, label=label: progress(label, k, None)) if progress else None
+        samples = interleaved(fns, loop, cb)
         for r in ok:
             name = r.artifact.name
-            rows.append({**base, "artifact": name, "batch": b, "status": "ok",
-                         "create_s": r.create_s, "first_run_ms": first.get(name, float("nan")) * 1e3,
-                         **latency_stats(samples[name], b)})
+            rows.append(LatencyRow(provider, threads, name, b, "ok", create_s=r.create_s,
+                                   first_run_ms=first.get(name, float("nan")) * 1e3,
+                                   stats=latency_stats(samples[name], b)))
     return rows
 
 
 def run_grid(arts: list[Artifact], grid: Grid, images: list[np.ndarray], spec: PreprocessSpec,
-             progress: Progress | None = None) -> list[dict[str, Any]]:
+             progress: Progress | None = None) -> list[LatencyRow]:
     """All latency rows. Images must number at least max(batches)."""
     if len(images) < max(grid.batches):
         raise ValueError("need at least max(batches) images")
-    rows: list[dict[str, Any]] = []
-    for provider in grid.providers:
-        thread_list = grid.threads if PROVIDERS[provider].uses_threads else (None,)
-        for t in thread_list:
-            rows += _group(arts, provider, t, grid, images, spec, progress)
+    rows: list[LatencyRow] = []
+    for provider, threads in grid.groups():
+        rows += _group(arts, provider, threads, grid, images, spec, progress)
     return rows
 
 
-def add_efficiency(rows: list[dict[str, Any]], gflops: dict[str, float | None],
-                   peaks: dict[tuple[str, int | None], float | None]) -> None:
+def add_efficiency(rows: list[LatencyRow], gflops: dict[str, float | None],
+                   peaks: dict[tuple[str, int | None], float | None]) -> list[LatencyRow]:
     """Achieved GFLOP/s = model GFLOPs per image × images/s, and its % of the measured peak."""
+    out = []
     for row in rows:
-        if row.get("status") != "ok":
-            continue
-        g = gflops.get(row["artifact"])
-        peak = peaks.get((row["provider"], row["threads"]))
-        achieved = g * row["throughput_ips"] if g else None
-        row["achieved_gflops"] = achieved
-        row["pct_peak"] = 100.0 * achieved / peak if achieved and peak else None
+        if row.stats is not None:
+            g = gflops.get(row.artifact)
+            peak = peaks.get((row.provider, row.threads))
+            achieved = g * row.stats.throughput_ips if g else None
+            pct = 100.0 * achieved / peak if achieved and peak else None
+            row = replace(row, achieved_gflops=achieved, pct_peak=pct)
+        out.append(row)
+    return out

@@ -1,5 +1,8 @@
-"""report.json (the numbers, schema-versioned) and report.md (the same, for people), written
-atomically, plus ratios between artifacts and `compare` between two reports."""
+"""Everything that reads a report: report.md (the numbers, for people) and its PNG charts, written
+atomically beside report.json; the headline ratios between artifacts; `compare` between two
+reports; the summary lines `catdog-bench run` prints. All read report.json's form (dicts), so a
+report from an older run reads the same way. matplotlib is imported for the charts only (Agg
+backend: no display needed)."""
 
 from __future__ import annotations
 
@@ -7,14 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from catdog.runtime.errors import InputError
-from catdog.runtime.files import atomic_write
-
 from catdog.benchmarks.env import env_lines
-from catdog.benchmarks.latency import ratio
+from catdog.benchmarks.measure import ratio
+from catdog.benchmarks.schema import SCHEMA, LatencyRow, Ratio, Report
+from catdog.runtime.errors import InputError
+from catdog.runtime.files import atomic_path, atomic_write
 
-SCHEMA = "catdog-bench/1"
-BASELINE = "onnx-fp32"
 # Headline comparisons: (label, faster-candidate artifact, reference artifact). speedup = ref p50 / cand p50.
 HEADLINES = (
     ("ORT fp32 vs torch eager", "onnx-fp32", "torch-eager"),
@@ -26,38 +27,34 @@ HEADLINES = (
 )
 
 
-def _key(row: dict[str, Any]) -> tuple:
-    return row["provider"], row["threads"], row["batch"]
-
-
-def compute_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def compute_ratios(rows: list[LatencyRow]) -> list[Ratio]:
     """Per (provider, threads, batch): speedup of each pair in HEADLINES, and provider vs CPU."""
-    ok = [r for r in rows if r.get("status") == "ok"]
-    p50 = {(*_key(r), r["artifact"]): r["p50_ms"] for r in ok}
+    ok = [r for r in rows if r.stats is not None]
+    p50 = {(r.provider, r.threads, r.batch, r.artifact): r.stats.p50_ms for r in ok if r.stats}
     out = []
-    for provider, threads, batch in sorted({_key(r) for r in ok}, key=lambda k: (k[0], k[1] or 0, k[2])):
+    for provider, threads, batch in sorted({(r.provider, r.threads, r.batch) for r in ok},
+                                           key=lambda k: (k[0], k[1] or 0, k[2])):
         for label, cand, ref in HEADLINES:
             s = ratio(p50.get((provider, threads, batch, ref)), p50.get((provider, threads, batch, cand)))
             if s is not None:
-                out.append({"what": label, "provider": provider, "threads": threads, "batch": batch,
-                            "candidate": cand, "reference": ref, "speedup": s})
+                out.append(Ratio(label, provider, threads, batch, cand, ref, s))
     cpu_best: dict[tuple[str, int], float] = {}  # fastest CPU thread setting per artifact, batch
     for r in ok:
-        if r["provider"] == "cpu":
-            k = (r["artifact"], r["batch"])
-            cpu_best[k] = min(cpu_best.get(k, float("inf")), r["p50_ms"])
+        if r.provider == "cpu" and r.stats:
+            k = (r.artifact, r.batch)
+            cpu_best[k] = min(cpu_best.get(k, float("inf")), r.stats.p50_ms)
     for r in ok:
-        if r["provider"] != "cpu" and (r["artifact"], r["batch"]) in cpu_best:
-            out.append({"what": f"{r['provider']} vs best CPU", "provider": r["provider"], "threads": None,
-                        "batch": r["batch"], "candidate": r["artifact"], "reference": f"{r['artifact']}@cpu",
-                        "speedup": cpu_best[(r["artifact"], r["batch"])] / r["p50_ms"]})
+        if r.provider != "cpu" and (r.artifact, r.batch) in cpu_best and r.stats:
+            out.append(Ratio(f"{r.provider} vs best CPU", r.provider, None, r.batch, r.artifact, f"{r.artifact}@cpu",
+                             cpu_best[(r.artifact, r.batch)] / r.stats.p50_ms))
     return out
 
 
-def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    report = {"schema": SCHEMA, **report}
-    js = atomic_write(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
-    md = atomic_write(out_dir / "report.md", render_md(report))
+def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
+    """report.json (report.to_dict()) and report.md beside it, each written atomically."""
+    data = report.to_dict()
+    js = atomic_write(out_dir / "report.json", json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    md = atomic_write(out_dir / "report.md", render_md(data))
     return js, md
 
 
@@ -87,41 +84,60 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
-def render_md(rep: dict[str, Any]) -> str:
-    L = [f"# catdog-bench report: {rep['name']}", "", f"Created {rep['created']} with `{rep['command']}`.", ""]
-    L += ["## Environment", ""] + [f"- {x}" for x in env_lines(rep["env"])] + [""]
-    c = rep["config"]
-    L += [f"Input: {c['input']}. Warm-up {c['warmup']}, "
-          + (f"{c['iters']} timed runs" if c["iters"] else f"{c['seconds']} s") + f" per artifact in interleaved blocks of {c['block']}.", ""]
-    L += ["## Artifacts", ""] + _table(
-        ["artifact", "kind", "precision", "input", "size MB", "params", "GFLOPs/img", "file"],
-        [[a["name"], a["kind"], a["precision"], a["input_format"], _f(a["size_mb"]), _f(a["params"], ",") if a["params"] else "n/a",
-          _f(a["gflops"], ".3f"), a["path"]] for a in rep["artifacts"]]) + [""]
-    L += ["## Latency (ms per batch)", ""] + _table(
-        ["artifact", "provider", "threads", "batch", "p50", "p90", "p99", "mean ± std", "min", "max", "img/s",
-         "create s", "first ms", "% peak"],
-        [[r["artifact"], r["provider"], r["threads"] or "default", r["batch"], _f(r["p50_ms"]), _f(r["p90_ms"]),
-          _f(r["p99_ms"]), f"{_f(r['mean_ms'])} ± {_f(r['std_ms'])}", _f(r["min_ms"]), _f(r["max_ms"]),
-          _f(r["throughput_ips"], ".1f"), _f(r["create_s"], ".3f"), _f(r["first_run_ms"], ".1f"), _f(r.get("pct_peak"), ".1f")]
-         for r in rep["latency"] if r["status"] == "ok"]) + [""]
+def _latency_md(rep: dict[str, Any]) -> list[str]:
+    head = ["artifact", "provider", "threads", "batch", "p50", "p90", "p99", "mean ± std", "min", "max", "img/s",
+            "create s", "first ms", "% peak"]
+    rows = [[r["artifact"], r["provider"], r["threads"] or "default", r["batch"], _f(r["p50_ms"]), _f(r["p90_ms"]),
+             _f(r["p99_ms"]), f"{_f(r['mean_ms'])} ± {_f(r['std_ms'])}", _f(r["min_ms"]), _f(r["max_ms"]),
+             _f(r["throughput_ips"], ".1f"), _f(r["create_s"], ".3f"), _f(r["first_run_ms"], ".1f"),
+             _f(r.get("pct_peak"), ".1f")]
+            for r in rep["latency"] if r["status"] == "ok"]
+    L = ["## Latency (ms per batch)", ""] + _table(head, rows) + [""]
     other = [r for r in rep["latency"] if r["status"] != "ok"]
     if other:
-        L += [f"- {r['artifact']} on {r['provider']} batch {r['batch']}: {r['status']} ({r['note']})" for r in other] + [""]
+        L += [f"- {r['artifact']} on {r['provider']} batch {r['batch']}: {r['status']} ({r['note']})"
+              for r in other] + [""]
     if rep.get("peak"):
-        L += ["Measured peak: " + "; ".join(f"{p['method']}: {_f(p['gflops'], '.1f')} GFLOP/s" for p in rep["peak"]), ""]
+        L += ["Measured peak: " + "; ".join(f"{p['method']}: {_f(p['gflops'], '.1f')} GFLOP/s" for p in rep["peak"]),
+              ""]
     if rep.get("ratios"):
-        L += ["## Ratios (speedup = reference p50 / candidate p50; > 1 means the candidate is faster)", ""] + _table(
-            ["comparison", "provider", "threads", "batch", "speedup"],
-            [[x["what"], x["provider"], x["threads"] or "default", x["batch"], f"{x['speedup']:.2f}x"] for x in rep["ratios"]]) + [""]
-    for section, title in (("accuracy", "Accuracy and agreement"), ("coldstart", "Cold start and peak RSS"),
-                           ("folder", "Folder throughput"), ("overhead", "Runtime overhead vs bare session.run"),
-                           ("pipeline", "Video pipeline")):
+        L += ["## Ratios (speedup = reference p50 / candidate p50; > 1 means the candidate is faster)", ""]
+        L += _table(["comparison", "provider", "threads", "batch", "speedup"],
+                    [[x["what"], x["provider"], x["threads"] or "default", x["batch"], f"{x['speedup']:.2f}x"]
+                     for x in rep["ratios"]]) + [""]
+    return L
+
+
+SECTION_TITLES = (("accuracy", "Accuracy and agreement"), ("coldstart", "Cold start and peak RSS"),
+                  ("folder", "Folder throughput"), ("overhead", "Runtime overhead vs bare session.run"),
+                  ("pipeline", "Video pipeline"))
+
+
+def _sections_md(rep: dict[str, Any]) -> list[str]:
+    L: list[str] = []
+    for section, title in SECTION_TITLES:
         block = rep.get(section)
         if block and block.get("rows"):
             head = list(block["rows"][0])
             L += [f"## {title}", ""] + ([block["about"], ""] if block.get("about") else [])
             L += _table(head, [[_f(r.get(h), ".3f") if isinstance(r.get(h), float) else _f(r.get(h)) for h in head]
                                for r in block["rows"]]) + [""]
+    return L
+
+
+def render_md(rep: dict[str, Any]) -> str:
+    L = [f"# catdog-bench report: {rep['name']}", "", f"Created {rep['created']} with `{rep['command']}`.", ""]
+    L += ["## Environment", ""] + [f"- {x}" for x in env_lines(rep["env"])] + [""]
+    c = rep["config"]
+    timed = f"{c['iters']} timed runs" if c["iters"] else f"{c['seconds']} s"
+    L += [f"Input: {c['input']}. Warm-up {c['warmup']}, {timed} per artifact in interleaved blocks of {c['block']}.",
+          ""]
+    L += ["## Artifacts", ""] + _table(
+        ["artifact", "kind", "precision", "input", "size MB", "params", "GFLOPs/img", "file"],
+        [[a["name"], a["kind"], a["precision"], a["input_format"], _f(a["size_mb"]),
+          _f(a["params"], ",") if a["params"] else "n/a", _f(a["gflops"], ".3f"), a["path"]]
+         for a in rep["artifacts"]]) + [""]
+    L += _latency_md(rep) + _sections_md(rep)
     if rep.get("charts"):
         L += ["## Charts", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in rep["charts"]] + [""]
     if rep.get("notes"):
@@ -131,8 +147,9 @@ def render_md(rep: dict[str, Any]) -> str:
 
 def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows present in both reports: B's p50 and throughput over A's (ratio < 1 p50 = B faster)."""
-    def index(rep):
-        return {(r["artifact"], r["provider"], r["threads"], r["batch"]): r for r in rep["latency"] if r["status"] == "ok"}
+    def index(rep: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
+        return {(r["artifact"], r["provider"], r["threads"], r["batch"]): r
+                for r in rep["latency"] if r["status"] == "ok"}
 
     ia, ib = index(a), index(b)
     out = []
@@ -142,3 +159,135 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
                     "p50_a_ms": ra["p50_ms"], "p50_b_ms": rb["p50_ms"], "p50_ratio": ratio(rb["p50_ms"], ra["p50_ms"]),
                     "throughput_ratio": ratio(rb["throughput_ips"], ra["throughput_ips"])})
     return out
+
+
+def summary_lines(rep: dict[str, Any]) -> list[str]:
+    """What `catdog-bench run` prints when done: the latency rows, the ratios, one line per section row."""
+    lines = [f"{'artifact':<14} {'provider':<9} {'thr':>4} {'batch':>5} {'p50 ms':>9} {'p90 ms':>9} {'img/s':>9} "
+             f"{'%peak':>6}"]
+    for r in rep["latency"]:
+        if r["status"] == "ok":
+            pk = f"{r['pct_peak']:.1f}" if r.get("pct_peak") else "n/a"
+            lines.append(f"{r['artifact']:<14} {r['provider']:<9} {str(r['threads'] or '-'):>4} {r['batch']:>5} "
+                         f"{r['p50_ms']:>9.2f} {r['p90_ms']:>9.2f} {r['throughput_ips']:>9.1f} {pk:>6}")
+    for x in rep["ratios"]:
+        lines.append(f"{x['what']} ({x['provider']}, threads {x['threads'] or '-'}, batch {x['batch']}): "
+                     f"{x['speedup']:.2f}x")
+    for key in ("accuracy", "coldstart", "overhead", "folder", "pipeline"):
+        block = rep.get(key)
+        for row in (block or {}).get("rows", []):
+            lines.append(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                for k, v in row.items() if k != "output"))
+        if block and block.get("error"):
+            lines.append(f"{key}: not measured: {block['error']}")
+    return lines
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _text(name: str) -> str:
+    """A file-derived name as chart text: a '$' would start matplotlib mathtext."""
+    return name.replace("$", r"\$")
+
+
+def _save(fig: Any, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return path
+
+
+def _best_threads(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each (artifact, provider, batch): the row with the fastest p50 over thread counts."""
+    best: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        if r.get("status") != "ok":
+            continue
+        k = (r["artifact"], r["provider"], r["batch"])
+        if k not in best or r["p50_ms"] < best[k]["p50_ms"]:
+            best[k] = r
+    return list(best.values())
+
+
+def latency_bars(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    import numpy as np
+
+    plt = _plt()
+    rows = _best_threads(rows)
+    if not rows:
+        return None
+    batch = min(r["batch"] for r in rows)
+    rows = [r for r in rows if r["batch"] == batch]
+    arts = list(dict.fromkeys(r["artifact"] for r in rows))
+    provs = list(dict.fromkeys(r["provider"] for r in rows))
+    p50 = {(r["artifact"], r["provider"]): r for r in rows}
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(arts) * len(provs)), 4))
+    w = 0.8 / len(provs)
+    x = np.arange(len(arts))
+    for i, prov in enumerate(provs):
+        vals = [p50[(a, prov)]["p50_ms"] if (a, prov) in p50 else 0 for a in arts]
+        err = [[p50[(a, prov)]["p50_ms"] - p50[(a, prov)]["min_ms"] if (a, prov) in p50 else 0 for a in arts],
+               [p50[(a, prov)]["p90_ms"] - p50[(a, prov)]["p50_ms"] if (a, prov) in p50 else 0 for a in arts]]
+        ax.bar(x + i * w, vals, w, yerr=err, capsize=3, label=prov)
+    ax.set_xticks(x + w * (len(provs) - 1) / 2, [_text(a) for a in arts], rotation=20)
+    ax.set_ylabel(f"p50 latency, ms (batch {batch}; bars min..p90)")
+    ax.set_title("Latency by artifact and provider (best thread count)")
+    ax.legend()
+    return _save(fig, path)
+
+
+def latency_vs_batch(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    plt = _plt()
+    rows = _best_threads(rows)
+    series: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for r in rows:
+        series.setdefault((r["artifact"], r["provider"]), []).append((r["batch"], r["p50_ms"] / r["batch"]))
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (art, prov), pts in sorted(series.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=_text(f"{art} / {prov}"))
+    ax.set_xscale("log", base=2)
+    batches = sorted({b for pts in series.values() for b, _ in pts})
+    ax.set_xticks(batches, [str(b) for b in batches])
+    ax.minorticks_off()
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("p50 ms per image")
+    ax.set_title("Latency per image vs batch size")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def accuracy_vs_latency(rows: list[dict[str, Any]], accuracy: list[dict[str, Any]], path: Path) -> Path | None:
+    plt = _plt()
+    acc = {a["artifact"]: a["accuracy"] for a in accuracy if a.get("accuracy") is not None}
+    pts = [(r, acc[r["artifact"]]) for r in _best_threads(rows) if r["batch"] == 1 and r["artifact"] in acc]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r, a in pts:
+        ax.scatter(r["p50_ms"], 100 * a)
+        ax.annotate(_text(f"{r['artifact']}/{r['provider']}"), (r["p50_ms"], 100 * a), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("p50 latency, ms (batch 1)")
+    ax.set_ylabel("accuracy, %")
+    ax.set_title("Accuracy vs latency")
+    return _save(fig, path)
+
+
+def make_charts(report: dict[str, Any], out_dir: Path) -> list[str]:
+    made = [
+        latency_bars(report["latency"], out_dir / "latency_by_artifact.png"),
+        latency_vs_batch(report["latency"], out_dir / "latency_vs_batch.png"),
+        accuracy_vs_latency(report["latency"], (report.get("accuracy") or {}).get("rows", []),
+                            out_dir / "accuracy_vs_latency.png"),
+    ]
+    return [str(p) for p in made if p is not None]

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from catdog.benchmarks.tinymodel import tiny_classifier
+from catdog.benchmarks.doctor import tiny_classifier
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +20,8 @@ def tiny_export(tmp_path_factory):
     class Calib(CalibrationDataReader):
         def __init__(self):
             rng = np.random.default_rng(0)
-            self.it = iter([{"input": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)} for _ in range(4)])
+            self.it = iter([{"input": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)}
+                            for _ in range(4)])
 
         def get_next(self):
             return next(self.it, None)
@@ -38,15 +39,26 @@ def labeled_dir(tmp_path_factory, data_dir):
 
 
 @pytest.fixture(scope="session")
+def junk_dir(tmp_path_factory, labeled_dir):
+    """labeled_dir plus what macOS and editors leave beside photos: an AppleDouble `._cat.1.jpg`
+    (not a JPEG) and a real photo under a hidden name. No stage may list either."""
+    d = tmp_path_factory.mktemp("junk")
+    for f in labeled_dir.iterdir():
+        shutil.copy(f, d / f.name)
+    (d / "._cat.1.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    shutil.copy(labeled_dir / "cat.168.jpg", d / ".cat.999.jpg")
+    return d
+
+
+@pytest.fixture(scope="session")
 def torch_artifacts(tmp_path_factory):
     """A catdog checkpoint (efficientnet_lite0, random weights, 32 px) and its TorchScript with metadata."""
     import torch
 
+    from catdog.benchmarks.doctor import tiny_spec
     from catdog.runtime.metadata import METADATA_FILE, ModelMetadata
     from catdog.train.checkpoint import save_checkpoint
     from catdog.train.models import get_model
-
-    from catdog.benchmarks.tinymodel import tiny_spec
 
     d = tmp_path_factory.mktemp("torch")
     torch.manual_seed(0)

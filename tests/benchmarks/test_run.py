@@ -1,17 +1,21 @@
 """catdog-bench run in a tiny configuration: the report's schema and the consistency of its numbers."""
 
 import json
+import shutil
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from catdog.benchmarks.cli import app
+from catdog.benchmarks.doctor import tiny_macs
 from catdog.benchmarks.env import REQUIRED_KEYS
-from catdog.benchmarks.tinymodel import tiny_macs
 
 runner = CliRunner()
 TINY = ["--providers", "cpu", "--batch", "1,2", "--threads", "1", "--warmup", "1", "--iters", "3", "--block", "2",
         "--coldstart-runs", "0"]
+CLI = [sys.executable, "-c", "from catdog.benchmarks.cli import main; main()"]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,8 @@ def test_artifacts_sizes_params_gflops(report, tiny_export):
 def test_latency_numbers_consistent(report):
     _, rep, _ = report
     ok = [r for r in rep["latency"] if r["status"] == "ok"]
-    assert {(r["artifact"], r["batch"]) for r in ok} == {(a, b) for a in ("onnx-fp32", "onnx-int8", "onnx-baked") for b in (1, 2)}
+    assert {(r["artifact"], r["batch"]) for r in ok} == {(a, b) for a in ("onnx-fp32", "onnx-int8", "onnx-baked")
+                                                         for b in (1, 2)}
     for r in ok:
         assert r["n"] == 3 and r["threads"] == 1 and r["provider"] == "cpu"
         assert 0 < r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"]
@@ -83,8 +88,8 @@ def test_env_block_has_required_keys(report):
 def test_compare_prints_ratios(report, tmp_path):
     folder, rep, _ = report
     other = dict(rep, name="slower")
-    other["latency"] = [dict(r, p50_ms=r["p50_ms"] * 2, throughput_ips=r["throughput_ips"] / 2) if r["status"] == "ok" else r
-                        for r in rep["latency"]]
+    other["latency"] = [dict(r, p50_ms=r["p50_ms"] * 2, throughput_ips=r["throughput_ips"] / 2)
+                        if r["status"] == "ok" else r for r in rep["latency"]]
     (tmp_path / "b.json").write_text(json.dumps(other))
     res = runner.invoke(app, ["compare", str(folder / "report.json"), str(tmp_path / "b.json")])
     assert res.exit_code == 0, res.output
@@ -120,8 +125,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
 @pytest.mark.torch
 def test_torch_eager_and_torchscript_rows(tiny_export, torch_artifacts, tmp_path):
     res = runner.invoke(app, ["run", str(tiny_export / "model.onnx"), str(torch_artifacts / "model.ts"),
-                              "--torch-ckpt", str(torch_artifacts / "best.pth"), "--name", "t", "--out", str(tmp_path),
-                              *TINY, "--no-peak"])
+                              "--torch-ckpt", str(torch_artifacts / "best.pth"), "--name", "t",
+                              "--out", str(tmp_path), *TINY, "--no-peak"])
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "t" / "report.json").read_text())
     ok = {(r["artifact"], r["batch"]): r for r in rep["latency"] if r["status"] == "ok"}
@@ -134,7 +139,7 @@ def test_torch_eager_and_torchscript_rows(tiny_export, torch_artifacts, tmp_path
 
 
 def test_fixed_batch_graph_is_reported_skipped(tmp_path):
-    from catdog.benchmarks.tinymodel import tiny_classifier
+    from catdog.benchmarks.doctor import tiny_classifier
 
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model.onnx").write_bytes(tiny_classifier(32, batch=1))
@@ -145,3 +150,42 @@ def test_fixed_batch_graph_is_reported_skipped(tmp_path):
     assert by_batch[1]["status"] == "ok"
     assert by_batch[2]["status"] == "skipped" and "fixed batch of 1" in by_batch[2]["note"]
     assert "fixed batch of 1" in (tmp_path / "f" / "report.md").read_text()
+
+
+def test_name_must_stay_inside_out(tiny_export, tmp_path):
+    # --name is joined to --out: '../x' wrote beside it. Refused in one line, before any work.
+    out = tmp_path / "out"
+    res = subprocess.run([*CLI, "run", str(tiny_export), "--out", str(out), "--name", "../x", *TINY, "--no-peak"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines() == [
+        "error: --name '../x': a report name is one folder name of letters, digits, '_', '.' and '-' "
+        "(not '.' or '..'); the report goes to --out/NAME"]
+    assert not (tmp_path / "x").exists() and not out.exists() and res.stdout == ""
+    for bad in ("..", ".", "a/b", str(tmp_path / "abs"), "x y", "", "[bold]"):
+        res = runner.invoke(app, ["run", str(tiny_export), "--out", str(out), "--name", bad])
+        assert res.exit_code == 2 and f"error: --name {bad!r}:" in res.output, (bad, res.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [] and not out.exists()
+
+
+def test_root_debug_option_shows_the_traceback(tiny_export, tmp_path):
+    res = runner.invoke(app, ["--debug", "run", str(tiny_export), "--out", str(tmp_path), "--name", "../x"])
+    assert res.exit_code == 2 and "Traceback" in res.output and "error: --name '../x'" in res.output
+    res = runner.invoke(app, ["run", str(tiny_export), "--out", str(tmp_path), "--name", "../x"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_bracketed_names_print_as_typed(tiny_export, tmp_path):
+    # File and folder names reach rich's log lines: '[red]' must not be read as markup (hiding
+    # itself and colouring the text) and a path holding '[/x]' must not crash with a MarkupError.
+    d = tmp_path / "a[bold]"
+    d.mkdir()
+    shutil.copy(tiny_export / "model.onnx", d / "[red]m.onnx")
+    missing = tmp_path / "v[" / "x].mp4"
+    res = runner.invoke(app, ["run", str(d / "[red]m.onnx"), "--name", "b", "--out", str(tmp_path), *TINY,
+                              "--no-peak", "--video", str(missing)])
+    assert res.exit_code == 0, res.output
+    assert "1 artifacts: [red]m; providers cpu" in res.output
+    assert f"pipeline: failed: {missing}: no such video file" in res.output
+    rep = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert [a["name"] for a in rep["artifacts"]] == ["[red]m"] and str(d) in rep["artifacts"][0]["path"]

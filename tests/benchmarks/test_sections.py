@@ -3,15 +3,17 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import pytest
 from typer.testing import CliRunner
 
 from catdog.benchmarks.cli import app
-from catdog.benchmarks.coldstart import HERE, run_once
+from catdog.benchmarks.contenders import HERE, run_once
 
 runner = CliRunner()
+REFERENCE = Path(__file__).parents[2] / "reports" / "cpu-reference" / "report.json"  # written before the records
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +28,41 @@ def video(tmp_path_factory, labeled_dir):
 
 
 @pytest.fixture(scope="module")
-def full(tiny_export, labeled_dir, video, tmp_path_factory):
+def full(tiny_export, junk_dir, video, tmp_path_factory):
+    # junk_dir: the six photos plus a `._cat.1.jpg` (not a JPEG) and a hidden copy of a photo; every
+    # section must see the six (accuracy n, folder images), none may fail on the junk
     out = tmp_path_factory.mktemp("reports")
     res = runner.invoke(app, ["run", str(tiny_export / "model.onnx"), str(tiny_export / "model.baked.onnx"),
                               str(tiny_export / "model.int8.onnx"),
                               "--name", "full", "--out", str(out), "--providers", "cpu", "--batch", "1",
-                              "--threads", "1", "--warmup", "1", "--iters", "3", "--data", str(labeled_dir),
+                              "--threads", "1", "--warmup", "1", "--iters", "3", "--data", str(junk_dir),
                               "--video", str(video[0]), "--coldstart-runs", "1", "--no-peak"])
     assert res.exit_code == 0, res.output
     return json.loads((out / "full" / "report.json").read_text()), (out / "full")
+
+
+def test_layout_is_the_one_old_reports_have(full):
+    # report.json is built from typed records now; its layout must stay the one `compare` and
+    # report.md read in reports written before (the committed reference report is one)
+    rep, _ = full
+    old = json.loads(REFERENCE.read_text())
+    assert list(rep) == list(old)
+    for key in ("config", "load_average"):
+        assert list(rep[key]) == list(old[key]), key
+    for key in ("artifacts", "latency", "peak", "ratios"):
+        if rep[key]:
+            assert list(rep[key][0]) == list(old[key][0]), key
+    for key in ("accuracy", "coldstart", "overhead", "folder", "pipeline"):
+        assert list(rep[key]) == list(old[key]), key
+        assert list(rep[key]["rows"][0]) == list(old[key]["rows"][0]), key
+        assert "error" not in rep[key], key
+
+
+def test_compare_reads_a_report_written_before(full, tmp_path):
+    rep, folder = full
+    res = runner.invoke(app, ["compare", str(REFERENCE), str(folder / "report.json")])
+    assert res.exit_code == 0, res.output
+    assert any(ln.startswith("onnx-fp32      cpu          1     1") for ln in res.output.splitlines()), res.output
 
 
 def test_accuracy_per_artifact(full):

@@ -1,12 +1,13 @@
-"""The pieces under the report: statistics, the interleaved loop, the FLOP counter, doctor, labels."""
+"""The pieces under the report: statistics, the interleaved loop, doctor, the labelled photo listing."""
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from catdog.benchmarks.artifacts import balanced, discover, list_photos
 from catdog.benchmarks.cli import app
-from catdog.benchmarks.latency import LoopConfig, interleaved, latency_stats
-from catdog.benchmarks.labels import labeled_images
+from catdog.benchmarks.measure import interleaved, latency_stats
+from catdog.benchmarks.schema import LoopConfig
 from catdog.runtime.errors import DataError
 
 runner = CliRunner()
@@ -14,10 +15,10 @@ runner = CliRunner()
 
 def test_latency_stats_follow_the_conventions():
     s = latency_stats([0.001 * i for i in range(1, 101)], batch=4)  # 1..100 ms
-    assert s["n"] == 100 and s["min_ms"] == pytest.approx(1) and s["max_ms"] == pytest.approx(100)
-    assert s["p50_ms"] == pytest.approx(50.5) and s["p90_ms"] == pytest.approx(90.1) and s["p99_ms"] == pytest.approx(99.01)
-    assert s["mean_ms"] == pytest.approx(50.5) and s["std_ms"] == pytest.approx(np.std(np.arange(1, 101), ddof=1))
-    assert s["throughput_ips"] == pytest.approx(4 / 0.0505)
+    assert s.n == 100 and s.min_ms == pytest.approx(1) and s.max_ms == pytest.approx(100)
+    assert s.p50_ms == pytest.approx(50.5) and s.p90_ms == pytest.approx(90.1) and s.p99_ms == pytest.approx(99.01)
+    assert s.mean_ms == pytest.approx(50.5) and s.std_ms == pytest.approx(np.std(np.arange(1, 101), ddof=1))
+    assert s.throughput_ips == pytest.approx(4 / 0.0505)
 
 
 def test_interleaved_runs_round_robin_blocks():
@@ -64,30 +65,46 @@ def test_doctor_with_a_model_file(tiny_export):
     assert res.exit_code == 0 and "OK    cpu" in res.output
 
 
-def test_labels_from_kaggle_names_and_class_folders(tmp_path, data_dir, labeled_dir):
-    pairs = labeled_images(labeled_dir)
-    assert [lab for _, lab in pairs] == ["cat"] * 3 + ["dog"] * 3
-    assert [lab for _, lab in labeled_images(labeled_dir, limit=4)] == ["cat", "cat", "dog", "dog"]
+def test_photos_from_kaggle_names_and_class_folders(tmp_path, data_dir, labeled_dir, tiny_export):
+    arts, _ = discover([tiny_export / "model.onnx"])  # classes ("cat", "dog"): the listing's label order
+    photos = list_photos(labeled_dir, arts)
+    assert [photos.classes[y] for y in photos.labels] == ["cat"] * 3 + ["dog"] * 3
+    assert [photos.classes[y] for y in balanced(photos, 4).labels] == ["cat", "cat", "dog", "dog"]
     # tests/data holds dog.jpg and cmyk.jpg (no label.index name): ambiguous, said, not guessed
-    with pytest.raises(DataError, match=r"/(dog|cmyk)\.jpg: cannot tell its label"):
-        labeled_images(data_dir)
-    (tmp_path / "a" / "x").mkdir(parents=True)
-    (tmp_path / "a" / "x" / "1.jpg").write_bytes((data_dir / "cat.93.jpg").read_bytes())
-    assert labeled_images(tmp_path / "a") == [(tmp_path / "a" / "x" / "1.jpg", "x")]
+    with pytest.raises(DataError, match=r"unknown layout: 2 image\(s\) like 'cmyk\.jpg'"):
+        list_photos(data_dir, arts)
+    (tmp_path / "a" / "cat" / "deeper").mkdir(parents=True)  # class folders are read recursively
+    (tmp_path / "a" / "cat" / "deeper" / "1.jpg").write_bytes((data_dir / "cat.93.jpg").read_bytes())
+    assert list_photos(tmp_path / "a", arts).samples == ((str(tmp_path / "a" / "cat" / "deeper" / "1.jpg"), 0),)
+    (tmp_path / "a" / "cat.2.jpg").write_bytes((data_dir / "cat.93.jpg").read_bytes())
+    with pytest.raises(DataError, match="mixes class folders"):  # class folders no longer silently win
+        list_photos(tmp_path / "a", arts)
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "photo.jpg").write_bytes(b"x")
-    with pytest.raises(DataError, match="cannot tell its label"):
-        labeled_images(tmp_path / "b")
+    with pytest.raises(DataError, match="neither named"):
+        list_photos(tmp_path / "b", arts)
+    (tmp_path / "c" / "bird").mkdir(parents=True)
+    (tmp_path / "c" / "bird" / "1.jpg").write_bytes((data_dir / "cat.93.jpg").read_bytes())
+    with pytest.raises(DataError, match="but the model has 2"):
+        list_photos(tmp_path / "c", arts)
+
+
+def test_hidden_files_are_not_photos(junk_dir, labeled_dir, tiny_export):
+    arts, _ = discover([tiny_export / "model.onnx"])
+    photos = list_photos(junk_dir, arts)
+    want = sorted(p.name for p in labeled_dir.glob("*.jpg"))
+    assert sorted(p.name for p in photos.paths) == want and len(want) == 6
+    assert sorted(p.name for p in balanced(photos, 100).paths) == want
 
 
 def test_onnx_rows_on_a_gpu_only_torch_can_use_are_marked_missing(tiny_export):
     # On a box where torch sees a GPU but onnxruntime has no CUDA provider, "cuda" is offered for
     # the torch artifacts; the ONNX rows must say their ORT-GPU figure is missing, not vanish.
-    from catdog.benchmarks.artifacts import discover, input_images, spec_of
+    from catdog.benchmarks.artifacts import input_images, spec_of
     from catdog.benchmarks.measure import Grid, run_grid
 
     arts, _ = discover([tiny_export / "model.onnx"])
     images, _ = input_images(None, 2)
     rows = run_grid(arts, Grid(("cuda",), (1, 2), (None,), LoopConfig(0, 1)), images, spec_of(arts))
-    assert [(r["batch"], r["status"]) for r in rows] == [(1, "missing"), (2, "missing")]
-    assert "install onnxruntime-gpu" in rows[0]["note"]
+    assert [(r.batch, r.status) for r in rows] == [(1, "missing"), (2, "missing")]
+    assert "install onnxruntime-gpu" in (rows[0].note or "")
