@@ -29,8 +29,11 @@ from catdog.runtime.folders import LabelledFolder, scan
 from catdog.runtime.metadata import METADATA_FILE, ModelMetadata, from_metadata_map
 from catdog.runtime.spec import PreprocessSpec
 
-# Export-folder file name -> report row name, ONNX rows first (the table's order within each kind).
-EXPORT_FILES = {a.filename: a.row for a in sorted(ARTIFACTS.values(), key=lambda a: a.kind != "onnx")}
+# Export-folder file name -> report row name, in report order: ONNX before TorchScript, float input
+# before baked uint8, then the reference precision first and narrower ones after it.
+_PRECISIONS = ("fp32", "fp16", "int8")
+EXPORT_FILES = {a.filename: a.row for a in sorted(
+    ARTIFACTS.values(), key=lambda a: (a.kind != "onnx", a.input_format == "uint8", _PRECISIONS.index(a.precision)))}
 TORCH_DEVICES = {"cpu": "cpu", "cuda": "cuda"}  # provider -> where torch artifacts run (others: ONNX only)
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
 
