@@ -16,10 +16,15 @@ from typing import Optional
 import torch
 import typer
 
-from catdog.train.data import ImageDataset, make_loader, scan
+from catdog.runtime.boundary import cli_boundary
+from catdog.runtime.folders import scan
+from catdog.train.data import ImageDataset, make_loader
 from catdog.train.fit import resolve_arch
-from catdog.train.models import get_model
+from catdog.train.models import get_entry, get_model
 from catdog.train.recipe import TrainConfig, amp_dtype, build_optimizer, resolve_device
+
+SECONDS = 20.0  # measuring time per phase
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 def _timed(step, seconds: float, warmup: int = 2) -> tuple[float, int]:
@@ -32,15 +37,16 @@ def _timed(step, seconds: float, warmup: int = 2) -> tuple[float, int]:
     return n / (time.perf_counter() - t0), n
 
 
-def bench(cfg: TrainConfig, device: str = "auto", seconds: float = 20.0) -> dict:
+def bench(cfg: TrainConfig, *, device: str = "auto", seconds: float = SECONDS) -> dict:
     dev = resolve_device(device)
     spec, kwargs = resolve_arch(cfg)
     data = scan(cfg.data)
-    ds = ImageDataset(data, spec, train=True)
+    ds = ImageDataset(data, get_entry(cfg.arch).train_spec(spec), train=True)
 
     def batches():
         for epoch in itertools.count():
-            yield from make_loader(ds, cfg.batch_size, cfg.workers, True, cfg.seed, epoch, pin_memory=dev.type == "cuda")
+            yield from make_loader(ds, cfg.batch_size, cfg.workers, shuffle=True, seed=cfg.seed, epoch=epoch,
+                                   pin_memory=dev.type == "cuda")
 
     it = batches()
     loader_ips, _ = _timed(lambda: len(next(it)[1]), seconds)
@@ -77,18 +83,21 @@ def bench(cfg: TrainConfig, device: str = "auto", seconds: float = 20.0) -> dict
             "bottleneck": "loader" if loader_ips < model_ips else "model"}
 
 
+@app.command()
+@cli_boundary
 def main(
     data: str = typer.Option(..., help="Image folder, ideally a prepare --resize 256 cache."),
-    arch: str = typer.Option("efficientnet_lite0"),
-    batch_size: int = typer.Option(32),
-    workers: int = typer.Option(2),
-    size: Optional[int] = typer.Option(None),
-    amp: str = typer.Option("auto"),
+    arch: str = typer.Option(TrainConfig.arch),
+    batch_size: int = typer.Option(TrainConfig.batch_size),
+    workers: int = typer.Option(TrainConfig.workers),
+    size: Optional[int] = typer.Option(TrainConfig.size),
+    amp: str = typer.Option(TrainConfig.amp),
     device: str = typer.Option("auto"),
-    seconds: float = typer.Option(20.0, help="Measuring time per phase."),
+    seconds: float = typer.Option(SECONDS, help="Measuring time per phase."),
 ) -> None:
+    """Images/s of the training data loader, the model step, and both together."""
     cfg = TrainConfig(arch=arch, data=data, batch_size=batch_size, workers=workers, size=size, amp=amp)
-    r = bench(cfg, device, seconds)
+    r = bench(cfg, device=device, seconds=seconds)
     print(f"{r['arch']} @ {r['input']}px, batch {r['batch_size']}, {r['workers']} loader workers, "
           f"{r['threads']} torch threads, {r['device']}")
     for key, what in (("loader_img_s", "data loader alone"), ("model_img_s", "model step alone"),
@@ -99,9 +108,4 @@ def main(
 
 
 if __name__ == "__main__":
-    from catdog.runtime.errors import CatdogError
-
-    try:
-        typer.run(main)
-    except CatdogError as e:
-        raise SystemExit(f"error: {e}")
+    app()

@@ -6,7 +6,6 @@ train_config, metrics, epoch, versions; last.pth adds optimizer/scheduler/scaler
 
 from __future__ import annotations
 
-import hashlib
 import io
 import platform
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import torch
 
-from catdog.runtime.errors import CheckpointError, MetadataError
+from catdog.runtime.errors import CheckpointError, MetadataError, error_line
 from catdog.runtime.files import atomic_path
 from catdog.runtime.spec import PreprocessSpec
 
@@ -71,7 +70,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     with open(path, "rb") as f:
         head = f.read(4)
     if not (head.startswith(b"PK") or head[:1] == b"\x80"):  # torch's zip format, or a legacy pickle
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint (wrong file?); pass a best.pth / last.pth from catdog-train")
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (wrong file?); "
+                              "pass a best.pth / last.pth from catdog-train")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -85,7 +85,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a catdog checkpoint (got {type(ckpt).__name__})")
     if ckpt.get("format") != FORMAT:
-        hint = " (looks like a bare state_dict: pass it to catdog-train --weights)" if _looks_like_state_dict(ckpt) else ""
+        bare = _looks_like_state_dict(ckpt)
+        hint = " (looks like a bare state_dict: pass it to catdog-train --weights)" if bare else ""
         raise CheckpointError(f"{path}: not a catdog checkpoint{hint}")
     if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: written by a newer catdog-edge (format {ckpt['format_version']}); upgrade")
@@ -112,16 +113,7 @@ def build_model(ckpt: dict[str, Any], source: str = "checkpoint") -> torch.nn.Mo
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise CheckpointError(
-            f"{source}: weights do not match arch {ckpt['arch']!r} with {len(ckpt['classes'])} classes ({first})"
-        ) from None
+        raise CheckpointError(f"{source}: weights do not match arch {ckpt['arch']!r} with {len(ckpt['classes'])} "
+                              f"classes ({error_line(e)})") from None
     return model.eval()
 
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

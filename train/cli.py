@@ -1,28 +1,31 @@
 """catdog-train: `catdog-train --data DIR --arch NAME --epochs N --out RUN_DIR` trains (the app's
 default action, also reachable as `catdog-train train ...`); `prepare`, `stats` and `evaluate` are
-subcommands. Errors print one line to stderr and exit non-zero; --debug shows the traceback."""
+subcommands. Every command goes through the one CLI boundary: errors print one line to stderr and
+exit non-zero; --debug shows the traceback. Option defaults are read from TrainConfig (recipe.py)."""
 
 from __future__ import annotations
 
 import json
-import sys
+import os
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.console import Console
 
+from catdog.runtime.boundary import EXIT_INTERRUPTED, cli_boundary
 from catdog.runtime.errors import CatdogError
+from catdog.train.prepare import STATS_SHORT
+from catdog.train.recipe import AMP_MODES, OPTIMIZERS, SCHEDULERS, ConfigError, TrainConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Train an image classifier; prepare and inspect datasets.")
 err = Console(stderr=True, soft_wrap=True)
+D = TrainConfig  # the options' defaults are its fields' defaults: each is written once, in recipe.py
 
 
 def _parse_kw(items: list[str]) -> dict:
     """--arch-kw mode=frozen --arch-kw dropout=0.3 -> {"mode": "frozen", "dropout": 0.3}."""
-    from catdog.train.recipe import ConfigError
-
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -35,38 +38,39 @@ def _parse_kw(items: list[str]) -> dict:
     return out
 
 
+@cli_boundary
 def train(
     ctx: typer.Context,
     data: Optional[Path] = typer.Option(None, help="Training images: flat (cat.1.jpg) or one folder per class."),
-    val: Optional[Path] = typer.Option(None, help="Validation folder; default: a seeded 20% split of --data."),
-    arch: str = typer.Option("efficientnet_lite0", help="Model name (see --list-archs)."),
-    pretrained: bool = typer.Option(False, help="Start from ImageNet weights."),
+    val: Optional[Path] = typer.Option(None, help="Validation folder; default: a seeded --val-fraction of --data."),
+    arch: str = typer.Option(D.arch, help="Model name (see --list-archs)."),
+    pretrained: bool = typer.Option(D.pretrained, help="Start from ImageNet weights."),
     weights: Optional[Path] = typer.Option(None, help="Start from a local state_dict / checkpoint."),
     arch_kw: List[str] = typer.Option([], help="Model option KEY=VALUE (e.g. mode=frozen for resnet18)."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs to train [default: 10; with --resume: the run's own]."),
+    epochs: Optional[int] = typer.Option(None,
+                                         help=f"Epochs to train (default {D.epochs}; with --resume: the run's own)."),
     out: Optional[Path] = typer.Option(None, help="Run folder (best.pth, last.pth, metrics.jsonl, plots)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder after its last complete epoch."),
-    batch_size: int = typer.Option(32),
-    workers: Optional[int] = typer.Option(None, help="Data loader processes [default: CPU cores, at most 8]."),
-    optimizer: str = typer.Option("adam", help="adam | adamw | sgd (momentum 0.9)."),
-    lr: float = typer.Option(1e-4),
-    momentum: float = typer.Option(0.9),
-    weight_decay: float = typer.Option(0.0),
-    scheduler: str = typer.Option("none", help="none | step | cosine."),
-    step_size: int = typer.Option(5, help="StepLR period in epochs."),
-    gamma: float = typer.Option(0.1, help="StepLR factor."),
-    label_smoothing: float = typer.Option(0.0),
-    accum: int = typer.Option(1, help="Gradient accumulation steps."),
-    amp: str = typer.Option("auto", help="auto | off | fp16 | bf16 (CUDA only; auto = bf16/fp16 on CUDA, off on CPU)."),
-    patience: int = typer.Option(0, help="Early stopping patience in epochs (0 = off)."),
-    seed: int = typer.Option(0),
-    val_fraction: float = typer.Option(0.2),
-    size: Optional[int] = typer.Option(None, help="Override the arch's input size."),
+    batch_size: int = typer.Option(D.batch_size),
+    workers: Optional[int] = typer.Option(None, help="Data loader processes (default: CPU cores, at most 8)."),
+    optimizer: str = typer.Option(D.optimizer, help=f"{' | '.join(OPTIMIZERS)} (sgd with --momentum)."),
+    lr: float = typer.Option(D.lr),
+    momentum: float = typer.Option(D.momentum),
+    weight_decay: float = typer.Option(D.weight_decay),
+    scheduler: str = typer.Option(D.scheduler, help=" | ".join(SCHEDULERS) + "."),
+    step_size: int = typer.Option(D.step_size, help="StepLR period in epochs."),
+    gamma: float = typer.Option(D.gamma, help="StepLR factor."),
+    label_smoothing: float = typer.Option(D.label_smoothing),
+    accum: int = typer.Option(D.accum_steps, help="Gradient accumulation steps."),
+    amp: str = typer.Option(D.amp, help=f"{' | '.join(AMP_MODES)} (CUDA only; auto = bf16/fp16 on CUDA, off on CPU)."),
+    patience: int = typer.Option(D.patience, help="Early stopping patience in epochs (0 = off)."),
+    seed: int = typer.Option(D.seed),
+    val_fraction: float = typer.Option(D.val_fraction),
+    size: Optional[int] = typer.Option(D.size, help="Override the arch's input size."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     list_archs: bool = typer.Option(False, help="List the model names and exit."),
     quiet: bool = typer.Option(False, help="No progress bars."),
     plots: bool = typer.Option(True, help="Write curves/confusion/ROC PNGs at the end."),
-    debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
     """Train a classifier (the default command)."""
     if ctx.invoked_subcommand is not None:
@@ -78,7 +82,6 @@ def train(
         return
     from catdog.train.data import default_workers
     from catdog.train.fit import fit
-    from catdog.train.recipe import ConfigError, TrainConfig
 
     if resume is not None:
         if out is not None and out != resume:
@@ -95,7 +98,7 @@ def train(
         raise ConfigError("catdog-train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR); see --help")
     cfg = TrainConfig(
         arch=arch, arch_kwargs=_parse_kw(arch_kw), pretrained=pretrained, weights=str(weights) if weights else None,
-        data=str(data or ""), val=str(val) if val else None, val_fraction=val_fraction, epochs=epochs or 10,
+        data=str(data or ""), val=str(val) if val else None, val_fraction=val_fraction, epochs=epochs or D.epochs,
         batch_size=batch_size, workers=default_workers() if workers is None else workers, optimizer=optimizer,
         lr=lr, momentum=momentum,
         weight_decay=weight_decay, scheduler=scheduler, step_size=step_size, gamma=gamma,
@@ -109,10 +112,10 @@ def train(
     try:
         summary = fit(None if resume is not None and epochs is None else cfg, out, device=device,
                       resume=resume is not None, console=console, plots=plots)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # more to say than the boundary's "interrupted": what was saved, how to go on
         err.print(_interrupted_summary(out), markup=False, highlight=False)
-        raise typer.Exit(130)
-    if summary.get("best_epoch") is not None and int(__import__("os").environ.get("RANK", "0")) == 0:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if summary.get("best_epoch") is not None and int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: summary[k] for k in ("epochs", "best_epoch", "best_val_acc", "best_val_loss", "out")}))
 
 
@@ -143,12 +146,12 @@ app.command("train", help="Train a classifier (same as calling catdog-train with
 
 
 @app.command()
+@cli_boundary
 def prepare(
     src: Path = typer.Argument(..., help="Flat folder (cat.1.jpg, dog.1.jpg) or class folders."),
     dst: Path = typer.Argument(..., help="Output root: DST/<class>/<file>."),
     move: bool = typer.Option(False, help="Move the files instead of copying them."),
     resize: Optional[int] = typer.Option(None, help="Write JPEG copies with this shorter side (e.g. 256)."),
-    debug: bool = typer.Option(False),
 ) -> None:
     """Lay a dataset out as class folders (optionally a resized cache for fast training)."""
     from catdog.train.prepare import prepare as run
@@ -162,10 +165,10 @@ def prepare(
 
 
 @app.command()
+@cli_boundary
 def stats(
     root: Path = typer.Argument(..., help="Dataset folder (either layout)."),
-    short: int = typer.Option(128, help="Resize each image's shorter side to this first (speed)."),
-    debug: bool = typer.Option(False),
+    short: int = typer.Option(STATS_SHORT, help="Resize each image's shorter side to this first (speed)."),
 ) -> None:
     """Per-channel mean/std (RGB, 0-1) of a dataset, as JSON."""
     from catdog.train.prepare import channel_stats
@@ -177,13 +180,13 @@ def stats(
 
 
 @app.command()
+@cli_boundary
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="best.pth / last.pth."),
     data: Path = typer.Argument(..., help="Labelled images (either layout), e.g. a held-out test folder."),
-    batch_size: int = typer.Option(32),
-    workers: int = typer.Option(2),
+    batch_size: int = typer.Option(D.batch_size),
+    workers: int = typer.Option(D.workers),
     device: str = typer.Option("auto"),
-    debug: bool = typer.Option(False),
 ) -> None:
     """Accuracy of a checkpoint on a labelled folder, through the spine's preprocess."""
     from catdog.train.evaluate import evaluate_checkpoint
@@ -193,14 +196,7 @@ def evaluate(
 
 
 def main() -> None:
-    debug = "--debug" in sys.argv
-    try:
-        app(standalone_mode=True)
-    except CatdogError as e:
-        if debug:
-            raise
-        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(e.exit_code)
+    app()
 
 
 if __name__ == "__main__":

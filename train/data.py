@@ -1,6 +1,7 @@
-"""Datasets: find the images and their labels (Kaggle flat `cat.12.jpg` or one folder per class),
-split them reproducibly, and decode them. Training augments with torchvision; validation calls the
-spine's `preprocess`, so the accuracy measured here is the accuracy the runtime will deliver.
+"""Datasets: split a labelled folder (found by the runtime's one folder reader, `folders.scan`, so
+training sees exactly the images export and the benchmarks see) reproducibly, and decode it.
+Training augments with torchvision; validation calls the spine's `preprocess`, so the accuracy
+measured here is the accuracy the runtime will deliver.
 
 A file that cannot be decoded never crashes an epoch: the Dataset returns a marker, the collate
 function drops it and hands its message up, and the trainer reports each bad file once."""
@@ -9,95 +10,22 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from catdog.runtime.errors import DataError, InputError
-from catdog.runtime.files import IMAGE_SUFFIXES, flat_label, read_image
+from catdog.runtime.files import read_image
+from catdog.runtime.folders import LabelledFolder
 from catdog.runtime.preprocess import preprocess, to_bgr8
 from catdog.runtime.spec import PreprocessSpec
+from catdog.train.recipe import ConfigError
 
 
-@dataclass(frozen=True)
-class ImageSet:
-    """Images of one folder: sorted class names and (path, label index) pairs, in sorted order."""
-
-    root: Path
-    layout: str  # "flat" | "folders"
-    classes: tuple[str, ...]
-    samples: tuple[tuple[str, int], ...]
-
-    def counts(self) -> dict[str, int]:
-        out = {c: 0 for c in self.classes}
-        for _, y in self.samples:
-            out[self.classes[y]] += 1
-        return out
-
-
-def _is_image(name: str) -> bool:
-    return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
-
-
-def _images_under(folder: Path) -> list[Path]:
-    # followlinks=False: a symlink loop cannot trap the walk (linked files are still listed).
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(Path(dirpath) / f for f in sorted(filenames) if _is_image(f))
-    return found
-
-
-def scan(root: str | os.PathLike, classes: Sequence[str] | None = None) -> ImageSet:
-    """Find the images under `root`. `classes` (e.g. the training set's) fixes the label order;
-    a class missing from it is an error, so train and validation labels can never disagree."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: not a folder; pass a folder of images (cat.1.jpg ...) or of class folders")
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    by_class = {d.name: _images_under(d) for d in subdirs}
-    by_class = {k: v for k, v in by_class.items() if v}
-    loose = sorted(p for p in root.iterdir() if p.is_file() and _is_image(p.name))
-    if by_class and loose:
-        raise DataError(
-            f"{root}: mixes class folders ({', '.join(list(by_class)[:3])}) with loose images "
-            f"({loose[0].name} ...); use one layout"
-        )
-    if by_class:
-        layout = "folders"
-    elif loose:
-        layout = "flat"
-        by_class = {}
-        unnamed = [p.name for p in loose if flat_label(p.name) is None]
-        if unnamed:
-            raise DataError(
-                f"{root}: unknown layout: {len(unnamed)} image(s) like {unnamed[0]!r} are neither named "
-                "<class>.<id>.<ext> (cat.12.jpg) nor inside class folders"
-            )
-        for p in loose:
-            by_class.setdefault(flat_label(p.name), []).append(p)
-    else:
-        raise DataError(f"{root}: no images found ({', '.join(IMAGE_SUFFIXES)}); check the path")
-    names = tuple(sorted(by_class)) if classes is None else tuple(classes)
-    extra = sorted(set(by_class) - set(names))
-    if extra:
-        raise DataError(
-            f"{root}: has {len(by_class)} classes {sorted(by_class)}, but the model has {len(names)}: {list(names)}; "
-            "class names must match the training data"
-        )
-    if classes is None and len(names) < 2:
-        raise DataError(f"{root}: only one class ({names[0]!r}); a classifier needs at least two")
-    index = {c: i for i, c in enumerate(names)}
-    samples = tuple((str(p), index[c]) for c in sorted(by_class) for p in by_class[c])
-    return ImageSet(root, layout, names, samples)
-
-
-def split(data: ImageSet, val_fraction: float = 0.2, seed: int = 0) -> tuple[ImageSet, ImageSet]:
-    """Stratified, seeded split: the same folder and seed always give the same two lists."""
+def split(data: LabelledFolder, val_fraction: float = 0.2, seed: int = 0) -> tuple[LabelledFolder, LabelledFolder]:
+    """Stratified, seeded split of a scanned folder: the same folder and seed always give the same two lists."""
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val fraction must be between 0 and 1, got {val_fraction}")
     rng = random.Random(seed)
@@ -112,10 +40,7 @@ def split(data: ImageSet, val_fraction: float = 0.2, seed: int = 0) -> tuple[Ima
         train += items[n_val:]
     if not val:
         raise DataError(f"{data.root}: too few images to hold out {val_fraction:.0%} for validation; pass --val DIR")
-    return (
-        ImageSet(data.root, data.layout, data.classes, tuple(sorted(train))),
-        ImageSet(data.root, data.layout, data.classes, tuple(sorted(val))),
-    )
+    return data.subset(train), data.subset(val)
 
 
 def train_transform(spec: PreprocessSpec):
@@ -124,9 +49,15 @@ def train_transform(spec: PreprocessSpec):
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import v2 as T
 
-    interp = {"nearest": InterpolationMode.NEAREST, "bicubic": InterpolationMode.BICUBIC}.get(
-        spec.interpolation, InterpolationMode.BILINEAR
-    )
+    # OpenCV's "area" (right for the spine's big downscales) has no torchvision mode: an arch whose
+    # spec uses it names its training interpolation at registration instead of getting a silent one.
+    modes = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR,
+             "bicubic": InterpolationMode.BICUBIC}
+    if spec.interpolation not in modes:
+        raise ConfigError(f"spec interpolation {spec.interpolation!r}: torchvision's augmentation has no "
+                          f"{spec.interpolation!r} resize; use nearest, bilinear or bicubic for training "
+                          "(register_model(..., train_interpolation='bilinear'))")
+    interp = modes[spec.interpolation]
     first = T.Resize(spec.resize, interpolation=interp, antialias=True) if spec.resize_mode == "shorter" else (
         T.Resize((spec.size, spec.size), interpolation=interp, antialias=True)
     )
@@ -144,7 +75,7 @@ def train_transform(spec: PreprocessSpec):
 class ImageDataset(Dataset):
     """Items are (float32 CHW tensor, label) or, for a file that cannot be decoded, (None, message)."""
 
-    def __init__(self, data: ImageSet, spec: PreprocessSpec, train: bool):
+    def __init__(self, data: LabelledFolder, spec: PreprocessSpec, *, train: bool):
         self.samples = list(data.samples)
         self.spec = spec
         self.train = train
@@ -184,7 +115,7 @@ def default_workers() -> int:
     return max(0, min(8, (os.cpu_count() or 1)))
 
 
-def make_loader(ds: ImageDataset, batch_size: int, workers: int, shuffle: bool, seed: int, epoch: int = 0,
+def make_loader(ds: ImageDataset, batch_size: int, workers: int, *, shuffle: bool, seed: int, epoch: int = 0,
                 sampler=None, pin_memory: bool = False):
     from torch.utils.data import DataLoader
 

@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import os
 
+from catdog.runtime.folders import scan
 from catdog.train.checkpoint import build_model, load_checkpoint
-from catdog.train.data import ImageDataset, make_loader, scan
+from catdog.train.data import ImageDataset, make_loader
 from catdog.train.engine import evaluate
 from catdog.train.progress import bar
-from catdog.train.recipe import resolve_device
+from catdog.train.recipe import TrainConfig, resolve_device
 
 
-def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, batch_size: int = 32,
-                        workers: int = 2, device: str = "auto", console=None) -> dict:
+def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike,
+                        batch_size: int = TrainConfig.batch_size, workers: int = TrainConfig.workers,
+                        device: str = "auto", console=None) -> dict:
     ckpt = load_checkpoint(checkpoint)
     classes = ckpt["classes"]
     found = scan(data, classes)  # a class the model does not know is a DataError naming both lists
     dev = resolve_device(device)
     model = build_model(ckpt, str(checkpoint)).to(dev)
-    loader = make_loader(ImageDataset(found, ckpt["spec"], train=False), batch_size, workers, False, 0)
+    loader = make_loader(ImageDataset(found, ckpt["spec"], train=False), batch_size, workers, shuffle=False, seed=0)
     with bar(console, "evaluate", len(found.samples)) as tick:
         res = evaluate(model, loader, dev, None, tick)
     pred = res.probs.argmax(1)

@@ -4,6 +4,7 @@ written atomically, metrics.jsonl gets its line before last.pth, and --resume tr
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -14,13 +15,15 @@ from typing import Any, Callable
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from catdog.runtime.errors import CheckpointError, DataError, OutputError
 from catdog.runtime.files import atomic_write, check_writable_dir
+from catdog.runtime.folders import LabelledFolder, scan
 from catdog.runtime.spec import PreprocessSpec
 from catdog.train import dist
 from catdog.train.checkpoint import load_checkpoint, save_checkpoint
-from catdog.train.data import ImageDataset, ImageSet, make_loader, scan, split
+from catdog.train.data import ImageDataset, make_loader, split
 from catdog.train.engine import EvalResult, evaluate, train_one_epoch
 from catdog.train.models import get_entry, get_model
 from catdog.train.progress import bar
@@ -37,18 +40,17 @@ def resolve_arch(cfg: TrainConfig) -> tuple[PreprocessSpec, dict[str, Any]]:
     takes_size = "size" in inspect.signature(entry.builder).parameters
     size = cfg.size or (kwargs.get("size") if takes_size else None)
     if size and size != spec.size:
-        spec = spec.with_(size=int(size), resize=max(int(size), round(spec.resize * size / spec.size)))
+        spec = spec.at_size(int(size))
     if takes_size and size:
         kwargs["size"] = int(size)
     return spec, kwargs
 
 
-def load_data(cfg: TrainConfig, classes: list[str] | None = None) -> tuple[ImageSet, ImageSet]:
+def load_data(cfg: TrainConfig, classes: list[str] | None = None) -> tuple[LabelledFolder, LabelledFolder]:
     if cfg.val:
         train = scan(cfg.data, classes)
         return train, scan(cfg.val, train.classes)
-    train, val = split(scan(cfg.data, classes), cfg.val_fraction, cfg.seed)
-    return train, val
+    return split(scan(cfg.data, classes), cfg.val_fraction, cfg.seed)
 
 
 def _state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -77,7 +79,7 @@ def _trim_metrics(path: Path, epochs_done: int) -> list[dict]:
     return rows
 
 
-def fit(cfg: TrainConfig | None, out: str | os.PathLike, device: str = "auto", resume: bool = False,
+def fit(cfg: TrainConfig | None, out: str | os.PathLike, *, device: str = "auto", resume: bool = False,
         console: Console | None = None, plots: bool = True) -> dict[str, Any]:
     """Train; return a summary. With resume=True the run's stored config is used; `cfg`, when given,
     only supplies `epochs` (to extend the run); None keeps the stored epoch count."""
@@ -122,7 +124,8 @@ def _open_run(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: b
     return last, cfg
 
 
-def _build_model(cfg: TrainConfig, classes: list[str], arch_kwargs: dict, last: dict | None, out: Path) -> torch.nn.Module:
+def _build_model(cfg: TrainConfig, classes: list[str], arch_kwargs: dict, last: dict | None,
+                 out: Path) -> torch.nn.Module:
     fresh = last is None
     model = get_model(cfg.arch, len(classes), pretrained=cfg.pretrained and fresh,
                       weights=cfg.weights if fresh else None, **arch_kwargs)
@@ -143,7 +146,7 @@ def _restore(run: _Run, last: dict) -> int:
     if last.get("scaler"):
         run.scaler.load_state_dict(last["scaler"])
     run.state.update(last.get("run_state") or {})
-    run.say(f"resuming {run.out} after epoch {last['epoch']} of {run.cfg.epochs}")
+    run.say(f"resuming {escape(str(run.out))} after epoch {last['epoch']} of {run.cfg.epochs}")
     return int(last["epoch"])
 
 
@@ -158,7 +161,7 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
         raise DataError(f"{cfg.data}: classes {classes} differ from the run's {last['classes']}")
     spec, arch_kwargs = resolve_arch(cfg)
     say(f"[bold]{cfg.arch}[/] on {info.device}{f' x{info.world}' if info.enabled else ''}: "
-        f"{len(train_set.samples)} train / {len(val_set.samples)} val images, classes {classes} "
+        f"{len(train_set.samples)} train / {len(val_set.samples)} val images, classes {escape(str(classes))} "
         f"({train_set.layout} layout), input {spec.size}px")
     model = _build_model(cfg, classes, arch_kwargs, last, out)
     if info.main:
@@ -166,15 +169,16 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
     model.to(info.device)
     optimizer = build_optimizer(model, cfg)
     adtype = amp_dtype(cfg, info.device)
-    run = _Run(cfg, out, info, say, model, optimizer, build_scheduler(optimizer, cfg), build_scaler(adtype, info.device),
-               adtype, {"arch": cfg.arch, "arch_kwargs": arch_kwargs, "classes": classes, "spec": spec,
-                        "train_config": cfg.to_dict()})
+    base = {"arch": cfg.arch, "arch_kwargs": arch_kwargs, "classes": classes, "spec": spec,
+            "train_config": cfg.to_dict()}
+    run = _Run(cfg, out, info, say, model, optimizer, build_scheduler(optimizer, cfg),
+               build_scaler(adtype, info.device), adtype, base)
     start = _restore(run, last) if last else 0
     if info.main:
         run.history = _trim_metrics(out / METRICS, start)
         atomic_write(out / CLASSES, json.dumps({c: i for i, c in enumerate(classes)}, indent=2) + "\n")
-    val_result, best_val, epoch = _epochs(run, console, ImageDataset(train_set, spec, train=True),
-                                          ImageDataset(val_set, spec, train=False), start)
+    train_ds = ImageDataset(train_set, get_entry(cfg.arch).train_spec(spec), train=True)
+    val_result, best_val, epoch = _epochs(run, console, train_ds, ImageDataset(val_set, spec, train=False), start)
     state = run.state
     summary = {"epochs": epoch, "best_epoch": state["best_epoch"], "best_val_acc": state["best_acc"],
                "best_val_loss": state["best_loss"], "out": str(out), "skipped": sorted(run.reported)}
@@ -187,7 +191,8 @@ def _epochs(run: _Run, console: Console | None, train_ds: ImageDataset, val_ds: 
             start: int) -> tuple[EvalResult | None, EvalResult | None, int]:
     """Epochs start+1 .. cfg.epochs (or an early stop) -> (last val result, best val result, last epoch)."""
     cfg, info, model = run.cfg, run.info, run.model
-    pin = info.device.type == "cuda"
+    loader = functools.partial(make_loader, batch_size=cfg.batch_size, workers=cfg.workers, seed=cfg.seed,
+                               pin_memory=info.device.type == "cuda")
     sampler = None
     if info.enabled:
         from torch.utils.data.distributed import DistributedSampler
@@ -210,10 +215,10 @@ def _epochs(run: _Run, console: Console | None, train_ds: ImageDataset, val_ds: 
         torch.manual_seed(cfg.seed * 1000 + epoch)
         if sampler is not None:
             sampler.set_epoch(epoch)
-        loader = make_loader(train_ds, cfg.batch_size, cfg.workers, True, cfg.seed, epoch, sampler, pin)
+        batches = loader(train_ds, shuffle=True, epoch=epoch, sampler=sampler)
         lr = run.optimizer.param_groups[0]["lr"]
         with bar(console, f"epoch {epoch}/{cfg.epochs} train", len(train_ds) // info.world) as tick:
-            st = train_one_epoch(ddp_model or model, loader, run.optimizer, criterion, info.device, run.scaler,
+            st = train_one_epoch(ddp_model or model, batches, run.optimizer, criterion, info.device, run.scaler,
                                  run.adtype, cfg.accum_steps, tick)
         sums = dist.all_sum(info, [st.loss * st.images, st.acc * st.images, st.images, st.data_seconds,
                                    st.compute_seconds])
@@ -222,7 +227,7 @@ def _epochs(run: _Run, console: Console | None, train_ds: ImageDataset, val_ds: 
             run.scheduler.step()
         stop = False
         if info.main:
-            vloader = make_loader(val_ds, cfg.batch_size, cfg.workers, False, cfg.seed, epoch, None, pin)
+            vloader = loader(val_ds, shuffle=False, epoch=epoch)
             with bar(console, f"epoch {epoch}/{cfg.epochs} val  ", len(val_ds)) as tick:
                 val_result = evaluate(model, vloader, info.device, run.adtype, tick)
             _report_bad(bad + val_result.bad, run.reported, run.say)
@@ -299,4 +304,4 @@ def _plots(out: Path, history: list[dict], val: EvalResult, classes: list[str], 
         say("matplotlib not installed: no plots")
         return
     for path in plots.save_all(out, history, val.probs, val.labels, classes):
-        say(f"wrote {path}")
+        say(f"wrote {escape(str(path))}")

@@ -39,7 +39,7 @@ def curves(history: list[dict], path: Path) -> Path:
 def confusion(probs: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> torch.Tensor:
     n = len(classes)
     cm = torch.zeros(n, n, dtype=torch.long)
-    for t, p in zip(labels.tolist(), probs.argmax(1).tolist()):
+    for t, p in zip(labels.tolist(), probs.argmax(1).tolist(), strict=True):
         cm[t, p] += 1
     return cm
 
@@ -83,7 +83,8 @@ def roc_plot(fpr: list[float], tpr: list[float], auc: float, positive: str, path
     return _save(fig, path)
 
 
-def save_all(out: Path, history: list[dict], probs: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> list[Path]:
+def save_all(out: Path, history: list[dict], probs: torch.Tensor, labels: torch.Tensor,
+             classes: list[str]) -> list[Path]:
     written = []
     if history:
         written.append(curves(history, out / "curves.png"))

@@ -15,9 +15,11 @@ import numpy as np
 
 from catdog.runtime.errors import InputError
 from catdog.runtime.files import atomic_path, read_image
-from catdog.train.data import scan
+from catdog.runtime.folders import scan
 from catdog.train.progress import bar
 from catdog.train.recipe import ConfigError
+
+STATS_SHORT = 128  # shorter side the images are shrunk to before channel statistics
 
 
 @dataclass
@@ -48,7 +50,7 @@ def _copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, tmp)
 
 
-def prepare(src: str | os.PathLike, dst: str | os.PathLike, move: bool = False, resize: int | None = None,
+def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, move: bool = False, resize: int | None = None,
             workers: int | None = None, console=None) -> PrepareReport:
     """Lay `src` (flat or class folders) out as `dst/<class>/<file>`."""
     src, dst = Path(src), Path(dst)
@@ -97,7 +99,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, move: bool = False, 
     return report
 
 
-def channel_stats(root: str | os.PathLike, short: int = 128, console=None) -> dict:
+def channel_stats(root: str | os.PathLike, short: int = STATS_SHORT, console=None) -> dict:
     """Per-channel mean/std in RGB order, pixels scaled to [0, 1], over every image (each resized to
     a shorter side of `short` px first: the statistics barely change and it is many times faster).
     Unreadable images are skipped and listed."""

@@ -1,16 +1,19 @@
 """The training recipe as one frozen config, plus the optimizer/scheduler/AMP/device it implies.
 Every knob has the seed recipe's default; the config is stored in each checkpoint and reused by
---resume, so a resumed run trains exactly as the interrupted one would have."""
+--resume, so a resumed run trains exactly as the interrupted one would have. The CLIs read their
+defaults from TrainConfig, so each lives here once; torch is imported by the functions that use it,
+so reading a default (catdog-train --help) does not load it."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from catdog.runtime.errors import CatdogError
+
+if TYPE_CHECKING:
+    import torch
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine")
@@ -74,6 +77,8 @@ class TrainConfig:
 
 def resolve_device(name: str) -> torch.device:
     """'auto' -> CUDA when present, else CPU. An explicit CUDA request without CUDA is an error."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -95,6 +100,8 @@ def resolve_device(name: str) -> torch.device:
 
 def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
     """Mixed precision is a CUDA feature here; on CPU asking for it is an error, 'auto' means off."""
+    import torch
+
     if cfg.amp == "off" or (cfg.amp == "auto" and device.type != "cuda"):
         return None
     if device.type != "cuda":
@@ -107,6 +114,8 @@ def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    import torch
+
     # All parameters go in, frozen ones too: they get no gradient and so are not updated, and a
     # progressive unfreeze later needs no new optimizer (its state stays resumable).
     params = list(model.parameters())
@@ -119,6 +128,8 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
     """Stepped once per epoch."""
+    import torch
+
     if cfg.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
     if cfg.scheduler == "cosine":
@@ -128,4 +139,6 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
 
 def build_scaler(dtype: torch.dtype | None, device: torch.device):
     """Loss scaling is needed for fp16 only (bf16 has fp32's range)."""
+    import torch
+
     return torch.amp.GradScaler("cuda", enabled=dtype == torch.float16 and device.type == "cuda")

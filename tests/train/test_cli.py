@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,8 +13,11 @@ import pytest
 import torch
 
 from catdog.runtime.errors import DataError
+from catdog.runtime.folders import scan
+from catdog.train.evaluate import evaluate_checkpoint
+from catdog.train.fit import load_data
 from catdog.train.prepare import channel_stats, prepare
-from catdog.train.recipe import ConfigError
+from catdog.train.recipe import ConfigError, TrainConfig
 
 
 def tree(root):
@@ -88,7 +93,8 @@ def test_cli_train_default_form_then_evaluate(train_cli, small_flat, tmp_path):
 
 
 def test_cli_train_subcommand_form_and_prepare_stats(flat_copy, tmp_path, monkeypatch, capsys):
-    code, _ = main_in_process(["prepare", str(flat_copy), str(tmp_path / "cache"), "--resize", "48"], monkeypatch, capsys)
+    args = ["prepare", str(flat_copy), str(tmp_path / "cache"), "--resize", "48"]
+    code, _ = main_in_process(args, monkeypatch, capsys)
     assert code == 0
     code, _ = main_in_process(["stats", str(tmp_path / "cache")], monkeypatch, capsys, expect_out="images")
     assert code == 0
@@ -132,6 +138,55 @@ def test_cli_errors_are_one_line(case, expect, train_cli, tmp_path, small_flat, 
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], stderr
     assert "Traceback" not in stderr
+
+
+def test_macos_dot_underscore_files_are_ignored_by_every_stage(small_flat, small_folders, tmp_path):
+    """`._cat.1.jpg` (macOS resource forks, copied along to Linux) are not images: the runtime's one
+    folder reader skips them for scan, training, prepare, stats and evaluate alike, whatever they hold."""
+    from test_checkpoint import tiny_ckpt
+
+    flat, folders = tmp_path / "flat", tmp_path / "folders"
+    shutil.copytree(small_flat, flat)
+    shutil.copytree(small_folders, folders)
+    photo = next(small_flat.glob("cat.*")).read_bytes()
+    garbage = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "  # an AppleDouble header
+    for junk, body in ((flat / "._cat.1.jpg", garbage), (flat / "._dog.2.jpg", photo),
+                       (folders / "apple" / "._x.jpg", garbage), (folders / "mango" / "._cat.3.jpg", photo)):
+        junk.write_bytes(body)
+
+    def names(root: Path) -> list[str]:
+        return [p.name for p in scan(root).paths]
+
+    layouts = ((flat, small_flat, ("cat", "dog")), (folders, small_folders, ("apple", "mango", "zebra")))
+    for root, clean, classes in layouts:
+        assert names(root) == names(clean) and len(names(root)) == 12
+        train, val = load_data(TrainConfig(data=str(root)))
+        assert len(train.samples) + len(val.samples) == 12
+        rep = prepare(root, tmp_path / f"prep-{root.name}")
+        assert (rep.written, rep.bad) == (12, []) and not [n for n in tree(tmp_path / f"prep-{root.name}") if "._" in n]
+        s = channel_stats(root)
+        assert (s["images"], s["skipped"]) == (12, []) and s["mean"] == channel_stats(clean)["mean"]
+        res = evaluate_checkpoint(tiny_ckpt(tmp_path / f"{root.name}.pth", classes), root, workers=0)
+        assert (res["images"], res["skipped"]) == (12, [])
+
+
+@pytest.mark.parametrize("form", ["default", "train", "prepare", "stats", "evaluate", "root"])
+def test_debug_shows_the_traceback_in_every_command_form(form, tmp_path, monkeypatch, capsys):
+    """One boundary for every command: --debug shows the traceback whether it follows the default
+    (callback) form, the `train` command, a subcommand, or comes before the subcommand."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = ["--data", str(empty), "--out", str(tmp_path / "run"), "--quiet"]
+    args = {"default": run, "train": ["train", *run], "prepare": ["prepare", str(empty), str(tmp_path / "out")],
+            "stats": ["stats", str(empty)], "evaluate": ["evaluate", str(tmp_path / "none.pth"), str(empty)],
+            "root": ["--debug", "prepare", str(empty), str(tmp_path / "out")]}[form]
+    if form != "root":
+        code, err = main_in_process(args, monkeypatch, capsys)
+        assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+        args = [*args, "--debug"]
+    code, err = main_in_process(args, monkeypatch, capsys)
+    assert code == 2 and "Traceback (most recent call last)" in err, err
+    assert "catdog.runtime.errors." in err and err.strip().splitlines()[-1].startswith("error: "), err
 
 
 def main_in_process(args, monkeypatch, capsys, expect_out: str | None = None) -> tuple[int, str]:

@@ -1,4 +1,5 @@
-"""Dataset layouts, the seeded split, and the two input paths (train augmentation, val = spine)."""
+"""Dataset layouts (read by the runtime's one folder reader), the seeded split, and the two input
+paths (train augmentation, val = spine)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import torch
 
 from catdog.runtime.errors import DataError
 from catdog.runtime.files import read_image
+from catdog.runtime.folders import flat_label, scan
 from catdog.runtime.preprocess import preprocess
-from catdog.train.data import ImageDataset, collate, flat_label, make_loader, scan, split
+from catdog.train.data import ImageDataset, collate, make_loader, split, train_transform
 from catdog.train.models import get_entry
+from catdog.train.recipe import ConfigError
 
 SPEC = get_entry("mobilenet_v3_small").spec.with_(size=48, resize=56)
 
@@ -122,9 +125,9 @@ def test_corrupt_file_is_dropped_not_fatal(flat_copy):
     (flat_copy / "cat.999.jpg").write_bytes(b"not a jpeg at all")
     (flat_copy / "dog.998.jpg").write_bytes(next(flat_copy.glob("dog.*")).read_bytes()[:200])  # truncated
     data = scan(flat_copy)
-    loader = make_loader(ImageDataset(data, SPEC, train=False), 4, 0, False, 0)
+    loader = make_loader(ImageDataset(data, SPEC, train=False), 4, 0, shuffle=False, seed=0)
     seen, bad = 0, []
-    for x, y, b in loader:
+    for _, y, b in loader:
         seen += len(y)
         bad += b
     assert seen == 12
@@ -134,3 +137,24 @@ def test_corrupt_file_is_dropped_not_fatal(flat_copy):
 def test_collate_of_only_bad_items():
     x, y, bad = collate([(None, "a: broken"), (None, "b: broken")])
     assert x.numel() == 0 and len(y) == 0 and bad == ["a: broken", "b: broken"]
+
+
+def test_area_is_refused_by_the_training_augmentation(small_flat):
+    """torchvision has no "area" resize: it used to train with bilinear, silently."""
+    area = SPEC.with_(interpolation="area")
+    with pytest.raises(ConfigError, match="spec interpolation 'area': torchvision's augmentation has no 'area'"):
+        train_transform(area)
+    with pytest.raises(ConfigError, match="'area'"):
+        ImageDataset(scan(small_flat), area, train=True)
+    ImageDataset(scan(small_flat), area, train=False)  # validation is the spine's preprocess, which has area
+    for name in ("nearest", "bilinear", "bicubic"):
+        train_transform(SPEC.with_(interpolation=name))
+
+
+def test_alexnet_cifar_trains_with_its_declared_interpolation():
+    entry = get_entry("alexnet_cifar")
+    assert entry.spec.interpolation == "area"  # inference: OpenCV's area filter for the big downscale
+    assert entry.train_spec(entry.spec) == entry.spec.with_(interpolation="bilinear")
+    assert entry.train_spec(entry.spec.at_size(48)).size == 48
+    mobile = get_entry("mobilenet_v3_small")
+    assert mobile.train_spec(mobile.spec) is mobile.spec

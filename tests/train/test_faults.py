@@ -11,15 +11,15 @@ import time
 
 import pytest
 import torch
+from conftest import REPO
 from fullkit import available, run_on_full_disk
+from procs import interruptible
 from test_cli import main_in_process
 
 from catdog.train.checkpoint import load_checkpoint, save_checkpoint
 from catdog.train.fit import LAST
 from catdog.train.models import get_model
 from catdog.train.recipe import TrainConfig
-
-from conftest import REPO
 
 TRAIN = [sys.executable, "-c", "from catdog.train.cli import main; main()"]
 TINY = ["--arch", "mobilenet_v3_small", "--size", "32", "--batch-size", "4", "--quiet", "--no-plots"]
@@ -111,16 +111,18 @@ def test_checkpoint_save_on_a_full_disk_keeps_the_previous_one(tmp_path):
                     train_config={}, metrics={}, epoch=1)
     target = tmp_path / "full" / "last.pth"
     r, left = run_on_full_disk(tmp_path, [sys.executable, "-c", code, target], previous={"last.pth": old.read_bytes()})
-    assert r.returncode == 1 and r.stderr.strip() == f"error: cannot write {target}: No space left on device; free some disk space"
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"error: cannot write {target}: No space left on device; free some disk space"
     assert left == {"last.pth": old.read_bytes()}
 
 
 @pytest.mark.slow
 def test_ctrl_c_mid_epoch_stops_cleanly_and_resumes(small_flat, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen([*TRAIN, "--data", str(small_flat), *TINY, "--batch-size", "2", "--workers", "1",
-                             "--epochs", "50", "--out", str(run)], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    # interruptible: a background `pytest &` would give the child SIGINT ignored
+    proc = interruptible([*TRAIN, "--data", small_flat, *TINY, "--batch-size", "2", "--workers", "1",
+                          "--epochs", "50", "--out", run], cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not (run / LAST).exists():

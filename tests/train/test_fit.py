@@ -118,6 +118,30 @@ def test_corrupt_images_reported_once_and_skipped(flat_copy, tmp_path, capsys):
     assert r[1]["train_images"] + r[1]["val_images"] == 12
 
 
+def test_bracketed_names_are_text_not_markup(small_flat, tmp_path):
+    """Class folders and the run folder are printed through rich: `[red]` in a name shows as typed
+    (it used to turn the text red and vanish), and `[/x]` (folder `a[`, folder `x]`) must not crash
+    the run with a MarkupError."""
+    import io
+
+    from rich.console import Console
+
+    data = tmp_path / "data"
+    for p in sorted(small_flat.glob("*.jpg")):
+        cls = data / ("[red]cat" if p.name.startswith("cat.") else "[bold]dog")
+        cls.mkdir(parents=True, exist_ok=True)
+        (cls / p.name).write_bytes(p.read_bytes())
+    run = tmp_path / "a[" / "x]" / "run"
+    buf = io.StringIO()
+    fit(TrainConfig(data=str(data), epochs=1, **TINY), run, console=Console(file=buf, width=500, soft_wrap=True))
+    out = buf.getvalue()
+    assert "classes ['[bold]dog', '[red]cat'] (folders layout)" in out, out
+    assert f"wrote {run / 'curves.png'}" in out, out
+    buf = io.StringIO()
+    s = fit(TrainConfig(epochs=2), run, resume=True, plots=False, console=Console(file=buf, width=500, soft_wrap=True))
+    assert s["epochs"] == 2 and f"resuming {run} after epoch 1 of 2" in buf.getvalue(), buf.getvalue()
+
+
 def test_early_stopping(small_flat, tmp_path):
     cfg = TrainConfig(data=str(small_flat), epochs=20, patience=1, **{**TINY, "lr": 0.0})
     s = fit(cfg, tmp_path / "run", plots=False)

@@ -11,8 +11,9 @@ import torch
 
 from catdog.runtime.errors import CheckpointError
 from catdog.runtime.files import read_image
+from catdog.runtime.folders import scan
 from catdog.runtime.preprocess import preprocess
-from catdog.train.data import ImageDataset, make_loader, scan
+from catdog.train.data import ImageDataset, make_loader
 from catdog.train.engine import evaluate, train_one_epoch
 from catdog.train.models import get_entry, get_model, list_models
 from catdog.train.recipe import TrainConfig, build_optimizer
@@ -39,19 +40,21 @@ def test_registry_refuses_duplicates():
 def test_one_train_step_and_eval(arch, small_flat):
     torch.manual_seed(0)
     size = TINY.get(arch, 32)
-    spec = get_entry(arch).spec.with_(size=size, resize=size)
+    entry = get_entry(arch)
+    spec = entry.spec.with_(size=size, resize=size)
     kwargs = {"size": size} if arch == "alexnet_cifar" else {}
     model = get_model(arch, 2, **kwargs)
     data = scan(small_flat)
-    one = data.__class__(data.root, data.layout, data.classes, data.samples[4:8])  # 2 cats, 2 dogs
+    one = data.subset(data.samples[4:8])  # 2 cats, 2 dogs
     opt = build_optimizer(model, TrainConfig(arch=arch, lr=1e-3))
     before = {k: v.clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
-    st = train_one_epoch(model, make_loader(ImageDataset(one, spec, True), 4, 0, True, 0), opt,
-                         torch.nn.CrossEntropyLoss(), torch.device("cpu"))
+    train_loader = make_loader(ImageDataset(one, entry.train_spec(spec), train=True), 4, 0, shuffle=True, seed=0)
+    st = train_one_epoch(model, train_loader, opt, torch.nn.CrossEntropyLoss(), torch.device("cpu"))
     assert st.images == 4 and np.isfinite(st.loss)
     after = model.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before), "one step must change the weights"
-    res = evaluate(model, make_loader(ImageDataset(one, spec, False), 4, 0, False, 0), torch.device("cpu"))
+    res = evaluate(model, make_loader(ImageDataset(one, spec, train=False), 4, 0, shuffle=False, seed=0),
+                   torch.device("cpu"))
     assert res.probs.shape == (4, 2) and res.images == 4
     assert torch.allclose(res.probs.sum(1), torch.ones(4), atol=1e-5)
 

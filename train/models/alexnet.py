@@ -13,6 +13,8 @@ from catdog.train.models.weights import load_backbone_weights, load_into, torchv
 
 ALEXNET_SPEC = PreprocessSpec(size=224, resize=256, interpolation="bilinear")
 ALEXNET_S0_SPEC = PreprocessSpec(size=227, resize=256, interpolation="bilinear")
+# Inference shrinks whole photos to 32 px with OpenCV's area filter; torchvision has no area mode, so
+# the augmentation uses antialiased bilinear (its closest filter for a downscale), said here, not implied.
 CIFAR_SPEC = PreprocessSpec(size=32, resize=32, interpolation="area")
 
 
@@ -28,7 +30,8 @@ def kaiming_init(model: nn.Module) -> nn.Module:
 
 
 @register_model("alexnet", ALEXNET_SPEC)
-def alexnet(num_classes: int, pretrained: bool = False, weights: str | None = None, dropout: float = 0.5, **_) -> nn.Module:
+def alexnet(num_classes: int, *, pretrained: bool = False, weights: str | None = None, dropout: float = 0.5,
+            **_) -> nn.Module:
     from torchvision.models import AlexNet_Weights
     from torchvision.models import alexnet as tv_alexnet
 
@@ -41,7 +44,7 @@ def alexnet(num_classes: int, pretrained: bool = False, weights: str | None = No
 
 
 @register_model("alexnet_s0", ALEXNET_S0_SPEC)
-def alexnet_s0(num_classes: int = 2, pretrained: bool = False, weights: str | None = None, dropout: float = 0.2,
+def alexnet_s0(num_classes: int = 2, *, pretrained: bool = False, weights: str | None = None, dropout: float = 0.2,
                **_) -> nn.Module:
     from torchvision.models import AlexNet_Weights
     from torchvision.models import alexnet as tv_alexnet
@@ -50,7 +53,8 @@ def alexnet_s0(num_classes: int = 2, pretrained: bool = False, weights: str | No
     if weights:
         load_backbone_weights(model, weights, head="classifier.6")
     elif pretrained:  # same layout as torchvision's, so its ImageNet backbone fits
-        load_into(model, torchvision_state_dict(AlexNet_Weights.IMAGENET1K_V1, "alexnet_s0"), "classifier.6", "alexnet_s0")
+        sd = torchvision_state_dict(AlexNet_Weights.IMAGENET1K_V1, "alexnet_s0")
+        load_into(model, sd, "classifier.6", "alexnet_s0")
     return model
 
 
@@ -76,13 +80,14 @@ class AlexNetCifar(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-@register_model("alexnet_cifar", CIFAR_SPEC)
-def alexnet_cifar(num_classes: int, pretrained: bool = False, weights: str | None = None, size: int = 32,
+@register_model("alexnet_cifar", CIFAR_SPEC, train_interpolation="bilinear")
+def alexnet_cifar(num_classes: int, *, pretrained: bool = False, weights: str | None = None, size: int = 32,
                   dropout: float = 0.5, **_) -> nn.Module:
     if pretrained and not weights:
         from catdog.runtime.errors import CheckpointError
 
-        raise CheckpointError("alexnet_cifar has no published pretrained weights; drop --pretrained or pass --weights PATH")
+        raise CheckpointError("alexnet_cifar has no published pretrained weights; "
+                              "drop --pretrained or pass --weights PATH")
     model = kaiming_init(AlexNetCifar(num_classes, size, dropout))
     if weights:
         load_backbone_weights(model, weights, head="classifier.6")

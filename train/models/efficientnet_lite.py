@@ -75,7 +75,8 @@ class EfficientNetLite0(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(1280, num_classes)
         if not 0 <= freeze_blocks <= len(self.blocks):
-            raise CheckpointError(f"efficientnet_lite0: freeze_blocks must be 0..{len(self.blocks)}, got {freeze_blocks}")
+            raise CheckpointError(f"efficientnet_lite0: freeze_blocks must be 0..{len(self.blocks)}, "
+                                  f"got {freeze_blocks}")
         self.frozen = [self.conv_stem, self.bn0, *list(self.blocks)[:freeze_blocks]] if freeze_blocks else []
         for m in self.frozen:
             m.requires_grad_(False)
@@ -106,7 +107,7 @@ def imagenet_state_dict() -> dict[str, torch.Tensor]:
 
 @register_model("efficientnet_lite0", LITE0_SPEC)
 def efficientnet_lite0(
-    num_classes: int, pretrained: bool = False, weights: str | None = None, freeze_blocks: int = 0, **_
+    num_classes: int, *, pretrained: bool = False, weights: str | None = None, freeze_blocks: int = 0, **_
 ) -> nn.Module:
     model = EfficientNetLite0(num_classes, freeze_blocks=int(freeze_blocks))
     if weights:

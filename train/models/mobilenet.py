@@ -12,7 +12,7 @@ MOBILENET_SPEC = PreprocessSpec(size=224, resize=256, interpolation="bilinear")
 
 
 @register_model("mobilenet_v3_small", MOBILENET_SPEC)
-def mobilenet_v3_small(num_classes: int, pretrained: bool = False, weights: str | None = None, dropout: float = 0.2,
+def mobilenet_v3_small(num_classes: int, *, pretrained: bool = False, weights: str | None = None, dropout: float = 0.2,
                        **_) -> nn.Module:
     from torchvision.models import MobileNet_V3_Small_Weights
     from torchvision.models import mobilenet_v3_small as tv_mobilenet

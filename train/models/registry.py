@@ -1,5 +1,7 @@
 """A strict model registry: one name, one builder, one default PreprocessSpec (the preprocessing
-config travels with the weights). Duplicate names are a bug, so they raise."""
+config travels with the weights). Duplicate names are a bug, so they raise. An arch whose spec
+resizes in a way torchvision's augmentation cannot (OpenCV's "area") names the interpolation it
+trains with; the spec, and so validation and inference, keep their own."""
 
 from __future__ import annotations
 
@@ -15,16 +17,21 @@ class ModelEntry:
     name: str
     builder: Callable[..., Any]  # builder(num_classes, pretrained=False, weights=None, **kw) -> nn.Module
     spec: PreprocessSpec
+    train_interpolation: str | None = None  # None: training resizes as the spec does
+
+    def train_spec(self, spec: PreprocessSpec) -> PreprocessSpec:
+        """`spec` (this arch's, possibly resized) as the training augmentation uses it."""
+        return spec.with_(interpolation=self.train_interpolation) if self.train_interpolation else spec
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, spec: PreprocessSpec) -> Callable:
+def register_model(name: str, spec: PreprocessSpec, train_interpolation: str | None = None) -> Callable:
     def wrap(builder: Callable) -> Callable:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
-        _MODELS[name] = ModelEntry(name, builder, spec)
+        _MODELS[name] = ModelEntry(name, builder, spec, train_interpolation)
         return builder
 
     return wrap

@@ -24,7 +24,8 @@ class ResNet18(ResNet):
         if mode not in MODES:
             raise CheckpointError(f"resnet18: unknown mode {mode!r}; known: {', '.join(MODES)}")
         super().__init__(BasicBlock, [2, 2, 2, 2])
-        self.fc = nn.Sequential(nn.Linear(512, 256), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(256, num_classes))
+        self.fc = nn.Sequential(nn.Linear(512, 256), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                nn.Linear(256, num_classes))
         self.mode = mode
         self.unfreeze_every = max(1, int(unfreeze_every))
         self.trainable: tuple[str, ...] = STAGES if mode == "full" else ()
@@ -57,7 +58,7 @@ class ResNet18(ResNet):
 
 
 @register_model("resnet18", RESNET_SPEC)
-def resnet18(num_classes: int, pretrained: bool = False, weights: str | None = None, mode: str = "full",
+def resnet18(num_classes: int, *, pretrained: bool = False, weights: str | None = None, mode: str = "full",
              unfreeze_every: int = 1, dropout: float = 0.5, **_) -> nn.Module:
     from torchvision.models import ResNet18_Weights
 

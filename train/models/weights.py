@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from catdog.runtime.errors import CheckpointError
+from catdog.runtime.errors import CheckpointError, error_line
 
 
 def load_backbone_weights(model: nn.Module, path: str | Path, head: str) -> None:
@@ -35,8 +35,7 @@ def load_into(model: nn.Module, sd: dict, head: str, source: str) -> None:
     try:
         missing, unexpected = model.load_state_dict(keep, strict=False)
     except RuntimeError as e:  # a backbone tensor of another shape: another arch or width
-        first = str(e).strip().splitlines()[-1].strip()[:160]
-        raise CheckpointError(f"{source}: weights do not fit this arch ({first})") from None
+        raise CheckpointError(f"{source}: weights do not fit this arch ({error_line(e, 160, last=True)})") from None
     missing = [k for k in missing if not k.startswith(head + ".")]
     if missing or unexpected:
         raise CheckpointError(
@@ -49,8 +48,8 @@ def torchvision_state_dict(weights_enum, arch: str) -> dict:
     try:
         return weights_enum.get_state_dict(progress=False, check_hash=True)
     except Exception as e:  # URLError, timeouts, HTTP errors, a corrupt cache file
-        reason = str(getattr(e, "reason", "") or e).strip().splitlines()[0][:120] if str(e) else type(e).__name__
         raise CheckpointError(
-            f"--pretrained {arch}: could not get torchvision's ImageNet weights from {weights_enum.url} ({reason}); "
+            f"--pretrained {arch}: could not get torchvision's ImageNet weights from {weights_enum.url} "
+            f"({error_line(e, 120)}); "
             "go online once, or download that file and pass --weights PATH"
         ) from None
