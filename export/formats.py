@@ -1,6 +1,7 @@
-"""The artifact table, as data. Every artifact is looked up by NAME: its file name, how it is built,
-the gates that must pass before it is published, and what it is for. Build order is the table's
-order (int8, fp16 and baked derive from the fp32 ONNX graph)."""
+"""Export's side of the artifact table. File names, kinds, precisions and input formats are the
+runtime's table (catdog.runtime.artifacts); here each row gains how it is built, the gates that
+must pass before it is published, and what it is for. Every artifact is looked up by NAME. Build
+order is this table's order (int8, fp16 and baked derive from the fp32 ONNX graph)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import numpy as np
 import onnx
 import torch
 
+from catdog.export.quantize import DEFAULT_ACTIVATIONS, DEFAULT_CALIB_METHOD
+from catdog.runtime.artifacts import ARTIFACTS, ArtifactFile
 from catdog.runtime.errors import InputError
 from catdog.runtime.metadata import ModelMetadata
 from catdog.runtime.spec import PreprocessSpec
@@ -42,8 +45,8 @@ class BuildContext:
     spec: PreprocessSpec
     opset: int
     calib: np.ndarray | None = None
-    calib_method: str = "minmax"
-    int8_activations: str = "uint8"
+    calib_method: str = DEFAULT_CALIB_METHOD
+    int8_activations: str = DEFAULT_ACTIVATIONS
     fp32: onnx.ModelProto | None = None
     notes: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
@@ -54,14 +57,33 @@ Builder = Callable[[BuildContext, Path, ModelMetadata], None]
 
 @dataclass(frozen=True)
 class ArtifactFormat:
-    name: str
-    filename: str
-    kind: str  # "torchscript" | "onnx": how parity and latency run it
-    precision: str
-    input_format: str
+    """A row of the runtime's artifact table (file name, kind, precision, input format) plus what
+    export alone knows about it: how to build it, the gates it must pass, what it is for."""
+
+    file: ArtifactFile
     builder: Builder
     gates: tuple[Gate, ...]
     description: str
+
+    @property
+    def name(self) -> str:
+        return self.file.name
+
+    @property
+    def filename(self) -> str:
+        return self.file.filename
+
+    @property
+    def kind(self) -> str:  # "torchscript" | "onnx": how parity and latency run it
+        return self.file.kind
+
+    @property
+    def precision(self) -> str:
+        return self.file.precision
+
+    @property
+    def input_format(self) -> str:
+        return self.file.input_format
 
     def metadata(self, base: ModelMetadata) -> ModelMetadata:
         return base.with_(precision=self.precision, input_format=self.input_format)
@@ -123,34 +145,34 @@ FORMATS: dict[str, ArtifactFormat] = {
     f.name: f
     for f in (
         ArtifactFormat(
-            "torchscript", "model.ts", "torchscript", "fp32", "float", build_torchscript,
-            (Gate("torchscript.logit", "max_abs_logit", "<=", 1e-5, "same kernels as eager: rounding only"),),
-            "TorchScript, traced and frozen, metadata in _extra_files",
+            file=ARTIFACTS["torchscript"], builder=build_torchscript,
+            gates=(Gate("torchscript.logit", "max_abs_logit", "<=", 1e-5, "same kernels as eager: rounding only"),),
+            description="TorchScript, traced and frozen, metadata in _extra_files",
         ),
         ArtifactFormat(
-            "onnx", "model.onnx", "onnx", "fp32", "float", build_onnx,
-            (Gate("onnx.logit", "max_abs_logit", "<=", 1e-4, "fp32 graph: ORT kernels differ by rounding only"),),
-            "fp32 ONNX, dynamic batch, simplified with onnxsim when that is proved harmless",
+            file=ARTIFACTS["onnx"], builder=build_onnx,
+            gates=(Gate("onnx.logit", "max_abs_logit", "<=", 1e-4, "fp32 graph: ORT kernels differ by rounding only"),),
+            description="fp32 ONNX, dynamic batch, simplified with onnxsim when that is proved harmless",
         ),
         ArtifactFormat(
-            "int8", "model.int8.onnx", "onnx", "int8", "float", build_int8,
-            (
+            file=ARTIFACTS["int8"], builder=build_int8,
+            gates=(
                 Gate("int8.agreement", "top1_agreement", ">=", 0.99, "quantization may move logits, not answers"),
                 Gate("int8.acc_drop", "accuracy_drop", "<=", 0.005, "at most 0.5 pt accuracy lost (needs labels)"),
             ),
-            "static INT8, QDQ, per-channel weights, calibrated on real images",
+            description="static INT8, QDQ, per-channel weights, calibrated on real images",
         ),
         ArtifactFormat(
-            "fp16", "model.fp16.onnx", "onnx", "fp16", "float", build_fp16,
-            (Gate("fp16.prob", "max_abs_prob", "<=", 1e-2, "fp16 has ~3 significant digits"),),
-            "fp16 weights and compute for GPUs, fp32 input/output",
+            file=ARTIFACTS["fp16"], builder=build_fp16,
+            gates=(Gate("fp16.prob", "max_abs_prob", "<=", 1e-2, "fp16 has ~3 significant digits"),),
+            description="fp16 weights and compute for GPUs, fp32 input/output",
         ),
         ArtifactFormat(
-            "baked", "model.baked.onnx", "onnx", "fp32", "uint8", build_baked,
+            file=ARTIFACTS["baked"], builder=build_baked,
             # The in-graph Cast/Mul/Sub is normalize()'s float32 arithmetic, op for op, so the
             # baked graph sees the same input tensor as model.onnx: it gets model.onnx's gate.
-            (Gate("baked.logit", "max_abs_logit", "<=", 1e-4, "same fp32 arithmetic as model.onnx"),),
-            "fp32 ONNX taking uint8 NHWC crops, preprocessing baked into the graph",
+            gates=(Gate("baked.logit", "max_abs_logit", "<=", 1e-4, "same fp32 arithmetic as model.onnx"),),
+            description="fp32 ONNX taking uint8 NHWC crops, preprocessing baked into the graph",
         ),
     )
 }

@@ -69,7 +69,8 @@ class ExportReport:
             f"- result: {'all gates PASS' if self.passed else 'GATE FAILURE'}; artifacts "
             + ("published" if self.published else "NOT published"),
             "",
-            "| artifact | file | size MB | latency ms (median, b=1) | max abs dlogit | max abs dprob | top-1 agree | accuracy | gates |",
+            "| artifact | file | size MB | latency ms (median, b=1) | max abs dlogit | max abs dprob | top-1 agree "
+            "| accuracy | gates |",
             "|---|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for a in self.artifacts:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from catdog.runtime.errors import error_line
+
 # Simplification folds constants (e.g. BatchNorm into Conv); that moves logits by float rounding
 # only (~1e-6). Anything above this is a change of answers, not rounding.
 SIMPLIFY_TOL = 1e-5
@@ -28,6 +30,10 @@ def run_onnx(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
+def _kept(model: onnx.ModelProto, why: str, diff: float | None = None) -> SimplifyResult:
+    return SimplifyResult(model=model, simplified=False, note=f"{why}; kept the unsimplified graph", max_abs_diff=diff)
+
+
 def simplify(model: onnx.ModelProto, check_inputs: np.ndarray) -> SimplifyResult:
     """`check_inputs`: a real preprocessed batch (N,3,S,S) to compare both graphs on."""
     import onnxsim
@@ -35,17 +41,15 @@ def simplify(model: onnx.ModelProto, check_inputs: np.ndarray) -> SimplifyResult
     try:
         simple, ok = onnxsim.simplify(model)
     except Exception as e:  # onnxsim raises whatever its passes raise
-        return SimplifyResult(model, False, f"onnxsim failed ({type(e).__name__}: {str(e)[:120]}); kept the unsimplified graph")
+        return _kept(model, f"onnxsim failed ({type(e).__name__}: {error_line(e, limit=120)})")
     if not ok:
-        return SimplifyResult(model, False, "onnxsim's own check failed; kept the unsimplified graph")
-    if [i.name for i in simple.graph.input] != [i.name for i in model.graph.input] or [
-        o.name for o in simple.graph.output
-    ] != [o.name for o in model.graph.output]:
-        return SimplifyResult(model, False, "onnxsim renamed inputs/outputs; kept the unsimplified graph")
+        return _kept(model, "onnxsim's own check failed")
+    names = [[v.name for v in g.input] + [v.name for v in g.output] for g in (simple.graph, model.graph)]
+    if names[0] != names[1]:
+        return _kept(model, "onnxsim renamed inputs/outputs")
     diff = float(np.max(np.abs(run_onnx(simple, check_inputs) - run_onnx(model, check_inputs))))
     if not diff <= SIMPLIFY_TOL:
-        return SimplifyResult(
-            model, False, f"onnxsim changed logits by {diff:.2e} (> {SIMPLIFY_TOL:g}); kept the unsimplified graph", diff
-        )
+        return _kept(model, f"onnxsim changed logits by {diff:.2e} (> {SIMPLIFY_TOL:g})", diff)
     before, after = len(model.graph.node), len(simple.graph.node)
-    return SimplifyResult(simple, True, f"simplified with onnxsim: {before} -> {after} nodes, max |dlogit| {diff:.1e}", diff)
+    note = f"simplified with onnxsim: {before} -> {after} nodes, max |dlogit| {diff:.1e}"
+    return SimplifyResult(model=simple, simplified=True, note=note, max_abs_diff=diff)

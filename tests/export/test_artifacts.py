@@ -15,10 +15,11 @@ from catdog.export.formats import FORMATS
 from catdog.export.meta import read_onnx_metadata, set_onnx_metadata
 from catdog.export.quantize import qdq_summary, quantize_int8
 from catdog.export.torchscript import load_torchscript
-from catdog.runtime.files import read_image
+from catdog.runtime.artifacts import ARTIFACTS
+from catdog.runtime.files import file_sha256, read_image
 from catdog.runtime.metadata import METADATA_KEY, ModelMetadata, from_metadata_map
 from catdog.runtime.preprocess import preprocess_batch, resize_crop
-from catdog.train.checkpoint import file_sha256, load_checkpoint
+from catdog.train.checkpoint import load_checkpoint
 
 ARCH = "efficientnet_lite0"
 ONNX_FORMATS = [f for f in FORMATS.values() if f.kind == "onnx"]
@@ -53,6 +54,16 @@ def test_every_artifact_published_and_passes_its_gates(lite):
     md = (out / "export-report.md").read_text()
     for fmt in FORMATS.values():
         assert f"| {fmt.name} | {fmt.filename} |" in md
+
+
+def test_formats_are_the_runtime_artifact_table():
+    """One artifact table: export's rows are the runtime's, by name (file, kind, precision, input)."""
+    assert list(FORMATS) == list(ARTIFACTS)
+    for name, fmt in FORMATS.items():
+        row = ARTIFACTS[name]
+        assert fmt.file is row
+        assert (fmt.name, fmt.filename, fmt.kind, fmt.precision, fmt.input_format) == (
+            row.name, row.filename, row.kind, row.precision, row.input_format)
 
 
 def test_metadata_identical_in_every_artifact_except_precision_and_input_format(lite):
