@@ -1,5 +1,6 @@
-"""Calibration and parity images: real photos from a folder, decoded with the spine's read_image.
-Labels, when asked for, come from Kaggle flat names (cat.1.jpg -> "cat") or from class folders."""
+"""Calibration and parity images: real photos from a folder, listed by the runtime's one folder
+reader (catdog.runtime.folders: same hidden-file, recursion and layout rules as training and the
+benchmarks) and decoded with the spine's read_image. Only the sampling is export's own."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from catdog.runtime.errors import DataError, InputError
-from catdog.runtime.files import IMAGE_SUFFIXES, flat_label, read_image
+from catdog.runtime.files import IMAGE_SUFFIXES
+from catdog.runtime.folders import has_class_folders, list_images, read_images, scan
 
 SAMPLE_SEED = 0  # fixed: the same folder gives the same calibration/parity sample on every run
 
@@ -19,66 +21,50 @@ SAMPLE_SEED = 0  # fixed: the same folder gives the same calibration/parity samp
 class ImageSet:
     paths: tuple[Path, ...]
     images: tuple[np.ndarray, ...]  # BGR uint8, as read_image returns them
-    labels: tuple[int, ...] | None  # class indices, when known
+    labels: tuple[int, ...] | None  # class indices in the model's class order, when known
     skipped: tuple[str, ...]  # one line per unreadable file
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly in `folder`, or one level down (class-per-folder), sorted."""
-    if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder of images")
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        files += [p for p in sub.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-    return sorted(files)
 
 
 def sample(paths: list[Path], count: int, skip: int = 0) -> list[Path]:
     """A fixed pseudo-random sample (sorted Kaggle folders are all cats first), after the first
-    `skip` of the same shuffle, so a parity sample can avoid the calibration images."""
-    order = list(paths)
+    `skip` of the same shuffle, so a parity sample can avoid the calibration images. The paths are
+    sorted first: calibration and parity list the same folder in the same order, whoever lists it."""
+    order = sorted(paths)
     random.Random(SAMPLE_SEED).shuffle(order)
     rest = order[skip:] if len(order) - skip >= count else order
     return rest[:count]
 
 
-def label_of(path: Path, root: Path, classes: tuple[str, ...], from_names: bool) -> int:
-    """Class index of one image; DataError naming the file if it has no known class."""
-    name = flat_label(path.name) if from_names else path.parent.name
-    if from_names is False and path.parent == root:
-        raise DataError(f"{path}: not inside a class folder; use --labels-from-names for flat cat.1.jpg names")
-    if name not in classes:
-        how = "file name prefix" if from_names else "folder"
-        if name is None:
-            raise DataError(f"{path}: cannot tell its label from the name; name files like cat.12.jpg")
-        raise DataError(f"{path}: {how} {name!r} is not one of the model's classes {list(classes)}")
-    return classes.index(name)
-
-
-def has_class_folders(folder: Path) -> bool:
-    return any(p.is_dir() for p in folder.iterdir())
+def _labelled(folder: Path, classes: tuple[str, ...], *, from_names: bool) -> dict[Path, int] | None:
+    """path -> class index when labels can be known (class folders, or Kaggle names with
+    --labels-from-names), else None: parity then measures agreement only."""
+    if not (from_names or has_class_folders(folder)):
+        return None
+    found = scan(folder, classes=classes)
+    return {Path(p): y for p, y in found.samples}
 
 
 def load_images(
-    folder: Path, count: int, classes: tuple[str, ...] | None = None, from_names: bool = False, skip: int = 0
+    folder: Path, count: int, classes: tuple[str, ...] | None = None, *, from_names: bool = False, skip: int = 0
 ) -> ImageSet:
     """Read a sample of `count` images; unreadable files are skipped and reported, not fatal.
-    Labels: from names if `from_names`, from class folders if the folder has them, else None."""
-    paths = sample(list_images(folder), count, skip)
-    want_labels = classes is not None and (from_names or has_class_folders(folder))
-    kept, images, labels, skipped = [], [], [], []
-    for p in paths:
-        try:
-            img = read_image(p)
-        except InputError as e:
-            skipped.append(str(e))
-            continue
-        if want_labels:
-            labels.append(label_of(p, folder, classes, from_names))
-        kept.append(p)
-        images.append(img)
+    With `classes` (parity) labels come from class folders or, with `from_names`, from Kaggle
+    names; without (calibration) the folder is just a pile of photos, read recursively."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder of images")
+    labels = None if classes is None else _labelled(folder, classes, from_names=from_names)
+    listed = list(labels) if labels is not None else list_images(folder, recursive=True)
+    if not listed:
+        raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    paths = sample(listed, count, skip)
+    kept, images, skipped = read_images(paths)
     if not images:
         raise DataError(f"{folder}: none of {len(paths)} sampled images could be read (first: {skipped[0]})")
-    return ImageSet(tuple(kept), tuple(images), tuple(labels) if want_labels else None, tuple(skipped))
+    kept_paths = tuple(paths[i] for i in kept)
+    return ImageSet(
+        paths=kept_paths,
+        images=tuple(images),
+        labels=None if labels is None else tuple(labels[p] for p in kept_paths),
+        skipped=tuple(skipped),
+    )

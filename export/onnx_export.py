@@ -17,9 +17,10 @@ from typing import Iterator
 import onnx
 import torch
 
-from catdog.runtime.errors import ModelError
+from catdog.export.options import ExportOptions
+from catdog.runtime.errors import ModelError, error_line
 
-DEFAULT_OPSET = 17
+DEFAULT_OPSET = ExportOptions.opset
 MIN_OPSET = 13  # per-channel QDQ (axis attribute on QuantizeLinear) needs 13
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 EXPORTER = "torch.onnx TorchScript-based (dynamo=False)"
@@ -64,10 +65,9 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int = DEFA
                 do_constant_folding=True,
             )
     except Exception as e:  # the exporter raises many types; the user needs the op and the opset
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        first = first.split("Please feel free to request support")[0].strip()
+        first = error_line(e).split("Please feel free to request support")[0].strip()
         raise ModelError(
-            f"ONNX export failed at opset {opset}: {first[:300]} (exporter log: {log}); "
+            f"ONNX export failed at opset {opset}: {first} (exporter log: {log}); "
             "the arch or its input size is not exportable as is (another --opset may help)"
         ) from None
     Path(log).unlink(missing_ok=True)

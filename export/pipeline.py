@@ -3,8 +3,7 @@ staged as temp files, proved against eager PyTorch, and published only if every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -12,45 +11,27 @@ import torch
 from catdog.export.formats import ALWAYS, FORMATS, BuildContext, gate_overrides, get_format
 from catdog.export.images import ImageSet, load_images
 from catdog.export.meta import base_metadata
-from catdog.export.onnx_export import DEFAULT_OPSET, EXPORTER
+from catdog.export.onnx_export import EXPORTER
+from catdog.export.options import ExportOptions
 from catdog.export.parity import check_artifact, eager_logits
-from catdog.export.quantize import DEFAULT_ACTIVATIONS, DEFAULT_CALIB_METHOD, activation_type, calibration_method
+from catdog.export.quantize import activation_type, calibration_method
 from catdog.export.report import ExportReport, write_report
 from catdog.export.staging import Staging, remove_stale_temps
 from catdog.runtime.errors import CheckpointError, GateError, InputError, OutputError
-from catdog.runtime.files import check_writable_dir
+from catdog.runtime.files import check_writable_dir, file_sha256
 from catdog.runtime.preprocess import preprocess_batch, resize_crop
-from catdog.train.checkpoint import build_model, file_sha256, load_checkpoint
+from catdog.train.checkpoint import build_model, load_checkpoint
 
 SIMPLIFY_CHECK_IMAGES = 8
 
 
-@dataclass(frozen=True)
-class ExportOptions:
-    ckpt: Path
-    out: Path
-    int8: bool = False
-    calib: Path | None = None
-    fp16: bool = False
-    bake: bool = False
-    opset: int = DEFAULT_OPSET
-    parity: Path | None = None
-    parity_count: int = 100
-    labels_from_names: bool = False
-    calib_method: str = DEFAULT_CALIB_METHOD
-    int8_activations: str = DEFAULT_ACTIVATIONS
-    calib_count: int = 200
-    gates: tuple[str, ...] = ()
-    allow_gate_failure: bool = False
-    latency_runs: int = 50
-    extra_formats: tuple[str, ...] = field(default=())  # by name, e.g. ("fp16",)
-
-    def formats(self) -> list[str]:
-        asked = set(ALWAYS) | set(self.extra_formats)
-        asked |= {n for n, on in (("int8", self.int8), ("fp16", self.fp16), ("baked", self.bake)) if on}
-        for name in asked:
-            get_format(name)  # unknown names list the known ones
-        return [n for n in FORMATS if n in asked]  # table order = build order
+def artifact_names(opts: ExportOptions) -> list[str]:
+    """The artifacts this export builds, in the table's order (which is the build order)."""
+    asked = set(ALWAYS) | set(opts.extra_formats)
+    asked |= {n for n, on in (("int8", opts.int8), ("fp16", opts.fp16), ("baked", opts.bake)) if on}
+    for name in asked:
+        get_format(name)  # unknown names list the known ones
+    return [n for n in FORMATS if n in asked]
 
 
 def _validate(opts: ExportOptions) -> dict[str, float]:
@@ -81,10 +62,10 @@ def _load(opts: ExportOptions) -> tuple[dict, torch.nn.Module]:
     return ckpt, model
 
 
-def run_export(opts: ExportOptions, progress=None) -> ExportReport:
+def run_export(opts: ExportOptions, progress: Callable[[str], None] | None = None) -> ExportReport:
     """Raises GateError (after writing the report) when a gate fails and no override allows it."""
     overrides = _validate(opts)
-    names = opts.formats()
+    names = artifact_names(opts)
     step = progress or (lambda msg: None)
     step("loading checkpoint")
     ckpt, model = _load(opts)
@@ -96,7 +77,7 @@ def run_export(opts: ExportOptions, progress=None) -> ExportReport:
     step("reading parity images")
     parity_dir = opts.parity or opts.calib
     skip = opts.calib_count if opts.parity is None else 0  # avoid proving on calibration images
-    par = load_images(parity_dir, opts.parity_count, classes, opts.labels_from_names, skip=skip)
+    par = load_images(parity_dir, opts.parity_count, classes, from_names=opts.labels_from_names, skip=skip)
     x = preprocess_batch(list(par.images), spec)
     crops = np.stack([resize_crop(im, spec) for im in par.images])
     labels = None if par.labels is None else np.asarray(par.labels)
@@ -122,10 +103,11 @@ def run_export(opts: ExportOptions, progress=None) -> ExportReport:
             fmt.builder(ctx, staging.path(fmt.filename), fmt.metadata(ctx.meta))
         step("eager PyTorch reference")
         ref = eager_logits(model, x)
+        eager_acc = None if labels is None else float(np.mean(ref.argmax(1) == labels))
         report = ExportReport(
             checkpoint=str(opts.ckpt), checkpoint_sha256=sha, arch=str(ckpt["arch"]), classes=list(classes),
             opset=opts.opset, exporter=EXPORTER, parity_images=len(x), parity_source=str(parity_dir),
-            labels=_labels_source(opts, par), eager_accuracy=None if labels is None else float(np.mean(ref.argmax(1) == labels)),
+            labels=_labels_source(opts, par), eager_accuracy=eager_acc,
             notes={**ctx.notes, **_overlap_note(par, calib_set)}, details=dict(ctx.details),
             skipped_images=list(par.skipped) + ([] if calib_set is None else list(calib_set.skipped)),
             gate_failure_allowed=opts.allow_gate_failure,

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from catdog.export.options import ExportOptions
 from catdog.runtime.errors import InputError
 
 # --calib-method NAME -> onnxruntime CalibrationMethod attribute name.
 CALIB_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
-DEFAULT_CALIB_METHOD = "minmax"
+DEFAULT_CALIB_METHOD = ExportOptions.calib_method
 # --int8-activations NAME -> onnxruntime QuantType. Weights are always int8. uint8 activations
 # (U8S8) is what ORT's x86 AVX2 kernels are fast at: on this 2-core EPYC (AVX2, no VNNI) the
 # shipped model ran 193 img/s U8S8 vs 124 S8S8 vs 131 fp32 (batch 16). Those kernels (VPMADDUBSW)
@@ -24,7 +25,7 @@ DEFAULT_CALIB_METHOD = "minmax"
 # quantizes weights to 7 bits (reduce_range), as the ORT docs advise for non-VNNI x86. Without it a
 # mobilenet_v3_small fell to 91.7% top-1 agreement; with it 100% (S8S8: 100%, but 1.5x slower).
 ACTIVATION_TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
-DEFAULT_ACTIVATIONS = "uint8"
+DEFAULT_ACTIVATIONS = ExportOptions.int8_activations
 
 
 def calibration_method(name: str):

@@ -24,12 +24,17 @@ sys.path[:0] = [str(ROOT / "tests" / "runtime"), str(ROOT / "tests")]
 BIN = Path(sys.executable).parent
 
 LONG_FAULTS = [  # too slow for this table; each is a test in the suite
-    ("kill -9 during training, then --resume", "tests/train/test_fit.py::test_kill_9_leaves_loadable_checkpoints_and_resume_works"),
-    ("Ctrl-C mid-epoch (train), then --resume", "tests/train/test_faults.py::test_ctrl_c_mid_epoch_stops_cleanly_and_resumes"),
+    ("kill -9 during training, then --resume",
+     "tests/train/test_fit.py::test_kill_9_leaves_loadable_checkpoints_and_resume_works"),
+    ("Ctrl-C mid-epoch (train), then --resume",
+     "tests/train/test_faults.py::test_ctrl_c_mid_epoch_stops_cleanly_and_resumes"),
     ("kill -9 during export", "tests/export/test_robustness.py::test_kill_9_mid_export_leaves_no_final_named_file"),
-    ("Ctrl-C during export", "tests/export/test_robustness.py::test_ctrl_c_mid_export_publishes_nothing_and_keeps_the_previous_export"),
-    ("Ctrl-C on a live video run (--save)", "tests/runtime/test_video.py::test_ctrl_c_stops_cleanly_with_summary_and_saved_video"),
-    ("stream that drops mid-run (HTTP MJPEG)", "tests/runtime/test_video.py::test_http_mjpeg_stream_that_drops_mid_run_reconnects_then_ends_cleanly"),
+    ("Ctrl-C during export",
+     "tests/export/test_robustness.py::test_ctrl_c_mid_export_publishes_nothing_and_keeps_the_previous_export"),
+    ("Ctrl-C on a live video run (--save)",
+     "tests/runtime/test_video.py::test_ctrl_c_stops_cleanly_with_summary_and_saved_video"),
+    ("stream that drops mid-run (HTTP MJPEG)",
+     "tests/runtime/test_video.py::test_http_mjpeg_stream_that_drops_mid_run_reconnects_then_ends_cleanly"),
 ]
 
 
@@ -117,7 +122,8 @@ def cases(t: Path, p: dict[str, Path]) -> list[tuple[str, list, dict]]:
     ex = ["catdog-export"]
     tiny = ["--arch", "mobilenet_v3_small", "--size", "32", "--epochs", "1", "--workers", "0", "--quiet", "--no-plots"]
     return [
-        ("folder of bad images (one row per file below)", rt + [p["messy"], *m, "--json", "--recursive"], {"per_file": True}),
+        ("folder of bad images (one row per file below)",
+         rt + [p["messy"], *m, "--json", "--recursive"], {"per_file": True}),
         ("video that ends early", rt + [t / "short.avi", *m, "--json"], {"last_json": True}),
         ("video corrupt in the middle (mp4 index lost)", rt + [t / "cut.mp4", *m], {}),
         ("camera index that does not exist", rt + ["57", *m], {}),
@@ -134,18 +140,28 @@ def cases(t: Path, p: dict[str, Path]) -> list[tuple[str, list, dict]]:
         ("--save on a full disk", rt + [p["video"], *m, "--save", "FULL/o.avi"], {"full": {"o.avi": b"old"}}),
         ("train: empty data folder", tr + ["--data", t / "empty", "--out", t / "r1", *tiny], {}),
         ("train: unknown arch", tr + ["--data", t / "flat", "--out", t / "r2", "--arch", "vgg99"], {}),
-        ("train: --weights of another arch", tr + ["--data", t / "flat", "--out", t / "r3", *tiny, "--weights", t / "r18_weights.pth"], {}),
+        ("train: --weights of another arch",
+         tr + ["--data", t / "flat", "--out", t / "r3", *tiny, "--weights", t / "r18_weights.pth"], {}),
         ("train: --resume with another --arch", tr + ["--resume", t / "run", "--arch", "resnet18"], {}),
-        ("train: --val with another class count", tr + ["--data", t / "flat", "--val", t / "three", "--out", t / "r4", *tiny], {}),
-        ("evaluate: checkpoint vs 3-class data", tr + ["evaluate", t / "run" / "last.pth", t / "three", "--workers", "0"], {}),
+        ("train: --val with another class count",
+         tr + ["--data", t / "flat", "--val", t / "three", "--out", t / "r4", *tiny], {}),
+        ("evaluate: checkpoint vs 3-class data",
+         tr + ["evaluate", t / "run" / "last.pth", t / "three", "--workers", "0"], {}),
         ("train: unwritable --out", tr + ["--data", t / "flat", "--out", t / "a-file" / "run", *tiny], {}),
         ("train: full disk", tr + ["--data", t / "flat", "--out", "FULL/run", *tiny], {"full": {}}),
-        ("export: checkpoint with pickled code", ex + ["--ckpt", t / "evil.pth", "--out", t / "e1", "--parity", t / "flat"], {}),
-        ("export: checkpoint of another arch", ex + ["--ckpt", t / "other_arch.pth", "--out", t / "e2", "--parity", t / "flat"], {}),
-        ("export: class count disagrees with weights", ex + ["--ckpt", t / "three_classes.pth", "--out", t / "e3", "--parity", t / "flat"], {}),
-        ("export: text file as checkpoint", ex + ["--ckpt", t / "readme.onnx", "--out", t / "e4", "--parity", t / "flat"], {}),
-        ("export: unwritable --out", ex + ["--ckpt", t / "run" / "last.pth", "--out", t / "a-file" / "x", "--parity", t / "flat"], {}),
-        ("export: full disk", ex + ["--ckpt", t / "run" / "last.pth", "--out", "FULL", "--parity", t / "flat", "--latency-runs", "1"], {"full": {"model.onnx": b"old"}}),
+        ("export: checkpoint with pickled code",
+         ex + ["--ckpt", t / "evil.pth", "--out", t / "e1", "--parity", t / "flat"], {}),
+        ("export: checkpoint of another arch",
+         ex + ["--ckpt", t / "other_arch.pth", "--out", t / "e2", "--parity", t / "flat"], {}),
+        ("export: class count disagrees with weights",
+         ex + ["--ckpt", t / "three_classes.pth", "--out", t / "e3", "--parity", t / "flat"], {}),
+        ("export: text file as checkpoint",
+         ex + ["--ckpt", t / "readme.onnx", "--out", t / "e4", "--parity", t / "flat"], {}),
+        ("export: unwritable --out",
+         ex + ["--ckpt", t / "run" / "last.pth", "--out", t / "a-file" / "x", "--parity", t / "flat"], {}),
+        ("export: full disk",
+         ex + ["--ckpt", t / "run" / "last.pth", "--out", "FULL", "--parity", t / "flat", "--latency-runs", "1"],
+         {"full": {"model.onnx": b"old"}}),
     ]
 
 
@@ -169,7 +185,7 @@ def run_case(t: Path, n: int, cmd: list, opt: dict) -> tuple[subprocess.Complete
 def seen(r: subprocess.CompletedProcess, opt: dict) -> str:
     if opt.get("last_json"):
         return json.loads(r.stdout.splitlines()[-1]).get("error", "")
-    lines = [x for x in r.stderr.splitlines() if x.startswith(("error:", "catdog-export: error"))]
+    lines = [x for x in r.stderr.splitlines() if x.startswith("error:")]  # every CLI's boundary says "error: "
     return lines[-1].strip() if lines else (r.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
 
 
@@ -199,7 +215,8 @@ def main() -> None:
                     if rel.name == "locked.jpg" and "label" in row:
                         what += " (run as root: chmod 000 does not stop root; users get 'permission denied')"
                     rows.append(f"| messy/{cell(str(rel), t)} | (folder run) | {cell(what, t)} | |")
-                rows.append(f"| {name} | `{cell(shown, t)}` | (rows above; symlink loop walked once) | {r.returncode} |")
+                what = "(rows above; symlink loop walked once)"
+                rows.append(f"| {name} | `{cell(shown, t)}` | {what} | {r.returncode} |")
             else:
                 rows.append(f"| {name} | `{cell(shown, t)}` | {cell(seen(r, opt) + note, t)} | {r.returncode} |")
             assert r is None or "Traceback" not in r.stderr, (name, r.stderr[-2000:])

@@ -76,8 +76,8 @@ def lsuv(model: nn.Module, x: torch.Tensor) -> None:
         nn.init.orthogonal_(layer.weight)
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
-        seen = []
-        hook = layer.register_forward_hook(lambda mod, inp, out: seen.append(out.detach()))
+        seen: list[torch.Tensor] = []
+        hook = layer.register_forward_hook(lambda mod, inp, out, seen=seen: seen.append(out.detach()))
         with torch.no_grad():
             model(x)
             hook.remove()
@@ -113,7 +113,8 @@ def fit_head(model: nn.Module, x: torch.Tensor) -> None:
         head.bias[0] = -head.bias[1]
 
 
-def fitted_model(arch: str, spec, data_dir: Path, seed: int = 0, var_floor: float = 0.5, pretrained: bool | None = None) -> nn.Module:
+def fitted_model(arch: str, spec, data_dir: Path, seed: int = 0, var_floor: float = 0.5,
+                 pretrained: bool | None = None) -> nn.Module:
     """A stand-in for a trained model that costs a second: random init (or the arch's offline
     pretrained weights), BatchNorm stats from the real photos, a head with clear margins."""
     torch.manual_seed(seed)

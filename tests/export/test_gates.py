@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import cli
 from onnx import numpy_helper
 
 from catdog.export.formats import FORMATS, all_gates, gate_overrides
@@ -17,8 +18,6 @@ from catdog.runtime.errors import GateError, InputError
 from catdog.runtime.files import read_image
 from catdog.runtime.preprocess import preprocess_batch, resize_crop
 from catdog.train.checkpoint import build_model, load_checkpoint
-
-from conftest import cli
 
 ARCH = "efficientnet_lite0"
 
@@ -80,8 +79,8 @@ def test_fragile_int8_model_fails_cli_with_exit_3_and_publishes_nothing(ckpt_fac
     artifact and the figure, and leave no final-named model."""
     ckpt = ckpt_factory(ARCH, pretrained=False)
     out = tmp_path / "out"
-    code = cli("--ckpt", ckpt, "--out", out, "--int8", "--calib", photo_dir, "--calib-count", "1", "--labels-from-names",
-               "--latency-runs", "1")
+    code = cli("--ckpt", ckpt, "--out", out, "--int8", "--calib", photo_dir, "--calib-count", "1",
+               "--labels-from-names", "--latency-runs", "1")
     err = capfd.readouterr().err.strip().splitlines()
     assert code == GateError.exit_code == 3
     assert len(err) == 1 and "Traceback" not in err[0]
@@ -95,8 +94,8 @@ def test_fragile_int8_model_fails_cli_with_exit_3_and_publishes_nothing(ckpt_fac
 def test_allow_gate_failure_publishes_and_says_so(ckpt_factory, photo_dir, tmp_path, capfd):
     ckpt = ckpt_factory(ARCH, pretrained=False)
     out = tmp_path / "out"
-    code = cli("--ckpt", ckpt, "--out", out, "--int8", "--calib", photo_dir, "--calib-count", "1", "--allow-gate-failure",
-               "--latency-runs", "1")
+    code = cli("--ckpt", ckpt, "--out", out, "--int8", "--calib", photo_dir, "--calib-count", "1",
+               "--allow-gate-failure", "--latency-runs", "1")
     assert code == 0
     assert (out / "model.int8.onnx").is_file() and (out / "model.onnx").is_file()
     assert "gates failed" in capfd.readouterr().err

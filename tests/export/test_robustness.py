@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import cli
+from fullkit import available, run_on_full_disk
+from procs import interruptible
 
 from catdog.export.formats import FORMATS
 from catdog.export.staging import remove_stale_temps
-from catdog.train.checkpoint import load_checkpoint, save_checkpoint
-
-from conftest import cli
-from fullkit import available, run_on_full_disk
+from catdog.train.checkpoint import load_checkpoint
 
 ARCH = "efficientnet_lite0"
 FINAL_NAMES = [f.filename for f in FORMATS.values()] + ["export-report.json", "export-report.md"]
@@ -38,7 +38,7 @@ class Payload:
 def one_line_error(capfd) -> str:
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
-    assert "Traceback" not in err[0] and err[0].startswith("catdog-export: error: ")
+    assert "Traceback" not in err[0] and err[0].startswith("error: ")
     return err[0]
 
 
@@ -94,13 +94,16 @@ def test_unwritable_output_fails_before_any_work(ckpt_factory, photo_dir, tmp_pa
     [
         (["--int8"], "--int8 needs calibration images: pass --calib DIR"),
         ([], "parity needs real images"),
-        (["--parity", "{photos}", "--calib-method", "median"], "unknown --calib-method 'median'; known: minmax, entropy, percentile"),
-        (["--parity", "{photos}", "--int8-activations", "int4"], "unknown --int8-activations 'int4'; known: uint8, int8"),
+        (["--parity", "{photos}", "--calib-method", "median"],
+         "unknown --calib-method 'median'; known: minmax, entropy, percentile"),
+        (["--parity", "{photos}", "--int8-activations", "int4"],
+         "unknown --int8-activations 'int4'; known: uint8, int8"),
         (["--parity", "{photos}", "--gate", "int8.speed=2"], "unknown gate; known: "),
         (["--parity", "{tmp}/nowhere"], "nowhere: not a folder of images"),
         (["--parity", "{tmp}"], "no images"),
     ],
-    ids=["int8-without-calib", "no-images", "calib-method", "activations", "gate-name", "parity-missing", "parity-empty"],
+    ids=["int8-without-calib", "no-images", "calib-method", "activations", "gate-name", "parity-missing",
+         "parity-empty"],
 )
 def test_usage_errors_are_one_line(ckpt_factory, photo_dir, tmp_path, capfd, args, expect):
     args = [a.format(photos=photo_dir, tmp=tmp_path / "empty") for a in args]
@@ -134,7 +137,8 @@ def test_class_folder_labels_must_match_the_model(ckpt_factory, photo_dir, tmp_p
         (parity / label).mkdir(parents=True, exist_ok=True)
         shutil.copy(p, parity / label / p.name)
     code = cli("--ckpt", ckpt_factory(ARCH), "--out", tmp_path / "out", "--parity", parity)
-    assert code == 2 and "folder 'kitten' is not one of the model's classes ['cat', 'dog']" in one_line_error(capfd)
+    line = one_line_error(capfd)  # the runtime's folder reader names the classes it found and the model's
+    assert code == 2 and "['dog', 'kitten'], but the model has 2: ['cat', 'dog']" in line
 
 
 def test_kill_9_mid_export_leaves_no_final_named_file(ckpt_factory, photo_dir, tmp_path):
@@ -175,7 +179,7 @@ def test_full_disk_is_one_line_and_the_previous_export_is_kept(ckpt_factory, pho
                                           "--latency-runs", "1"], previous=previous)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert r.stderr.strip().splitlines()[-1] == (
-        f"catdog-export: error: cannot write to {out}: No space left on device; nothing was published; "
+        f"error: cannot write to {out}: No space left on device; nothing was published; "
         "free some disk space or choose another --out")
     assert left == previous  # old artifacts untouched, no temp file left
 
@@ -185,9 +189,9 @@ def test_ctrl_c_mid_export_publishes_nothing_and_keeps_the_previous_export(ckpt_
     out = tmp_path / "out"
     out.mkdir()
     (out / "model.onnx").write_bytes(b"the previous export")
-    proc = subprocess.Popen([*EXPORT, "--ckpt", str(ckpt_factory(ARCH)), "--out", str(out), "--int8", "--calib",
-                             str(photo_dir), "--fp16", "--bake-preprocess"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # interruptible: under a background `pytest &` the child would otherwise inherit SIGINT ignored
+    proc = interruptible([*EXPORT, "--ckpt", ckpt_factory(ARCH), "--out", out, "--int8", "--calib", photo_dir,
+                          "--fp16", "--bake-preprocess"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list(out.glob(".model.onnx.*.tmp")):
@@ -198,6 +202,21 @@ def test_ctrl_c_mid_export_publishes_nothing_and_keeps_the_previous_export(ckpt_
     finally:
         proc.kill()
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
-    assert stderr.strip().splitlines()[-1] == "catdog-export: interrupted; nothing was published" and stdout == ""
+    assert stderr.strip().splitlines()[-1] == "interrupted; nothing was published" and stdout == ""
     assert [p.name for p in out.iterdir()] == ["model.onnx"]  # staged temps removed, nothing new published
     assert (out / "model.onnx").read_bytes() == b"the previous export"
+
+
+def test_cli_defaults_are_the_export_options_defaults():
+    """ExportOptions is the one home of the defaults: every catdog-export option shows its value."""
+    from dataclasses import fields
+
+    import typer
+
+    from catdog.export.cli import app
+    from catdog.export.pipeline import ExportOptions
+
+    params = {p.name: p.default for p in typer.main.get_command(app).params}
+    params["gates"] = tuple(params.pop("gate"))
+    defaults = {f.name: f.default for f in fields(ExportOptions) if f.name not in ("ckpt", "out", "extra_formats")}
+    assert {k: params[k] for k in defaults} == defaults
