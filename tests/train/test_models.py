@@ -1,5 +1,5 @@
 """Every registered arch builds, takes one training step and evaluates; pretrained weights load
-safely; efficientnet_lite0 with its ImageNet head sees the Samoyed through the spine's preprocess."""
+safely; efficientnet_lite0/1/2 with their ImageNet heads see the Samoyed through the spine's preprocess."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from catdog.train.engine import evaluate, train_one_epoch
 from catdog.train.models import get_entry, get_model, list_models
 from catdog.train.recipe import TrainConfig, build_optimizer
 
-ARCHS = ["alexnet", "alexnet_s0", "alexnet_cifar", "efficientnet_lite0", "mobilenet_v3_small", "resnet18"]
+ARCHS = ["alexnet", "alexnet_s0", "alexnet_cifar", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+         "mobilenet_v3_small", "resnet18"]
 # The smallest input each arch takes (alexnet's stride-4 stem and three pools need >= 63 px).
 TINY = {"alexnet": 64, "alexnet_s0": 64, "alexnet_cifar": 32}
 
@@ -153,12 +154,16 @@ def test_alexnet_cifar_has_no_download():
         get_model("alexnet_cifar", 2, pretrained=True)
 
 
-def test_efficientnet_lite0_imagenet_sees_a_samoyed(dog_jpg, data_dir):
-    model = get_model("efficientnet_lite0", 1000, pretrained=True).eval()
-    spec = get_entry("efficientnet_lite0").spec
+@pytest.mark.parametrize("arch, least", [("efficientnet_lite0", 0.75), ("efficientnet_lite1", 0.5),
+                                         ("efficientnet_lite2", 0.58)])
+def test_efficientnet_lite_imagenet_sees_a_samoyed(arch, least, dog_jpg, data_dir):
+    """The offline ImageNet weights through our module and the spine's preprocess, at each arch's
+    own size (224/240/260): the Samoyed wins (measured 0.773 / 0.528 / 0.609)."""
+    model = get_model(arch, 1000, pretrained=True).eval()
+    spec = get_entry(arch).spec
     x = torch.from_numpy(preprocess(read_image(dog_jpg), spec))
     with torch.no_grad():
         probs = model(x).softmax(1)[0]
     names = (data_dir / "imagenet_classes.txt").read_text().splitlines()
     assert int(probs.argmax()) == 258, names[int(probs.argmax())]
-    assert "Samoyed" in names[258] and float(probs[258]) > 0.5
+    assert "Samoyed" in names[258] and float(probs[258]) > least
