@@ -12,7 +12,7 @@ import numpy as np
 
 from catdog.runtime.errors import DataError, InputError
 from catdog.runtime.files import IMAGE_SUFFIXES
-from catdog.runtime.folders import has_class_folders, list_images, read_images, scan
+from catdog.runtime.folders import LabelledFolder, has_class_folders, list_images, read_images, scan
 
 SAMPLE_SEED = 0  # fixed: the same folder gives the same calibration/parity sample on every run
 
@@ -23,6 +23,7 @@ class ImageSet:
     images: tuple[np.ndarray, ...]  # BGR uint8, as read_image returns them
     labels: tuple[int, ...] | None  # class indices in the model's class order, when known
     skipped: tuple[str, ...]  # one line per unreadable file
+    layout: str | None = None  # where the labels came from: "flat" (Kaggle names) | "folders"
 
 
 def sample(paths: list[Path], count: int, skip: int = 0) -> list[Path]:
@@ -35,13 +36,12 @@ def sample(paths: list[Path], count: int, skip: int = 0) -> list[Path]:
     return rest[:count]
 
 
-def _labelled(folder: Path, classes: tuple[str, ...], *, from_names: bool) -> dict[Path, int] | None:
-    """path -> class index when labels can be known (class folders, or Kaggle names with
+def _labelled(folder: Path, classes: tuple[str, ...], *, from_names: bool) -> LabelledFolder | None:
+    """The labelled images when labels can be known (class folders, or Kaggle names with
     --labels-from-names), else None: parity then measures agreement only."""
     if not (from_names or has_class_folders(folder)):
         return None
-    found = scan(folder, classes=classes)
-    return {Path(p): y for p, y in found.samples}
+    return scan(folder, classes=classes)
 
 
 def load_images(
@@ -53,7 +53,8 @@ def load_images(
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder of images")
-    labels = None if classes is None else _labelled(folder, classes, from_names=from_names)
+    found = None if classes is None else _labelled(folder, classes, from_names=from_names)
+    labels = None if found is None else {Path(p): y for p, y in found.samples}
     listed = list(labels) if labels is not None else list_images(folder, recursive=True)
     if not listed:
         raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
@@ -67,4 +68,5 @@ def load_images(
         images=tuple(images),
         labels=None if labels is None else tuple(labels[p] for p in kept_paths),
         skipped=tuple(skipped),
+        layout=None if found is None else found.layout,
     )

@@ -107,7 +107,7 @@ def run_export(opts: ExportOptions, progress: Callable[[str], None] | None = Non
         report = ExportReport(
             checkpoint=str(opts.ckpt), checkpoint_sha256=sha, arch=str(ckpt["arch"]), classes=list(classes),
             opset=opts.opset, exporter=EXPORTER, parity_images=len(x), parity_source=str(parity_dir),
-            labels=_labels_source(opts, par), eager_accuracy=eager_acc,
+            labels=_labels_source(par), eager_accuracy=eager_acc,
             notes={**ctx.notes, **_overlap_note(par, calib_set)}, details=dict(ctx.details),
             skipped_images=list(par.skipped) + ([] if calib_set is None else list(calib_set.skipped)),
             gate_failure_allowed=opts.allow_gate_failure,
@@ -146,7 +146,7 @@ def _overlap_note(par: ImageSet, calib: ImageSet | None) -> dict[str, str]:
             "(the folder is too small for both); pass --parity DIR for an independent check"}
 
 
-def _labels_source(opts: ExportOptions, par: ImageSet) -> str | None:
+def _labels_source(par: ImageSet) -> str | None:
     if par.labels is None:
         return None
-    return "file names (--labels-from-names)" if opts.labels_from_names else "class folders"
+    return "class folders" if par.layout == "folders" else "file names (--labels-from-names)"

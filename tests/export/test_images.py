@@ -55,7 +55,7 @@ def test_hidden_files_are_neither_calibration_nor_parity_images(hidden_flat):
     for images in (calib, parity):
         assert len(images.paths) == 12 and images.skipped == ()
         assert not [p for p in images.paths if p.name.startswith(".")]
-    assert sorted(parity.labels) == [0] * 6 + [1] * 6
+    assert sorted(parity.labels) == [0] * 6 + [1] * 6 and parity.layout == "flat"
 
 
 def test_class_folders_are_read_recursively_without_hidden_files(hidden_folders):
@@ -64,6 +64,8 @@ def test_class_folders_are_read_recursively_without_hidden_files(hidden_folders)
     assert {p.parent.name for p in parity.paths} == {"cat", "dog", "sub"}
     assert all(CLASSES[y] == p.name.split(".")[0] for p, y in zip(parity.paths, parity.labels, strict=True))
     assert len(load_images(hidden_folders, 200).paths) == 12  # calibration: the same 12, unlabelled
+    # --labels-from-names asks for labels; class folders still give them (and the report says so)
+    assert load_images(hidden_folders, 100, CLASSES, from_names=True).layout == "folders"
 
 
 def test_calibration_and_parity_samples_of_one_folder_do_not_overlap(hidden_folders):
@@ -90,6 +92,7 @@ def test_export_ignores_hidden_files_in_calibration_and_parity(ckpt_factory, hid
                          latency_runs=1)
     report = run_export(opts)
     assert report.passed and report.parity_images == 12 and report.skipped_images == []
+    assert report.labels == "file names (--labels-from-names)" and report.eager_accuracy is not None
     # parity is a sample of --calib here; 12 calibration images, not 14, and all of them reused
     assert report.notes["parity"].startswith("12 of 12 parity images were also calibration images")
 
