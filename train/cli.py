@@ -16,7 +16,7 @@ from rich.console import Console
 from catdog.runtime.boundary import EXIT_INTERRUPTED, cli_boundary
 from catdog.runtime.errors import CatdogError
 from catdog.train.prepare import STATS_SHORT
-from catdog.train.recipe import AMP_MODES, OPTIMIZERS, SCHEDULERS, ConfigError, TrainConfig
+from catdog.train.recipe import AMP_MODES, AUGMENTS, HEADS, OPTIMIZERS, SCHEDULERS, ConfigError, TrainConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Train an image classifier; prepare and inspect datasets.")
@@ -67,6 +67,13 @@ def train(
     seed: int = typer.Option(D.seed),
     val_fraction: float = typer.Option(D.val_fraction),
     size: Optional[int] = typer.Option(D.size, help="Override the arch's input size."),
+    head: str = typer.Option(D.head, help=f"{' | '.join(HEADS)}: a fresh head, or the linear probe's (LP-FT)."),
+    probe: bool = typer.Option(D.probe, help="Fit the linear probe first and report it beside every epoch."),
+    ema: float = typer.Option(D.ema, help="EMA decay of the weights, e.g. 0.99 (0 = off); the EMA is what is saved."),
+    mixup: float = typer.Option(D.mixup, help="MixUp alpha, e.g. 0.2 (0 = off)."),
+    cutmix: float = typer.Option(D.cutmix, help="CutMix alpha, e.g. 1.0 (0 = off)."),
+    augment: str = typer.Option(D.augment, help=" | ".join(AUGMENTS) + "."),
+    folds: int = typer.Option(5, min=2, help="cv only: number of stratified folds."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     list_archs: bool = typer.Option(False, help="List the model names and exit."),
     quiet: bool = typer.Option(False, help="No progress bars."),
@@ -75,6 +82,11 @@ def train(
     """Train a classifier (the default command)."""
     if ctx.invoked_subcommand is not None:
         return
+    command = ctx.info_name if ctx.info_name in ("probe", "cv") else "train"
+    if command == "probe":  # the linear probe is LP-FT with no fine-tuning: the head, saved as epoch 0
+        if resume is not None:
+            raise ConfigError("probe has nothing to resume; continue a probe run with catdog-train --resume RUN")
+        head, probe, epochs, pretrained = "probe", True, 0, pretrained or weights is None
     from catdog.train.models import list_models
 
     if list_archs:
@@ -98,17 +110,30 @@ def train(
         raise ConfigError("catdog-train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR); see --help")
     cfg = TrainConfig(
         arch=arch, arch_kwargs=_parse_kw(arch_kw), pretrained=pretrained, weights=str(weights) if weights else None,
-        data=str(data or ""), val=str(val) if val else None, val_fraction=val_fraction, epochs=epochs or D.epochs,
+        data=str(data or ""), val=str(val) if val else None, val_fraction=val_fraction,
+        epochs=D.epochs if epochs is None else epochs,
         batch_size=batch_size, workers=default_workers() if workers is None else workers, optimizer=optimizer,
         lr=lr, momentum=momentum,
         weight_decay=weight_decay, scheduler=scheduler, step_size=step_size, gamma=gamma,
         label_smoothing=label_smoothing, accum_steps=accum, amp=amp, patience=patience, seed=seed, size=size,
+        head=head, probe=probe, ema=ema, mixup=mixup, cutmix=cutmix, augment=augment,
     )
     if resume is None:
         from catdog.train.models import get_entry
 
         get_entry(arch)  # unknown arch: fail before scanning thousands of files
     console = None if quiet else Console(stderr=True, soft_wrap=True)
+    if command == "cv":
+        from catdog.train.cv import cross_validate
+
+        if resume is not None:
+            raise ConfigError("cv runs every fold from scratch; --resume a single fold's folder instead")
+        report = cross_validate(cfg, folds, out, device=device, console=console)
+        err.print(f"cv: val acc {report['val_acc_mean']:.4f} \u00b1 {report['val_acc_std']:.4f} over {folds} folds; "
+                  f"pooled {report['pooled']}; {out / 'cv.json'}", markup=False, highlight=False)
+        print(json.dumps({k: report[k] for k in ("folds", "val_acc_mean", "val_acc_std", "pooled",
+                                                   "probe_val_acc_mean")}))
+        return
     try:
         summary = fit(None if resume is not None and epochs is None else cfg, out, device=device,
                       resume=resume is not None, console=console, plots=plots)
@@ -116,7 +141,9 @@ def train(
         err.print(_interrupted_summary(out), markup=False, highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if summary.get("best_epoch") is not None and int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({k: summary[k] for k in ("epochs", "best_epoch", "best_val_acc", "best_val_loss", "out")}))
+        keys = ("epochs", "best_epoch", "best_val_acc", "best_val_loss", "probe_val_acc", "out")
+        print(json.dumps({**{k: summary[k] for k in keys},
+                          "temperature": (summary.get("calibration") or {}).get("temperature")}))
 
 
 def _interrupted_summary(out: Path) -> str:
@@ -143,6 +170,10 @@ def _interrupted_summary(out: Path) -> str:
 
 app.callback(invoke_without_command=True)(train)
 app.command("train", help="Train a classifier (same as calling catdog-train without a command).")(train)
+app.command("probe", help="The linear-probe baseline: frozen pretrained backbone + logistic regression "
+                          "(L-BFGS, L2 chosen on validation), saved as an ordinary checkpoint.")(train)
+app.command("cv", help="k-fold cross-validation of a recipe on --data (--folds K): mean \u00b1 std val "
+                       "accuracy, OUT/cv.json.")(train)
 
 
 @app.command()
@@ -183,15 +214,18 @@ def stats(
 @cli_boundary
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="best.pth / last.pth."),
-    data: Path = typer.Argument(..., help="Labelled images (either layout), e.g. a held-out test folder."),
+    data: List[Path] = typer.Argument(..., help="Labelled folders (either layout): held-out test sets, other sources."),
     batch_size: int = typer.Option(D.batch_size),
     workers: int = typer.Option(D.workers),
     device: str = typer.Option("auto"),
 ) -> None:
-    """Accuracy of a checkpoint on a labelled folder, through the spine's preprocess."""
+    """Accuracy (95% Wilson interval, n) and calibration error of a checkpoint on each labelled folder."""
     from catdog.train.evaluate import evaluate_checkpoint
 
     res = evaluate_checkpoint(checkpoint, data, batch_size=batch_size, workers=workers, device=device, console=err)
+    for folder, r in res["sets"].items():
+        ece = f", ECE {100 * r['ece']:.2f}%" if "ece" in r else ""
+        err.print(f"{folder}: {r['accuracy_text']}{ece}", markup=False, highlight=False)
     print(json.dumps(res))
 
 

@@ -43,9 +43,11 @@ def split(data: LabelledFolder, val_fraction: float = 0.2, seed: int = 0) -> tup
     return data.subset(train), data.subset(val)
 
 
-def train_transform(spec: PreprocessSpec):
-    """The seed augmentation on a uint8 CHW tensor in RGB (ColorJitter's saturation/hue assume RGB).
-    Resize to the spec's shorter side first so rotation and cropping work on small images."""
+def train_transform(spec: PreprocessSpec, augment: str = "seed"):
+    """The augmentation on a uint8 CHW tensor in RGB (ColorJitter's saturation/hue assume RGB).
+    Resize to the spec's shorter side first so rotation and cropping work on small images.
+    seed: flip, rotate, crop, colour jitter; trivial / randaugment: flip and crop, then
+    TrivialAugmentWide (Mueller & Hutter 2021) / RandAugment (Cubuk et al. 2020) in place of the rest."""
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import v2 as T
 
@@ -61,25 +63,35 @@ def train_transform(spec: PreprocessSpec):
     first = T.Resize(spec.resize, interpolation=interp, antialias=True) if spec.resize_mode == "shorter" else (
         T.Resize((spec.size, spec.size), interpolation=interp, antialias=True)
     )
-    return T.Compose(
-        [
-            first,
-            T.RandomHorizontalFlip(),
-            T.RandomRotation(10, interpolation=InterpolationMode.BILINEAR),
-            T.RandomResizedCrop(spec.size, scale=(0.8, 1.0), interpolation=interp, antialias=True),
-            T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.0),
-        ]
-    )
+    crop = T.RandomResizedCrop(spec.size, scale=(0.8, 1.0), interpolation=interp, antialias=True)
+    policy = {"trivial": T.TrivialAugmentWide, "randaugment": T.RandAugment}.get(augment)
+    if policy is not None:  # their geometric ops take no bicubic on tensors
+        return T.Compose([first, T.RandomHorizontalFlip(), crop, policy(interpolation=InterpolationMode.BILINEAR)])
+    return T.Compose([first, T.RandomHorizontalFlip(), T.RandomRotation(10, interpolation=InterpolationMode.BILINEAR),
+                      crop, T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.0)])
+
+
+def batch_mixer(num_classes: int, *, mixup: float, cutmix: float):
+    """MixUp (Zhang et al. 2018) and/or CutMix (Yun et al. 2019) on a whole batch, from
+    torchvision.transforms.v2: (x, labels) -> (mixed x, (N, C) soft labels). None when both are off;
+    with both on, each batch gets one of the two at random."""
+    from torchvision.transforms import v2 as T
+
+    ops = ([T.MixUp(alpha=mixup, num_classes=num_classes)] if mixup > 0 else []) + (
+        [T.CutMix(alpha=cutmix, num_classes=num_classes)] if cutmix > 0 else [])
+    if not ops:
+        return None
+    return ops[0] if len(ops) == 1 else T.RandomChoice(ops)
 
 
 class ImageDataset(Dataset):
     """Items are (float32 CHW tensor, label) or, for a file that cannot be decoded, (None, message)."""
 
-    def __init__(self, data: LabelledFolder, spec: PreprocessSpec, *, train: bool):
+    def __init__(self, data: LabelledFolder, spec: PreprocessSpec, *, train: bool, augment: str = "seed"):
         self.samples = list(data.samples)
         self.spec = spec
         self.train = train
-        self._aug = train_transform(spec) if train else None
+        self._aug = train_transform(spec, augment) if train else None
         self._mean = torch.tensor(spec.mean, dtype=torch.float32).view(3, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32).view(3, 1, 1)
 

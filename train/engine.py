@@ -45,7 +45,12 @@ def train_one_epoch(
     amp_dtype: torch.dtype | None = None,
     accum_steps: int = 1,
     progress: Progress | None = None,
+    *,
+    mix: Callable | None = None,
+    ema: nn.Module | None = None,
 ) -> EpochStats:
+    """`mix(x, y) -> (x, soft y)` is MixUp/CutMix on the batch; `ema` (an AveragedModel) is updated
+    after every optimizer step."""
     model.train()
     st = EpochStats()
     loss_sum, correct = 0.0, 0
@@ -58,6 +63,8 @@ def train_one_epoch(
         st.data_seconds += t_data - t_ready
         st.bad += bad
         if len(y):
+            if mix is not None:
+                x, y = mix(x, y)  # y becomes (N, C) class probabilities; the loss takes them as is
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = model(x)
@@ -66,7 +73,7 @@ def train_one_epoch(
             scaler.scale(scaled).backward() if scaler is not None else scaled.backward()
             pending += 1
             loss_sum += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            correct += int((logits.argmax(1) == (y.argmax(1) if y.ndim == 2 else y)).sum())
             st.images += len(y)
         if pending and (pending == accum_steps or i == n_batches - 1):
             if scaler is not None:
@@ -76,6 +83,8 @@ def train_one_epoch(
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             pending = 0
+            if ema is not None:
+                ema.update_parameters(model.module if hasattr(model, "module") else model)
         _sync(device)
         t_ready = time.perf_counter()
         st.compute_seconds += t_ready - t_data
@@ -94,6 +103,7 @@ class EvalResult:
     acc: float
     probs: torch.Tensor  # (N, C) softmax, in the loader's order, bad files left out
     labels: torch.Tensor  # (N,)
+    logits: torch.Tensor  # (N, C) float32, for temperature calibration
     images: int
     seconds: float
     bad: list[str] = field(default_factory=list)
@@ -104,7 +114,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp_dtype: torch.dt
              progress: Progress | None = None) -> EvalResult:
     model.eval()
     t0 = time.perf_counter()
-    probs, labels, bad = [], [], []
+    probs, labels, logit_rows, bad = [], [], [], []
     loss_sum = 0.0
     for x, y, b in loader:
         bad += b
@@ -114,6 +124,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp_dtype: torch.dt
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(x)
         logits = logits.float()
+        logit_rows.append(logits.cpu())
         loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
         probs.append(logits.softmax(1).cpu())
         labels.append(y.cpu())
@@ -124,4 +135,5 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp_dtype: torch.dt
     t = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
     n = len(t)
     acc = float((p.argmax(1) == t).float().mean()) if n else 0.0
-    return EvalResult(loss_sum / max(n, 1), acc, p, t, n, time.perf_counter() - t0, bad)
+    z = torch.cat(logit_rows) if logit_rows else torch.zeros(0, 0)
+    return EvalResult(loss_sum / max(n, 1), acc, p, t, z, n, time.perf_counter() - t0, bad)

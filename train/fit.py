@@ -23,11 +23,14 @@ from catdog.runtime.folders import LabelledFolder, scan
 from catdog.runtime.spec import PreprocessSpec
 from catdog.train import dist
 from catdog.train.checkpoint import load_checkpoint, save_checkpoint
-from catdog.train.data import ImageDataset, make_loader, split
+from catdog.train.data import ImageDataset, batch_mixer, make_loader, split
 from catdog.train.engine import EvalResult, evaluate, train_one_epoch
+from catdog.train.evaluate import calibrate_checkpoint
 from catdog.train.models import get_entry, get_model
+from catdog.train.probe import probe_bar
 from catdog.train.progress import bar
 from catdog.train.recipe import TrainConfig, amp_dtype, build_optimizer, build_scaler, build_scheduler
+from catdog.train.rundir import append_line, check_free_space, report_bad, trim_metrics, write_plots
 
 BEST, LAST, METRICS, CLASSES = "best.pth", "last.pth", "metrics.jsonl", "class_indices.json"
 
@@ -57,35 +60,15 @@ def _state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def _append_line(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _trim_metrics(path: Path, epochs_done: int) -> list[dict]:
-    """Keep the lines of completed (checkpointed) epochs; rewrite the file atomically."""
-    rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash
-            if isinstance(row, dict) and row.get("epoch", 1 << 30) <= epochs_done:
-                rows.append(row)
-    atomic_write(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    return rows
-
-
 def fit(cfg: TrainConfig | None, out: str | os.PathLike, *, device: str = "auto", resume: bool = False,
-        console: Console | None = None, plots: bool = True) -> dict[str, Any]:
+        console: Console | None = None, plots: bool = True,
+        sets: tuple[LabelledFolder, LabelledFolder] | None = None) -> dict[str, Any]:
     """Train; return a summary. With resume=True the run's stored config is used; `cfg`, when given,
-    only supplies `epochs` (to extend the run); None keeps the stored epoch count."""
+    only supplies `epochs` (to extend the run); None keeps the stored epoch count. `sets` (train,
+    val) replaces reading cfg.data / cfg.val (cross-validation folds)."""
     info = dist.setup(device)
     try:
-        return _fit(cfg, Path(out), info, resume, console if info.main else None, plots)
+        return _fit(cfg, Path(out), info, resume, console if info.main else None, plots, sets)
     finally:
         dist.teardown(info)
 
@@ -104,8 +87,9 @@ class _Run:
     scaler: Any
     adtype: Any
     base: dict[str, Any]  # the fields every checkpoint repeats
+    ema: Any = None  # AveragedModel: what is evaluated and saved as best.pth when --ema is on
     state: dict[str, Any] = field(default_factory=lambda: {
-        "best_acc": -1.0, "best_loss": float("inf"), "best_epoch": 0, "stale": 0})
+        "best_acc": -1.0, "best_loss": float("inf"), "best_epoch": 0, "stale": 0, "probe_val_acc": None})
     history: list[dict] = field(default_factory=list)
     reported: set[str] = field(default_factory=set)
 
@@ -145,17 +129,19 @@ def _restore(run: _Run, last: dict) -> int:
         run.scheduler.load_state_dict(last["scheduler"])
     if last.get("scaler"):
         run.scaler.load_state_dict(last["scaler"])
+    if run.ema is not None and last.get("ema"):
+        run.ema.load_state_dict(last["ema"])
     run.state.update(last.get("run_state") or {})
     run.say(f"resuming {escape(str(run.out))} after epoch {last['epoch']} of {run.cfg.epochs}")
     return int(last["epoch"])
 
 
 def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, console: Console | None,
-         plots: bool) -> dict:
+         plots: bool, sets: tuple[LabelledFolder, LabelledFolder] | None) -> dict:
     say = console.print if console else (lambda *a, **k: None)
     last, cfg = _open_run(cfg, out, info, resume)
     torch.manual_seed(cfg.seed)
-    train_set, val_set = load_data(cfg, last["classes"] if last else None)
+    train_set, val_set = sets or load_data(cfg, last["classes"] if last else None)
     classes = list(train_set.classes)
     if last and classes != last["classes"]:
         raise DataError(f"{cfg.data}: classes {classes} differ from the run's {last['classes']}")
@@ -165,25 +151,41 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
         f"({train_set.layout} layout), input {spec.size}px")
     model = _build_model(cfg, classes, arch_kwargs, last, out)
     if info.main:
-        _check_free_space(out, model, cfg.arch)
+        check_free_space(out, model, cfg.arch)
     model.to(info.device)
+    probe = last.get("probe") if last else probe_bar(cfg, model, train_set, val_set, spec, info, say)
     optimizer = build_optimizer(model, cfg)
     adtype = amp_dtype(cfg, info.device)
     base = {"arch": cfg.arch, "arch_kwargs": arch_kwargs, "classes": classes, "spec": spec,
-            "train_config": cfg.to_dict()}
+            "train_config": cfg.to_dict(), "probe": probe}
+    ema = None
+    if cfg.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     run = _Run(cfg, out, info, say, model, optimizer, build_scheduler(optimizer, cfg),
-               build_scaler(adtype, info.device), adtype, base)
+               build_scaler(adtype, info.device), adtype, base, ema)
+    run.state["probe_val_acc"] = (base["probe"] or {}).get("val_acc")
     start = _restore(run, last) if last else 0
     if info.main:
-        run.history = _trim_metrics(out / METRICS, start)
+        run.history = trim_metrics(out / METRICS, start)
         atomic_write(out / CLASSES, json.dumps({c: i for i, c in enumerate(classes)}, indent=2) + "\n")
-    train_ds = ImageDataset(train_set, get_entry(cfg.arch).train_spec(spec), train=True)
-    val_result, best_val, epoch = _epochs(run, console, train_ds, ImageDataset(val_set, spec, train=False), start)
+    train_ds = ImageDataset(train_set, get_entry(cfg.arch).train_spec(spec), train=True, augment=cfg.augment)
+    val_ds = ImageDataset(val_set, spec, train=False)
+    if cfg.epochs == 0:  # the linear probe itself: its head is in place, record it as epoch 0
+        val_result = best_val = _probe_epoch(run, val_ds)
+        epoch = 0
+    else:
+        val_result, best_val, epoch = _epochs(run, console, train_ds, val_ds, start)
     state = run.state
     summary = {"epochs": epoch, "best_epoch": state["best_epoch"], "best_val_acc": state["best_acc"],
-               "best_val_loss": state["best_loss"], "out": str(out), "skipped": sorted(run.reported)}
+               "best_val_loss": state["best_loss"], "probe_val_acc": state["probe_val_acc"], "out": str(out),
+               "skipped": sorted(run.reported)}
+    if info.main and state["best_acc"] >= 0:
+        summary["calibration"] = calibrate_checkpoint(out / BEST, best_val, val_ds, info.device, say,
+                                                      batch_size=cfg.batch_size, workers=cfg.workers)
     if plots and info.main and (best_val or val_result) is not None:
-        _plots(out, run.history, best_val or val_result, classes, say)
+        write_plots(out, run.history, best_val or val_result, classes, say)
     return summary
 
 
@@ -199,6 +201,8 @@ def _epochs(run: _Run, console: Console | None, train_ds: ImageDataset, val_ds: 
 
         sampler = DistributedSampler(train_ds, info.world, info.rank, shuffle=True, seed=cfg.seed)
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    mix = batch_mixer(len(run.base["classes"]), mixup=cfg.mixup, cutmix=cfg.cutmix)
+    judged = run.ema.module if run.ema is not None else model  # what validation sees and best.pth holds
     ddp_model, trainable = None, None
     val_result: EvalResult | None = None
     best_val: EvalResult | None = None  # the best epoch's predictions, for the confusion matrix/ROC
@@ -219,7 +223,7 @@ def _epochs(run: _Run, console: Console | None, train_ds: ImageDataset, val_ds: 
         lr = run.optimizer.param_groups[0]["lr"]
         with bar(console, f"epoch {epoch}/{cfg.epochs} train", len(train_ds) // info.world) as tick:
             st = train_one_epoch(ddp_model or model, batches, run.optimizer, criterion, info.device, run.scaler,
-                                 run.adtype, cfg.accum_steps, tick)
+                                 run.adtype, cfg.accum_steps, tick, mix=mix, ema=run.ema)
         sums = dist.all_sum(info, [st.loss * st.images, st.acc * st.images, st.images, st.data_seconds,
                                    st.compute_seconds])
         bad = dist.gather_lists(info, st.bad)
@@ -229,8 +233,8 @@ def _epochs(run: _Run, console: Console | None, train_ds: ImageDataset, val_ds: 
         if info.main:
             vloader = loader(val_ds, shuffle=False, epoch=epoch)
             with bar(console, f"epoch {epoch}/{cfg.epochs} val  ", len(val_ds)) as tick:
-                val_result = evaluate(model, vloader, info.device, run.adtype, tick)
-            _report_bad(bad + val_result.bad, run.reported, run.say)
+                val_result = evaluate(judged, vloader, info.device, run.adtype, tick)
+            report_bad(bad + val_result.bad, run.reported, run.say)
             if _record(run, epoch, lr, st, sums, val_result):
                 best_val = val_result
             stop = cfg.patience > 0 and run.state["stale"] >= cfg.patience
@@ -242,6 +246,16 @@ def _epochs(run: _Run, console: Console | None, train_ds: ImageDataset, val_ds: 
     return val_result, best_val, epoch
 
 
+def _probe_epoch(run: _Run, val_ds: ImageDataset) -> EvalResult:
+    """--epochs 0 --head probe: score the probe through the same validation path as any epoch and
+    save it like one (best.pth and last.pth, so --resume --epochs N fine-tunes it: LP then FT)."""
+    vloader = make_loader(val_ds, run.cfg.batch_size, run.cfg.workers, shuffle=False, seed=run.cfg.seed)
+    val = evaluate(run.model, vloader, run.info.device, run.adtype)
+    if run.info.main:
+        _record(run, 0, 0.0, None, [0.0, 0.0, 0, 0.0, 0.0], val)
+    return val
+
+
 def _record(run: _Run, epoch: int, lr: float, st: Any, sums: list[float], val: EvalResult) -> bool:
     """Main rank, end of an epoch: best.pth if improved, then the metrics line, then last.pth (the
     order --resume relies on). -> whether the epoch improved."""
@@ -250,9 +264,10 @@ def _record(run: _Run, epoch: int, lr: float, st: Any, sums: list[float], val: E
     row = {
         "epoch": epoch, "lr": lr, "train_loss": loss_sum / max(images, 1), "train_acc": correct / max(images, 1),
         "val_loss": val.loss, "val_acc": val.acc, "train_images": int(images),
-        "val_images": val.images, "images_per_s": images / max(st.seconds, 1e-9),
-        "data_s": data_s / world, "compute_s": comp_s / world, "epoch_s": st.seconds,
+        "val_images": val.images, "images_per_s": images / max(st.seconds, 1e-9) if st else 0.0,
+        "data_s": data_s / world, "compute_s": comp_s / world, "epoch_s": st.seconds if st else 0.0,
         "val_s": val.seconds, "skipped": len(run.reported), "time": time.time(),
+        "probe_val_acc": state["probe_val_acc"],  # the bar: the frozen backbone's linear probe, same split
     }
     improved = (val.acc, -val.loss) > (state["best_acc"], -state["best_loss"])
     if improved:
@@ -261,47 +276,22 @@ def _record(run: _Run, epoch: int, lr: float, st: Any, sums: list[float], val: E
         state["stale"] += 1
     metrics = {k: row[k] for k in ("val_acc", "val_loss", "train_loss", "train_acc", "epoch")}
     sd = _state_dict(run.model)
-    if improved:
-        save_checkpoint(run.out / BEST, **run.base, state_dict=sd, metrics=metrics, epoch=epoch)
-    _append_line(run.out / METRICS, row)
+    if improved:  # with --ema the averaged weights are the ones validated, so the ones kept
+        best_sd = _state_dict(run.ema.module) if run.ema is not None else sd
+        save_checkpoint(run.out / BEST, **run.base, state_dict=best_sd, metrics=metrics, epoch=epoch)
+    append_line(run.out / METRICS, row)
     run.history.append(row)
     save_checkpoint(
         run.out / LAST, **run.base, state_dict=sd, metrics=metrics, epoch=epoch,
         optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict() if run.scheduler else None,
         scaler=run.scaler.state_dict() if run.scaler.is_enabled() else None, run_state=dict(state),
+        ema=_state_dict(run.ema) if run.ema is not None else None,
     )
+    if st is None:  # --epochs 0: the probe itself, no training to speak of
+        run.say(f"epoch 0 (the linear probe): val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}")
+        return improved
+    bar_text = f" (probe {state['probe_val_acc']:.4f})" if state["probe_val_acc"] is not None else ""
     run.say(f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
-            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} | {row['images_per_s']:.1f} img/s "
+            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}{bar_text} | {row['images_per_s']:.1f} img/s "
             f"(data {row['data_s']:.1f}s, compute {row['compute_s']:.1f}s)" + (" [green]best[/]" if improved else ""))
     return improved
-
-
-def _check_free_space(out: Path, model: torch.nn.Module, arch: str) -> None:
-    """Fail before the first epoch if best.pth + last.pth cannot fit: last.pth holds the weights and
-    up to two optimizer moments, and an atomic save briefly needs the old and the new file."""
-    import shutil
-
-    need = 8 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    free = shutil.disk_usage(out).free
-    if free < need:
-        raise OutputError(f"{out}: only {free / 1e6:.1f} MB free, {arch} checkpoints need about {need / 1e6:.0f} MB; "
-                          "free some disk space or choose another --out")
-
-
-def _report_bad(messages: list[str], reported: set[str], say) -> None:
-    new = sorted(set(messages) - reported)
-    if new:
-        reported.update(new)
-        say(f"[yellow]skipped {len(new)} unreadable image(s):[/]")
-        for m in new:
-            say(f"  {m}", markup=False, highlight=False)
-
-
-def _plots(out: Path, history: list[dict], val: EvalResult, classes: list[str], say) -> None:
-    try:
-        from catdog.train import plots
-    except ImportError:  # matplotlib is an optional part of [train]
-        say("matplotlib not installed: no plots")
-        return
-    for path in plots.save_all(out, history, val.probs, val.labels, classes):
-        say(f"wrote {escape(str(path))}")

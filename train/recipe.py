@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine")
 AMP_MODES = ("auto", "off", "fp16", "bf16")
+HEADS = ("random", "probe")  # probe: LP-FT (Kumar et al. 2022) starts from the linear probe's head
+AUGMENTS = ("seed", "trivial", "randaugment")
 
 
 class ConfigError(CatdogError):
@@ -49,19 +51,36 @@ class TrainConfig:
     patience: int = 0  # early stopping: epochs without improvement before stopping; 0 = never
     seed: int = 0
     size: int | None = None  # override the arch's input size (tests, small GPUs)
+    head: str = "random"  # how the classifier head starts: fresh, or the linear probe's (LP-FT)
+    probe: bool = True  # fit the linear probe on the same split first and report it beside each epoch
+    ema: float = 0.0  # EMA decay of the weights (e.g. 0.99); evaluated and saved in place of the raw ones
+    mixup: float = 0.0  # MixUp alpha (0 = off)
+    cutmix: float = 0.0  # CutMix alpha (0 = off); with both, each batch gets one of the two
+    augment: str = "seed"  # seed: flip/rotate/crop/jitter; trivial: + TrivialAugmentWide; randaugment
 
     def __post_init__(self) -> None:
         for name, value, known in (
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("scheduler", self.scheduler, SCHEDULERS),
             ("amp", self.amp, AMP_MODES),
+            ("head", self.head, HEADS),
+            ("augment", self.augment, AUGMENTS),
         ):
             if value not in known:
                 raise ConfigError(f"unknown {name} {value!r}; known: {', '.join(known)}")
-        if self.epochs < 1 or self.batch_size < 1 or self.accum_steps < 1:
-            raise ConfigError("epochs, batch size and accumulation steps must be >= 1")
+        if self.epochs < 0 or self.batch_size < 1 or self.accum_steps < 1:
+            raise ConfigError("epochs must be >= 0, batch size and accumulation steps >= 1")
+        if self.epochs == 0 and self.head != "probe":
+            raise ConfigError("--epochs 0 trains nothing; with --head probe it saves the linear probe itself "
+                              "(catdog-train probe)")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"--ema is a decay in [0, 1), e.g. 0.99; got {self.ema}")
+        if self.mixup < 0 or self.cutmix < 0:
+            raise ConfigError("--mixup and --cutmix take an alpha >= 0 (0 = off)")
+        if self.head == "probe" and not self.probe:
+            raise ConfigError("--head probe starts from the linear probe: it cannot go with --no-probe")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

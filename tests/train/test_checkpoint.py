@@ -83,9 +83,10 @@ def test_checkpoint_of_another_arch(tmp_path):
 def test_class_count_mismatch_with_val_data(tmp_path, small_folders, small_flat):
     p = tiny_ckpt(tmp_path / "c.pth")
     with pytest.raises(DataError, match="has 3 classes.*model has 2"):
-        evaluate_checkpoint(p, small_folders, workers=0)
-    res = evaluate_checkpoint(p, small_flat, workers=0)
-    assert res["images"] == 12 and 0.0 <= res["accuracy"] <= 1.0
+        evaluate_checkpoint(p, [small_flat, small_folders], workers=0)  # refused before any work
+    res = evaluate_checkpoint(p, [small_flat], workers=0)["sets"][str(small_flat)]
+    assert res["images"] == 12 and 0.0 <= res["accuracy"] <= 1.0 and res["n"] == 12
+    assert res["ci95_low"] <= res["accuracy"] <= res["ci95_high"]
 
 
 def test_resume_with_other_classes_is_refused(tmp_path, small_flat, small_folders):

@@ -14,6 +14,7 @@ import torch
 
 from catdog.runtime.errors import DataError
 from catdog.runtime.folders import scan
+from catdog.runtime.metrics import format_accuracy
 from catdog.train.evaluate import evaluate_checkpoint
 from catdog.train.fit import load_data
 from catdog.train.prepare import channel_stats, prepare
@@ -85,10 +86,12 @@ def test_cli_train_default_form_then_evaluate(train_cli, small_flat, tmp_path):
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["epochs"] == 1 and (run / "best.pth").exists()
     assert "epoch 1:" in r.stderr and "val loss" in r.stderr
-    r = train_cli("evaluate", str(run / "best.pth"), str(small_flat), "--workers", "0")
+    r = train_cli("evaluate", str(run / "best.pth"), str(small_flat), str(small_flat), "--workers", "0")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
-    assert res["images"] == 12 and res["classes"] == ["cat", "dog"]
+    one = res["sets"][str(small_flat)]
+    assert one["images"] == 12 and res["classes"] == ["cat", "dog"] and len(res["sets"]) == 1
+    assert f"{small_flat}: {format_accuracy(one['correct'], 12)}" in r.stderr  # e.g. "58.33% (32.0-80.7, n=12)"
     assert torch.load(run / "best.pth", weights_only=True)["train_config"]["seed"] == 3
 
 
@@ -166,8 +169,8 @@ def test_macos_dot_underscore_files_are_ignored_by_every_stage(small_flat, small
         assert (rep.written, rep.bad) == (12, []) and not [n for n in tree(tmp_path / f"prep-{root.name}") if "._" in n]
         s = channel_stats(root)
         assert (s["images"], s["skipped"]) == (12, []) and s["mean"] == channel_stats(clean)["mean"]
-        res = evaluate_checkpoint(tiny_ckpt(tmp_path / f"{root.name}.pth", classes), root, workers=0)
-        assert (res["images"], res["skipped"]) == (12, [])
+        res = evaluate_checkpoint(tiny_ckpt(tmp_path / f"{root.name}.pth", classes), [root], workers=0)
+        assert (res["sets"][str(root)]["images"], res["sets"][str(root)]["skipped"]) == (12, [])
 
 
 @pytest.mark.parametrize("form", ["default", "train", "prepare", "stats", "evaluate", "root"])
