@@ -188,6 +188,7 @@ class AccuracyRow(Record):
     max_abs_logit: float | None = None
     max_abs_prob: float | None = None
     accuracy_drop: float | None = None
+    accuracy_ci95: str | None = None  # "99.25% (97.8–99.7, n=400)": the figure with its Wilson interval
 
 
 @dataclass(frozen=True)

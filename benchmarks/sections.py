@@ -34,6 +34,7 @@ from catdog.benchmarks.schema import AccuracyRow, BenchConfig, Log, LoopConfig, 
 from catdog.runtime.errors import DataError, InputError
 from catdog.runtime.files import read_image
 from catdog.runtime.folders import LabelledFolder
+from catdog.runtime.metrics import format_accuracy
 from catdog.runtime.spec import PreprocessSpec
 
 if TYPE_CHECKING:
@@ -99,13 +100,14 @@ def accuracy_section(inp: Inputs) -> Section:
     rows = []
     for a in inp.arts:
         got = logits[a.name]
-        acc = float(np.mean(got.argmax(1) == labels))
+        correct = int(np.sum(got.argmax(1) == labels))
+        acc, text = correct / len(images), format_accuracy(correct, len(images))
         if figures is None:
-            rows.append(AccuracyRow(a.name, len(images), acc))
+            rows.append(AccuracyRow(a.name, len(images), acc, accuracy_ci95=text))
             continue
         f = figures(logits[ref_name], got, labels)
         rows.append(AccuracyRow(a.name, len(images), acc, f["top1_agreement"], f["max_abs_logit"],
-                                f["max_abs_prob"], f["accuracy_drop"]))
+                                f["max_abs_prob"], f["accuracy_drop"], text))
     about = f"{len(images)} photos from {inp.cfg.data}; reference for agreement: {ref_name}."
     if figures is None:
         about += " Agreement/differences n/a: catdog.export.parity (needs torch) is not importable here."

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from catdog.benchmarks.cli import app
 from catdog.benchmarks.contenders import HERE, run_once
+from catdog.runtime.metrics import format_accuracy
 
 runner = CliRunner()
 REFERENCE = Path(__file__).parents[2] / "reports" / "cpu-reference" / "report.json"  # written before the records
@@ -54,7 +55,8 @@ def test_layout_is_the_one_old_reports_have(full):
             assert list(rep[key][0]) == list(old[key][0]), key
     for key in ("accuracy", "coldstart", "overhead", "folder", "pipeline"):
         assert list(rep[key]) == list(old[key]), key
-        assert list(rep[key]["rows"][0]) == list(old[key]["rows"][0]), key
+        old_row = list(old[key]["rows"][0])  # fields may be added at the end (accuracy's interval), never moved
+        assert list(rep[key]["rows"][0])[: len(old_row)] == old_row, key
         assert "error" not in rep[key], key
 
 
@@ -71,6 +73,7 @@ def test_accuracy_per_artifact(full):
     assert set(rows) == {"onnx-fp32", "onnx-baked", "onnx-int8"}
     for r in rows.values():
         assert r["n"] == 6 and 0.0 <= r["accuracy"] <= 1.0
+        assert r["accuracy_ci95"] == format_accuracy(round(r["accuracy"] * 6), 6)  # e.g. "83.33% (43.6–97.0, n=6)"
     # The baked graph normalizes inside; fed the same crops it must score exactly like fp32.
     assert rows["onnx-baked"]["accuracy"] == rows["onnx-fp32"]["accuracy"]
     # agreement figures come from export's parity code (importable here: torch is installed)
