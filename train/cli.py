@@ -73,6 +73,7 @@ def train(
     mixup: float = typer.Option(D.mixup, help="MixUp alpha, e.g. 0.2 (0 = off)."),
     cutmix: float = typer.Option(D.cutmix, help="CutMix alpha, e.g. 1.0 (0 = off)."),
     augment: str = typer.Option(D.augment, help=" | ".join(AUGMENTS) + "."),
+    freeze_bn: bool = typer.Option(D.freeze_bn, help="BatchNorm keeps its pretrained statistics while training."),
     folds: int = typer.Option(5, min=2, help="cv only: number of stratified folds."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     list_archs: bool = typer.Option(False, help="List the model names and exit."),
@@ -116,7 +117,7 @@ def train(
         lr=lr, momentum=momentum,
         weight_decay=weight_decay, scheduler=scheduler, step_size=step_size, gamma=gamma,
         label_smoothing=label_smoothing, accum_steps=accum, amp=amp, patience=patience, seed=seed, size=size,
-        head=head, probe=probe, ema=ema, mixup=mixup, cutmix=cutmix, augment=augment,
+        head=head, probe=probe, ema=ema, mixup=mixup, cutmix=cutmix, augment=augment, freeze_bn=freeze_bn,
     )
     if resume is None:
         from catdog.train.models import get_entry

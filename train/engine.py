@@ -48,10 +48,15 @@ def train_one_epoch(
     *,
     mix: Callable | None = None,
     ema: nn.Module | None = None,
+    freeze_bn: bool = False,
 ) -> EpochStats:
     """`mix(x, y) -> (x, soft y)` is MixUp/CutMix on the batch; `ema` (an AveragedModel) is updated
-    after every optimizer step."""
+    after every optimizer step; `freeze_bn` keeps every BatchNorm on its running statistics."""
     model.train()
+    if freeze_bn:  # batch statistics would shift the features a probe head was fitted on (LP-FT)
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
     st = EpochStats()
     loss_sum, correct = 0.0, 0
     optimizer.zero_grad(set_to_none=True)

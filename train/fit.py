@@ -223,7 +223,7 @@ def _epochs(run: _Run, console: Console | None, train_ds: ImageDataset, val_ds: 
         lr = run.optimizer.param_groups[0]["lr"]
         with bar(console, f"epoch {epoch}/{cfg.epochs} train", len(train_ds) // info.world) as tick:
             st = train_one_epoch(ddp_model or model, batches, run.optimizer, criterion, info.device, run.scaler,
-                                 run.adtype, cfg.accum_steps, tick, mix=mix, ema=run.ema)
+                                 run.adtype, cfg.accum_steps, tick, mix=mix, ema=run.ema, freeze_bn=cfg.freeze_bn)
         sums = dist.all_sum(info, [st.loss * st.images, st.acc * st.images, st.images, st.data_seconds,
                                    st.compute_seconds])
         bad = dist.gather_lists(info, st.bad)

@@ -57,6 +57,7 @@ class TrainConfig:
     mixup: float = 0.0  # MixUp alpha (0 = off)
     cutmix: float = 0.0  # CutMix alpha (0 = off); with both, each batch gets one of the two
     augment: str = "seed"  # seed: flip/rotate/crop/jitter; trivial: + TrivialAugmentWide; randaugment
+    freeze_bn: bool = False  # BatchNorm keeps its pretrained statistics (eval mode) while the weights train
 
     def __post_init__(self) -> None:
         for name, value, known in (

@@ -150,3 +150,19 @@ def test_logistic_regression_separates_and_maps_back_to_raw_features():
     y = np.repeat([0, 1], 50)
     w, b = fit_logistic(x, y, 2, l2=0.01)
     assert w.shape == (2, 4) and ((x @ w.T + b).argmax(1) == y).mean() > 0.95  # raw features, no scaling step
+
+
+def test_freeze_bn_keeps_the_pretrained_statistics(train_cli, small_flat, tmp_path):
+    from catdog.train.models.efficientnet_lite import imagenet_state_dict
+
+    imagenet = imagenet_state_dict("efficientnet_lite0")
+    for frozen in (True, False):
+        out = tmp_path / f"bn-{frozen}"
+        flag = "--freeze-bn" if frozen else "--no-freeze-bn"
+        r = train_cli("--data", str(small_flat), *LITE, "--pretrained", "--no-probe", flag, "--epochs", "1",
+                      "--lr", "1e-3", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        sd = load_checkpoint(out / "best.pth")["state_dict"]
+        stats = [k for k in sd if k.endswith(("running_mean", "running_var"))]
+        assert all(torch.equal(sd[k], imagenet[k]) for k in stats) is frozen
+        assert not torch.equal(sd["conv_head.weight"], imagenet["conv_head.weight"])  # the weights did train
