@@ -17,6 +17,7 @@ from catdog.runtime.errors import CatdogError, InputError, ModelError, error_lin
 from catdog.runtime.files import read_image
 from catdog.runtime.labels import load_labels
 from catdog.runtime.metadata import ModelMetadata, from_metadata_map
+from catdog.runtime.metrics import softmax
 from catdog.runtime.preprocess import normalize, resize_crop
 from catdog.runtime.session import Session, open_session
 from catdog.runtime.spec import PreprocessSpec
@@ -39,13 +40,6 @@ class Prediction:
 
     def top(self, k: int) -> list[tuple[str, float]]:
         return sorted(self.probs.items(), key=lambda kv: kv[1], reverse=True)[:k]
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (N, C) scores in their own dtype (export parity passes float64)."""
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    e /= e.sum(axis=1, keepdims=True)
-    return e
 
 
 def looks_like_probs(x: np.ndarray) -> bool:

@@ -38,12 +38,17 @@ def accuracy_record(k: int, n: int) -> dict[str, float | int]:
     return {"accuracy": k / n if n else 0.0, "ci95_low": lo, "ci95_high": hi, "correct": k, "n": n}
 
 
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, C) scores in their own dtype: the one copy (the runtime's scores,
+    export parity in float64, calibration)."""
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    e /= e.sum(axis=1, keepdims=True)
+    return e
+
+
 def softmax_t(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Row-wise softmax of logits / T in float64 (calibration arithmetic wants the precision)."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return softmax(np.asarray(logits, dtype=np.float64) / temperature)
 
 
 def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
