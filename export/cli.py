@@ -23,16 +23,27 @@ def export(
     fp16: bool = typer.Option(D.fp16, "--fp16", help="also build model.fp16.onnx (GPU)"),
     bake: bool = typer.Option(D.bake, "--bake-preprocess", help="also build model.baked.onnx (uint8 NHWC input)"),
     opset: int = typer.Option(D.opset, "--opset", help="ONNX opset"),
-    parity: Optional[Path] = typer.Option(D.parity, "--parity",
-                                          help="real images for the parity gates (default: a sample of --calib)"),
-    parity_count: int = typer.Option(D.parity_count, "--parity-count", help="parity images to sample"),
+    parity: List[Path] = typer.Option(list(D.parity), "--parity",
+                                      help="real images for the parity gates, repeatable: each folder is a set, "
+                                           "reported and gated on its own (default: a sample of --calib)"),
+    parity_count: int = typer.Option(D.parity_count, "--parity-count", help="parity images to sample per set"),
     labels_from_names: bool = typer.Option(D.labels_from_names, "--labels-from-names",
                                            help="labels from Kaggle names (cat.1.jpg)"),
-    calib_method: str = typer.Option(D.calib_method, "--calib-method", help="minmax | entropy | percentile"),
+    calib_method: Optional[str] = typer.Option(
+        D.calib_method, "--calib-method",
+        help="minmax | entropy | percentile (default: minmax or percentile, chosen on held-out calibration images)"),
     int8_activations: str = typer.Option(D.int8_activations, "--int8-activations",
                                          help="uint8 (U8S8 with 7-bit weights: fast on x86 AVX2) | int8 (S8S8)"),
     calib_count: int = typer.Option(D.calib_count, "--calib-count",
                                     help="calibration images (fewer if the folder has fewer)"),
+    int8_select: bool = typer.Option(D.int8_select, "--int8-select/--no-int8-select",
+                                     help="choose INT8's calibration method and fp32 layers on held-out --calib "
+                                          "images, never on parity images (off: minmax, stem + classifier in fp32)"),
+    select_count: int = typer.Option(D.select_count, "--select-count",
+                                     help="held-out calibration images for the INT8 choice"),
+    tta_flip: bool = typer.Option(D.tta_flip, "--tta-flip",
+                                  help="every artifact averages the logits of the image and its mirror image "
+                                       "(two passes in the graph, ~2x the latency)"),
     gate: List[str] = typer.Option(list(D.gates), "--gate",
                                    help="override a gate: NAME=VALUE, e.g. int8.agreement=0.97"),
     allow_gate_failure: bool = typer.Option(D.allow_gate_failure, "--allow-gate-failure",
@@ -45,9 +56,10 @@ def export(
     # soft_wrap: piped or redirected, a long path stays on its line instead of folding at 80 columns
     err = Console(stderr=True, soft_wrap=True)
     opts = ExportOptions(
-        ckpt=ckpt, out=out, int8=int8, calib=calib, fp16=fp16, bake=bake, opset=opset, parity=parity,
+        ckpt=ckpt, out=out, int8=int8, calib=calib, fp16=fp16, bake=bake, opset=opset, parity=tuple(parity),
         parity_count=parity_count, labels_from_names=labels_from_names, calib_method=calib_method,
-        int8_activations=int8_activations, calib_count=calib_count, gates=tuple(gate),
+        int8_activations=int8_activations, calib_count=calib_count, int8_select=int8_select,
+        select_count=select_count, tta_flip=tta_flip, gates=tuple(gate),
         allow_gate_failure=allow_gate_failure, latency_runs=latency_runs,
     )
     try:

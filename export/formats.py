@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import torch
 
-from catdog.export.quantize import DEFAULT_ACTIVATIONS, DEFAULT_CALIB_METHOD
+from catdog.export.quantize import DEFAULT_ACTIVATIONS
 from catdog.runtime.artifacts import ARTIFACTS, ArtifactFile
 from catdog.runtime.errors import InputError
 from catdog.runtime.metadata import ModelMetadata
@@ -45,8 +45,10 @@ class BuildContext:
     spec: PreprocessSpec
     opset: int
     calib: np.ndarray | None = None
-    calib_method: str = DEFAULT_CALIB_METHOD
+    calib_method: str | None = None  # None: chosen on `held_out` (int8_choice)
     int8_activations: str = DEFAULT_ACTIVATIONS
+    held_out: np.ndarray | None = None  # held-out calibration images for INT8's choices
+    held_out_why: str = ""  # why there are none, when there are none
     fp32: onnx.ModelProto | None = None
     notes: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
@@ -113,17 +115,19 @@ def build_onnx(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
 
 
 def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
-    from catdog.export.quantize import qdq_summary, quantize_int8
+    from catdog.export.int8_choice import choose_int8
+    from catdog.export.quantize import Int8Quantizer, qdq_summary
 
     if ctx.calib is None:
         raise InputError("the int8 artifact needs calibration images: pass --calib DIR")
-    model = quantize_int8(ctx.fp32, ctx.calib, ctx.calib_method, ctx.int8_activations)
-    ctx.details["int8"] = {**qdq_summary(model), "calib_method": ctx.calib_method, "calib_images": len(ctx.calib),
-                           "activations": ctx.int8_activations}
+    with Int8Quantizer(ctx.fp32, ctx.calib, ctx.int8_activations) as q:
+        model, choice = choose_int8(q, ctx.fp32, ctx.held_out, ctx.calib_method, ctx.held_out_why)
+    ctx.details["int8"] = {**qdq_summary(model), "calib_method": choice.method, "keep_fp32": choice.keep_fp32,
+                           "calib_images": len(ctx.calib), "activations": ctx.int8_activations}
+    ctx.details["int8_choice"] = choice.to_dict()
     weights = "7-bit int8 weights (reduce_range)" if ctx.int8_activations == "uint8" else "int8 weights"
-    ctx.notes["int8"] = (f"QDQ, per-channel {weights}, {ctx.int8_activations} activations, {ctx.calib_method} "
-                         f"calibration on {len(ctx.calib)} images; "
-                         "stem conv and classifier kept fp32")
+    ctx.notes["int8"] = (f"QDQ, per-channel {weights}, {ctx.int8_activations} activations, {choice.method} "
+                         f"calibration on {len(ctx.calib)} images; kept fp32: {choice.keep_fp32}; {choice.how}")
     _save_onnx(model, meta, path)
 
 

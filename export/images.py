@@ -7,11 +7,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
 from catdog.runtime.errors import DataError, InputError
-from catdog.runtime.files import IMAGE_SUFFIXES
+from catdog.runtime.files import IMAGE_SUFFIXES, file_sha256
 from catdog.runtime.folders import LabelledFolder, has_class_folders, list_images, read_images, scan
 
 SAMPLE_SEED = 0  # fixed: the same folder gives the same calibration/parity sample on every run
@@ -26,12 +27,17 @@ class ImageSet:
     layout: str | None = None  # where the labels came from: "flat" (Kaggle names) | "folders"
 
 
-def sample(paths: list[Path], count: int, skip: int = 0) -> list[Path]:
-    """A fixed pseudo-random sample (sorted Kaggle folders are all cats first), after the first
-    `skip` of the same shuffle, so a parity sample can avoid the calibration images. The paths are
-    sorted first: calibration and parity list the same folder in the same order, whoever lists it."""
+def _shuffled(paths: list[Path]) -> list[Path]:
+    """Sorted first: calibration and parity list the same folder in the same order, whoever lists it."""
     order = sorted(paths)
     random.Random(SAMPLE_SEED).shuffle(order)
+    return order
+
+
+def sample(paths: list[Path], count: int, skip: int = 0) -> list[Path]:
+    """A fixed pseudo-random sample (sorted Kaggle folders are all cats first), after the first
+    `skip` of the same shuffle, so a parity sample can avoid the calibration images."""
+    order = _shuffled(paths)
     rest = order[skip:] if len(order) - skip >= count else order
     return rest[:count]
 
@@ -70,3 +76,20 @@ def load_images(
         skipped=tuple(skipped),
         layout=None if found is None else found.layout,
     )
+
+
+def held_out(folder: Path, count: int, exclude: Iterable[Path]) -> ImageSet:
+    """Up to `count` images of `folder` (same shuffle as `sample`) that are none of `exclude` (the
+    calibration and parity images): not the same path, nor the same bytes, so a parity photo
+    copied into the calibration folder is still never used to choose. May be empty."""
+    exclude = list(exclude)
+    paths = {Path(p).resolve() for p in exclude}
+    digests = {file_sha256(p) for p in exclude}
+    picked: list[Path] = []
+    for p in _shuffled(list_images(folder, recursive=True)):
+        if len(picked) >= count:
+            break
+        if p.resolve() not in paths and file_sha256(p) not in digests:
+            picked.append(p)
+    kept, images, skipped = read_images(picked)
+    return ImageSet(paths=tuple(picked[i] for i in kept), images=tuple(images), labels=None, skipped=tuple(skipped))

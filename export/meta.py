@@ -1,5 +1,6 @@
 """The spine's ModelMetadata, built once from the checkpoint and stamped into every artifact.
-Only precision and input_format differ between artifacts; every other field is identical."""
+Only precision and input_format differ between artifacts; every other field is identical,
+the checkpoint's temperature (the runtime's scores are softmax(logits / T)) included."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import onnx
 
-from catdog.runtime.errors import MetadataError
+from catdog.runtime.errors import CheckpointError, MetadataError
 from catdog.runtime.metadata import METADATA_KEY, ModelMetadata, from_metadata_map
 
 
@@ -43,16 +44,44 @@ def _json_scalars(metrics: Any) -> dict[str, Any] | None:
     return keep or None
 
 
-def base_metadata(ckpt: dict[str, Any], sha256: str, opset: int) -> ModelMetadata:
+def _json_plain(obj: Any) -> Any:
+    """Nested dicts/lists of JSON scalars; anything else as its text (the calibration record is
+    plain data by construction; this keeps an odd checkpoint from breaking the metadata)."""
+    if isinstance(obj, dict):
+        return {str(k): _json_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_plain(v) for v in obj]
+    return obj if obj is None or isinstance(obj, (int, float, str, bool)) else str(obj)
+
+
+def checkpoint_temperature(ckpt: dict[str, Any], source: str = "checkpoint") -> float:
+    """The temperature fitted on the validation split after training; 1.0 for older checkpoints."""
+    t = ckpt.get("temperature")
+    if t is None:
+        return 1.0
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1e3:
+        raise CheckpointError(f"{source}: temperature must be a number in (0, 1000), got {t!r}; "
+                              "re-run the calibration with catdog-train")
+    return float(t)
+
+
+def base_metadata(ckpt: dict[str, Any], sha256: str, opset: int, tta: str | None = None,
+                  source: str = "checkpoint") -> ModelMetadata:
     """fp32 / float-input metadata for a checkpoint; artifacts derive theirs with .with_()."""
+    extra: dict[str, Any] = {"opset": opset, "epoch": ckpt.get("epoch")}
+    if isinstance(ckpt.get("calibration"), dict):
+        extra["calibration"] = _json_plain(ckpt["calibration"])
+    if tta:
+        extra["tta"] = tta
     return ModelMetadata(
         classes=tuple(ckpt["classes"]),
         spec=ckpt["spec"],
         arch=str(ckpt["arch"]),
         checkpoint_sha256=sha256,
         accuracy=_json_scalars(ckpt.get("metrics")),
+        temperature=checkpoint_temperature(ckpt, source),
         versions=export_versions(),
-        extra={"opset": opset, "epoch": ckpt.get("epoch")},
+        extra=extra,
     )
 
 

@@ -1,5 +1,5 @@
 """One export's settings, and the one home of their defaults: catdog-export's options read their
-defaults from this dataclass, and the builders' own defaults (opset, calibration) alias them.
+defaults from this dataclass, and the builders' own defaults (opset, activations) alias them.
 Kept free of torch and onnx so the CLI starts (and answers --help) without loading either."""
 
 from __future__ import annotations
@@ -17,12 +17,17 @@ class ExportOptions:
     fp16: bool = False
     bake: bool = False
     opset: int = 17
-    parity: Path | None = None
-    parity_count: int = 100
+    parity: tuple[Path, ...] = ()  # parity sets, each reported and gated on its own
+    parity_count: int = 100  # per parity set
     labels_from_names: bool = False
-    calib_method: str = "minmax"  # a key of quantize.CALIB_METHODS
+    # A key of quantize.CALIB_METHODS, or None: chosen on held-out calibration images (int8_choice).
+    calib_method: str | None = None
     int8_activations: str = "uint8"  # a key of quantize.ACTIVATION_TYPES (why uint8: see there)
     calib_count: int = 200
+    # INT8's calibration method (unless given) and fp32 layers chosen on held-out calibration images
+    int8_select: bool = True
+    select_count: int = 100  # held-out calibration images for that choice
+    tta_flip: bool = False  # mean of the logits of the image and its mirror image, inside every artifact
     gates: tuple[str, ...] = ()
     allow_gate_failure: bool = False
     latency_runs: int = 50

@@ -1,6 +1,8 @@
 """Parity: every artifact against eager PyTorch on the same real images (float artifacts get the
-spine's preprocess output, the baked one the resize_crop crops), then the gates. Latency: ORT CPU
-(torch for TorchScript), batch 1, median after warm-up."""
+spine's preprocess output, the baked one the resize_crop crops), then the gates, on each parity
+set. With labels, accuracy (95% Wilson interval) and the expected calibration error of the
+artifact's scores at T=1 and at the metadata's temperature. Latency: ORT CPU (torch for
+TorchScript), batch 1, median after warm-up, once per artifact."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ import numpy as np
 import torch
 
 from catdog.export.formats import ArtifactFormat, Gate
-from catdog.runtime.classifier import softmax
+from catdog.runtime.metrics import accuracy_record, ece, softmax, softmax_t
 from catdog.runtime.session import open_session
 
 CHUNK = 16  # images per forward pass: bounds memory for big archs at 224 px
+ECE_BINS = 15
 
 
 @dataclass(frozen=True)
@@ -36,19 +39,20 @@ class GateResult:
 
 @dataclass
 class ArtifactParity:
+    """One artifact on one parity set."""
+
     name: str
     file: str
+    parity_set: str
     n_images: int
     max_abs_logit: float
     max_abs_prob: float
     top1_agreement: float
-    accuracy: float | None = None
+    accuracy: dict[str, Any] | None = None  # runtime.metrics.accuracy_record: figure, 95% interval, n
     accuracy_drop: float | None = None  # eager accuracy - artifact accuracy (fraction)
-    size_mb: float | None = None
-    latency_ms: float | None = None
-    latency_runtime: str = ""
+    ece: float | None = None  # expected calibration error (ECE_BINS bins) of softmax(logits)
+    ece_calibrated: float | None = None  # ... of softmax(logits / T), the runtime's scores
     gates: list[GateResult] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -56,7 +60,8 @@ class ArtifactParity:
 
     @property
     def reasons(self) -> list[str]:
-        return [g.line(self.name) for g in self.gates if g.passed is False]
+        where = f" on {self.parity_set}" if self.parity_set else ""
+        return [g.line(self.name) + where for g in self.gates if g.passed is False]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -64,17 +69,28 @@ class ArtifactParity:
         return d
 
 
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """What does not depend on the parity set: the file's size and its batch-1 latency."""
+
+    name: str
+    file: str
+    size_mb: float
+    latency_ms: float
+    latency_runtime: str
+
+
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3g}"
 
 
-def _chunked(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+def run_chunked(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
     return np.concatenate([run(x[i : i + CHUNK]) for i in range(0, len(x), CHUNK)])
 
 
 def eager_logits(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        return _chunked(lambda b: model(torch.from_numpy(b)).numpy(), x)
+        return run_chunked(lambda b: model(torch.from_numpy(b)).numpy(), x)
 
 
 def artifact_runner(fmt: ArtifactFormat, path: Path) -> Callable[[np.ndarray], np.ndarray]:
@@ -131,6 +147,26 @@ def measure_latency(run: Callable[[np.ndarray], np.ndarray], x1: np.ndarray, run
     return statistics.median(times)
 
 
+def calibration_figures(logits: np.ndarray, labels: np.ndarray | None, temperature: float) -> dict[str, Any]:
+    """Accuracy (record with its Wilson interval) and ECE at T=1 and at `temperature`; None without labels."""
+    if labels is None:
+        return {"accuracy": None, "ece": None, "ece_calibrated": None}
+    correct = int(np.sum(logits.argmax(1) == labels))
+    return {"accuracy": accuracy_record(correct, len(labels)),
+            "ece": ece(softmax_t(logits, 1.0), labels, ECE_BINS),
+            "ece_calibrated": ece(softmax_t(logits, temperature), labels, ECE_BINS)}
+
+
+def parity_of(fmt: ArtifactFormat, got: np.ndarray, ref: np.ndarray, labels: np.ndarray | None,
+              overrides: dict[str, float], temperature: float = 1.0, parity_set: str = "") -> ArtifactParity:
+    figs = figures(ref, got, labels)
+    result = ArtifactParity(fmt.name, fmt.filename, parity_set, len(got), figs["max_abs_logit"], figs["max_abs_prob"],
+                            figs["top1_agreement"], accuracy_drop=figs["accuracy_drop"],
+                            **calibration_figures(got.astype(np.float32), labels, temperature))
+    result.gates = check_gates(fmt, figs, overrides)
+    return result
+
+
 def check_artifact(
     fmt: ArtifactFormat,
     path: Path,
@@ -138,15 +174,15 @@ def check_artifact(
     inputs: np.ndarray,
     labels: np.ndarray | None,
     overrides: dict[str, float],
-    latency_runs: int,
+    temperature: float = 1.0,
+    parity_set: str = "",
 ) -> ArtifactParity:
     """`inputs`: what this artifact takes (float NCHW batch, or uint8 NHWC crops if baked)."""
-    run = artifact_runner(fmt, path)
-    got = _chunked(run, inputs)
-    figs = figures(ref, got, labels)
-    result = ArtifactParity(fmt.name, fmt.filename, len(inputs), **figs)
-    result.gates = check_gates(fmt, figs, overrides)
-    result.size_mb = path.stat().st_size / 1e6
-    result.latency_ms = measure_latency(run, inputs[:1], latency_runs)
-    result.latency_runtime = "torch CPU" if fmt.kind == "torchscript" else "ORT CPU"
-    return result
+    return parity_of(fmt, run_chunked(artifact_runner(fmt, path), inputs), ref, labels, overrides, temperature,
+                     parity_set)
+
+
+def artifact_info(fmt: ArtifactFormat, path: Path, run: Callable[[np.ndarray], np.ndarray], x1: np.ndarray,
+                  latency_runs: int) -> ArtifactInfo:
+    return ArtifactInfo(fmt.name, fmt.filename, path.stat().st_size / 1e6, measure_latency(run, x1, latency_runs),
+                        "torch CPU" if fmt.kind == "torchscript" else "ORT CPU")

@@ -1,28 +1,53 @@
 """One export, end to end: checks that can fail fast run before any long work; artifacts are
-staged as temp files, proved against eager PyTorch, and published only if every gate passes."""
+staged as temp files, proved against eager PyTorch on every parity set, and published only if
+every gate passes on every set."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
 from catdog.export.formats import ALWAYS, FORMATS, BuildContext, gate_overrides, get_format
-from catdog.export.images import ImageSet, load_images
-from catdog.export.meta import base_metadata
+from catdog.export.images import ImageSet, held_out, load_images
+from catdog.export.meta import base_metadata, checkpoint_temperature
 from catdog.export.onnx_export import EXPORTER
 from catdog.export.options import ExportOptions
-from catdog.export.parity import check_artifact, eager_logits
+from catdog.export.parity import (
+    artifact_info,
+    artifact_runner,
+    calibration_figures,
+    eager_logits,
+    parity_of,
+    run_chunked,
+)
 from catdog.export.quantize import activation_type, calibration_method
-from catdog.export.report import ExportReport, write_report
+from catdog.export.report import ExportReport, ParitySet, write_report
 from catdog.export.staging import Staging, remove_stale_temps
+from catdog.export.tta import TTA_NAME, with_tta
 from catdog.runtime.errors import CheckpointError, GateError, InputError, OutputError
 from catdog.runtime.files import check_writable_dir, file_sha256
 from catdog.runtime.preprocess import preprocess_batch, resize_crop
 from catdog.train.checkpoint import build_model, load_checkpoint
 
 SIMPLIFY_CHECK_IMAGES = 8
+
+
+@dataclass(frozen=True)
+class _Parity:
+    """One parity set, read and preprocessed: what each kind of artifact takes, and the labels."""
+
+    name: str
+    images: ImageSet
+    x: np.ndarray  # float NCHW, the spine's preprocess
+    crops: np.ndarray | None  # uint8 NHWC resize_crop output, for the baked artifact
+    labels: np.ndarray | None
+
+    def inputs(self, input_format: str) -> np.ndarray:
+        return self.crops if input_format == "uint8" else self.x
 
 
 def artifact_names(opts: ExportOptions) -> list[str]:
@@ -34,16 +59,26 @@ def artifact_names(opts: ExportOptions) -> list[str]:
     return [n for n in FORMATS if n in asked]
 
 
+def parity_folders(opts: ExportOptions) -> tuple[Path, ...]:
+    return tuple(opts.parity) if opts.parity else (opts.calib,) if opts.calib is not None else ()
+
+
 def _validate(opts: ExportOptions) -> dict[str, float]:
     """Everything that can be checked without work, so mistakes fail in a second."""
     overrides = gate_overrides(list(opts.gates))
     if opts.int8 and opts.calib is None:
         raise InputError("--int8 needs calibration images: pass --calib DIR (real photos, e.g. your training folder)")
-    if opts.parity is None and opts.calib is None:
+    if not parity_folders(opts):
         raise InputError("parity needs real images: pass --parity DIR (or --calib DIR, whose sample is then used)")
-    calibration_method(opts.calib_method)
+    seen = [str(p) for p in opts.parity]
+    for p in seen:
+        if seen.count(p) > 1:
+            raise InputError(f"--parity {p} is given twice; each parity set is a different folder")
+    if opts.calib_method is not None:
+        calibration_method(opts.calib_method)
     activation_type(opts.int8_activations)
-    for flag, value in (("--calib-count", opts.calib_count), ("--parity-count", opts.parity_count)):
+    for flag, value in (("--calib-count", opts.calib_count), ("--parity-count", opts.parity_count),
+                        ("--select-count", opts.select_count)):
         if value < 1:
             raise InputError(f"{flag} must be at least 1, got {value}")
     check_writable_dir(opts.out)
@@ -52,6 +87,7 @@ def _validate(opts: ExportOptions) -> dict[str, float]:
 
 def _load(opts: ExportOptions) -> tuple[dict, torch.nn.Module]:
     ckpt = load_checkpoint(opts.ckpt)
+    checkpoint_temperature(ckpt, str(opts.ckpt))  # a bad one fails now, not after the images are read
     model = build_model(ckpt, str(opts.ckpt))
     with torch.no_grad():
         n_out = model(torch.zeros(1, 3, ckpt["spec"].size, ckpt["spec"].size)).shape[-1]
@@ -62,37 +98,68 @@ def _load(opts: ExportOptions) -> tuple[dict, torch.nn.Module]:
     return ckpt, model
 
 
+def _same_folder(a: Path, b: Path | None) -> bool:
+    return b is not None and Path(a).resolve() == Path(b).resolve()
+
+
+def _read_parity(opts: ExportOptions, ckpt: dict, baked: bool) -> list[_Parity]:
+    spec, classes = ckpt["spec"], tuple(ckpt["classes"])
+    sets = []
+    for folder in parity_folders(opts):
+        skip = opts.calib_count if _same_folder(folder, opts.calib) else 0  # avoid proving on calibration images
+        par = load_images(folder, opts.parity_count, classes, from_names=opts.labels_from_names, skip=skip)
+        crops = np.stack([resize_crop(im, spec) for im in par.images]) if baked else None
+        labels = None if par.labels is None else np.asarray(par.labels)
+        sets.append(_Parity(str(folder), par, preprocess_batch(list(par.images), spec), crops, labels))
+    return sets
+
+
+def _held_out(opts: ExportOptions, calib: ImageSet | None, sets: list[_Parity]) -> tuple[ImageSet | None, str]:
+    """Calibration-folder images for INT8's choices: neither calibration nor parity images."""
+    if calib is None or opts.calib is None:
+        return None, "no --calib folder"
+    if not opts.int8_select:
+        return None, "--no-int8-select"
+    used = list(calib.paths) + [p for s in sets for p in s.images.paths]
+    held = held_out(opts.calib, opts.select_count, used)
+    if not held.images:
+        return held, (f"every image of {opts.calib} is a calibration or parity image (or unreadable); a bigger "
+                      "--calib folder or a lower --calib-count leaves some to choose on")
+    return held, ""
+
+
 def run_export(opts: ExportOptions, progress: Callable[[str], None] | None = None) -> ExportReport:
     """Raises GateError (after writing the report) when a gate fails and no override allows it."""
     overrides = _validate(opts)
     names = artifact_names(opts)
     step = progress or (lambda msg: None)
     step("loading checkpoint")
-    ckpt, model = _load(opts)
-    spec, classes = ckpt["spec"], tuple(ckpt["classes"])
+    ckpt, plain = _load(opts)
+    model = with_tta(plain, opts.tta_flip)  # every artifact and the parity reference: the same wrapped model
+    spec = ckpt["spec"]
     calib_set: ImageSet | None = None
     if opts.calib is not None:
         step("reading calibration images")
         calib_set = load_images(opts.calib, opts.calib_count)
     step("reading parity images")
-    parity_dir = opts.parity or opts.calib
-    skip = opts.calib_count if opts.parity is None else 0  # avoid proving on calibration images
-    par = load_images(parity_dir, opts.parity_count, classes, from_names=opts.labels_from_names, skip=skip)
-    x = preprocess_batch(list(par.images), spec)
-    crops = np.stack([resize_crop(im, spec) for im in par.images])
-    labels = None if par.labels is None else np.asarray(par.labels)
+    sets = _read_parity(opts, ckpt, baked="baked" in names)
+    held, why_not = _held_out(opts, calib_set, sets) if "int8" in names else (None, "")
+    first = sets[0].x
 
     sha = file_sha256(opts.ckpt)
+    meta = base_metadata(ckpt, sha, opts.opset, TTA_NAME if opts.tta_flip else None, str(opts.ckpt))
     ctx = BuildContext(
         model=model,
-        example=torch.from_numpy(x[:1].copy()),
-        check_inputs=x[:SIMPLIFY_CHECK_IMAGES],
-        meta=base_metadata(ckpt, sha, opts.opset),
+        example=torch.from_numpy(first[:1].copy()),
+        check_inputs=first[:SIMPLIFY_CHECK_IMAGES],
+        meta=meta,
         spec=spec,
         opset=opts.opset,
         calib=None if calib_set is None else preprocess_batch(list(calib_set.images), spec),
         calib_method=opts.calib_method,
         int8_activations=opts.int8_activations,
+        held_out=preprocess_batch(list(held.images), spec) if held is not None and held.images else None,
+        held_out_why=why_not,
     )
     remove_stale_temps(opts.out, [FORMATS[n].filename for n in FORMATS])
     staging = Staging(opts.out)
@@ -101,24 +168,32 @@ def run_export(opts: ExportOptions, progress: Callable[[str], None] | None = Non
             fmt = FORMATS[name]
             step(f"building {fmt.filename}")
             fmt.builder(ctx, staging.path(fmt.filename), fmt.metadata(ctx.meta))
-        step("eager PyTorch reference")
-        ref = eager_logits(model, x)
-        eager_acc = None if labels is None else float(np.mean(ref.argmax(1) == labels))
         report = ExportReport(
-            checkpoint=str(opts.ckpt), checkpoint_sha256=sha, arch=str(ckpt["arch"]), classes=list(classes),
-            opset=opts.opset, exporter=EXPORTER, parity_images=len(x), parity_source=str(parity_dir),
-            labels=_labels_source(par), eager_accuracy=eager_acc,
-            notes={**ctx.notes, **_overlap_note(par, calib_set)}, details=dict(ctx.details),
-            skipped_images=list(par.skipped) + ([] if calib_set is None else list(calib_set.skipped)),
+            checkpoint=str(opts.ckpt), checkpoint_sha256=sha, arch=str(ckpt["arch"]), classes=list(meta.classes),
+            opset=opts.opset, exporter=EXPORTER, temperature=meta.temperature,
+            calibration=meta.extra.get("calibration"), tta=meta.extra.get("tta"),
+            notes={**ctx.notes, **_notes(sets, calib_set, opts.tta_flip, meta.temperature)}, details=dict(ctx.details),
+            skipped_images=([] if calib_set is None else list(calib_set.skipped))
+            + ([] if held is None else list(held.skipped)),
             gate_failure_allowed=opts.allow_gate_failure,
         )
+        refs = []
+        for s in sets:
+            step(f"eager PyTorch reference: {s.name}")
+            refs.append(eager_logits(model, s.x))
+            figs = calibration_figures(refs[-1], s.labels, meta.temperature)
+            report.parity_sets.append(ParitySet(
+                s.name, len(s.x), _labels_source(s.images), figs["accuracy"], figs["ece"], figs["ece_calibrated"],
+                skipped_images=list(s.images.skipped)))
         for name in names:
-            fmt = FORMATS[name]
+            fmt, path = FORMATS[name], staging.path(FORMATS[name].filename)
             step(f"parity + latency: {fmt.filename}")
-            inputs = crops if fmt.input_format == "uint8" else x
-            report.artifacts.append(
-                check_artifact(fmt, staging.path(fmt.filename), ref, inputs, labels, overrides, opts.latency_runs)
-            )
+            run = artifact_runner(fmt, path)
+            for s, ref, out in zip(sets, refs, report.parity_sets, strict=True):
+                got = run_chunked(run, s.inputs(fmt.input_format))
+                out.artifacts.append(parity_of(fmt, got, ref, s.labels, overrides, meta.temperature, s.name))
+            report.artifacts.append(artifact_info(fmt, path, run, sets[0].inputs(fmt.input_format)[:1],
+                                                  opts.latency_runs))
         if report.passed or opts.allow_gate_failure:
             staging.publish()
             report.published = True
@@ -129,21 +204,27 @@ def run_export(opts: ExportOptions, progress: Callable[[str], None] | None = Non
     finally:
         staging.discard()  # whatever was not published (gate failure, error, Ctrl-C)
     if not report.passed and not opts.allow_gate_failure:
-        first = report.failures[0]
+        first_failure = report.failures[0]
         more = f" (+{len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
         raise GateError(
-            f"{first}{more}; nothing published, see {opts.out / 'export-report.md'}; "
+            f"{first_failure}{more}; nothing published, see {opts.out / 'export-report.md'}; "
             "override with --gate NAME=VALUE or --allow-gate-failure"
         )
     return report
 
 
-def _overlap_note(par: ImageSet, calib: ImageSet | None) -> dict[str, str]:
-    shared = set(par.paths) & set(calib.paths) if calib is not None else set()
-    if not shared:
-        return {}
-    return {"parity": f"{len(shared)} of {len(par.paths)} parity images were also calibration images "
-            "(the folder is too small for both); pass --parity DIR for an independent check"}
+def _notes(sets: list[_Parity], calib: ImageSet | None, tta: bool, temperature: float) -> dict[str, str]:
+    notes = {}
+    shared = [(s, set(s.images.paths) & set(calib.paths)) for s in sets] if calib is not None else []
+    overlaps = [f"{len(both)} of {len(s.images.paths)} parity images were also calibration images in `{s.name}`"
+                for s, both in shared if both]
+    if overlaps:
+        notes["parity"] = "; ".join(overlaps) + (" (the folder is too small for both); pass --parity DIR for an "
+                                                 "independent check")
+    if tta and temperature != 1.0:
+        notes["temperature"] = ("fitted on single-pass logits at training time; the artifacts return flip-averaged "
+                                "logits, whose calibration each set's ECE columns measure")
+    return notes
 
 
 def _labels_source(par: ImageSet) -> str | None:

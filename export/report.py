@@ -1,18 +1,51 @@
-"""export-report.json (machine-readable) and export-report.md (the table for humans), both written
-atomically, on success and on gate failure alike (the report says why nothing was published)."""
+"""export-report.json (machine-readable) and export-report.md (the tables for humans), both written
+atomically, on success and on gate failure alike (the report says why nothing was published).
+Parity is reported per set; every accuracy carries its 95% Wilson interval and image count."""
 
 from __future__ import annotations
 
 import json
 import platform
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catdog.export.parity import ArtifactParity
+from catdog.export.parity import ECE_BINS, ArtifactInfo, ArtifactParity
 from catdog.runtime.files import atomic_write
+from catdog.runtime.metrics import format_accuracy
 
 REPORT_JSON, REPORT_MD = "export-report.json", "export-report.md"
+
+
+def _acc(record: dict[str, Any] | None) -> str:
+    return "n/a" if record is None else format_accuracy(int(record["correct"]), int(record["n"]))
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}%"
+
+
+@dataclass
+class ParitySet:
+    """One --parity folder: its images, the eager reference's figures, every artifact's parity."""
+
+    name: str  # the folder, as given
+    images: int
+    labels: str | None  # how labels were known, or None
+    eager_accuracy: dict[str, Any] | None  # runtime.metrics.accuracy_record
+    eager_ece: float | None = None
+    eager_ece_calibrated: float | None = None
+    artifacts: list[ArtifactParity] = field(default_factory=list)
+    skipped_images: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(a.passed for a in self.artifacts)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "artifacts"}
+        d["artifacts"], d["passed"] = [a.to_dict() for a in self.artifacts], self.passed
+        return d
 
 
 @dataclass
@@ -23,24 +56,30 @@ class ExportReport:
     classes: list[str]
     opset: int
     exporter: str
-    parity_images: int
-    parity_source: str
-    labels: str | None  # how labels were known, or None
-    eager_accuracy: float | None
-    artifacts: list[ArtifactParity] = field(default_factory=list)
+    temperature: float = 1.0  # stamped into every artifact's metadata
+    calibration: dict[str, Any] | None = None  # the checkpoint's record of how T was fitted
+    tta: str | None = None  # "hflip" with --tta-flip
+    parity_sets: list[ParitySet] = field(default_factory=list)
+    artifacts: list[ArtifactInfo] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
-    skipped_images: list[str] = field(default_factory=list)
+    skipped_images: list[str] = field(default_factory=list)  # unreadable calibration images
     published: bool = False
     gate_failure_allowed: bool = False
 
     @property
     def passed(self) -> bool:
-        return all(a.passed for a in self.artifacts)
+        return all(s.passed for s in self.parity_sets)
 
     @property
     def failures(self) -> list[str]:
-        return [r for a in self.artifacts for r in a.reasons]
+        return [r for s in self.parity_sets for a in s.artifacts for r in a.reasons]
+
+    def artifact_passed(self, name: str) -> bool:
+        return all(a.passed for s in self.parity_sets for a in s.artifacts if a.name == name)
+
+    def reasons(self, name: str) -> list[str]:
+        return [r for s in self.parity_sets for a in s.artifacts if a.name == name for r in a.reasons]
 
     def flags(self) -> list[str]:
         by = {a.name: a for a in self.artifacts}
@@ -53,10 +92,23 @@ class ExportReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "artifacts"}
-        d["artifacts"] = [a.to_dict() for a in self.artifacts]
+        d = {k: v for k, v in self.__dict__.items() if k not in ("artifacts", "parity_sets")}
+        d["parity_sets"] = [s.to_dict() for s in self.parity_sets]
+        d["artifacts"] = [{**asdict(a), "passed": self.artifact_passed(a.name), "reasons": self.reasons(a.name)}
+                          for a in self.artifacts]
         d["passed"], d["failures"], d["flags"] = self.passed, self.failures, self.flags()
         return d
+
+    def _scores_line(self) -> str:
+        cal = self.calibration or {}
+        if self.temperature == 1.0 and not cal:
+            return "- scores: softmax(logits), temperature 1 (the checkpoint carries no fitted temperature)"
+        fitted = ""
+        if cal.get("ece_before") is not None and cal.get("ece_after") is not None:
+            bins = cal.get("ece_bins", ECE_BINS)
+            fitted = (f" (fitted on {cal.get('val_images', '?')} validation images: ECE, {bins} bins, "
+                      f"{_pct(cal['ece_before'])} -> {_pct(cal['ece_after'])})")
+        return f"- scores: softmax(logits / T), temperature {self.temperature:.4g} in every artifact's metadata{fitted}"
 
     def to_markdown(self) -> str:
         lines = [
@@ -64,28 +116,28 @@ class ExportReport:
             "",
             f"- checkpoint: `{self.checkpoint}` (sha256 `{self.checkpoint_sha256[:16]}…`)",
             f"- ONNX opset {self.opset}, exporter: {self.exporter}",
-            f"- parity: {self.parity_images} real images from `{self.parity_source}`; labels: {self.labels or 'none'}"
-            + ("" if self.eager_accuracy is None else f"; eager PyTorch accuracy {self.eager_accuracy:.2%}"),
+            self._scores_line(),
+        ]
+        if self.tta:
+            lines.append("- test-time augmentation: horizontal flip; every artifact averages the logits of the "
+                         "image and its mirror image (two passes inside the graph)")
+        lines += [
+            f"- parity: {len(self.parity_sets)} set(s), every gate checked on each",
             f"- result: {'all gates PASS' if self.passed else 'GATE FAILURE'}; artifacts "
             + ("published" if self.published else "NOT published"),
             "",
-            "| artifact | file | size MB | latency ms (median, b=1) | max abs dlogit | max abs dprob | top-1 agree "
-            "| accuracy | gates |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---|",
+            "| artifact | file | size MB | latency ms (median, b=1) | gates (every set) |",
+            "|---|---|---:|---:|---|",
         ]
         for a in self.artifacts:
-            gates = "; ".join(
-                f"{g.name} {g.op} {g.limit:g}{'*' if g.overridden else ''}: "
-                + {True: "PASS", False: "FAIL", None: "n/a"}[g.passed]
-                for g in a.gates
-            )
-            acc = "n/a" if a.accuracy is None else f"{a.accuracy:.2%}"
-            lines.append(
-                f"| {a.name} | {a.file} | {a.size_mb:.2f} | {a.latency_ms:.2f} ({a.latency_runtime}) | "
-                f"{a.max_abs_logit:.2e} | {a.max_abs_prob:.2e} | {a.top1_agreement:.2%} | {acc} | {gates} |"
-            )
+            verdict = "PASS" if self.artifact_passed(a.name) else "FAIL"
+            lines.append(f"| {a.name} | {a.file} | {a.size_mb:.2f} | {a.latency_ms:.2f} ({a.latency_runtime}) | "
+                         f"{verdict} |")
+        for s in self.parity_sets:
+            lines += self._set_lines(s)
+        lines += self._int8_choice_lines()
         lines.append("")
-        if any(g.overridden for a in self.artifacts for g in a.gates):
+        if any(g.overridden for s in self.parity_sets for a in s.artifacts for g in a.gates):
             lines.append("`*` gate limit overridden on the command line.")
         for flag in self.flags():
             lines.append(f"- **FLAG**: {flag}")
@@ -93,9 +145,52 @@ class ExportReport:
             lines.append(f"- {name}: {note}")
         for reason in self.failures:
             lines.append(f"- **FAIL** {reason}")
-        for s in self.skipped_images:
+        for s in self.skipped_images + [x for p in self.parity_sets for x in p.skipped_images]:
             lines.append(f"- skipped image: {s}")
         return "\n".join(lines) + "\n"
+
+    def _set_lines(self, s: ParitySet) -> list[str]:
+        t = f"T={self.temperature:.4g}"
+        head = f"{s.images} real images; labels: {s.labels or 'none'}"
+        if s.eager_accuracy is not None:
+            head += (f"; eager PyTorch accuracy {_acc(s.eager_accuracy)}, ECE ({ECE_BINS} bins) "
+                     f"{_pct(s.eager_ece)} at T=1, {_pct(s.eager_ece_calibrated)} at {t}")
+        lines = [
+            "",
+            f"## Parity on `{s.name}`: {'PASS' if s.passed else 'FAIL'}",
+            "",
+            head,
+            "",
+            f"| artifact | max abs dlogit | max abs dprob | top-1 agree | accuracy (95% CI, n) | ECE T=1 | ECE {t} "
+            "| gates |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for a in s.artifacts:
+            gates = "; ".join(
+                f"{g.name} {g.op} {g.limit:g}{'*' if g.overridden else ''}: "
+                + {True: "PASS", False: "FAIL", None: "n/a"}[g.passed]
+                for g in a.gates
+            )
+            lines.append(
+                f"| {a.name} | {a.max_abs_logit:.2e} | {a.max_abs_prob:.2e} | {a.top1_agreement:.2%} | "
+                f"{_acc(a.accuracy)} | {_pct(a.ece)} | {_pct(a.ece_calibrated)} | {gates} |"
+            )
+        return lines
+
+    def _int8_choice_lines(self) -> list[str]:
+        choice = self.details.get("int8_choice")
+        if not choice:
+            return []
+        lines = ["", "## INT8 choices", "",
+                 f"{choice['method']} calibration, kept fp32: {choice['keep_fp32']}; {choice['how']}."]
+        if choice["candidates"]:
+            lines += ["", "| calibration | kept fp32 | top-1 agree with fp32 | max abs dprob | max abs dlogit | |",
+                      "|---|---|---:|---:|---:|---|"]
+            for c in choice["candidates"]:
+                chosen = c["method"] == choice["method"] and c["keep_fp32"] == choice["keep_fp32"]
+                lines.append(f"| {c['method']} | {c['keep_fp32']} | {c['agree']}/{c['n']} ({c['agreement']:.2%}) | "
+                             f"{c['max_abs_prob']:.2e} | {c['max_abs_logit']:.2e} | {'chosen' if chosen else ''} |")
+        return lines
 
 
 def write_report(report: ExportReport, out_dir: Path) -> tuple[Path, Path]:

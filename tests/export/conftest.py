@@ -25,8 +25,9 @@ ALL_ARTIFACTS = dict(int8=True, fp16=True, bake=True)
 
 # Archs whose pretrained weights ship offline with the project's dependencies. Their test models
 # start from those weights: a deep net at random init (efficientnet_lite0: 16 blocks) amplifies
-# INT8 rounding chaotically, which no trained net does, so its INT8 gate would test nothing real.
-PRETRAINED_OFFLINE = {"efficientnet_lite0"}
+# INT8 rounding chaotically, which no trained net does, so its INT8 gate would test nothing real
+# (efficientnet_lite2 at random init failed it: 75% top-1 agreement on the 12 photos).
+PRETRAINED_OFFLINE = {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}
 
 
 def small_spec(arch: str):
@@ -126,7 +127,9 @@ def fitted_model(arch: str, spec, data_dir: Path, seed: int = 0, var_floor: floa
             recalibrate_bn(model, x, var_floor)
         else:
             lsuv(model.eval(), x)
-    fit_head(model, x)
+    # eval(): fitted on the features the exported model computes; a pretrained net comes back in
+    # train mode, where batch statistics and dropout gave other features and random margins.
+    fit_head(model.eval(), x)
     return model.eval()
 
 
@@ -175,7 +178,7 @@ def exported(tmp_path_factory, ckpt_factory, photo_dir):
             out = tmp_path_factory.mktemp(f"export-{arch}")
             ckpt = ckpt_factory(arch)
             opts = ExportOptions(
-                ckpt=ckpt, out=out, calib=photo_dir, parity=photo_dir, labels_from_names=True,
+                ckpt=ckpt, out=out, calib=photo_dir, parity=(photo_dir,), labels_from_names=True,
                 latency_runs=2, **ALL_ARTIFACTS,
             )
             cache[arch] = (out, run_export(opts), ckpt)

@@ -48,7 +48,11 @@ def test_every_artifact_published_and_passes_its_gates(lite):
     data = json.loads((out / "export-report.json").read_text())
     assert data["passed"] and [a["name"] for a in data["artifacts"]] == list(FORMATS)
     for a in data["artifacts"]:
-        assert a["size_mb"] > 0 and a["latency_ms"] > 0 and a["n_images"] == 12
+        assert a["size_mb"] > 0 and a["latency_ms"] > 0 and a["passed"] is True and a["reasons"] == []
+    [parity] = data["parity_sets"]
+    assert parity["images"] == 12 and [a["name"] for a in parity["artifacts"]] == list(FORMATS)
+    for a in parity["artifacts"]:
+        assert a["n_images"] == 12 and a["accuracy"]["n"] == 12, a
         # every gate was evaluated (labels come from the names) and passed
         assert a["gates"] and all(g["passed"] is True for g in a["gates"]), a
     md = (out / "export-report.md").read_text()
@@ -84,6 +88,9 @@ def test_metadata_identical_in_every_artifact_except_precision_and_input_format(
     assert meta.checkpoint_sha256 == file_sha256(ckpt_path)
     assert meta.accuracy == {"val_acc": 1.0, "n": 12}
     assert meta.versions["onnxruntime"] == ort.__version__
+    # A checkpoint from before calibration: plain softmax scores, and nothing claimed about them.
+    assert "temperature" not in ckpt and meta.temperature == 1.0
+    assert "calibration" not in meta.extra and "tta" not in meta.extra
 
 
 def test_metadata_round_trip_through_onnxruntime(lite):
@@ -145,6 +152,10 @@ def test_int8_is_qdq_with_per_channel_weights(lite):
     summary = qdq_summary(model)
     assert summary["per_channel_weights"] >= len(convs)
     assert report.details["int8"]["calib_images"] == 12
+    # --calib and --parity are one folder here: no image is left to choose on, so nothing is chosen
+    choice = report.details["int8_choice"]
+    assert choice["held_out"] == 0 and choice["candidates"] == [] and "nothing chosen" in choice["how"]
+    assert (choice["method"], choice["keep_fp32"]) == ("minmax", "stem+classifier")
     # Default U8S8: uint8 activations (what ORT's AVX2 kernels are fast at), int8 weights.
     assert report.details["int8"]["activations"] == "uint8"
     q = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import CLASSES, cli
 
-from catdog.export.images import load_images
+from catdog.export.images import held_out, load_images
 from catdog.export.pipeline import ExportOptions, run_export
 from catdog.runtime.errors import DataError
 
@@ -91,8 +91,9 @@ def test_export_ignores_hidden_files_in_calibration_and_parity(ckpt_factory, hid
     opts = ExportOptions(ckpt=ckpt_factory(ARCH), out=tmp_path / "out", calib=hidden_flat, labels_from_names=True,
                          latency_runs=1)
     report = run_export(opts)
-    assert report.passed and report.parity_images == 12 and report.skipped_images == []
-    assert report.labels == "file names (--labels-from-names)" and report.eager_accuracy is not None
+    [parity] = report.parity_sets
+    assert report.passed and parity.images == 12 and report.skipped_images == parity.skipped_images == []
+    assert parity.labels == "file names (--labels-from-names)" and parity.eager_accuracy["n"] == 12
     # parity is a sample of --calib here; 12 calibration images, not 14, and all of them reused
     assert report.notes["parity"].startswith("12 of 12 parity images were also calibration images")
 
@@ -105,3 +106,22 @@ def test_bracketed_paths_print_as_typed(ckpt_factory, photo_dir, tmp_path, capfd
     assert code == 0, err
     assert f"published 2 artifacts to {out}\n" in err
     assert (out / "model.onnx").is_file()
+
+
+def test_held_out_images_are_neither_calibration_nor_parity_images_nor_their_copies(photo_dir, tmp_path):
+    """INT8's choices are made on these: an image used for calibration, or a parity photo even
+    under another name, must never be one of them."""
+    calib = tmp_path / "calib"
+    shutil.copytree(photo_dir, calib)
+    parity = sorted(photo_dir.glob("dog.*.jpg"))[:2]  # parity photos in their own folder, copied into calib
+    shutil.copy(parity[0], calib / "renamed.jpg")  # and one of them once more, under another name
+    used = load_images(calib, 5).paths
+    held = held_out(calib, 100, [*used, *parity])
+    names = {p.name for p in held.paths}
+    excluded = {"renamed.jpg", *(p.name for p in parity), *(p.name for p in used)}
+    assert names == {p.name for p in calib.iterdir()} - excluded
+    assert len(names) >= 4
+    assert len(held.paths) == len(held.images) and held.labels is None
+    assert len(held_out(calib, 3, used).paths) == 3  # at most `count`, in the fixed shuffle's order
+    assert held_out(calib, 3, used).paths == held_out(calib, 3, used).paths
+    assert held_out(calib, 100, list(calib.iterdir())).images == ()  # nothing left: empty, not an error

@@ -69,8 +69,9 @@ def test_checkpoint_with_pickled_code_is_refused_and_never_run(ckpt_factory, pho
         ({"state_dict": None}, "lacks ['state_dict']"),
         ({"arch": "resnet9000"}, "unknown arch 'resnet9000'; known: "),
         ({"classes": ["cat", "dog", "bird"]}, "3 classes"),
+        ({"temperature": -1.0}, "temperature must be a number in (0, 1000), got -1.0"),
     ],
-    ids=["missing-field", "unknown-arch", "class-count-mismatch"],
+    ids=["missing-field", "unknown-arch", "class-count-mismatch", "bad-temperature"],
 )
 def test_bad_checkpoints_are_one_line_errors(ckpt_factory, photo_dir, tmp_path, capfd, changes, expect):
     bad = resave(ckpt_factory(ARCH), tmp_path / "bad.pth", **changes)
@@ -101,9 +102,11 @@ def test_unwritable_output_fails_before_any_work(ckpt_factory, photo_dir, tmp_pa
         (["--parity", "{photos}", "--gate", "int8.speed=2"], "unknown gate; known: "),
         (["--parity", "{tmp}/nowhere"], "nowhere: not a folder of images"),
         (["--parity", "{tmp}"], "no images"),
+        (["--parity", "{photos}", "--parity", "{photos}"], "is given twice"),
+        (["--parity", "{photos}", "--select-count", "0"], "--select-count must be at least 1"),
     ],
     ids=["int8-without-calib", "no-images", "calib-method", "activations", "gate-name", "parity-missing",
-         "parity-empty"],
+         "parity-empty", "parity-twice", "select-count"],
 )
 def test_usage_errors_are_one_line(ckpt_factory, photo_dir, tmp_path, capfd, args, expect):
     args = [a.format(photos=photo_dir, tmp=tmp_path / "empty") for a in args]
@@ -125,9 +128,10 @@ def test_unreadable_parity_image_is_reported_and_the_rest_used(ckpt_factory, pho
     shutil.copytree(photo_dir, parity)
     (parity / "cat.0.jpg").write_bytes(b"")  # zero bytes
     (parity / "dog.0.jpg").write_text("not an image")
-    report = run_export(ExportOptions(ckpt=ckpt_factory(ARCH), out=tmp_path / "out", parity=parity, latency_runs=1))
-    assert report.passed and report.parity_images == 12
-    assert len(report.skipped_images) == 2 and any("cat.0.jpg: empty file" in s for s in report.skipped_images)
+    report = run_export(ExportOptions(ckpt=ckpt_factory(ARCH), out=tmp_path / "out", parity=(parity,), latency_runs=1))
+    [par] = report.parity_sets
+    assert report.passed and par.images == 12
+    assert len(par.skipped_images) == 2 and any("cat.0.jpg: empty file" in s for s in par.skipped_images)
 
 
 def test_class_folder_labels_must_match_the_model(ckpt_factory, photo_dir, tmp_path, capfd):
@@ -218,5 +222,6 @@ def test_cli_defaults_are_the_export_options_defaults():
 
     params = {p.name: p.default for p in typer.main.get_command(app).params}
     params["gates"] = tuple(params.pop("gate"))
+    params["parity"] = tuple(params["parity"])
     defaults = {f.name: f.default for f in fields(ExportOptions) if f.name not in ("ckpt", "out", "extra_formats")}
     assert {k: params[k] for k in defaults} == defaults

@@ -1,0 +1,87 @@
+"""INT8's choices, made on photos no gate looks at: the calibration method (unless --calib-method
+fixes it) and which boundary layers stay fp32 are picked among a few candidates by top-1 agreement
+with the fp32 ONNX graph, then the smallest max |dprob|, on held-out calibration-folder images
+that were neither calibration nor parity images. The parity sets only measure the result."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from catdog.export.quantize import CALIB_CANDIDATES, DEFAULT_CALIB_METHOD, DEFAULT_KEEP, KEEP_FP32, Int8Quantizer
+from catdog.runtime.metrics import softmax
+
+CHUNK = 16
+
+
+@dataclass(frozen=True)
+class Candidate:
+    method: str
+    keep_fp32: str  # a key of quantize.KEEP_FP32
+    agree: int  # held-out images whose top-1 class is fp32's
+    n: int
+    max_abs_prob: float
+    max_abs_logit: float
+
+    @property
+    def agreement(self) -> float:
+        return self.agree / self.n
+
+
+@dataclass
+class Int8Choice:
+    method: str
+    keep_fp32: str
+    held_out: int  # images the choice was made on; 0: no choice was made (see `how`)
+    how: str
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for c, obj in zip(d["candidates"], self.candidates, strict=True):
+            c["agreement"] = obj.agreement
+        return d
+
+
+def _logits(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: x[i : i + CHUNK]})[0] for i in range(0, len(x), CHUNK)])
+
+
+def _measure(method: str, keep: str, ref: np.ndarray, got: np.ndarray) -> Candidate:
+    ref, got = ref.astype(np.float64), got.astype(np.float64)  # a 1e-7 dprob must not be float32 rounding
+    return Candidate(method, keep, int(np.sum(ref.argmax(1) == got.argmax(1))), len(ref),
+                     float(np.max(np.abs(softmax(ref) - softmax(got)))), float(np.max(np.abs(ref - got))))
+
+
+def choose_int8(q: Int8Quantizer, fp32: onnx.ModelProto, held: np.ndarray | None, method: str | None,
+                why_not: str | None = None) -> tuple[onnx.ModelProto, Int8Choice]:
+    """The INT8 model of the best candidate. `held`: preprocessed held-out calibration images, or
+    None with `why_not` saying why there are none (the defaults are then used, and said so)."""
+    if held is None or len(held) == 0:
+        chosen = method or DEFAULT_CALIB_METHOD
+        how = f"nothing chosen ({why_not}): {'the given' if method else 'the default'} method, default fp32 layers"
+        return q.build(chosen, DEFAULT_KEEP), Int8Choice(chosen, DEFAULT_KEEP, 0, how)
+    ref = _logits(fp32, held)
+    methods = (method,) if method else CALIB_CANDIDATES
+    best: tuple[tuple, onnx.ModelProto, Candidate] | None = None
+    results = []
+    for i, (m, keep) in enumerate((m, k) for m in methods for k in KEEP_FP32):
+        model = q.build(m, keep)
+        cand = _measure(m, keep, ref, _logits(model, held))
+        results.append(cand)
+        key = (-cand.agree, cand.max_abs_prob, i)  # ties: the earlier candidate (the old default first)
+        if best is None or key < best[0]:
+            best = (key, model, cand)
+    assert best is not None
+    _, model, cand = best
+    fixed = f"--calib-method {method} given; " if method else ""
+    how = (f"{fixed}chosen on {len(held)} held-out calibration images, not on the parity sets: "
+           "top-1 agreement with fp32 ONNX, then max |dprob|")
+    return model, Int8Choice(cand.method, cand.keep_fp32, len(held), how, results)
