@@ -183,6 +183,13 @@ def discover(paths: list[Path], torch_ckpt: Path | None = None, torch_ok: bool =
             arts.append(replace(inspect_checkpoint(path, name), amp=name == "torch-eager-amp"))
         else:
             raise InputError(f"{path}: unknown model type (want .onnx, .ts or a .pth checkpoint)")
+    tta = {a.meta.extra.get("tta") for a in arts if a.kind != "torch" and a.meta} - {None}
+    if tta and any(a.kind == "torch" for a in arts):
+        # An export made with --tta-flip computes mean(logits(x), logits(mirror x)); torch eager from
+        # the checkpoint must do the same, or its agreement and accuracy compare different functions.
+        arts = [replace(a, meta=a.meta.with_(extra={**a.meta.extra, "tta": min(tta)})) if a.kind == "torch" else a
+                for a in arts]
+        notes.append(f"torch eager runs with the export's test-time averaging ({min(tta)}), like the exported graphs")
     return arts, notes
 
 
@@ -285,6 +292,10 @@ def _torch_runner(art: Artifact, provider: str, threads: int | None) -> Runner:
         from catdog.train.checkpoint import build_model, load_checkpoint
 
         model = build_model(load_checkpoint(art.path), str(art.path)).to(device)
+        if art.meta and art.meta.extra.get("tta"):
+            from catdog.export.tta import with_tta
+
+            model = with_tta(model, True)
     model.eval()
     create_s = time.perf_counter() - t0
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)

@@ -108,3 +108,34 @@ def test_onnx_rows_on_a_gpu_only_torch_can_use_are_marked_missing(tiny_export):
     rows = run_grid(arts, Grid(("cuda",), (1, 2), (None,), LoopConfig(0, 1)), images, spec_of(arts))
     assert [(r.batch, r.status) for r in rows] == [(1, "missing"), (2, "missing")]
     assert "install onnxruntime-gpu" in (rows[0].note or "")
+
+
+def test_torch_eager_follows_an_exports_flip_averaging(tmp_path):
+    """A --tta-flip export computes mean(logits(x), logits(mirror x)); the torch-eager row built from
+    the plain checkpoint must compute the same, or agreement would compare two different functions."""
+    import torch
+
+    from catdog.benchmarks.artifacts import make_runner
+    from catdog.benchmarks.doctor import tiny_spec
+    from catdog.export.tta import with_tta
+    from catdog.runtime.metadata import METADATA_FILE, ModelMetadata
+    from catdog.train.checkpoint import build_model, load_checkpoint, save_checkpoint
+    from catdog.train.models import get_model
+
+    torch.manual_seed(0)  # resnet18 at random init: its logits depend on the input (and on its mirror image)
+    save_checkpoint(tmp_path / "best.pth", arch="resnet18", arch_kwargs={}, classes=["cat", "dog"],
+                    spec=tiny_spec(32), state_dict=get_model("resnet18", 2).eval().state_dict())
+    ckpt = tmp_path / "best.pth"
+    model = with_tta(build_model(load_checkpoint(ckpt)).eval(), True)
+    meta = ModelMetadata(classes=("cat", "dog"), spec=tiny_spec(32), arch="resnet18", extra={"tta": "hflip"})
+    ts = tmp_path / "model.ts"
+    traced = torch.jit.trace(model, torch.zeros(1, 3, 32, 32))
+    torch.jit.save(traced, str(ts), _extra_files={METADATA_FILE: meta.to_json()})
+    arts, notes = discover([ts], torch_ckpt=ckpt)
+    eager = next(a for a in arts if a.name == "torch-eager")
+    assert eager.meta.extra["tta"] == "hflip" and any("test-time averaging" in n for n in notes)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    want = make_runner(next(a for a in arts if a.kind == "torchscript"), "cpu", 1).run(x)
+    assert np.abs(make_runner(eager, "cpu", 1).run(x) - want).max() < 1e-5
+    plain, _ = discover([], torch_ckpt=ckpt)  # no TTA export beside it: plain eager
+    assert "tta" not in plain[0].meta.extra and np.abs(make_runner(plain[0], "cpu", 1).run(x) - want).max() > 1e-6
