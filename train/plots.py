@@ -29,6 +29,9 @@ def curves(history: list[dict], path: Path) -> Path:
     a.set(title="loss", xlabel="epoch")
     b.plot(ep, [r["train_acc"] for r in history], "o-", label="train")
     b.plot(ep, [r["val_acc"] for r in history], "o-", label="val")
+    bar = next((r["probe_val_acc"] for r in history if r.get("probe_val_acc") is not None), None)
+    if bar is not None:  # the frozen backbone's linear probe on the same split: the bar to clear
+        b.axhline(bar, color="gray", linestyle="--", label=f"linear probe (val) {bar:.4f}")
     b.set(title="accuracy", xlabel="epoch")
     for ax in (a, b):
         ax.grid(alpha=0.3)

@@ -260,7 +260,7 @@ def test_explicit_cuda_on_cpu_build_is_a_clear_error(models, dog_jpg):
                                          (["--model", "int8"], "model.int8.onnx (int8)")],
                          ids=["default-on-cpu-is-int8", "fp32", "int8"])
 def test_shipped_model_labels_real_photos(which, used, data_dir):
-    """The shipped efficientnet_lite0 (no --model: INT8 on a CPU-only build) on the real photos in tests/data."""
+    """The shipped efficientnet_lite2 (no --model: INT8 on a CPU-only build) on the real photos in tests/data."""
     assert "cuda" not in available_providers(), "this test expects a CPU-only onnxruntime"
     r = run_cli(data_dir, "--json", *which)
     assert r.returncode == 0, r.stderr
