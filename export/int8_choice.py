@@ -12,9 +12,8 @@ import numpy as np
 import onnx
 
 from catdog.export.quantize import CALIB_CANDIDATES, DEFAULT_CALIB_METHOD, DEFAULT_KEEP, KEEP_FP32, Int8Quantizer
+from catdog.export.simplify import run_onnx
 from catdog.runtime.metrics import softmax
-
-CHUNK = 16
 
 
 @dataclass(frozen=True)
@@ -46,14 +45,6 @@ class Int8Choice:
         return d
 
 
-def _logits(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: x[i : i + CHUNK]})[0] for i in range(0, len(x), CHUNK)])
-
-
 def _measure(method: str, keep: str, ref: np.ndarray, got: np.ndarray) -> Candidate:
     ref, got = ref.astype(np.float64), got.astype(np.float64)  # a 1e-7 dprob must not be float32 rounding
     return Candidate(method, keep, int(np.sum(ref.argmax(1) == got.argmax(1))), len(ref),
@@ -68,13 +59,13 @@ def choose_int8(q: Int8Quantizer, fp32: onnx.ModelProto, held: np.ndarray | None
         chosen = method or DEFAULT_CALIB_METHOD
         how = f"nothing chosen ({why_not}): {'the given' if method else 'the default'} method, default fp32 layers"
         return q.build(chosen, DEFAULT_KEEP), Int8Choice(chosen, DEFAULT_KEEP, 0, how)
-    ref = _logits(fp32, held)
+    ref = run_onnx(fp32, held)
     methods = (method,) if method else CALIB_CANDIDATES
     best: tuple[tuple, onnx.ModelProto, Candidate] | None = None
     results = []
     for i, (m, keep) in enumerate((m, k) for m in methods for k in KEEP_FP32):
         model = q.build(m, keep)
-        cand = _measure(m, keep, ref, _logits(model, held))
+        cand = _measure(m, keep, ref, run_onnx(model, held))
         results.append(cand)
         key = (-cand.agree, cand.max_abs_prob, i)  # ties: the earlier candidate (the old default first)
         if best is None or key < best[0]:

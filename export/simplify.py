@@ -23,11 +23,14 @@ class SimplifyResult:
     max_abs_diff: float | None = None
 
 
-def run_onnx(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+def run_onnx(model: onnx.ModelProto, x: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """An in-memory graph (not yet a file, so not for runtime.open_session) on the CPU, `chunk`
+    images per run: export's one way to score a candidate graph."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: x[i : i + chunk]})[0] for i in range(0, len(x), chunk)])
 
 
 def _kept(model: onnx.ModelProto, why: str, diff: float | None = None) -> SimplifyResult:

@@ -18,6 +18,7 @@ import numpy as np
 from catdog.runtime.classifier import Prediction
 from catdog.runtime.errors import OutputError
 from catdog.runtime.files import atomic_write, check_writable_dir
+from catdog.runtime.folders import flat_label
 
 Result = Prediction | str  # a Prediction, or the error message for that input
 
@@ -123,8 +124,6 @@ class AccuracySink:
         self.correct = self.n = self.unsure = self.unlabelled = 0
 
     def _truth(self, source: str) -> str | None:
-        from catdog.runtime.folders import flat_label
-
         p = Path(source)
         return p.parent.name if p.parent.name in self.classes else flat_label(p.name)
 

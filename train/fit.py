@@ -88,8 +88,13 @@ class _Run:
     adtype: Any
     base: dict[str, Any]  # the fields every checkpoint repeats
     ema: Any = None  # AveragedModel: what is evaluated and saved as best.pth when --ema is on
+
+    @property
+    def probe_acc(self) -> float | None:
+        """The bar: the frozen backbone's linear probe on this run's split (None: no probe)."""
+        return (self.base["probe"] or {}).get("val_acc")
     state: dict[str, Any] = field(default_factory=lambda: {
-        "best_acc": -1.0, "best_loss": float("inf"), "best_epoch": 0, "stale": 0, "probe_val_acc": None})
+        "best_acc": -1.0, "best_loss": float("inf"), "best_epoch": 0, "stale": 0})
     history: list[dict] = field(default_factory=list)
     reported: set[str] = field(default_factory=set)
 
@@ -165,7 +170,6 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     run = _Run(cfg, out, info, say, model, optimizer, build_scheduler(optimizer, cfg),
                build_scaler(adtype, info.device), adtype, base, ema)
-    run.state["probe_val_acc"] = (base["probe"] or {}).get("val_acc")
     start = _restore(run, last) if last else 0
     if info.main:
         run.history = trim_metrics(out / METRICS, start)
@@ -179,7 +183,7 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
         val_result, best_val, epoch = _epochs(run, console, train_ds, val_ds, start)
     state = run.state
     summary = {"epochs": epoch, "best_epoch": state["best_epoch"], "best_val_acc": state["best_acc"],
-               "best_val_loss": state["best_loss"], "probe_val_acc": state["probe_val_acc"], "out": str(out),
+               "best_val_loss": state["best_loss"], "probe_val_acc": run.probe_acc, "out": str(out),
                "skipped": sorted(run.reported)}
     if info.main and state["best_acc"] >= 0:
         summary["calibration"] = calibrate_checkpoint(out / BEST, best_val, val_ds, info.device, say,
@@ -267,7 +271,7 @@ def _record(run: _Run, epoch: int, lr: float, st: Any, sums: list[float], val: E
         "val_images": val.images, "images_per_s": images / max(st.seconds, 1e-9) if st else 0.0,
         "data_s": data_s / world, "compute_s": comp_s / world, "epoch_s": st.seconds if st else 0.0,
         "val_s": val.seconds, "skipped": len(run.reported), "time": time.time(),
-        "probe_val_acc": state["probe_val_acc"],  # the bar: the frozen backbone's linear probe, same split
+        "probe_val_acc": run.probe_acc,  # the bar: the frozen backbone's linear probe, same split
     }
     improved = (val.acc, -val.loss) > (state["best_acc"], -state["best_loss"])
     if improved:
@@ -290,7 +294,7 @@ def _record(run: _Run, epoch: int, lr: float, st: Any, sums: list[float], val: E
     if st is None:  # --epochs 0: the probe itself, no training to speak of
         run.say(f"epoch 0 (the linear probe): val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}")
         return improved
-    bar_text = f" (probe {state['probe_val_acc']:.4f})" if state["probe_val_acc"] is not None else ""
+    bar_text = f" (probe {run.probe_acc:.4f})" if run.probe_acc is not None else ""
     run.say(f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
             f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}{bar_text} | {row['images_per_s']:.1f} img/s "
             f"(data {row['data_s']:.1f}s, compute {row['compute_s']:.1f}s)" + (" [green]best[/]" if improved else ""))

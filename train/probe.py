@@ -41,13 +41,16 @@ class Probe:
                 "val_images": len(self.val_labels)}
 
 
+def _has_head(model: nn.Module) -> bool:
+    return callable(getattr(model, "features", None)) and isinstance(getattr(model, "fc", None), nn.Linear)
+
+
 def head_of(model: nn.Module, arch: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Linear]:
     """(features, linear head) of a model a probe can sit on; ConfigError for one it cannot."""
-    features, fc = getattr(model, "features", None), getattr(model, "fc", None)
-    if not callable(features) or not isinstance(fc, nn.Linear):
+    if not _has_head(model):
         raise ConfigError(f"{arch}: a linear probe needs a backbone with features() and a linear fc head "
                           "(the efficientnet_lite family has them); use --no-probe to train without the bar")
-    return features, fc
+    return model.features, model.fc
 
 
 @torch.no_grad()
@@ -117,12 +120,12 @@ def fit_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.nd
     return best
 
 
-def set_head(model: nn.Module, arch: str, probe: Probe) -> None:
+def set_head(model: nn.Module, arch: str, weight: np.ndarray, bias: np.ndarray) -> None:
     """Put the probe's head into the model (LP-FT's start, and the probe checkpoint's head)."""
     _, fc = head_of(model, arch)
     with torch.no_grad():
-        fc.weight.copy_(torch.from_numpy(probe.weight).to(fc.weight))
-        fc.bias.copy_(torch.from_numpy(probe.bias).to(fc.bias))
+        fc.weight.copy_(torch.from_numpy(weight).to(fc.weight))
+        fc.bias.copy_(torch.from_numpy(bias).to(fc.bias))
 
 
 def probe_model(model: nn.Module, arch: str, train_ds: ImageDataset, val_ds: ImageDataset, device: torch.device,
@@ -140,8 +143,7 @@ def probe_bar(cfg: TrainConfig, model: nn.Module, train_set: LabelledFolder, val
     accuracy the run has to beat. With --head probe (LP-FT) its head becomes the model's starting
     head on every rank. -> the probe's summary, or None when there is no meaningful probe."""
     pretrained = cfg.pretrained or cfg.weights
-    usable = cfg.probe and pretrained and isinstance(getattr(model, "fc", None), nn.Linear) \
-        and callable(getattr(model, "features", None))
+    usable = cfg.probe and pretrained and _has_head(model)
     if cfg.head == "probe" and not usable:
         head_of(model, cfg.arch)  # names what the arch lacks
         raise ConfigError("--head probe starts from the linear probe of a pretrained backbone: add --pretrained "
@@ -159,7 +161,7 @@ def probe_bar(cfg: TrainConfig, model: nn.Module, train_set: LabelledFolder, val
         say(f"probe: linear probe on the frozen backbone, val acc {found.val_acc:.4f} (L2 {found.l2:g}): "
             "the bar this run has to clear")
     shared = dist.broadcast_object(info, None if found is None else (found.weight, found.bias, found.summary()))
+    weight, bias, summary = shared
     if cfg.head == "probe":
-        weight, bias, _ = shared
-        set_head(model, cfg.arch, Probe(weight, bias, 0.0, 0.0, 0.0, 0.0, np.zeros((0, 0)), np.zeros(0)))
-    return shared[2]
+        set_head(model, cfg.arch, weight, bias)
+    return summary
