@@ -59,6 +59,28 @@ for name, s in (("probe", p), ("lpft", f)):
 print(f"recipe: {'lpft' if key(f) > key(p) else 'probe'}")
 PY
 RECIPE=$(sed -n 's/^recipe: //p' "$choices")
+
+# 3b. The fixed split is 400 photos: a tie there (as in the 2026-11 run, 99.25% each) is decided by the
+# loss alone. Confirm on 5-fold CV of the same recipe, whose every fold also fits the probe on the same
+# split. Rule, fixed before the first run: LP-FT ships if it gets more of the 2,000 CV photos right than
+# the probe (pooled), or as many with a lower mean val loss; otherwise the probe ships.
+if [ "$RECIPE" = lpft ] && [ "${CONFIRM_CV:-1}" = 1 ]; then
+  [ -f "$WORK/cv-lpft/cv.json" ] || catdog-train cv --folds 5 --data "$WORK/train320" --arch "$ARCH" --pretrained \
+    --head probe --freeze-bn --ema 0.99 --arch-kw freeze_blocks="$blocks" --epochs 3 --lr 3e-5 \
+    --scheduler cosine --seed 0 --out "$WORK/cv-lpft" --quiet
+  python3 - "$WORK" >> "$choices" <<'PY'
+import json, sys
+r = json.load(open(f"{sys.argv[1]}/cv-lpft/cv.json"))
+lp = sum(round(f["val_acc"] * f["val_images"]) for f in r["per_fold"])
+pr = sum(round(f["probe_val_acc"] * f["val_images"]) for f in r["per_fold"])
+print(f"cv lpft: {r['pooled']}, mean val loss {r['val_loss_mean']:.4f}")
+print(f"cv probe (same folds): {r['probe_pooled']}, mean val loss {r['probe_val_loss_mean']:.4f}")
+keep = lp > pr or (lp == pr and r["val_loss_mean"] < r["probe_val_loss_mean"])
+print(f"recipe after cv: {'lpft' if keep else 'probe'} ({lp} vs {pr} right)")
+PY
+  RECIPE=$(sed -n 's/^recipe after cv: \([a-z]*\).*/\1/p' "$choices")
+  tail -3 "$choices"
+fi
 tail -3 "$choices"
 train_end=$(date +%s)
 

@@ -66,8 +66,8 @@ def _probe_folds(cfg: TrainConfig, data: LabelledFolder, folds: list, device: st
         it = np.array([row_of[s] for s in train.samples])
         iv = np.array([row_of[s] for s in val.samples])
         p = fit_probe((feats[it], labels[it]), (feats[iv], labels[iv]), len(data.classes))
-        rows.append({"fold": i, "val_acc": p.val_acc, "val_images": len(iv), "best_epoch": 0,
-                     "probe_val_acc": p.val_acc, "l2": p.l2})
+        rows.append({"fold": i, "val_acc": p.val_acc, "val_loss": p.val_loss, "val_images": len(iv),
+                     "best_epoch": 0, "probe_val_acc": p.val_acc, "probe_val_loss": p.val_loss, "l2": p.l2})
     return rows
 
 
@@ -85,15 +85,21 @@ def cross_validate(cfg: TrainConfig, k: int, out: str | os.PathLike, *, device: 
             console.print(f"[bold]fold {i}/{k}[/]: {len(train.samples)} train / {len(val.samples)} val")
         s = fit(cfg, out / f"fold-{i}", device=device, console=console, plots=False, sets=(train, val))
         n = len(val.samples) - len(s["skipped"])
-        rows.append({"fold": i, "val_acc": s["best_val_acc"], "val_images": n, "best_epoch": s["best_epoch"],
-                     "probe_val_acc": s["probe_val_acc"],
+        rows.append({"fold": i, "val_acc": s["best_val_acc"], "val_loss": s["best_val_loss"], "val_images": n,
+                     "best_epoch": s["best_epoch"], "probe_val_acc": s["probe_val_acc"],
+                     "probe_val_loss": s["probe_val_loss"],
                      "ece_after": (s.get("calibration") or {}).get("ece_after")})
     accs = [r["val_acc"] for r in rows]
     correct = sum(round(r["val_acc"] * r["val_images"]) for r in rows)
     total = sum(r["val_images"] for r in rows)
     probes = [r["probe_val_acc"] for r in rows if r["probe_val_acc"] is not None]
+    probe_correct = sum(round(r["probe_val_acc"] * r["val_images"]) for r in rows if r["probe_val_acc"] is not None)
     report = {"folds": k, "recipe": cfg.to_dict(), "val_acc_mean": statistics.fmean(accs),
               "val_acc_std": statistics.stdev(accs), "pooled": format_accuracy(correct, total),
-              "probe_val_acc_mean": statistics.fmean(probes) if len(probes) == k else None, "per_fold": rows}
+              "val_loss_mean": statistics.fmean(r["val_loss"] for r in rows),
+              "probe_val_acc_mean": statistics.fmean(probes) if len(probes) == k else None,
+              "probe_pooled": format_accuracy(probe_correct, total) if len(probes) == k else None,
+              "probe_val_loss_mean": (statistics.fmean(r["probe_val_loss"] for r in rows)
+                                      if len(probes) == k else None), "per_fold": rows}
     atomic_write(out / "cv.json", json.dumps(report, indent=2) + "\n")
     return report

@@ -183,7 +183,8 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
         val_result, best_val, epoch = _epochs(run, console, train_ds, val_ds, start)
     state = run.state
     summary = {"epochs": epoch, "best_epoch": state["best_epoch"], "best_val_acc": state["best_acc"],
-               "best_val_loss": state["best_loss"], "probe_val_acc": run.probe_acc, "out": str(out),
+               "best_val_loss": state["best_loss"], "probe_val_acc": run.probe_acc,
+               "probe_val_loss": (run.base["probe"] or {}).get("val_loss"), "out": str(out),
                "skipped": sorted(run.reported)}
     if info.main and state["best_acc"] >= 0:
         summary["calibration"] = calibrate_checkpoint(out / BEST, best_val, val_ds, info.device, say,
