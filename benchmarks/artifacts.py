@@ -237,14 +237,16 @@ def synthetic_image(seed: int = 0, h: int = 375, w: int = 500) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def input_images(folder: LabelledFolder | None, n: int, seed: int = 0) -> tuple[list[np.ndarray], str]:
-    """n decoded BGR images: the first n photos of `folder` (cycled) or a fixed-seed synthetic one."""
+def input_images(folder: LabelledFolder | None, n: int, spec: PreprocessSpec | None = None,
+                 seed: int = 0) -> tuple[list[np.ndarray], str]:
+    """n decoded BGR images (decoded for `spec`, as the runtime does): the first n photos of `folder`
+    (cycled) or a fixed-seed synthetic one."""
     if folder is None:
         return [synthetic_image(seed)] * n, f"fixed-seed synthetic image (seed {seed})"
     from catdog.runtime.files import read_image
 
     files = folder.paths[: max(n, 1)]
-    imgs = [read_image(p) for p in files]
+    imgs = [read_image(p, spec) for p in files]
     return [imgs[i % len(imgs)] for i in range(n)], f"{len(files)} photos from {folder.root}"
 
 

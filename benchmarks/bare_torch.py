@@ -22,5 +22,5 @@ else:
     ckpt = load_checkpoint(model_path)
     model, spec, classes = build_model(ckpt), ckpt["spec"], ckpt["classes"]
 with torch.inference_mode():
-    logits = model.eval()(torch.from_numpy(preprocess(read_image(image), spec)))[0]
+    logits = model.eval()(torch.from_numpy(preprocess(read_image(image, spec), spec)))[0]
 print(classes[int(logits.argmax())])

@@ -16,6 +16,7 @@ from catdog.benchmarks.artifacts import Artifact, discover, input_images, list_p
 from catdog.benchmarks.compute import count, measure_peak, onnx_available
 from catdog.benchmarks.contenders import coldstart_section, folder_section
 from catdog.benchmarks.env import collect_env
+from catdog.benchmarks.large import large_section
 from catdog.benchmarks.measure import Grid, add_efficiency, run_grid
 from catdog.benchmarks.report import compute_ratios, make_charts, write_report
 from catdog.benchmarks.schema import ArtifactRow, BenchConfig, Log, Peak, Progress, Report, RunSettings, Section
@@ -36,6 +37,7 @@ SECTIONS: dict[str, SectionEntry] = {  # in report order
     "coldstart": SectionEntry(coldstart_section, lambda c: c.coldstart_runs > 0),
     "overhead": SectionEntry(overhead_section, lambda c: True),
     "folder": SectionEntry(folder_section, lambda c: c.data is not None),
+    "large": SectionEntry(large_section, lambda c: c.data is not None and c.large_photos > 0),
     "pipeline": SectionEntry(pipeline_section, lambda c: c.video is not None),
 }
 
@@ -112,7 +114,7 @@ def run_benchmark(cfg: BenchConfig, log: Log = print, progress: Progress | None 
     check_writable_dir(cfg.out_dir)  # before the long work, after the inputs proved readable
     spec = spec_of(arts)
     photos = list_photos(cfg.data, arts) if cfg.data is not None else None  # one listing for the whole run
-    images, input_desc = input_images(photos, max(cfg.batches))
+    images, input_desc = input_images(photos, max(cfg.batches), spec)
     log(f"{len(arts)} artifacts: {', '.join(a.name for a in arts)}; providers {', '.join(cfg.providers)}")
     env = collect_env()
     art_rows = _artifact_rows(arts, log)

@@ -86,6 +86,8 @@ def run(
     torch_ckpt: Optional[Path] = typer.Option(None, help="best.pth: adds torch eager (needs torch)."),
     accuracy_limit: int = typer.Option(200, min=0, help="Images for accuracy (0 = all)."),
     coldstart_runs: int = typer.Option(5, min=0, help="Fresh processes per cold-start figure (0 = skip)."),
+    large_photos: int = typer.Option(0, min=0, help="With --data: make ~12 MP phone-like copies of this many "
+                                                    "photos and compare reduced vs full JPEG decode (0 = skip)."),
     no_peak: bool = typer.Option(False, "--no-peak", help="Skip the GEMM peak measurement."),
 ) -> None:
     """Benchmark artifacts and write reports/<name>/report.{md,json} and charts."""
@@ -108,7 +110,8 @@ def run(
         batches=_ints(batch, "batch"), threads=_ints(threads, "threads") if threads else (cores,),
         loop=LoopConfig(warmup, None if seconds else (iters or 50), seconds, block),
         data=data, video=video, torch_ckpt=torch_ckpt, accuracy_limit=accuracy_limit or None,
-        coldstart_runs=coldstart_runs, peak=not no_peak, command="catdog-bench " + " ".join(sys.argv[1:]))
+        coldstart_runs=coldstart_runs, large_photos=large_photos, peak=not no_peak,
+        command="catdog-bench " + " ".join(sys.argv[1:]))
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as bar:

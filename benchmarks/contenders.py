@@ -207,7 +207,7 @@ def _torch_folder(art: Artifact, files: list[Path], spec: PreprocessSpec, thread
             return len(files)
 
         def __getitem__(self, i: int) -> torch.Tensor:
-            return torch.from_numpy(preprocess(read_image(files[i]), spec)[0])
+            return torch.from_numpy(preprocess(read_image(files[i], spec), spec)[0])
 
     if art.meta is None:
         raise ModelError(f"{art.path}: carries no catdog metadata (class names); cannot label a folder with it")
@@ -226,8 +226,7 @@ def _contenders(inp: Inputs, files: list[Path], threads: int | None) -> dict[str
     """name -> (the bare contender it is compared with (torch: the fp32 one), how to run it from the
     model file to labels: session creation included, as a user's script would do it)."""
     primary, arts = inp.need_primary(), inp.arts
-    int8 = [a for a in arts if a.kind == "onnx" and a is not primary and not a.uint8_input
-            and (a.name == "onnx-int8" or (a.meta is not None and a.meta.precision == "int8"))]
+    int8 = [inp.int8] if inp.int8 else []
     out: dict[str, Contender] = {}
     for art in [primary] + int8[:1]:
         bare = f"bare onnxruntime script, {art.name} (2 decode threads, batch 16)"

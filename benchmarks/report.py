@@ -12,7 +12,7 @@ from typing import Any
 
 from catdog.benchmarks.env import env_lines
 from catdog.benchmarks.measure import ratio
-from catdog.benchmarks.schema import SCHEMA, LatencyRow, Ratio, Report
+from catdog.benchmarks.schema import SCHEMA, SECTION_NAMES, LatencyRow, Ratio, Report
 from catdog.runtime.errors import InputError
 from catdog.runtime.files import atomic_path, atomic_write
 
@@ -110,7 +110,7 @@ def _latency_md(rep: dict[str, Any]) -> list[str]:
 
 SECTION_TITLES = (("accuracy", "Accuracy and agreement"), ("coldstart", "Cold start and peak RSS"),
                   ("folder", "Folder throughput"), ("overhead", "Runtime overhead vs bare session.run"),
-                  ("pipeline", "Video pipeline"))
+                  ("large", "Large photos: reduced vs full JPEG decode"), ("pipeline", "Video pipeline"))
 
 
 def _sections_md(rep: dict[str, Any]) -> list[str]:
@@ -173,7 +173,7 @@ def summary_lines(rep: dict[str, Any]) -> list[str]:
     for x in rep["ratios"]:
         lines.append(f"{x['what']} ({x['provider']}, threads {x['threads'] or '-'}, batch {x['batch']}): "
                      f"{x['speedup']:.2f}x")
-    for key in ("accuracy", "coldstart", "overhead", "folder", "pipeline"):
+    for key in SECTION_NAMES:
         block = rep.get(key)
         for row in (block or {}).get("rows", []):
             lines.append(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"

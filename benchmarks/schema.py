@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 SCHEMA = "catdog-bench/1"
-SECTION_NAMES = ("accuracy", "coldstart", "overhead", "folder", "pipeline")  # in report order
+SECTION_NAMES = ("accuracy", "coldstart", "overhead", "folder", "large", "pipeline")  # in report order
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int | None], None]  # (description, advance, new total or None)
@@ -48,6 +48,7 @@ class BenchConfig:
     torch_ckpt: Path | None = None
     accuracy_limit: int | None = 200  # images for accuracy/agreement (None: all)
     coldstart_runs: int = 5
+    large_photos: int = 0  # ~12 MP copies of --data photos for the reduced-vs-full decode section (0: none)
     peak: bool = True
     command: str = "catdog-bench run"
     sections: tuple[str, ...] = SECTION_NAMES  # which optional sections may run (each also needs its input)

@@ -61,6 +61,12 @@ class Inputs:
         return (next((a for a in onnx if a.name == "onnx-fp32"), None)
                 or next((a for a in onnx if not a.uint8_input), None))
 
+    @property
+    def int8(self) -> Artifact | None:
+        """The float-input INT8 ONNX beside the primary: the folder sections time both."""
+        return next((a for a in self.arts if a.kind == "onnx" and a is not self.primary and not a.uint8_input
+                     and (a.name == "onnx-int8" or (a.meta is not None and a.meta.precision == "int8"))), None)
+
     def need_primary(self) -> Artifact:
         if self.primary is None:
             raise ValueError("this section needs a float ONNX artifact")  # the section table checks first
@@ -92,7 +98,7 @@ def accuracy_section(inp: Inputs) -> Section:
     if classes_of(inp.arts) is None:
         raise DataError("no artifact carries class names (catdog metadata); cannot score accuracy")
     photos = balanced(inp.need_photos(), inp.cfg.accuracy_limit)
-    images = [read_image(p) for p in photos.paths]
+    images = [read_image(p, inp.spec) for p in photos.paths]
     labels = np.asarray(photos.labels)  # indices into the model's classes: the folder was listed with them
     logits = {a.name: logits_of(a, images, inp.spec, inp.cfg.first_threads) for a in inp.arts}
     ref_name = next((n for n in ("torch-eager", "onnx-fp32") if n in logits), next(iter(logits)))
@@ -119,7 +125,7 @@ def overhead_section(inp: Inputs) -> Section:
     from catdog.runtime.preprocess import preprocess
 
     primary, cfg, threads = inp.need_primary(), inp.cfg, inp.cfg.first_threads
-    images, _ = input_images(inp.photos, 8)
+    images, _ = input_images(inp.photos, 8, inp.spec)
     clf = Classifier.from_file(primary.path, provider="cpu", threads=threads, batch_size=1, workers=1, log=None)
     bare = make_runner(primary, "cpu", threads)
     state = {"i": 0}

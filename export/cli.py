@@ -44,6 +44,9 @@ def export(
     tta_flip: bool = typer.Option(D.tta_flip, "--tta-flip",
                                   help="every artifact averages the logits of the image and its mirror image "
                                        "(two passes in the graph, ~2x the latency)"),
+    full_decode: bool = typer.Option(D.full_decode, "--full-decode",
+                                     help="decode calibration and parity JPEGs at full size, as catdog-runtime "
+                                          "--full-decode does (default: libjpeg's reduced decode, as deployed)"),
     gate: List[str] = typer.Option(list(D.gates), "--gate",
                                    help="override a gate: NAME=VALUE, e.g. int8.agreement=0.97"),
     allow_gate_failure: bool = typer.Option(D.allow_gate_failure, "--allow-gate-failure",
@@ -59,7 +62,7 @@ def export(
         ckpt=ckpt, out=out, int8=int8, calib=calib, fp16=fp16, bake=bake, opset=opset, parity=tuple(parity),
         parity_count=parity_count, labels_from_names=labels_from_names, calib_method=calib_method,
         int8_activations=int8_activations, calib_count=calib_count, int8_select=int8_select,
-        select_count=select_count, tta_flip=tta_flip, gates=tuple(gate),
+        select_count=select_count, tta_flip=tta_flip, full_decode=full_decode, gates=tuple(gate),
         allow_gate_failure=allow_gate_failure, latency_runs=latency_runs,
     )
     try:

@@ -14,6 +14,7 @@ import numpy as np
 from catdog.runtime.errors import DataError, InputError
 from catdog.runtime.files import IMAGE_SUFFIXES, file_sha256
 from catdog.runtime.folders import LabelledFolder, has_class_folders, list_images, read_images, scan
+from catdog.runtime.spec import PreprocessSpec
 
 SAMPLE_SEED = 0  # fixed: the same folder gives the same calibration/parity sample on every run
 
@@ -51,11 +52,13 @@ def _labelled(folder: Path, classes: tuple[str, ...], *, from_names: bool) -> La
 
 
 def load_images(
-    folder: Path, count: int, classes: tuple[str, ...] | None = None, *, from_names: bool = False, skip: int = 0
+    folder: Path, count: int, classes: tuple[str, ...] | None = None, *, from_names: bool = False, skip: int = 0,
+    spec: PreprocessSpec | None = None,
 ) -> ImageSet:
     """Read a sample of `count` images; unreadable files are skipped and reported, not fatal.
     With `classes` (parity) labels come from class folders or, with `from_names`, from Kaggle
-    names; without (calibration) the folder is just a pile of photos, read recursively."""
+    names; without (calibration) the folder is just a pile of photos, read recursively. `spec`: the
+    model's, for the spine's reduced JPEG decode (None: full decode)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder of images")
@@ -65,7 +68,7 @@ def load_images(
     if not listed:
         raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
     paths = sample(listed, count, skip)
-    kept, images, skipped = read_images(paths)
+    kept, images, skipped = read_images(paths, spec)
     if not images:
         raise DataError(f"{folder}: none of {len(paths)} sampled images could be read (first: {skipped[0]})")
     kept_paths = tuple(paths[i] for i in kept)
@@ -78,7 +81,7 @@ def load_images(
     )
 
 
-def held_out(folder: Path, count: int, exclude: Iterable[Path]) -> ImageSet:
+def held_out(folder: Path, count: int, exclude: Iterable[Path], spec: PreprocessSpec | None = None) -> ImageSet:
     """Up to `count` images of `folder` (same shuffle as `sample`) that are none of `exclude` (the
     calibration and parity images): not the same path, nor the same bytes, so a parity photo
     copied into the calibration folder is still never used to choose. May be empty."""
@@ -91,5 +94,5 @@ def held_out(folder: Path, count: int, exclude: Iterable[Path]) -> ImageSet:
             break
         if p.resolve() not in paths and file_sha256(p) not in digests:
             picked.append(p)
-    kept, images, skipped = read_images(picked)
+    kept, images, skipped = read_images(picked, spec)
     return ImageSet(paths=tuple(picked[i] for i in kept), images=tuple(images), labels=None, skipped=tuple(skipped))

@@ -28,6 +28,7 @@ class ExportOptions:
     int8_select: bool = True
     select_count: int = 100  # held-out calibration images for that choice
     tta_flip: bool = False  # mean of the logits of the image and its mirror image, inside every artifact
+    full_decode: bool = False  # calibration and parity photos: full-size JPEG decode (the runtime's --full-decode)
     gates: tuple[str, ...] = ()
     allow_gate_failure: bool = False
     latency_runs: int = 50

@@ -31,6 +31,7 @@ from catdog.export.tta import TTA_NAME, with_tta
 from catdog.runtime.errors import CheckpointError, GateError, InputError, OutputError
 from catdog.runtime.files import check_writable_dir, file_sha256
 from catdog.runtime.preprocess import preprocess_batch, resize_crop
+from catdog.runtime.spec import PreprocessSpec
 from catdog.train.checkpoint import build_model, load_checkpoint
 
 SIMPLIFY_CHECK_IMAGES = 8
@@ -98,6 +99,12 @@ def _load(opts: ExportOptions) -> tuple[dict, torch.nn.Module]:
     return ckpt, model
 
 
+def decode_spec(opts: ExportOptions, spec: PreprocessSpec) -> PreprocessSpec | None:
+    """The spec the spine's decoder gets: the model's (reduced JPEG decode, as the runtime does by
+    default), or None with --full-decode."""
+    return None if opts.full_decode else spec
+
+
 def _same_folder(a: Path, b: Path | None) -> bool:
     return b is not None and Path(a).resolve() == Path(b).resolve()
 
@@ -107,21 +114,23 @@ def _read_parity(opts: ExportOptions, ckpt: dict, baked: bool) -> list[_Parity]:
     sets = []
     for folder in parity_folders(opts):
         skip = opts.calib_count if _same_folder(folder, opts.calib) else 0  # avoid proving on calibration images
-        par = load_images(folder, opts.parity_count, classes, from_names=opts.labels_from_names, skip=skip)
+        par = load_images(folder, opts.parity_count, classes, from_names=opts.labels_from_names, skip=skip,
+                          spec=decode_spec(opts, spec))
         crops = np.stack([resize_crop(im, spec) for im in par.images]) if baked else None
         labels = None if par.labels is None else np.asarray(par.labels)
         sets.append(_Parity(str(folder), par, preprocess_batch(list(par.images), spec), crops, labels))
     return sets
 
 
-def _held_out(opts: ExportOptions, calib: ImageSet | None, sets: list[_Parity]) -> tuple[ImageSet | None, str]:
+def _held_out(opts: ExportOptions, calib: ImageSet | None, sets: list[_Parity], spec: PreprocessSpec
+              ) -> tuple[ImageSet | None, str]:
     """Calibration-folder images for INT8's choices: neither calibration nor parity images."""
     if calib is None or opts.calib is None:
         return None, "no --calib folder"
     if not opts.int8_select:
         return None, "--no-int8-select"
     used = list(calib.paths) + [p for s in sets for p in s.images.paths]
-    held = held_out(opts.calib, opts.select_count, used)
+    held = held_out(opts.calib, opts.select_count, used, decode_spec(opts, spec))
     if not held.images:
         return held, (f"every image of {opts.calib} is a calibration or parity image (or unreadable); a bigger "
                       "--calib folder or a lower --calib-count leaves some to choose on")
@@ -140,10 +149,10 @@ def run_export(opts: ExportOptions, progress: Callable[[str], None] | None = Non
     calib_set: ImageSet | None = None
     if opts.calib is not None:
         step("reading calibration images")
-        calib_set = load_images(opts.calib, opts.calib_count)
+        calib_set = load_images(opts.calib, opts.calib_count, spec=decode_spec(opts, spec))
     step("reading parity images")
     sets = _read_parity(opts, ckpt, baked="baked" in names)
-    held, why_not = _held_out(opts, calib_set, sets) if "int8" in names else (None, "")
+    held, why_not = _held_out(opts, calib_set, sets, spec) if "int8" in names else (None, "")
     first = sets[0].x
 
     sha = file_sha256(opts.ckpt)

@@ -64,10 +64,11 @@ def apply_overrides(spec: PreprocessSpec, overrides: Mapping[str, Any]) -> Prepr
 
 class Classifier:
     def __init__(self, session: Session, metadata: ModelMetadata, batch_size: int = 16, workers: int = 2,
-                 unsure_below: float | None = None):
+                 unsure_below: float | None = None, full_decode: bool = False):
         if unsure_below is not None and not 0.0 < unsure_below <= 1.0:
             raise InputError(f"--unsure-below must be a probability in (0, 1], got {unsure_below}")
         self.unsure_below = unsure_below
+        self.full_decode = full_decode  # True: JPEGs decode at full size (else libjpeg's reduced decode)
         self.session = session
         self.metadata = metadata
         self.classes = metadata.classes
@@ -93,6 +94,7 @@ class Classifier:
         batch_size: int = 16,
         workers: int = 2,
         unsure_below: float | None = None,
+        full_decode: bool = False,
         **session_kw: Any,
     ) -> "Classifier":
         """`labels`: a file or a list of names; `spec`: a full PreprocessSpec, or a dict of overrides
@@ -119,12 +121,18 @@ class Classifier:
             if names is not None:
                 meta = meta.with_(classes=names)
         check_fit(session, meta, labels_file=str(labels) if isinstance(labels, (str, os.PathLike)) else None)
-        return cls(session, meta, batch_size=batch_size, workers=workers, unsure_below=unsure_below)
+        return cls(session, meta, batch_size=batch_size, workers=workers, unsure_below=unsure_below,
+                   full_decode=full_decode)
 
     def reset_times(self) -> StageTimes:
         """Start a fresh timing record (the clock starts now, not at model load)."""
         self.times = StageTimes()
         return self.times
+
+    @property
+    def decode_spec(self) -> PreprocessSpec | None:
+        """What the spine's decoder gets: the model's spec (reduced JPEG decode), or None (full)."""
+        return None if self.full_decode else self.spec
 
     # -- the stages -------------------------------------------------------------------------------
     def prepare(self, image: np.ndarray) -> np.ndarray:
@@ -134,7 +142,7 @@ class Classifier:
     def load(self, source: ImageLike) -> tuple[np.ndarray, float, float]:
         """Path or decoded image -> (crop, decode seconds, resize seconds). Raises InputError."""
         with Timer() as td:
-            image = source if isinstance(source, np.ndarray) else read_image(source)
+            image = source if isinstance(source, np.ndarray) else read_image(source, self.decode_spec)
         with Timer() as tp:
             crop = self.prepare(image)
         return crop, td.s, tp.s

@@ -103,6 +103,7 @@ class RunOptions:
     trt_cache: Optional[Path] = None
     device_id: int = 0
     unsure_below: Optional[float] = None
+    full_decode: bool = False
 
 
 D = RunOptions()
@@ -124,6 +125,7 @@ def run(o: RunOptions) -> int:
                                labels=o.labels, spec={k: v for k, v in overrides.items() if v is not None},
                                batch_size=o.batch, workers=o.workers, trt_fp16=o.trt_fp16, trt_int8=o.trt_int8,
                                trt_cache_dir=o.trt_cache, device_id=o.device_id, unsure_below=o.unsure_below,
+                               full_decode=o.full_decode,
                                spinning=not (src.kind == "files" and len(src.files) > 1))  # see open_session
     sinks: list[Any] = [JsonSink()] if o.json_out else []
     if o.csv_path:
@@ -202,6 +204,10 @@ def main_command(
     unsure_below: Optional[float] = typer.Option(
         D.unsure_below, min=0.0, max=1.0,
         help="label a photo or frame 'unsure' when its top (calibrated) probability is below this, e.g. 0.8"),
+    full_decode: bool = typer.Option(
+        D.full_decode, "--full-decode",
+        help="decode JPEGs at full size (default: libjpeg's 1/2, 1/4 or 1/8 scale when the photo is still at "
+             "least the model's resize; 2-3x faster on phone photos)"),
 ) -> None:
     # The parameters are RunOptions' fields one for one (a renamed or missing one is a TypeError).
     given = locals()

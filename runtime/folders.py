@@ -22,6 +22,7 @@ import numpy as np
 
 from catdog.runtime.errors import DataError, InputError
 from catdog.runtime.files import IMAGE_SUFFIXES, read_image
+from catdog.runtime.spec import PreprocessSpec
 
 
 def is_image_name(name: str) -> bool:
@@ -137,13 +138,15 @@ def has_class_folders(root: str | os.PathLike) -> bool:
                for e in _listdir(Path(root)))
 
 
-def read_images(paths: Sequence[str | os.PathLike]) -> tuple[list[int], list[np.ndarray], list[str]]:
-    """Decode each path with the spine's read_image: (indices of the readable ones, their BGR
-    images, one message per unreadable file). A bad file is reported, never fatal."""
+def read_images(paths: Sequence[str | os.PathLike], spec: PreprocessSpec | None = None
+                ) -> tuple[list[int], list[np.ndarray], list[str]]:
+    """Decode each path with the spine's read_image (for `spec`: see files.decode_image): (indices of
+    the readable ones, their BGR images, one message per unreadable file). A bad file is reported,
+    never fatal."""
     kept, images, skipped = [], [], []
     for i, p in enumerate(paths):
         try:
-            images.append(read_image(p))
+            images.append(read_image(p, spec))
         except InputError as e:
             skipped.append(str(e))
             continue

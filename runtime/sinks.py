@@ -76,42 +76,43 @@ class CsvSink:
 
 
 class TableSink:
-    """A readable table on stdout at the end (rows keep input order)."""
+    """A readable table on stdout at the end (rows keep input order). Plain aligned text, not rich:
+    importing rich to print a few rows was ~40 ms of a one-photo run's cold start, and plain lines
+    print the same on a terminal, in a pipe and under grep (a path is never folded)."""
 
-    def __init__(self, topk: int = 1, console: Any = None):
+    def __init__(self, topk: int = 1, stream: TextIO | None = None):
         self.topk = max(1, topk)
-        self.console = console
+        self.stream = stream
         self.rows: list[tuple[str, Result]] = []
 
     def add(self, source: str, result: Result) -> None:
         self.rows.append((source, result))
 
-    def close(self) -> None:
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
-        # Paths, error messages and class names are the user's text, never rich markup: as Text,
-        # `cat[bold]x.jpg` prints as itself and a `[/x]` in a folder name cannot crash the table.
-        table = Table(show_lines=False)
-        table.add_column("source", overflow="fold")
-        table.add_column("label" if self.topk == 1 else f"top {self.topk}")
-        table.add_column("score", justify="right")
+    def lines(self) -> list[str]:
+        head = ("source", "label" if self.topk == 1 else f"top {self.topk}", "score")
+        cells: list[tuple[str, str, str]] = []
         for source, r in self.rows:
+            source = _printable(source)
             if isinstance(r, str):
-                table.add_row(Text(source), Text("error", style="red"), Text(r))
-            elif self.topk == 1:
-                table.add_row(Text(source), Text(r.label), f"{r.score:.3f}")
-            else:
-                top = r.top(self.topk)
-                table.add_row(Text(source), Text("\n".join(k for k, _ in top)), "\n".join(f"{v:.3f}" for _, v in top))
-        console = self.console or Console()
-        if self.console is None and not console.is_terminal:
-            # Piped or redirected: no screen to fit, and a path folded over two lines cannot be
-            # grepped; print the table at its natural width.
-            natural = Console(width=1 << 16).measure(table).maximum
-            console = Console(width=max(80, natural))
-        console.print(table)
+                cells.append((source, "error", _printable(r)))
+                continue
+            top = [(r.label, r.score)] if self.topk == 1 else r.top(self.topk)  # r.label may be 'unsure'
+            for i, (label, p) in enumerate(top):  # top-k: one line per class
+                cells.append((source if i == 0 else "", _printable(label), f"{p:.3f}"))
+        w0 = max(len(c[0]) for c in [head, *cells])
+        w1 = max(len(c[1]) for c in [head, *cells])
+        # The score column is right-aligned to its header; an error message runs on past it.
+        return [f"{a:<{w0}}  {b:<{w1}}  {c:>5}".rstrip() for a, b, c in [head, *cells]]
+
+    def close(self) -> None:
+        out = self.stream or sys.stdout
+        out.write("\n".join(self.lines()) + "\n")
+        out.flush()
+
+
+def _printable(text: str) -> str:
+    """A file name may hold a newline or an escape sequence: show it, never let it move the cursor."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class AccuracySink:

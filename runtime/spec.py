@@ -49,6 +49,12 @@ class PreprocessSpec:
         if problems:
             raise MetadataError("invalid preprocessing spec: " + "; ".join(problems))
 
+    @property
+    def min_side(self) -> int:
+        """The shortest image side the geometry needs without upscaling: a decoder may shrink a photo
+        down to this and no further (see files.decode_image)."""
+        return self.resize if self.resize_mode == "shorter" else self.size
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)

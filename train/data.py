@@ -101,7 +101,9 @@ class ImageDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[Any, Any]:
         path, label = self.samples[i]
         try:
-            img = read_image(path)
+            # Validation decodes as the runtime does (reduced JPEG decode for the model's spec); the
+            # random crops of training augmentation may zoom in, so they get every pixel.
+            img = read_image(path, None if self.train else self.spec)
         except InputError as e:
             return None, str(e)
         if not self.train:

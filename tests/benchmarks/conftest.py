@@ -32,9 +32,14 @@ def tiny_export(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def labeled_dir(tmp_path_factory, data_dir):
+    """Six real photos, saved at 64x48: below 2x the tiny models' 36 px resize, so the runtime's
+    reduced JPEG decode leaves them whole and the bare scripts (full decode) see the same pixels."""
+    import cv2
+
     d = tmp_path_factory.mktemp("labeled")
     for name in ("cat.168.jpg", "cat.193.jpg", "cat.379.jpg", "dog.169.jpg", "dog.319.jpg", "dog.381.jpg"):
-        shutil.copy(data_dir / name, d / name)
+        small = cv2.resize(cv2.imread(str(data_dir / name)), (64, 48), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(d / name), small, [cv2.IMWRITE_JPEG_QUALITY, 95])
     return d
 
 

@@ -37,7 +37,7 @@ def full(tiny_export, junk_dir, video, tmp_path_factory):
                               str(tiny_export / "model.int8.onnx"),
                               "--name", "full", "--out", str(out), "--providers", "cpu", "--batch", "1",
                               "--threads", "1", "--warmup", "1", "--iters", "3", "--data", str(junk_dir),
-                              "--video", str(video[0]), "--coldstart-runs", "1", "--no-peak"])
+                              "--video", str(video[0]), "--coldstart-runs", "1", "--large-photos", "2", "--no-peak"])
     assert res.exit_code == 0, res.output
     return json.loads((out / "full" / "report.json").read_text()), (out / "full")
 
@@ -47,9 +47,10 @@ def test_layout_is_the_one_old_reports_have(full):
     # report.md read in reports written before (the committed reference report is one)
     rep, _ = full
     old = json.loads(REFERENCE.read_text())
-    assert list(rep) == list(old)
+    # Keys may be added (the large-photos section, its config field), never moved or removed.
+    assert [k for k in rep if k in old] == list(old)
     for key in ("config", "load_average"):
-        assert list(rep[key]) == list(old[key]), key
+        assert [k for k in rep[key] if k in old[key]] == list(old[key]), key
     for key in ("artifacts", "latency", "peak", "ratios"):
         if rep[key]:
             assert list(rep[key][0]) == list(old[key][0]), key
@@ -108,6 +109,27 @@ def test_overhead_and_folder(full):
         by["runtime, onnx-int8"]["images_per_s"] / by["bare onnxruntime script, onnx-int8"]["images_per_s"])
     # the runtime and the hand-written bare script label every photo alike: one preprocessing
     assert all(r["label_agreement_vs_bare"] == 1.0 for r in rows)
+
+
+def test_large_photos_reduced_vs_full_decode(full):
+    """Two ~12 MP phone-like copies (balanced: a cat and a dog), each model with both decodes."""
+    from catdog.runtime.files import header_size
+
+    rep, folder = full
+    rows = rep["large"]["rows"]
+    assert [(r["model"], r["decode"].split(" ")[0]) for r in rows] == [
+        ("onnx-fp32", "reduced"), ("onnx-fp32", "full"), ("onnx-int8", "reduced"), ("onnx-int8", "full")]
+    copies = sorted((folder / "large-photos").glob("*.jpg"))
+    assert len(copies) == 2 and [c.name.split("-", 1)[1].split(".")[0] for c in copies] == ["cat", "dog"]
+    for c in copies:
+        w, h = header_size(c.read_bytes())
+        assert abs(w * h - 12e6) < 0.01 * 12e6 and (w, h) == (4000, 3000)  # 64x48 keeps its 4:3
+    for r in rows:
+        assert r["photos"] == 2 and r["images_per_s"] > 0 and r["decode_ms"] > 0
+        assert r["accuracy"].endswith("n=2)") and r["originals_identical"] == "2/2"
+        if r["decode"].startswith("full"):
+            assert r["vs_full_decode"] == 1.0 and r["agreement_vs_full"] == 1.0
+        assert 0.0 <= r["agreement_vs_full"] <= 1.0
 
 
 def test_video_pipeline_stages(full, video):

@@ -66,9 +66,10 @@ def tta(tmp_path_factory, data_dir, folders):
     return out, run_export(opts), ckpt, opts
 
 
-def set_a(folders):
-    """Parity set A, read as the export reads it: the images and their labels."""
-    par = load_images(folders["a"], 100, CLASSES, from_names=True)
+def set_a(folders, spec):
+    """Parity set A, read as the export reads it (the spine's decode for the model's spec): the
+    images and their labels."""
+    par = load_images(folders["a"], 100, CLASSES, from_names=True, spec=spec)
     return par, np.asarray(par.labels)
 
 
@@ -89,7 +90,7 @@ def test_tta_artifacts_average_the_plain_model_on_the_photo_and_its_mirror(tta, 
     out, _, ckpt_path, _ = tta
     ckpt = load_checkpoint(ckpt_path)
     plain = build_model(ckpt)
-    par, _ = set_a(folders)
+    par, _ = set_a(folders, ckpt["spec"])
     x = preprocess_batch(list(par.images), ckpt["spec"])
     with torch.no_grad():
         once, mirrored = plain(torch.from_numpy(x)).numpy(), plain(torch.from_numpy(x[..., ::-1].copy())).numpy()
@@ -112,7 +113,7 @@ def test_tta_artifacts_average_the_plain_model_on_the_photo_and_its_mirror(tta, 
 def test_runtime_runs_the_tta_model_unchanged_with_calibrated_scores(tta, folders):
     out, _, ckpt_path, _ = tta
     ckpt = load_checkpoint(ckpt_path)
-    par, _ = set_a(folders)
+    par, _ = set_a(folders, ckpt["spec"])
     x = preprocess_batch(list(par.images), ckpt["spec"])
     logits = run_onnx(onnx.load(str(out / "model.onnx")), x)
     want = softmax_t(logits, T)
@@ -133,7 +134,7 @@ def test_parity_is_reported_and_gated_per_set_with_intervals_and_ece(tta, folder
     assert [s["name"] for s in data["parity_sets"]] == [str(folders["a"]), str(folders["b"])]
     assert [s["labels"] for s in data["parity_sets"]] == ["file names (--labels-from-names)", "class folders"]
     md = (out / "export-report.md").read_text()
-    par, labels = set_a(folders)
+    par, labels = set_a(folders, par_spec(out))
     onnx_logits = run_onnx(onnx.load(str(out / "model.onnx")), preprocess_batch(list(par.images), par_spec(out)))
     for s in data["parity_sets"]:
         assert s["passed"] and s["images"] == 4 and f"## Parity on `{s['name']}`: PASS" in md

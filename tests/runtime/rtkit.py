@@ -5,6 +5,7 @@ in the torch-free venv), a numpy reference of the same network, OpenCV-written v
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 import time
@@ -178,3 +179,11 @@ class MjpegServer:
     def __exit__(self, *exc) -> None:
         if not self.stopped.is_set():
             self.stop()
+
+
+def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """Insert an APP1 Exif segment holding only the Orientation tag (0x0112) after SOI."""
+    ifd = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
+    tiff = b"II*\x00" + struct.pack("<I", 8) + ifd
+    payload = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]

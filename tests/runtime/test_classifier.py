@@ -18,7 +18,7 @@ from catdog.runtime.session import available_providers, open_session
 
 
 def expected_probs(path, spec=SPEC, classes=2):
-    return softmax(reference_logits(preprocess(read_image(path), spec), weights(classes)))[0]
+    return softmax(reference_logits(preprocess(read_image(path, spec), spec), weights(classes)))[0]
 
 
 def test_predict_real_photos_matches_numpy_reference(models, photos):
@@ -36,7 +36,7 @@ def test_predict_real_photos_matches_numpy_reference(models, photos):
 
 def test_predict_accepts_decoded_array_and_batch_equals_single(models, photos):
     clf = Classifier.from_file(models["float"], provider="cpu", batch_size=4)
-    singles = [clf.predict(read_image(p)) for p in photos]
+    singles = [clf.predict(read_image(p, clf.spec)) for p in photos]  # decoded as the spine does
     batch = clf.predict_batch([str(p) for p in photos])  # 6 images in batches of 4 + 2
     for a, b in zip(singles, batch, strict=True):
         assert a.label == b.label

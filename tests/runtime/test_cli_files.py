@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from rtkit import run_cli
+from rtkit import run_cli, with_exif_orientation
 
 from catdog.runtime.classifier import Classifier
 from catdog.runtime.files import read_image
@@ -131,14 +131,6 @@ def _png_header_bomb() -> bytes:
     return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + crc + b"\0" * 64
 
 
-def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
-    """Insert an APP1 Exif segment holding only the Orientation tag (0x0112) after SOI."""
-    ifd = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
-    tiff = b"II*\x00" + struct.pack("<I", 8) + ifd
-    payload = b"Exif\x00\x00" + tiff
-    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
-
-
 @pytest.fixture
 def messy_folder(tmp_path, photos):
     d = tmp_path / "messy"
@@ -154,7 +146,7 @@ def messy_folder(tmp_path, photos):
     cv2.imwrite(str(d / "alpha.png"), alpha)
     cv2.imwrite(str(d / "deep16.png"), img.astype(np.uint16) * 257)
     cv2.imwrite(str(d / "gray.jpg"), cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
-    (d / "exif_rot.jpg").write_bytes(_with_exif_orientation(jpg, 6))
+    (d / "exif_rot.jpg").write_bytes(with_exif_orientation(jpg, 6))
     sub = d / "sub dir ñandú"
     sub.mkdir()
     shutil.copy(photos[2], sub / "gato ñ 猫.jpg")
@@ -203,11 +195,12 @@ def test_bad_files_table_names_each_failure(models, messy_folder):
 def test_exif_orientation_is_applied_before_classifying(models, photos, tmp_path):
     raw = cv2.imread(str(photos[0]), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     rotated_file = tmp_path / "rot.jpg"
-    rotated_file.write_bytes(_with_exif_orientation(photos[0].read_bytes(), 6))
+    rotated_file.write_bytes(with_exif_orientation(photos[0].read_bytes(), 6))
     img = read_image(rotated_file)
     assert img.shape[:2] == raw.shape[1::-1]  # width and height swapped: orientation honoured
     clf = Classifier.from_file(models["float"])
-    want = clf.predict(cv2.rotate(raw, cv2.ROTATE_90_CLOCKWISE))
+    # The classifier decodes at libjpeg's reduced scale for its spec: rotate that same decode.
+    want = clf.predict(cv2.rotate(read_image(photos[0], clf.spec), cv2.ROTATE_90_CLOCKWISE))
     assert clf.predict(rotated_file).probs == pytest.approx(want.probs, abs=1e-6)
 
 
@@ -325,4 +318,5 @@ def test_cmyk_jpeg_decodes_to_the_right_colours_and_classifies(models, data_dir)
     r = run_cli(cmyk, "--model", models["float"], "--json")
     assert r.returncode == 0, r.stderr
     (row,) = json_rows(r.stdout)
-    assert row["probs"] == pytest.approx(Classifier.from_file(models["float"]).predict(img).probs, abs=1e-6)
+    clf = Classifier.from_file(models["float"])
+    assert row["probs"] == pytest.approx(clf.predict(read_image(cmyk, clf.spec)).probs, abs=1e-6)
