@@ -10,13 +10,9 @@ other exception is a bug or a library failure, still one line (naming --debug) a
 from __future__ import annotations
 
 import functools
-import inspect
 import sys
 import traceback
 from typing import Any, Callable, TypeVar
-
-import click
-import typer
 
 from catdog.runtime.errors import CatdogError, error_line
 
@@ -30,38 +26,43 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _root_debug() -> bool:
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx and ctx.find_root().params.get("debug"))
+def failure_exit(exc: BaseException, debug: bool) -> int:
+    """What escaped a command, said as the user should see it; returns the exit code. Typer-free:
+    catdog-runtime's one-photo path uses it without loading typer or click."""
+    if isinstance(exc, KeyboardInterrupt):
+        say("interrupted")
+        return EXIT_INTERRUPTED
+    if debug:
+        traceback.print_exception(exc)
+    if isinstance(exc, CatdogError):
+        say(f"error: {exc}")
+        return exc.exit_code
+    if not debug:
+        say(f"internal error: {type(exc).__name__}: {error_line(exc)} (rerun with --debug for the traceback)")
+    return EXIT_BUG
 
 
 def cli_boundary(fn: F) -> F:
     """Wrap a typer command: adds `--debug` to its signature and maps escaping errors to exits."""
+    import inspect
+
+    import click
+    import typer
+
     sig = inspect.signature(fn)
     debug_param = inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                                     default=typer.Option(False, "--debug", help="Show tracebacks."))
 
     @functools.wraps(fn)
     def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
-        debug = debug or _root_debug()
+        ctx = click.get_current_context(silent=True)
+        debug = debug or bool(ctx and ctx.find_root().params.get("debug"))  # catdog-bench --debug run
         try:
             return fn(*args, **kwargs)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise  # typer.Exit(code) and usage errors already say what they mean
-        except CatdogError as e:
-            if debug:
-                traceback.print_exc()
-            say(f"error: {e}")
-            raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            say("interrupted")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        except Exception as e:  # noqa: BLE001 - the boundary: a bug still gets one line, not a traceback
-            if debug:
-                traceback.print_exc()
-            else:
-                say(f"internal error: {type(e).__name__}: {error_line(e)} (rerun with --debug for the traceback)")
-            raise typer.Exit(EXIT_BUG) from None
+        except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - the boundary: a bug still gets one line
+            raise typer.Exit(failure_exit(e, debug)) from None
 
     params = [p for p in sig.parameters.values() if p.name != "debug"]
     wrapper.__signature__ = sig.replace(parameters=[*params, debug_param])  # type: ignore[attr-defined]

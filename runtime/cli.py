@@ -1,21 +1,22 @@
 """catdog-runtime SOURCE [--model M]: classify photos, folders, globs, videos, cameras and streams
 with onnxruntime + OpenCV only. Errors are one line on stderr and a non-zero exit (traceback with
---debug); a bad file never stops a folder run, but the exit code says something failed."""
+--debug); a bad file never stops a folder run, but the exit code says something failed.
+
+The options are one table (OPTIONS, over RunOptions' fields). The typer command (cli_app.py) is
+built from it, and so is a quick parser for plain command lines (`catdog-runtime photo.jpg --json`):
+importing typer and click is ~30 ms, a tenth of a one-photo run. The quick parser takes only what it
+fully understands and hands everything else (--help, --opt=value, usage errors) to typer."""
 
 from __future__ import annotations
 
 import sys
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
 
-import typer
-
-from catdog.runtime.boundary import EXIT_INTERRUPTED, cli_boundary, say
+from catdog.runtime.boundary import EXIT_INTERRUPTED, failure_exit, say
 from catdog.runtime.errors import InputError
-
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                  help="Classify images, folders, videos, cameras and streams with an ONNX model (no torch).")
 
 EXIT_SOME_FAILED = 1
 
@@ -109,6 +110,91 @@ class RunOptions:
 D = RunOptions()
 
 
+@dataclass(frozen=True)
+class Opt:
+    flags: tuple[str, ...]  # the first is the long name
+    help: str
+    min: float | None = None
+    max: float | None = None
+
+
+SOURCE_HELP = "image, folder, glob, video, camera index, /dev/videoN, URL, or gst:PIPELINE (GStreamer)"
+OPTIONS: dict[str, Opt] = {  # RunOptions' fields but `source` (the argument), in --help order
+    "model": Opt(("--model", "-m"),
+                 "ONNX model file, or fp32 / int8 for a shipped one (default: int8 on CPU, fp32 on GPU)"),
+    "provider": Opt(("--provider",), "auto | cpu | cuda | tensorrt | openvino | coreml | dml | rocm"),
+    "threads": Opt(("--threads",), "CPU threads for onnxruntime"),
+    "batch": Opt(("--batch",), "images per inference on folders", min=1),
+    "workers": Opt(("--workers",), "decode threads on folders", min=1),
+    "recursive": Opt(("--recursive", "-r"), "include subfolders"),
+    "json_out": Opt(("--json",), "JSON lines on stdout, one per input"),
+    "csv_path": Opt(("--csv",), "also write results to this CSV file"),
+    "labels": Opt(("--labels",), "class names for a model without catdog metadata"),
+    "size": Opt(("--size",), "input size (third-party models)"),
+    "mean": Opt(("--mean",), "per-channel mean, e.g. 0.485,0.456,0.406"),
+    "std": Opt(("--std",), "per-channel std, e.g. 0.229,0.224,0.225"),
+    "bgr": Opt(("--bgr",), "the model takes BGR channel order"),
+    "scale": Opt(("--scale",), "pixel multiplier before mean/std (default 1/255)"),
+    "csi": Opt(("--csi",), "Jetson CSI camera sensor id (builds the nvarguscamerasrc pipeline)"),
+    "show": Opt(("--show",), "open a window with the overlay (q quits)"),
+    "save": Opt(("--save",), "write the annotated video here (.mp4 or .avi)"),
+    "smooth": Opt(("--smooth",), "average the last N frames' probabilities", min=1),
+    "topk": Opt(("--topk",), "show the top K classes", min=1),
+    "realtime": Opt(("--realtime",), "play video files at their frame rate, dropping frames"),
+    "max_frames": Opt(("--max-frames",), "stop after N frames", min=1),
+    "reconnects": Opt(("--reconnects",),
+                      "reopen a dropped camera/stream up to N times in a row (backoff 0.5 s doubling to 8 s)", min=0),
+    "trt_fp16": Opt(("--trt-fp16",), "TensorRT: allow fp16 kernels"),
+    "trt_int8": Opt(("--trt-int8",), "TensorRT: allow int8 kernels"),
+    "trt_cache": Opt(("--trt-cache",), "TensorRT engine cache folder"),
+    "device_id": Opt(("--device-id",), "GPU to run on (CUDA / TensorRT providers)", min=0),
+    "unsure_below": Opt(("--unsure-below",), "label a photo or frame 'unsure' when its top (calibrated) "
+                        "probability is below this, e.g. 0.8", min=0.0, max=1.0),
+    "full_decode": Opt(("--full-decode",), "decode JPEGs at full size (default: libjpeg's 1/2, 1/4 or 1/8 scale "
+                       "when the photo is still at least the model's resize; 2-3x faster on phone photos)"),
+}
+
+
+def option_types() -> dict[str, type]:
+    """RunOptions' field -> its value type (Optional[X] -> X)."""
+    hints = typing.get_type_hints(RunOptions)
+    return {f.name: next((a for a in typing.get_args(hints[f.name]) if a is not type(None)), hints[f.name])
+            for f in fields(RunOptions)}
+
+
+def quick_options(argv: list[str]) -> tuple[RunOptions, bool] | None:
+    """(options, --debug) for a plain command line: one SOURCE and options from OPTIONS spelled as
+    separate tokens, each at most once, values in range. None for anything else (typer's job)."""
+    types, by_flag = option_types(), {f: name for name, o in OPTIONS.items() for f in o.flags}
+    given: dict[str, Any] = {}
+    debug, i = False, 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--debug" and not debug:
+            debug, i = True, i + 1
+            continue
+        if not tok.startswith("-") and "source" not in given:
+            given["source"], i = tok, i + 1
+            continue
+        name = by_flag.get(tok)
+        if name is None or name in given:
+            return None
+        if types[name] is bool:
+            given[name], i = True, i + 1
+            continue
+        if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+            return None
+        try:
+            value = types[name](argv[i + 1])
+        except ValueError:
+            return None
+        o = OPTIONS[name]
+        if (o.min is not None and value < o.min) or (o.max is not None and value > o.max):
+            return None
+        given[name], i = value, i + 2
+    return (RunOptions(**given), debug) if "source" in given else None
+
+
 def run(o: RunOptions) -> int:
     from catdog.runtime.classifier import Classifier
     from catdog.runtime.shipped import resolve_model
@@ -165,57 +251,19 @@ def run(o: RunOptions) -> int:
     return EXIT_SOME_FAILED if clf.times.failed else 0
 
 
-@app.command()
-@cli_boundary
-def main_command(
-    source: Optional[str] = typer.Argument(
-        D.source, help="image, folder, glob, video, camera index, /dev/videoN, URL, or gst:PIPELINE (GStreamer)"),
-    model: Optional[Path] = typer.Option(
-        D.model, "--model", "-m",
-        help="ONNX model file, or fp32 / int8 for a shipped one (default: int8 on CPU, fp32 on GPU)"),
-    provider: str = typer.Option(D.provider, help="auto | cpu | cuda | tensorrt | openvino | coreml | dml | rocm"),
-    threads: Optional[int] = typer.Option(D.threads, help="CPU threads for onnxruntime"),
-    batch: int = typer.Option(D.batch, min=1, help="images per inference on folders"),
-    workers: int = typer.Option(D.workers, min=1, help="decode threads on folders"),
-    recursive: bool = typer.Option(D.recursive, "--recursive", "-r", help="include subfolders"),
-    json_out: bool = typer.Option(D.json_out, "--json", help="JSON lines on stdout, one per input"),
-    csv_path: Optional[Path] = typer.Option(D.csv_path, "--csv", help="also write results to this CSV file"),
-    labels: Optional[Path] = typer.Option(D.labels, help="class names for a model without catdog metadata"),
-    size: Optional[int] = typer.Option(D.size, help="input size (third-party models)"),
-    mean: Optional[str] = typer.Option(D.mean, help="per-channel mean, e.g. 0.485,0.456,0.406"),
-    std: Optional[str] = typer.Option(D.std, help="per-channel std, e.g. 0.229,0.224,0.225"),
-    bgr: bool = typer.Option(D.bgr, "--bgr", help="the model takes BGR channel order"),
-    scale: Optional[float] = typer.Option(D.scale, help="pixel multiplier before mean/std (default 1/255)"),
-    csi: Optional[int] = typer.Option(D.csi, help="Jetson CSI camera sensor id (builds the nvarguscamerasrc pipeline)"),
-    show: bool = typer.Option(D.show, "--show", help="open a window with the overlay (q quits)"),
-    save: Optional[Path] = typer.Option(D.save, help="write the annotated video here (.mp4 or .avi)"),
-    smooth: int = typer.Option(D.smooth, min=1, help="average the last N frames' probabilities"),
-    topk: int = typer.Option(D.topk, min=1, help="show the top K classes"),
-    realtime: bool = typer.Option(D.realtime, "--realtime",
-                                  help="play video files at their frame rate, dropping frames"),
-    max_frames: Optional[int] = typer.Option(D.max_frames, min=1, help="stop after N frames"),
-    reconnects: int = typer.Option(
-        D.reconnects, min=0,
-        help="reopen a dropped camera/stream up to N times in a row (backoff 0.5 s doubling to 8 s)"),
-    trt_fp16: bool = typer.Option(D.trt_fp16, "--trt-fp16", help="TensorRT: allow fp16 kernels"),
-    trt_int8: bool = typer.Option(D.trt_int8, "--trt-int8", help="TensorRT: allow int8 kernels"),
-    trt_cache: Optional[Path] = typer.Option(D.trt_cache, help="TensorRT engine cache folder"),
-    device_id: int = typer.Option(D.device_id, min=0, help="GPU to run on (CUDA / TensorRT providers)"),
-    unsure_below: Optional[float] = typer.Option(
-        D.unsure_below, min=0.0, max=1.0,
-        help="label a photo or frame 'unsure' when its top (calibrated) probability is below this, e.g. 0.8"),
-    full_decode: bool = typer.Option(
-        D.full_decode, "--full-decode",
-        help="decode JPEGs at full size (default: libjpeg's 1/2, 1/4 or 1/8 scale when the photo is still at "
-             "least the model's resize; 2-3x faster on phone photos)"),
-) -> None:
-    # The parameters are RunOptions' fields one for one (a renamed or missing one is a TypeError).
-    given = locals()
-    raise typer.Exit(run(RunOptions(**{f.name: given[f.name] for f in fields(RunOptions)})))
-
-
 def main() -> None:
-    app()
+    quick = quick_options(sys.argv[1:])
+    if quick is None:
+        from catdog.runtime.cli_app import app  # typer: --help, other spellings, usage errors
+
+        app()
+        return
+    opts, debug = quick
+    try:
+        code = run(opts)
+    except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - the same boundary as the typer path
+        code = failure_exit(e, debug)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -39,6 +37,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile  # here, not at the top: a one-photo run writes nothing (cold start)
+
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as e:
@@ -81,6 +81,8 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
         if path.exists() and not path.is_dir():
             raise OutputError(f"cannot write to {path}: it is a file, not a folder; choose another folder")
         path.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         with tempfile.NamedTemporaryFile(dir=path, prefix=".probe.", delete=True):
             pass
     except OSError as e:
@@ -90,6 +92,8 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks (checkpoints and models run to hundreds of MB)."""
+    import hashlib
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -1,18 +1,17 @@
-"""The models shipped inside the runtime package (runtime/assets/, package data): efficientnet_lite0
+"""The models shipped inside the runtime package (runtime/assets/, package data): efficientnet_lite2
 trained on dogs-vs-cats by scripts/reference-model.sh. `--model fp32|int8` picks one by name; without
 --model the precision follows the provider that will run it."""
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 
 from catdog.runtime.artifacts import ARTIFACTS
 from catdog.runtime.errors import ModelError
 
 SHIPPED = {"fp32": ARTIFACTS["onnx"].filename, "int8": ARTIFACTS["int8"].filename}
-# On a CPU the INT8 model (U8S8 QDQ) is the faster one at the same accuracy: ~1.5x fp32 on the AVX2
-# reference machine, 99.25% on the 400 test photos like fp32 (reports/cpu-reference). GPU providers
+# On a CPU the INT8 model (U8S8 QDQ) is the faster one at about the same accuracy (README's table;
+# reports/cpu-reference for the speed). GPU providers
 # run QDQ INT8 no faster than fp32 (CUDA) or need their own calibration (TensorRT): fp32 there.
 INT8_PROVIDERS = ("cpu", "openvino")
 GPU_FIRST = ("tensorrt", "cuda")  # what provider "auto" takes before the CPU (session.open_session)
@@ -30,7 +29,9 @@ def default_name(provider: str = "auto") -> str:
 def shipped_model(name: str) -> Path:
     if name not in SHIPPED:
         raise ModelError(f"no shipped model named {name!r}; known: {', '.join(SHIPPED)}")
-    path = Path(str(files("catdog.runtime") / "assets" / SHIPPED[name]))
+    # Package data sits beside this module in every pip install (wheel, sdist, editable); a plain
+    # path, because importlib.resources costs ~8 ms of a one-photo cold start.
+    path = Path(__file__).with_name("assets") / SHIPPED[name]
     if not path.is_file():
         raise ModelError(f"no {name} model is shipped in this install; pass --model PATH")
     return path

@@ -4,7 +4,6 @@ may contain "!"). "files" are images (run batched); the rest are frame sources (
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from dataclasses import dataclass, field
@@ -50,6 +49,8 @@ def is_image(path: Path) -> bool:
 
 
 def _glob(pattern: str) -> Source:
+    import glob
+
     matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True))
     images = [p for p in matches if is_image(p) and not p.is_dir()]
     if not images:
