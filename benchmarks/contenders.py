@@ -162,6 +162,8 @@ def coldstart_section(inp: Inputs) -> Section:
     if torch_available():
         torch_model = next((a.path for a in inp.arts if a.kind == "torchscript"), None) or cfg.torch_ckpt
     cmds = commands(primary.path, image, torch_model)
+    if inp.int8 is not None:  # the CPU default is INT8: its start against the bare script on the same file
+        cmds.update({f"{k}, {inp.int8.name}": v for k, v in commands(inp.int8.path, image, None).items()})
     inp.log(f"cold start: {', '.join(cmds)}, interleaved x{cfg.coldstart_runs}")
     for cmd, marker in cmds.values():
         # Untimed: page cache, and the bytecode cache that an installed package has (pip compiles
@@ -172,12 +174,19 @@ def coldstart_section(inp: Inputs) -> Section:
         for name, (cmd, marker) in cmds.items():
             results[name].append(run_once(cmd, marker))
     rows = [summarize(name, res) for name, res in results.items()]
-    base = next(r for r in rows if r.pipeline == "bare onnxruntime script")
-    rows = [replace(r, vs_bare_time=r.first_label_s / base.first_label_s,
-                    vs_bare_rss=ratio(r.peak_rss_mb, base.peak_rss_mb)) for r in rows]
-    return Section(f"Fresh process -> first label for {image.name} with {primary.path.name}, median of "
+    bases = {r.pipeline: r for r in rows if r.pipeline.startswith("bare onnxruntime script")}
+
+    def base(r: ColdstartRow) -> ColdstartRow:  # the bare script on the same model file (torch: the fp32 one)
+        suffix = f", {inp.int8.name}" if inp.int8 is not None and r.pipeline.endswith(f", {inp.int8.name}") else ""
+        return bases["bare onnxruntime script" + suffix]
+
+    rows = [replace(r, vs_bare_time=r.first_label_s / base(r).first_label_s,
+                    vs_bare_rss=ratio(r.peak_rss_mb, base(r).peak_rss_mb),
+                    vs_bare_exit=r.exit_s / base(r).exit_s) for r in rows]
+    models = primary.path.name + (f" and {inp.int8.path.name}" if inp.int8 is not None else "")
+    return Section(f"Fresh process -> first label for {image.name} with {models}, median of "
                    f"{cfg.coldstart_runs} interleaved runs; peak RSS = the child's VmHWM. vs_bare = ratio to the bare "
-                   "onnxruntime script.", tuple(rows), image=str(image))
+                   "onnxruntime script on the same model.", tuple(rows), image=str(image))
 
 
 def _runtime_folder(model: Path, files: list[Path], threads: int | None) -> list[str]:

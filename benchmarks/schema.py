@@ -202,8 +202,9 @@ class ColdstartRow(Record):
     exit_s: float
     peak_rss_mb: float | None
     output: str
-    vs_bare_time: float | None = None
+    vs_bare_time: float | None = None  # time to the first label
     vs_bare_rss: float | None = None
+    vs_bare_exit: float | None = None  # wall time to exit
 
 
 @dataclass(frozen=True)

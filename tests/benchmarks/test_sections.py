@@ -91,6 +91,12 @@ def test_coldstart_rows(full):
     for r in rows.values():
         assert 0 < r["first_label_s"] <= r["exit_s"] and 10 < r["peak_rss_mb"] < 4000
     assert rows["bare onnxruntime script"]["vs_bare_time"] == 1.0
+    # the INT8 model (the CPU default) against the bare script on the same INT8 file
+    assert {"runtime CLI, onnx-int8", "bare onnxruntime script, onnx-int8"} <= set(rows)
+    assert rows["bare onnxruntime script, onnx-int8"]["vs_bare_time"] == 1.0
+    assert rows["bare onnxruntime script"]["vs_bare_exit"] == 1.0
+    cli8, bare8 = rows["runtime CLI, onnx-int8"], rows["bare onnxruntime script, onnx-int8"]
+    assert cli8["vs_bare_exit"] == pytest.approx(cli8["exit_s"] / bare8["exit_s"])
     assert '"label"' in rows["runtime CLI"]["output"] and rows["bare onnxruntime script"]["output"] in ("cat", "dog")
 
 
