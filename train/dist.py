@@ -54,10 +54,17 @@ def barrier(info: DistInfo) -> None:
         tdist.barrier()
 
 
+def reduce_device(backend: str, device: torch.device) -> torch.device:
+    """Where a collective's tensor must live: NCCL reduces CUDA tensors only (a CPU tensor fails at
+    the first all_reduce), gloo reduces CPU tensors."""
+    return device if str(backend).lower() == "nccl" else torch.device("cpu")
+
+
 def all_sum(info: DistInfo, values: list[float]) -> list[float]:
     if not info.enabled:
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    # float64 on CUDA too: sums of per-rank counts and losses must not round
+    t = torch.tensor(values, dtype=torch.float64, device=reduce_device(tdist.get_backend(), info.device))
     tdist.all_reduce(t)
     return t.tolist()
 
