@@ -273,9 +273,10 @@ class Runner:
 
 
 def _ort_runner(art: Artifact, provider: str, threads: int | None) -> Runner:
-    # Each artifact runs at its own precision: an fp32 graph stays fp32 on TensorRT (no silent fp16).
+    # Each artifact runs at its own precision: an fp32 graph stays fp32 on TensorRT (no silent fp16);
+    # a symmetric INT8 graph gets TensorRT's INT8 from its own Q/DQ nodes (open_session reads them).
     sess = rt_session.open_session(art.path, provider, threads=threads, log=None, spinning=True,
-                                   trt_fp16=art.precision == "fp16", trt_int8=art.precision == "int8")
+                                   trt_fp16=provider == "tensorrt" and art.precision == "fp16")
     return Runner(art, provider, threads, sess.run, sess.create_s)
 
 

@@ -102,6 +102,8 @@ class Classifier:
         """`labels`: a file or a list of names; `spec`: a full PreprocessSpec, or a dict of overrides
         (size, mean, std, channel_order, scale) applied to the model's own spec or ImageNet defaults."""
         path = Path(path)
+        # A run feeds 1..batch_size images (a folder's last batch is short): TensorRT's profile covers that
+        session_kw.setdefault("batches", (1, max(1, batch_size)))
         session = open_session(path, provider=provider, threads=threads, **session_kw)
         meta = from_metadata_map(session.metadata_map, str(path))
         names = None

@@ -145,7 +145,7 @@ OPTIONS: dict[str, Opt] = {  # RunOptions' fields but `source` (the argument), i
     "reconnects": Opt(("--reconnects",),
                       "reopen a dropped camera/stream up to N times in a row (backoff 0.5 s doubling to 8 s)", min=0),
     "trt_fp16": Opt(("--trt-fp16",), "TensorRT: allow fp16 kernels"),
-    "trt_int8": Opt(("--trt-int8",), "TensorRT: allow int8 kernels"),
+    "trt_int8": Opt(("--trt-int8",), "TensorRT: INT8 (symmetric QDQ models: catdog-export --int8-for tensorrt)"),
     "trt_cache": Opt(("--trt-cache",), "TensorRT engine cache folder"),
     "device_id": Opt(("--device-id",), "GPU to run on (CUDA / TensorRT providers)", min=0),
     "unsure_below": Opt(("--unsure-below",), "label a photo or frame 'unsure' when its top (calibrated) "
@@ -195,6 +195,11 @@ def quick_options(argv: list[str]) -> tuple[RunOptions, bool] | None:
     return (RunOptions(**given), debug) if "source" in given else None
 
 
+def _run_batch(batch: int, src: Any) -> int:
+    """The largest batch this run feeds: live sources go frame by frame, files up to --batch."""
+    return max(1, min(batch, len(src.files))) if src.kind == "files" else 1
+
+
 def run(o: RunOptions) -> int:
     from catdog.runtime.classifier import Classifier
     from catdog.runtime.shipped import resolve_model
@@ -209,9 +214,9 @@ def run(o: RunOptions) -> int:
                  "channel_order": "BGR" if o.bgr else None, "scale": o.scale}
     clf = Classifier.from_file(resolve_model(o.model, o.provider), provider=o.provider, threads=o.threads,
                                labels=o.labels, spec={k: v for k, v in overrides.items() if v is not None},
-                               batch_size=o.batch, workers=o.workers, trt_fp16=o.trt_fp16, trt_int8=o.trt_int8,
-                               trt_cache_dir=o.trt_cache, device_id=o.device_id, unsure_below=o.unsure_below,
-                               full_decode=o.full_decode,
+                               batch_size=_run_batch(o.batch, src), workers=o.workers, trt_fp16=o.trt_fp16,
+                               trt_int8=o.trt_int8, trt_cache_dir=o.trt_cache, device_id=o.device_id,
+                               unsure_below=o.unsure_below, full_decode=o.full_decode,
                                spinning=not (src.kind == "files" and len(src.files) > 1))  # see open_session
     sinks: list[Any] = [JsonSink()] if o.json_out else []
     if o.csv_path:

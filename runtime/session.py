@@ -1,45 +1,34 @@
 """ONNX Runtime sessions with an honest provider choice: `auto` takes TensorRT > CUDA > CPU among
-those that pass a real warm-up inference; a provider the user names either runs or is an error
-(ORT itself would quietly fall back to CPU, so we check what it actually loaded)."""
+those that pass a real warm-up inference; a provider the user names either runs or is an error.
+onnxruntime's own fallback is off (see providers.py), GPU sessions warm up at the batch size the
+run will use, and their warm-up is profiled to prove the provider asked for ran the graph."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
-import shutil
-import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from catdog.runtime import trt as trtlib
 from catdog.runtime.errors import MetadataError, ModelError, ProviderError, error_line
 from catdog.runtime.files import file_sha256
-from catdog.runtime.metadata import from_metadata_map
+from catdog.runtime.metadata import ModelMetadata, from_metadata_map
+from catdog.runtime.providers import (  # noqa: F401 - PROVIDERS, INSTALL_HINTS: imported from here by callers
+    INSTALL_HINTS,
+    PROVIDERS,
+    available_providers,
+    create_session,
+    profiled,
+    provider_entry,
+    warm_and_verify,
+)
 
-# Short name -> ONNX Runtime provider, and what to install when it is missing.
-PROVIDERS = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-    "dml": "DmlExecutionProvider",
-    "rocm": "ROCMExecutionProvider",
-}
-INSTALL_HINTS = {
-    "cpu": "pip install onnxruntime",
-    "cuda": "pip install onnxruntime-gpu (instead of onnxruntime) with CUDA 12 and cuDNN 9 libraries; "
-    "on a Jetson use the JetPack onnxruntime-gpu wheel",
-    "tensorrt": "pip install onnxruntime-gpu and tensorrt-cu12 (TensorRT libraries on the library path); "
-    "on a Jetson use the JetPack onnxruntime-gpu wheel",
-    "openvino": "pip install onnxruntime-openvino",
-    "coreml": "onnxruntime on macOS (CoreML ships with the macOS wheel)",
-    "dml": "pip install onnxruntime-directml (Windows)",
-    "rocm": "install the ROCm build of onnxruntime",
-}
 AUTO_ORDER = ("tensorrt", "cuda", "cpu")
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
 
@@ -54,10 +43,11 @@ class Session:
     """An InferenceSession plus what the runtime needs to know about it."""
 
     def __init__(self, ort_session: Any, provider: str, path: Path, warmup_output_shape: tuple[int, ...],
-                 create_s: float = 0.0):
+                 create_s: float = 0.0, device_id: int = 0):
         self.ort = ort_session
         self.create_s = create_s  # seconds to build the InferenceSession (benchmarks report it)
         self.provider = provider
+        self.device_id = device_id
         self.path = path
         inp = ort_session.get_inputs()[0]
         self.input_name: str = inp.name
@@ -85,12 +75,12 @@ class Session:
 
     def _run_bound(self, x: np.ndarray) -> np.ndarray:
         # IO binding: the output stays on the device until we copy it once, and ORT does not
-        # allocate a fresh host buffer per call for the copy in.
+        # allocate a fresh host buffer per call for the copy in. On the session's own GPU.
         if self._binding is None:
             self._binding = self.ort.io_binding()
         b = self._binding
         b.bind_cpu_input(self.input_name, x)
-        b.bind_output(self.output_names[0], "cuda")
+        b.bind_output(self.output_names[0], "cuda", self.device_id)
         self.ort.run_with_iobinding(b)
         return b.copy_outputs_to_cpu()[0]
 
@@ -98,99 +88,51 @@ class Session:
         return f"Session({self.path.name}, provider={self.provider}, input={self.input_shape} {self.input_type})"
 
 
-def available_providers() -> list[str]:
-    """Short names of the providers this onnxruntime build offers (unknown ones by ORT name)."""
-    import onnxruntime as ort
+@dataclass(frozen=True)
+class Request:
+    """What one open_session call asks of every provider it tries."""
 
-    by_ort = {v: k for k, v in PROVIDERS.items()}
-    return [by_ort.get(p, p) for p in ort.get_available_providers()]
+    path: Path
+    opts: Any  # onnxruntime.SessionOptions
+    device_id: int
+    batches: tuple[int, ...]  # the batch sizes the run will feed; the warm-up uses the largest
+    tf32: bool | None
+    log: Log
 
 
-def gpu_name() -> str:
-    """The GPU's name for cache keys: nvidia-smi on desktops, the device-tree model on Jetsons."""
-    smi = shutil.which("nvidia-smi")
-    if smi:
-        try:
-            out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                                 text=True, timeout=10).stdout.strip().splitlines()
-            if out:
-                return out[0]
-        except (OSError, subprocess.SubprocessError):
-            pass
+def warmup_shape(shape: Sequence[Any], input_type: str, size: int, batch: int) -> tuple[int, ...]:
+    """The input shape a run feeds: dynamic dims filled (batch, the model's image size, 3 channels)."""
+    hint = [d if isinstance(d, int) and d > 0 else (batch if i == 0 else size) for i, d in enumerate(shape)]
+    if len(hint) == 4 and input_type == "tensor(uint8)" and not isinstance(shape[3], int):
+        hint[3] = 3  # NHWC uint8 with a dynamic channel dim
+    if len(hint) == 4 and input_type != "tensor(uint8)" and not isinstance(shape[1], int):
+        hint[1] = 3
+    return tuple(hint)
+
+
+def _metadata(sess: Any) -> ModelMetadata | None:
     try:
-        return Path("/proc/device-tree/model").read_text().strip("\x00\n ")
-    except OSError:
-        return "unknown-gpu"
+        return from_metadata_map(sess.get_modelmeta().custom_metadata_map)
+    except MetadataError:
+        return None  # the Classifier reports bad metadata with the file's name
 
 
-def tensorrt_version() -> str:
-    try:
-        import tensorrt  # optional; only present where TensorRT's Python wheel is installed
-
-        return str(tensorrt.__version__)
-    except Exception:  # noqa: BLE001 - any import failure means "unknown", the key stays honest
-        return "unknown"
-
-
-def trt_cache_dir(model: Path, root: Path | None) -> Path:
-    """Engines are only valid for one model, one TensorRT version and one GPU: key the folder by all three."""
-    root = root or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "catdog-edge" / "trt"
-    slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"trt{tensorrt_version()}-{gpu_name()}").strip("-")
-    return root / f"{file_sha256(model)[:16]}-{slug}"
-
-
-def _provider_entry(name: str, trt: dict[str, Any], device_id: int) -> list[Any]:
-    ort_name = PROVIDERS.get(name, name)
-    # Exhaustive cuDNN search costs the first run only; arena growth by request keeps memory near
-    # what the model needs instead of doubling (a Jetson shares it with the CPU).
-    cuda = ("CUDAExecutionProvider", {"device_id": device_id, "cudnn_conv_algo_search": "EXHAUSTIVE",
-                                      "arena_extend_strategy": "kSameAsRequested"})
-    if name == "tensorrt":
-        # TensorRT hands unsupported nodes to CUDA, then CPU; that is normal, not a fallback.
-        return [(ort_name, {**trt, "device_id": device_id}), cuda, "CPUExecutionProvider"]
-    if name == "cuda":
-        return [cuda, "CPUExecutionProvider"]
-    if name == "cpu":
-        return [ort_name]
-    return [ort_name, "CPUExecutionProvider"]
-
-
-def _warmup_input(sess: Any, shape_hint: Sequence[int] | None) -> np.ndarray:
+def _input_for(sess: Any, req: Request) -> np.ndarray:
     inp = sess.get_inputs()[0]
-    if shape_hint is None:
-        try:
-            meta = from_metadata_map(sess.get_modelmeta().custom_metadata_map)
-        except MetadataError:
-            meta = None  # the Classifier reports bad metadata with the file's name; warm up at 224
-        size = meta.spec.size if meta else 224
-        shape_hint = [d if isinstance(d, int) and d > 0 else (1 if i == 0 else size) for i, d in enumerate(inp.shape)]
-        if len(shape_hint) == 4 and inp.type == "tensor(uint8)" and not isinstance(inp.shape[3], int):
-            shape_hint[3] = 3  # NHWC uint8 with a dynamic channel dim
-        if len(shape_hint) == 4 and inp.type != "tensor(uint8)" and not isinstance(inp.shape[1], int):
-            shape_hint[1] = 3
+    meta = _metadata(sess)
+    shape = warmup_shape(inp.shape, inp.type, meta.spec.size if meta else 224, max(req.batches))
     dtype = _ORT_DTYPES.get(inp.type, np.float32)
-    return np.full(tuple(shape_hint), 0.5 if dtype != np.uint8 else 128, dtype=dtype)
+    return np.full(shape, 0.5 if dtype != np.uint8 else 128, dtype=dtype)
 
 
-def _load(path: Path, name: str, opts: Any, trt: dict[str, Any], device_id: int) -> Any:
-    import onnxruntime as ort
-
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=_provider_entry(name, trt, device_id))
-    except Exception as e:  # ORT raises its own pybind classes; all mean "this file cannot load"
-        msg = error_line(e)
-        if "protobuf" in msg.lower() or "parsing" in msg.lower():
-            raise ModelError(f"{path}: not a valid ONNX model (protobuf parsing failed: the file is truncated or "
-                             "not ONNX); re-export or re-download it") from None
-        raise ModelError(f"{path}: onnxruntime cannot load it ({msg}); re-export the model") from None
-
-
-def _try_provider(path: Path, name: str, opts: Any, trt: dict[str, Any], device_id: int,
-                  shape_hint: Sequence[int] | None, log: Log) -> Session:
-    """Load with one provider, check ORT really loaded it, run a warm-up. Raises ProviderError."""
+def _try_provider(req: Request, name: str, trt: dict[str, Any]) -> Session:
+    """Load with one provider, check ORT really loaded it, warm up (GPU: profiled, proving the
+    provider ran the graph). Raises ProviderError, or ModelError for the file itself."""
+    gpu = name != "cpu"
     t_create = time.perf_counter()
     try:
-        sess = _load(path, name, opts, trt, device_id)
+        with profiled(req.opts) if gpu else contextlib.nullcontext():
+            sess = create_session(req.path, name, req.opts, provider_entry(name, trt, req.device_id, req.tf32))
     except ModelError as e:
         if name == "cpu" or "protobuf" in str(e):
             raise  # the file itself is the problem; no provider would help
@@ -201,23 +143,96 @@ def _try_provider(path: Path, name: str, opts: Any, trt: dict[str, Any], device_
         raise ProviderError(f"provider {name} failed to initialise (onnxruntime loaded only {loaded}); "
                             f"install: {INSTALL_HINTS.get(name, 'the onnxruntime build with it')}")
     out_shape = tuple(sess.get_outputs()[0].shape)
-    if name == "cpu" and len(out_shape) >= 2 and all(isinstance(d, int) and d > 0 for d in out_shape[1:]):
+    if not gpu and len(out_shape) >= 2 and all(isinstance(d, int) and d > 0 for d in out_shape[1:]):
         # CPU loads either run or fail on the first real batch with the same error; when the
         # class count is in the graph, a warm-up inference would only add to cold start.
-        return Session(sess, name, path, (1, *out_shape[1:]), create_s)
-    x = _warmup_input(sess, shape_hint)
+        return Session(sess, name, req.path, (1, *out_shape[1:]), create_s, req.device_id)
+    x = _input_for(sess, req)
     t0 = time.perf_counter()
     try:
-        out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        if gpu:
+            out, note = warm_and_verify(sess, name, x)
+            if note:
+                req.log(note)
+        else:
+            out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    except ProviderError:
+        raise
     except Exception as e:  # noqa: BLE001 - a warm-up failure on a GPU provider is a provider problem
         msg = error_line(e)
-        if name == "cpu":
-            raise ModelError(f"{path}: the model fails to run on a {tuple(x.shape)} input ({msg})") from None
-        raise ProviderError(f"provider {name} failed its warm-up inference ({msg}); "
+        if not gpu:
+            raise ModelError(f"{req.path}: the model fails to run on a {tuple(x.shape)} input ({msg})") from None
+        raise ProviderError(f"provider {name} failed its warm-up inference at batch {x.shape[0]} ({msg}); "
                             f"check the install: {INSTALL_HINTS.get(name, '')}") from None
     if name == "tensorrt" and time.perf_counter() - t0 > 2.0:
-        log(f"TensorRT engine ready in {time.perf_counter() - t0:.0f} s")
-    return Session(sess, name, path, tuple(np.shape(out)), create_s)
+        req.log(f"TensorRT engine ready in {time.perf_counter() - t0:.0f} s")
+    return Session(sess, name, req.path, tuple(np.shape(out)), create_s, req.device_id)
+
+
+
+
+def _peek(path: Path) -> tuple[Any, ModelMetadata | None]:
+    """The model's input and metadata from a CPU session with graph optimization off (quick):
+    TensorRT's options (profile, INT8) must be known before its session is built."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    sess = create_session(path, "cpu", opts, ["CPUExecutionProvider"])
+    return sess.get_inputs()[0], _metadata(sess)
+
+
+def _skip_or_raise(req: Request, explicit: bool, why: str) -> None:
+    if explicit:
+        raise ProviderError(f"provider tensorrt: {why}")
+    req.log(f"auto: skipping TensorRT: {why}")  # one line, then CUDA / CPU
+
+
+def _trt_setup(req: Request, explicit: bool, fp16: bool, int8: bool, root: str | os.PathLike | None,
+               nvinfer: tuple[str, ...] = trtlib.NVINFER) -> dict[str, Any] | None:
+    """TensorRT's provider options for this model and run; None when `auto` should skip it. The
+    cheap checks come first: no model hashing, nvidia-smi or build notice for a TensorRT whose
+    libraries cannot even load."""
+    try:
+        lib = trtlib.load_nvinfer(nvinfer)
+    except ProviderError as e:
+        return _skip_or_raise(req, explicit, str(e))
+    inp, meta = _peek(req.path)
+    kind = trtlib.int8_kind(meta)
+    if int8:
+        trtlib.check_trt_int8(meta, req.path)
+    if kind == "asymmetric":
+        return _skip_or_raise(req, explicit, f"{req.path.name} is asymmetric INT8 (uint8 activations), which "
+                                             f"TensorRT cannot take; {trtlib.INT8_EXPORT_HINT}")
+    int8 = int8 or kind == "symmetric"  # Q/DQ nodes need the builder's INT8 flag to build at all
+    profile = trtlib.TrtProfile.for_batches(req.batches)
+    filled = warmup_shape(inp.shape, inp.type, meta.spec.size if meta else 224, profile.opt_batch)
+    shapes = trtlib.profile_options(inp.name, (inp.shape[0], *filled[1:]), profile)
+    gpu = trtlib.gpu_name(req.device_id)
+    key = trtlib.engine_key(file_sha256(req.path), lib.version, gpu, trtlib.precision_of(fp16, int8),
+                            profile.slug if shapes else "static")
+    base = trtlib.cache_root(root)
+    engines, timing = base / key, base / trtlib.timing_key(lib.version, gpu)
+    for folder in (engines, timing):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ProviderError(f"cannot create the TensorRT cache {folder}: {e.strerror}; "
+                                "pass --trt-cache DIR") from None
+    if not any(engines.glob("*.engine")):
+        req.log(f"building a TensorRT engine for {req.path.name} (first run for this model, TensorRT, GPU, precision "
+                f"and batch profile {profile.slug}; this can take minutes); cached in {engines}")
+    return trtlib.trt_options(req.device_id, fp16, int8, engines, timing, shapes)
+
+
+def _candidates(provider: str, have: list[str]) -> list[str]:
+    if provider == "auto":
+        return [p for p in AUTO_ORDER if p in have]
+    if provider not in have:
+        raise ProviderError(f"provider {provider} is not available in this onnxruntime build "
+                            f"(available: {', '.join(have)}); install: {INSTALL_HINTS.get(provider, '')}")
+    return [provider]
 
 
 def open_session(
@@ -227,14 +242,17 @@ def open_session(
     trt_fp16: bool = False,
     trt_int8: bool = False,
     trt_cache_dir: str | os.PathLike | None = None,
-    warmup_shape: Sequence[int] | None = None,
     log: Log | None = _stderr,
     spinning: bool = True,
     device_id: int = 0,
+    batches: Sequence[int] = (1,),
+    cuda_tf32: bool | None = None,
 ) -> Session:
-    """Open an ONNX model on `provider` ("auto" or a name in PROVIDERS). `log` gets one-line notices
-    (which provider runs, TensorRT engine builds); pass None for silence. This is the only place an
-    InferenceSession is made: the runtime, export's latency column and the benchmarks all use it."""
+    """Open an ONNX model on `provider` ("auto" or a name in PROVIDERS). `batches`: the batch sizes
+    the run will feed (TensorRT's profile covers them; GPU warm-ups run at the largest). `log`
+    gets one-line notices (which provider runs, TensorRT engine builds); None for silence. The
+    only place an InferenceSession is made for a model file: the runtime, export's parity and the
+    benchmarks all use it."""
     import onnxruntime as ort
 
     log = log or (lambda _msg: None)
@@ -243,6 +261,8 @@ def open_session(
         raise ModelError(f"{path}: no such model file" if not path.exists() else f"{path}: is not a file")
     if provider != "auto" and provider not in PROVIDERS:
         raise ProviderError(f"unknown provider {provider!r}; known: auto, {', '.join(PROVIDERS)}")
+    if (trt_fp16 or trt_int8) and provider not in ("auto", "tensorrt"):
+        raise ProviderError(f"--trt-fp16 / --trt-int8 apply to TensorRT; --provider {provider} would ignore them")
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # ORT's own warnings would bury our one-line messages
     if threads:
@@ -252,31 +272,23 @@ def open_session(
         # the cores the decode threads need (+10% img/s on 2 cores without it); on an idle CPU the
         # spin is what makes batch-1 latency low (-30%), so it stays on everywhere else.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    have = available_providers()
-    trt: dict[str, Any] = {}
-    if provider in ("auto", "tensorrt") and "tensorrt" in have:
-        cache = trt_cache_dir_for(path, trt_cache_dir)
-        trt = {"trt_fp16_enable": trt_fp16, "trt_int8_enable": trt_int8, "trt_engine_cache_enable": True,
-               "trt_engine_cache_path": str(cache), "trt_timing_cache_enable": True,
-               "trt_timing_cache_path": str(cache)}
-        if not any(cache.glob("*.engine")):
-            log(f"building a TensorRT engine for {path.name} (first run for this model, TensorRT and GPU; "
-                f"this can take minutes); cached in {cache}")
-
+    req = Request(path, opts, device_id, tuple(batches), cuda_tf32, log)
+    names = _candidates(provider, available_providers())
+    trt: dict[str, Any] | None = {}
+    if "tensorrt" in names:
+        trt = _trt_setup(req, provider == "tensorrt", trt_fp16, trt_int8, trt_cache_dir)
+        if trt is None:
+            names.remove("tensorrt")
+    elif trt_int8 or trt_fp16:
+        log("note: TensorRT is not available here: --trt-fp16 / --trt-int8 have no effect")
     if provider != "auto":
-        if provider not in have:
-            raise ProviderError(f"provider {provider} is not available in this onnxruntime build "
-                                f"(available: {', '.join(have)}); install: {INSTALL_HINTS.get(provider, '')}")
-        sess = _try_provider(path, provider, opts, trt, device_id, warmup_shape, log)
+        sess = _try_provider(req, provider, trt or {})
         log(f"provider: {provider}")
         return sess
-
     failures = []
-    for name in AUTO_ORDER:
-        if name not in have:
-            continue
+    for name in names:
         try:
-            sess = _try_provider(path, name, opts, trt, device_id, warmup_shape, log)
+            sess = _try_provider(req, name, trt or {})
         except ProviderError as e:
             failures.append(str(e))
             continue
@@ -284,13 +296,3 @@ def open_session(
         log(f"provider: {name} (auto){skipped}")
         return sess
     raise ProviderError("no execution provider could run the model: " + "; ".join(failures))
-
-
-def trt_cache_dir_for(path: Path, root: str | os.PathLike | None) -> Path:
-    cache = trt_cache_dir(path, Path(root) if root else None)
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ProviderError(f"cannot create the TensorRT engine cache {cache}: {e.strerror}; "
-                            "pass --trt-cache DIR") from None
-    return cache
