@@ -19,6 +19,9 @@ def export(
     ckpt: Path = typer.Option(..., "--ckpt", help="training checkpoint, e.g. RUN/best.pth"),
     out: Path = typer.Option(..., "--out", help="output folder for the artifacts and the report"),
     int8: bool = typer.Option(D.int8, "--int8", help="also build model.int8.onnx (needs --calib)"),
+    int8_for: List[str] = typer.Option(list(D.int8_for), "--int8-for",
+                                       help="INT8 for a target, repeatable (needs --calib): cpu = model.int8.onnx "
+                                            "(as --int8); tensorrt = model.int8-trt.onnx, symmetric int8 QDQ"),
     calib: Optional[Path] = typer.Option(D.calib, "--calib", help="folder of real images for INT8 calibration"),
     fp16: bool = typer.Option(D.fp16, "--fp16", help="also build model.fp16.onnx (GPU)"),
     bake: bool = typer.Option(D.bake, "--bake-preprocess", help="also build model.baked.onnx (uint8 NHWC input)"),
@@ -52,6 +55,9 @@ def export(
     allow_gate_failure: bool = typer.Option(D.allow_gate_failure, "--allow-gate-failure",
                                             help="publish even if a gate fails"),
     latency_runs: int = typer.Option(D.latency_runs, "--latency-runs", help="timed batch-1 runs per artifact"),
+    parity_provider: str = typer.Option(D.parity_provider, "--parity-provider",
+                                        help="where ONNX parity and latency are measured: cpu | cuda | tensorrt "
+                                             "(fp16 computes in fp16 only on a GPU)"),
 ) -> None:
     from rich.console import Console
     from rich.markup import escape  # paths and messages are the user's text, never rich markup
@@ -59,11 +65,12 @@ def export(
     # soft_wrap: piped or redirected, a long path stays on its line instead of folding at 80 columns
     err = Console(stderr=True, soft_wrap=True)
     opts = ExportOptions(
-        ckpt=ckpt, out=out, int8=int8, calib=calib, fp16=fp16, bake=bake, opset=opset, parity=tuple(parity),
+        ckpt=ckpt, out=out, int8=int8, int8_for=tuple(int8_for), calib=calib, fp16=fp16, bake=bake, opset=opset,
+        parity=tuple(parity),
         parity_count=parity_count, labels_from_names=labels_from_names, calib_method=calib_method,
         int8_activations=int8_activations, calib_count=calib_count, int8_select=int8_select,
         select_count=select_count, tta_flip=tta_flip, full_decode=full_decode, gates=tuple(gate),
-        allow_gate_failure=allow_gate_failure, latency_runs=latency_runs,
+        allow_gate_failure=allow_gate_failure, latency_runs=latency_runs, parity_provider=parity_provider,
     )
     try:
         from catdog.export.pipeline import run_export  # torch: loaded only when there is work to do

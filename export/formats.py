@@ -15,7 +15,7 @@ import torch
 
 from catdog.export.quantize import DEFAULT_ACTIVATIONS
 from catdog.runtime.artifacts import ARTIFACTS, ArtifactFile
-from catdog.runtime.errors import InputError
+from catdog.runtime.errors import InputError, ModelError
 from catdog.runtime.metadata import ModelMetadata
 from catdog.runtime.spec import PreprocessSpec
 
@@ -114,21 +114,49 @@ def build_onnx(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
     _save_onnx(result.model, meta, path)
 
 
-def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+def _int8(ctx: BuildContext, activations: str, symmetric: bool) -> tuple[onnx.ModelProto, Any]:
     from catdog.export.int8_choice import choose_int8
-    from catdog.export.quantize import Int8Quantizer, qdq_summary
+    from catdog.export.quantize import Int8Quantizer
 
     if ctx.calib is None:
-        raise InputError("the int8 artifact needs calibration images: pass --calib DIR")
-    with Int8Quantizer(ctx.fp32, ctx.calib, ctx.int8_activations) as q:
-        model, choice = choose_int8(q, ctx.fp32, ctx.held_out, ctx.calib_method, ctx.held_out_why)
-    ctx.details["int8"] = {**qdq_summary(model), "calib_method": choice.method, "keep_fp32": choice.keep_fp32,
-                           "calib_images": len(ctx.calib), "activations": ctx.int8_activations}
-    ctx.details["int8_choice"] = choice.to_dict()
+        raise InputError("an INT8 artifact needs calibration images: pass --calib DIR")
+    with Int8Quantizer(ctx.fp32, ctx.calib, activations, symmetric=symmetric) as q:
+        return choose_int8(q, ctx.fp32, ctx.held_out, ctx.calib_method, ctx.held_out_why)
+
+
+def _int8_record(ctx: BuildContext, name: str, model: onnx.ModelProto, choice: Any, activations: str) -> None:
+    from catdog.export.quantize import qdq_summary
+
+    ctx.details[name] = {**qdq_summary(model), "calib_method": choice.method, "keep_fp32": choice.keep_fp32,
+                         "calib_images": len(ctx.calib), "activations": activations}
+    ctx.details[f"{name}_choice"] = choice.to_dict()
+
+
+def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+    model, choice = _int8(ctx, ctx.int8_activations, symmetric=False)
+    _int8_record(ctx, "int8", model, choice, ctx.int8_activations)
     weights = "7-bit int8 weights (reduce_range)" if ctx.int8_activations == "uint8" else "int8 weights"
     ctx.notes["int8"] = (f"QDQ, per-channel {weights}, {ctx.int8_activations} activations, {choice.method} "
                          f"calibration on {len(ctx.calib)} images; kept fp32: {choice.keep_fp32}; {choice.how}")
-    _save_onnx(model, meta, path)
+    target = {"for": "cpu", "activations": ctx.int8_activations, "symmetric": False}
+    _save_onnx(model, meta.with_(extra={**meta.extra, "int8": target}), path)
+
+
+def build_int8_trt(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+    """The INT8 TensorRT takes: int8 activations and weights, zero points 0, weights per channel.
+    Proved on the graph before it is stamped symmetric (the runtime's --trt-int8 reads the stamp)."""
+    from catdog.export.quantize import symmetric_qdq_problems
+
+    model, choice = _int8(ctx, "int8", symmetric=True)
+    problems = symmetric_qdq_problems(model)
+    if problems:
+        raise ModelError(f"the TensorRT INT8 model came out not symmetric: {'; '.join(problems)}")
+    _int8_record(ctx, "int8-trt", model, choice, "int8")
+    ctx.notes["int8-trt"] = (f"symmetric QDQ for TensorRT: int8 activations and per-channel int8 weights, zero points "
+                             f"0 (checked); {choice.method} calibration on {len(ctx.calib)} images; kept fp32: "
+                             f"{choice.keep_fp32}; {choice.how}")
+    target = {"for": "tensorrt", "activations": "int8", "weights": "int8 per-channel", "symmetric": True}
+    _save_onnx(model, meta.with_(extra={**meta.extra, "int8": target}), path)
 
 
 def build_fp16(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
@@ -165,6 +193,14 @@ FORMATS: dict[str, ArtifactFormat] = {
                 Gate("int8.acc_drop", "accuracy_drop", "<=", 0.005, "at most 0.5 pt accuracy lost (needs labels)"),
             ),
             description="static INT8, QDQ, per-channel weights, calibrated on real images",
+        ),
+        ArtifactFormat(
+            file=ARTIFACTS["int8-trt"], builder=build_int8_trt,
+            gates=(  # the CPU INT8's gates: a TensorRT row is held to the same bar
+                Gate("int8-trt.agreement", "top1_agreement", ">=", 0.99, "quantization may move logits, not answers"),
+                Gate("int8-trt.acc_drop", "accuracy_drop", "<=", 0.005, "at most 0.5 pt accuracy lost (needs labels)"),
+            ),
+            description="static INT8 for TensorRT: symmetric QDQ (zero points 0), per-channel int8 weights",
         ),
         ArtifactFormat(
             file=ARTIFACTS["fp16"], builder=build_fp16,

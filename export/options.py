@@ -12,7 +12,8 @@ from pathlib import Path
 class ExportOptions:
     ckpt: Path
     out: Path
-    int8: bool = False
+    int8: bool = False  # the CPU INT8 (same as int8_for=("cpu",))
+    int8_for: tuple[str, ...] = ()  # INT8 targets: "cpu" (model.int8.onnx), "tensorrt" (model.int8-trt.onnx)
     calib: Path | None = None
     fp16: bool = False
     bake: bool = False
@@ -33,3 +34,4 @@ class ExportOptions:
     allow_gate_failure: bool = False
     latency_runs: int = 50
     extra_formats: tuple[str, ...] = ()  # artifacts by name, e.g. ("fp16",)
+    parity_provider: str = "cpu"  # where the ONNX artifacts' parity and latency are measured (cuda: fp16 on a GPU)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from catdog.export.formats import ArtifactFormat, Gate
+from catdog.runtime.errors import InputError, ProviderError
 from catdog.runtime.metrics import accuracy_record, ece, softmax, softmax_t
 from catdog.runtime.session import open_session
 
@@ -93,7 +94,18 @@ def eager_logits(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
         return run_chunked(lambda b: model(torch.from_numpy(b)).numpy(), x)
 
 
-def artifact_runner(fmt: ArtifactFormat, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+def check_parity_provider(provider: str) -> None:
+    """Before any work: the provider export measures ONNX parity on must exist in this onnxruntime."""
+    from catdog.runtime.session import INSTALL_HINTS, PROVIDERS, available_providers
+
+    if provider not in PROVIDERS:
+        raise InputError(f"--parity-provider {provider!r}: unknown; known: {', '.join(PROVIDERS)}")
+    if provider not in available_providers():
+        raise ProviderError(f"--parity-provider {provider}: not available in this onnxruntime build; install: "
+                            f"{INSTALL_HINTS.get(provider, '')}")
+
+
+def artifact_runner(fmt: ArtifactFormat, path: Path, provider: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
     if fmt.kind == "torchscript":
         from catdog.export.torchscript import load_torchscript
 
@@ -104,7 +116,10 @@ def artifact_runner(fmt: ArtifactFormat, path: Path) -> Callable[[np.ndarray], n
                 return module(torch.from_numpy(b)).numpy()
 
         return run_ts
-    return open_session(path, provider="cpu", log=None).run  # parity and latency on ORT CPU, like the report says
+    # Parity and latency on the provider the report names (ORT CPU unless --parity-provider): fp16
+    # only computes in fp16 on a GPU; chunks of up to CHUNK images, latency at batch 1.
+    return open_session(path, provider=provider, log=None, batches=(1, CHUNK),
+                        trt_fp16=provider == "tensorrt" and fmt.precision == "fp16").run
 
 
 def figures(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None) -> dict[str, float | None]:
@@ -183,6 +198,7 @@ def check_artifact(
 
 
 def artifact_info(fmt: ArtifactFormat, path: Path, run: Callable[[np.ndarray], np.ndarray], x1: np.ndarray,
-                  latency_runs: int) -> ArtifactInfo:
+                  latency_runs: int, provider: str = "cpu") -> ArtifactInfo:
+    where = "torch CPU" if fmt.kind == "torchscript" else f"ORT {provider.upper() if provider == 'cpu' else provider}"
     return ArtifactInfo(fmt.name, fmt.filename, path.stat().st_size / 1e6, measure_latency(run, x1, latency_runs),
-                        "torch CPU" if fmt.kind == "torchscript" else "ORT CPU")
+                        where)

@@ -20,6 +20,7 @@ from catdog.export.parity import (
     artifact_info,
     artifact_runner,
     calibration_figures,
+    check_parity_provider,
     eager_logits,
     parity_of,
     run_chunked,
@@ -35,6 +36,7 @@ from catdog.runtime.spec import PreprocessSpec
 from catdog.train.checkpoint import build_model, load_checkpoint
 
 SIMPLIFY_CHECK_IMAGES = 8
+INT8_TARGETS = {"cpu": "int8", "tensorrt": "int8-trt"}  # --int8-for TARGET -> the artifact it builds
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class _Parity:
 
 def artifact_names(opts: ExportOptions) -> list[str]:
     """The artifacts this export builds, in the table's order (which is the build order)."""
-    asked = set(ALWAYS) | set(opts.extra_formats)
+    asked = set(ALWAYS) | set(opts.extra_formats) | {INT8_TARGETS[t] for t in opts.int8_for}
     asked |= {n for n, on in (("int8", opts.int8), ("fp16", opts.fp16), ("baked", opts.bake)) if on}
     for name in asked:
         get_format(name)  # unknown names list the known ones
@@ -67,8 +69,13 @@ def parity_folders(opts: ExportOptions) -> tuple[Path, ...]:
 def _validate(opts: ExportOptions) -> dict[str, float]:
     """Everything that can be checked without work, so mistakes fail in a second."""
     overrides = gate_overrides(list(opts.gates))
-    if opts.int8 and opts.calib is None:
-        raise InputError("--int8 needs calibration images: pass --calib DIR (real photos, e.g. your training folder)")
+    unknown = [t for t in opts.int8_for if t not in INT8_TARGETS]
+    if unknown:
+        raise InputError(f"--int8-for {unknown[0]!r}: unknown target; known: {', '.join(INT8_TARGETS)}")
+    if (opts.int8 or opts.int8_for) and opts.calib is None:
+        flag = "--int8" if opts.int8 else f"--int8-for {opts.int8_for[0]}"
+        raise InputError(f"{flag} needs calibration images: pass --calib DIR (real photos, e.g. your training folder)")
+    check_parity_provider(opts.parity_provider)
     if not parity_folders(opts):
         raise InputError("parity needs real images: pass --parity DIR (or --calib DIR, whose sample is then used)")
     seen = [str(p) for p in opts.parity]
@@ -152,7 +159,7 @@ def run_export(opts: ExportOptions, progress: Callable[[str], None] | None = Non
         calib_set = load_images(opts.calib, opts.calib_count, spec=decode_spec(opts, spec))
     step("reading parity images")
     sets = _read_parity(opts, ckpt, baked="baked" in names)
-    held, why_not = _held_out(opts, calib_set, sets, spec) if "int8" in names else (None, "")
+    held, why_not = _held_out(opts, calib_set, sets, spec) if {"int8", "int8-trt"} & set(names) else (None, "")
     first = sets[0].x
 
     sha = file_sha256(opts.ckpt)
@@ -197,12 +204,12 @@ def run_export(opts: ExportOptions, progress: Callable[[str], None] | None = Non
         for name in names:
             fmt, path = FORMATS[name], staging.path(FORMATS[name].filename)
             step(f"parity + latency: {fmt.filename}")
-            run = artifact_runner(fmt, path)
+            run = artifact_runner(fmt, path, opts.parity_provider)
             for s, ref, out in zip(sets, refs, report.parity_sets, strict=True):
                 got = run_chunked(run, s.inputs(fmt.input_format))
                 out.artifacts.append(parity_of(fmt, got, ref, s.labels, overrides, meta.temperature, s.name))
             report.artifacts.append(artifact_info(fmt, path, run, sets[0].inputs(fmt.input_format)[:1],
-                                                  opts.latency_runs))
+                                                  opts.latency_runs, opts.parity_provider))
         if report.passed or opts.allow_gate_failure:
             staging.publish()
             report.published = True

@@ -130,11 +130,15 @@ class Int8Quantizer:
     once, and calibration once per method when onnxruntime can cache the ranges (1.2x+); the
     ranges do not depend on which layers stay fp32. Use as a context manager (temp files)."""
 
-    def __init__(self, fp32: onnx.ModelProto, calib: np.ndarray, activations: str = DEFAULT_ACTIVATIONS):
+    def __init__(self, fp32: onnx.ModelProto, calib: np.ndarray, activations: str = DEFAULT_ACTIVATIONS,
+                 symmetric: bool = False):
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         self.act_type = activation_type(activations)
         self.activations = activations
+        if symmetric and activations != "int8":
+            raise InputError("symmetric INT8 (for TensorRT) needs int8 activations")
+        self.symmetric = symmetric
         if len(calib) == 0:
             raise InputError("INT8 calibration needs at least one readable image in --calib")
         self.calib, self.input_name = calib, fp32.graph.input[0].name
@@ -171,10 +175,15 @@ class Int8Quantizer:
                 reduce_range=self.activations == "uint8",
                 calibrate_method=calibrate_method,
                 nodes_to_exclude=boundary_nodes(self.layers, keep),
-                extra_options={"CalibStridedMinMax": _stride(len(self.calib))},
+                extra_options={"CalibStridedMinMax": _stride(len(self.calib)), **self._symmetry()},
                 **cache,
             )
         return onnx.load(str(dst))
+
+    def _symmetry(self) -> dict[str, bool]:
+        # TensorRT takes int8 Q/DQ with zero point 0 only: ranges symmetric about 0 for both. Biases stay
+        # float (TensorRT fuses them itself; it has no int32 DequantizeLinear to read them from).
+        return {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False} if self.symmetric else {}
 
 
 def quantize_int8(fp32: onnx.ModelProto, calib: np.ndarray, method: str = DEFAULT_CALIB_METHOD,
@@ -197,3 +206,28 @@ def qdq_summary(model: onnx.ModelProto) -> dict[str, int]:
         if n.input[0] in inits and scale is not None and len(scale.dims) == 1 and scale.dims[0] > 1:
             per_channel += 1
     return {"quantize_linear": len(q), "dequantize_linear": len(dq), "per_channel_weights": per_channel}
+
+
+def symmetric_qdq_problems(model: onnx.ModelProto, most: int = 5) -> list[str]:
+    """Why TensorRT would refuse this QDQ model (empty: it is symmetric int8): every Q/DQ zero point
+    an int8 zero, every Conv/Gemm/MatMul weight quantized per channel (one scale per channel)."""
+    from onnx import TensorProto, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    weights_of = {n.input[1] for n in model.graph.node if n.op_type in WEIGHTED and len(n.input) > 1}
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    problems = [] if qdq else ["no QuantizeLinear/DequantizeLinear nodes: not a QDQ model"]
+    for n in qdq:
+        zp = inits.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        if zp is None:
+            problems.append(f"{n.name}: no int8 zero point (the default is uint8)")
+        elif zp.data_type != TensorProto.INT8:
+            problems.append(f"{n.name}: zero point of type {TensorProto.DataType.Name(zp.data_type)}, not INT8")
+        elif np.any(numpy_helper.to_array(zp) != 0):
+            problems.append(f"{n.name}: zero point {numpy_helper.to_array(zp).ravel()[:3].tolist()} is not 0")
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and n.output[0] in weights_of:
+            scale, w = inits.get(n.input[1]), inits[n.input[0]]
+            axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+            if scale is None or list(scale.dims) != [w.dims[axis]]:
+                problems.append(f"{n.name}: weights not quantized per channel")
+    return problems[:most] + ([f"... {len(problems) - most} more"] if len(problems) > most else [])

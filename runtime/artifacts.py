@@ -25,6 +25,8 @@ ARTIFACTS: dict[str, ArtifactFile] = {
         ArtifactFile("torchscript", "model.ts", "torchscript", "fp32", "float", "torchscript"),
         ArtifactFile("onnx", "model.onnx", "onnx", "fp32", "float", "onnx-fp32"),
         ArtifactFile("int8", "model.int8.onnx", "onnx", "int8", "float", "onnx-int8"),
+        # Symmetric int8 QDQ (zero points 0): what TensorRT takes; catdog-export --int8-for tensorrt
+        ArtifactFile("int8-trt", "model.int8-trt.onnx", "onnx", "int8", "float", "onnx-int8-trt"),
         ArtifactFile("fp16", "model.fp16.onnx", "onnx", "fp16", "float", "onnx-fp16"),
         ArtifactFile("baked", "model.baked.onnx", "onnx", "fp32", "uint8", "onnx-baked"),
     )

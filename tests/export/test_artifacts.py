@@ -9,16 +9,19 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 from catdog.export.formats import FORMATS
 from catdog.export.meta import read_onnx_metadata, set_onnx_metadata
-from catdog.export.quantize import qdq_summary, quantize_int8
+from catdog.export.quantize import qdq_summary, quantize_int8, symmetric_qdq_problems
 from catdog.export.torchscript import load_torchscript
 from catdog.runtime.artifacts import ARTIFACTS
+from catdog.runtime.classifier import Classifier
+from catdog.runtime.errors import ProviderError
 from catdog.runtime.files import file_sha256, read_image
 from catdog.runtime.metadata import METADATA_KEY, ModelMetadata, from_metadata_map
 from catdog.runtime.preprocess import preprocess_batch, resize_crop
+from catdog.runtime.trt import check_trt_int8
 from catdog.train.checkpoint import load_checkpoint
 
 ARCH = "efficientnet_lite0"
@@ -78,11 +81,20 @@ def test_metadata_identical_in_every_artifact_except_precision_and_input_format(
     for name, meta in metas.items():
         fmt = FORMATS[name]
         assert (meta.precision, meta.input_format) == (fmt.precision, fmt.input_format), name
-    expected = {"int8": "int8", "fp16": "fp16", "baked": "fp32", "onnx": "fp32", "torchscript": "fp32"}
+    expected = {"int8": "int8", "int8-trt": "int8", "fp16": "fp16", "baked": "fp32", "onnx": "fp32",
+                "torchscript": "fp32"}
     assert {n: m.precision for n, m in metas.items()} == expected
     assert metas["baked"].input_format == "uint8"
-    common = [{k: v for k, v in m.to_dict().items() if k not in ("precision", "input_format")} for m in metas.values()]
-    assert all(c == common[0] for c in common)
+    # the INT8 artifacts also say which target their quantization is for (--trt-int8 reads it)
+    assert metas["int8"].extra["int8"] == {"for": "cpu", "activations": "uint8", "symmetric": False}
+    assert metas["int8-trt"].extra["int8"] == {"for": "tensorrt", "activations": "int8",
+                                               "weights": "int8 per-channel", "symmetric": True}
+
+    def common(m):
+        d = {k: v for k, v in m.to_dict().items() if k not in ("precision", "input_format")}
+        return {**d, "extra": {k: v for k, v in d["extra"].items() if k != "int8"}}
+
+    assert all(common(m) == common(metas["onnx"]) for m in metas.values())
     meta = metas["onnx"]
     assert meta.classes == ("cat", "dog") and meta.arch == ARCH and meta.spec == ckpt["spec"]
     assert meta.checkpoint_sha256 == file_sha256(ckpt_path)
@@ -160,6 +172,35 @@ def test_int8_is_qdq_with_per_channel_weights(lite):
     assert report.details["int8"]["activations"] == "uint8"
     q = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
     assert q and all(inits[n.input[2]].data_type == TensorProto.UINT8 for n in q)
+
+
+def test_int8_for_tensorrt_is_symmetric_qdq_and_gated_like_int8(lite, images):
+    """TensorRT takes int8 Q/DQ with zero point 0 and per-channel weights only: the artifact is
+    checked on its graph, passes INT8's gates, and is the only one --trt-int8 accepts."""
+    out, report, _ = lite
+    model = onnx.load(str(out / "model.int8-trt.onnx"))
+    assert symmetric_qdq_problems(model) == []
+    inits = {t.name: t for t in model.graph.initializer}
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert len(qdq) > 20
+    for n in qdq:
+        zp = inits[n.input[2]]
+        assert zp.data_type == TensorProto.INT8 and not numpy_helper.to_array(zp).any(), n.name
+    assert qdq_summary(model)["per_channel_weights"] >= 10
+    # the CPU INT8 is asymmetric (U8S8): the check names why TensorRT would refuse it
+    cpu_problems = symmetric_qdq_problems(onnx.load(str(out / "model.int8.onnx")), most=10_000)
+    assert any("not INT8" in p and "UINT8" in p for p in cpu_problems)
+    [parity] = report.parity_sets
+    trt = {a.name: a for a in parity.artifacts}["int8-trt"]
+    assert [g.name for g in trt.gates] == ["int8-trt.agreement", "int8-trt.acc_drop"]
+    assert all(g.passed for g in trt.gates) and trt.top1_agreement >= 0.99
+    check_trt_int8(read_onnx_metadata(out / "model.int8-trt.onnx"), out / "model.int8-trt.onnx")
+    for name in ("model.int8.onnx", "model.onnx"):
+        with pytest.raises(ProviderError, match=f"--trt-int8: {name} is .*catdog-export --int8-for tensorrt"):
+            check_trt_int8(read_onnx_metadata(out / name), out / name)
+    clf = Classifier.from_file(out / "model.int8-trt.onnx", provider="cpu")  # it runs anywhere, not only on TensorRT
+    ref = Classifier.from_file(out / "model.onnx", provider="cpu")
+    assert [clf.predict(im).label for im in images] == [ref.predict(im).label for im in images]
 
 
 def test_int8_activations_option_gives_s8s8_that_runs(lite, images):

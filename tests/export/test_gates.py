@@ -122,6 +122,8 @@ def test_default_gates_are_the_issue_s():
         "onnx.logit": ("max_abs_logit", "<=", 1e-4),
         "int8.agreement": ("top1_agreement", ">=", 0.99),
         "int8.acc_drop": ("accuracy_drop", "<=", 0.005),
+        "int8-trt.agreement": ("top1_agreement", ">=", 0.99),  # issue 11: the same gates as the CPU INT8
+        "int8-trt.acc_drop": ("accuracy_drop", "<=", 0.005),
         "fp16.prob": ("max_abs_prob", "<=", 1e-2),
         "baked.logit": ("max_abs_logit", "<=", 1e-4),
     }

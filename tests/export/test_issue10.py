@@ -21,7 +21,7 @@ from catdog.export.formats import FORMATS
 from catdog.export.images import held_out, load_images
 from catdog.export.int8_choice import choose_int8
 from catdog.export.meta import read_onnx_metadata
-from catdog.export.pipeline import ExportOptions, run_export
+from catdog.export.pipeline import ExportOptions, artifact_names, run_export
 from catdog.export.quantize import KEEP_FP32, Int8Quantizer, boundary_layers
 from catdog.export.simplify import run_onnx
 from catdog.export.torchscript import load_torchscript
@@ -75,7 +75,8 @@ def set_a(folders, spec):
 
 def test_every_artifact_carries_the_temperature_calibration_and_tta(tta):
     out, report, _, _ = tta
-    metas = {f.name: read_onnx_metadata(out / f.filename) for f in FORMATS.values() if f.kind == "onnx"}
+    built = [FORMATS[a.name] for a in report.artifacts]
+    metas = {f.name: read_onnx_metadata(out / f.filename) for f in built if f.kind == "onnx"}
     _, metas["torchscript"] = load_torchscript(out / "model.ts")
     for name, meta in metas.items():
         assert meta.temperature == T and meta.extra["calibration"] == CALIBRATION and meta.extra["tta"] == "hflip", name
@@ -128,7 +129,7 @@ def test_runtime_runs_the_tta_model_unchanged_with_calibrated_scores(tta, folder
 
 
 def test_parity_is_reported_and_gated_per_set_with_intervals_and_ece(tta, folders):
-    out, report, _, _ = tta
+    out, report, _, opts = tta
     assert report.passed and report.published
     data = json.loads((out / "export-report.json").read_text())
     assert [s["name"] for s in data["parity_sets"]] == [str(folders["a"]), str(folders["b"])]
@@ -138,7 +139,7 @@ def test_parity_is_reported_and_gated_per_set_with_intervals_and_ece(tta, folder
     onnx_logits = run_onnx(onnx.load(str(out / "model.onnx")), preprocess_batch(list(par.images), par_spec(out)))
     for s in data["parity_sets"]:
         assert s["passed"] and s["images"] == 4 and f"## Parity on `{s['name']}`: PASS" in md
-        assert [a["name"] for a in s["artifacts"]] == list(FORMATS)
+        assert [a["name"] for a in s["artifacts"]] == artifact_names(opts)  # every artifact built, in table order
         acc = s["eager_accuracy"]
         assert set(acc) >= {"accuracy", "ci95_low", "ci95_high", "correct", "n"} and acc["n"] == 4
         assert acc["ci95_low"] < acc["accuracy"] < acc["ci95_high"] or acc["accuracy"] in (0.0, 1.0)

@@ -19,9 +19,11 @@ from procs import interruptible
 
 from catdog.export.formats import FORMATS
 from catdog.export.staging import remove_stale_temps
+from catdog.runtime.session import PROVIDERS, available_providers
 from catdog.train.checkpoint import load_checkpoint
 
 ARCH = "efficientnet_lite0"
+MISSING_PROVIDER = next(p for p in PROVIDERS if p not in available_providers())
 FINAL_NAMES = [f.filename for f in FORMATS.values()] + ["export-report.json", "export-report.md"]
 
 
@@ -104,9 +106,16 @@ def test_unwritable_output_fails_before_any_work(ckpt_factory, photo_dir, tmp_pa
         (["--parity", "{tmp}"], "no images"),
         (["--parity", "{photos}", "--parity", "{photos}"], "is given twice"),
         (["--parity", "{photos}", "--select-count", "0"], "--select-count must be at least 1"),
+        (["--int8-for", "tensorrt"], "--int8-for tensorrt needs calibration images: pass --calib DIR"),
+        (["--parity", "{photos}", "--int8-for", "gpu"], "--int8-for 'gpu': unknown target; known: cpu, tensorrt"),
+        (["--parity", "{photos}", "--parity-provider", "gpu"], "--parity-provider 'gpu': unknown; known: cpu,"),
+        # a provider this onnxruntime lacks (whichever build the suite runs with)
+        (["--parity", "{photos}", "--parity-provider", MISSING_PROVIDER],
+         f"--parity-provider {MISSING_PROVIDER}: not available in this onnxruntime build; install: "),
     ],
     ids=["int8-without-calib", "no-images", "calib-method", "activations", "gate-name", "parity-missing",
-         "parity-empty", "parity-twice", "select-count"],
+         "parity-empty", "parity-twice", "select-count", "int8-for-without-calib", "int8-for-unknown",
+         "parity-provider-unknown", "parity-provider-missing"],
 )
 def test_usage_errors_are_one_line(ckpt_factory, photo_dir, tmp_path, capfd, args, expect):
     args = [a.format(photos=photo_dir, tmp=tmp_path / "empty") for a in args]
@@ -223,5 +232,6 @@ def test_cli_defaults_are_the_export_options_defaults():
     params = {p.name: p.default for p in typer.main.get_command(app).params}
     params["gates"] = tuple(params.pop("gate"))
     params["parity"] = tuple(params["parity"])
+    params["int8_for"] = tuple(params["int8_for"])
     defaults = {f.name: f.default for f in fields(ExportOptions) if f.name not in ("ckpt", "out", "extra_formats")}
     assert {k: params[k] for k in defaults} == defaults
