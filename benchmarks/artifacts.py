@@ -1,11 +1,6 @@
-"""What to benchmark and how to run it: artifacts found in an export folder or given as files (named
-by the runtime's artifact table), the photos they are fed, and runners (one artifact on one provider
-with one thread count, ready to run a batch).
-
-ONNX runners are the runtime's own sessions (catdog.runtime.session.open_session: provider table,
-provider checks, TensorRT options and engine cache); what is left here is torch-specific: which
-torch device a provider maps to, torch runners, whether an artifact applies to a provider. torch is
-imported only by the torch paths, so everything else works without it.
+"""What to benchmark: artifacts found in an export folder or given as files (named by the runtime's
+artifact table), the providers asked for, and the photos the artifacts are fed. How each one runs
+is runners.py. torch is imported only by the torch paths, so everything else works without it.
 
 Inputs are real preprocessed photos when a labelled folder is given (run through THE preprocess()
 of catdog.runtime), else a fixed-seed image, so every artifact sees the same pixels; a baked-
@@ -14,11 +9,10 @@ preprocess model gets the same crops as uint8 NHWC."""
 from __future__ import annotations
 
 import importlib.util
-import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -34,7 +28,6 @@ from catdog.runtime.spec import PreprocessSpec
 _PRECISIONS = ("fp32", "fp16", "int8")
 EXPORT_FILES = {a.filename: a.row for a in sorted(
     ARTIFACTS.values(), key=lambda a: (a.kind != "onnx", a.input_format == "uint8", _PRECISIONS.index(a.precision)))}
-TORCH_DEVICES = {"cpu": "cpu", "cuda": "cuda"}  # provider -> where torch artifacts run (others: ONNX only)
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
 
 
@@ -114,7 +107,7 @@ def inspect_onnx(path: Path, name: str) -> Artifact:
     return Artifact(name, path, "onnx", meta, dtype, fixed, size)
 
 
-def _jit_load(path: Path, device: str, extra: dict[str, str] | None = None) -> Any:
+def jit_load(path: Path, device: str, extra: dict[str, str] | None = None) -> Any:
     import torch
 
     try:
@@ -127,7 +120,7 @@ def _jit_load(path: Path, device: str, extra: dict[str, str] | None = None) -> A
 
 def inspect_torchscript(path: Path, name: str) -> Artifact:
     extra = {METADATA_FILE: ""}
-    _jit_load(path, "cpu", extra)
+    jit_load(path, "cpu", extra)
     meta = ModelMetadata.from_json(extra[METADATA_FILE], str(path)) if extra[METADATA_FILE] else None
     return Artifact(name, path, "torchscript", meta, size=meta.spec.size if meta else 224)
 
@@ -259,73 +252,3 @@ def make_batch(art: Artifact, images: list[np.ndarray], spec: PreprocessSpec) ->
         return crops
     x = normalize(crops, spec)
     return x.astype(np.float16) if art.input_dtype == "float16" else x
-
-
-@dataclass
-class Runner:
-    """A ready artifact: `run(x)` is one synchronous inference (GPU work finished on return)."""
-
-    artifact: Artifact
-    provider: str
-    threads: int | None
-    run: Callable[[Any], Any]
-    create_s: float
-
-
-def _ort_runner(art: Artifact, provider: str, threads: int | None) -> Runner:
-    # Each artifact runs at its own precision: an fp32 graph stays fp32 on TensorRT (no silent fp16);
-    # a symmetric INT8 graph gets TensorRT's INT8 from its own Q/DQ nodes (open_session reads them).
-    sess = rt_session.open_session(art.path, provider, threads=threads, log=None, spinning=True,
-                                   trt_fp16=provider == "tensorrt" and art.precision == "fp16")
-    return Runner(art, provider, threads, sess.run, sess.create_s)
-
-
-def _torch_runner(art: Artifact, provider: str, threads: int | None) -> Runner:
-    import torch
-
-    device = TORCH_DEVICES.get(provider)
-    if device is None:
-        raise ProviderError(f"{art.name} is a torch artifact; provider {provider!r} runs ONNX only")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ProviderError(f"{art.name}: torch sees no CUDA GPU; install a CUDA build of torch")
-    t0 = time.perf_counter()
-    if art.kind == "torchscript":
-        model = _jit_load(art.path, device)
-    else:
-        from catdog.train.checkpoint import build_model, load_checkpoint
-
-        model = build_model(load_checkpoint(art.path), str(art.path)).to(device)
-        if art.meta and art.meta.extra.get("tta"):
-            from catdog.export.tta import with_tta
-
-            model = with_tta(model, True)
-    model.eval()
-    create_s = time.perf_counter() - t0
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    amp = torch.autocast("cuda", dtype=torch.float16, enabled=art.amp)
-
-    def run(x: Any) -> Any:
-        if threads:  # torch's pool is process-wide; set it per call so interleaving stays fair
-            torch.set_num_threads(threads)
-        with torch.inference_mode(), amp:
-            t = torch.from_numpy(x).to(device, non_blocking=True)
-            y = model(t).float().cpu().numpy()
-        sync()
-        return y
-
-    return Runner(art, provider, threads, run, create_s)
-
-
-def make_runner(art: Artifact, provider: str, threads: int | None) -> Runner:
-    if provider not in rt_session.PROVIDERS:
-        raise ProviderError(f"unknown provider {provider!r}; known: {', '.join(rt_session.PROVIDERS)}")
-    return _ort_runner(art, provider, threads) if art.kind == "onnx" else _torch_runner(art, provider, threads)
-
-
-def applies(art: Artifact, provider: str) -> bool:
-    """Whether this artifact runs on this provider at all (torch has no TensorRT provider here;
-    AMP is a CUDA feature)."""
-    if art.kind == "onnx":
-        return True
-    device = TORCH_DEVICES.get(provider)
-    return device is not None and (not art.amp or device == "cuda")

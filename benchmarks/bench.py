@@ -19,6 +19,7 @@ from catdog.benchmarks.env import collect_env
 from catdog.benchmarks.large import large_section
 from catdog.benchmarks.measure import Grid, add_efficiency, run_grid
 from catdog.benchmarks.report import compute_ratios, make_charts, write_report
+from catdog.benchmarks.runners import GpuSettings
 from catdog.benchmarks.schema import ArtifactRow, BenchConfig, Log, Peak, Progress, Report, RunSettings, Section
 from catdog.benchmarks.sections import Inputs, accuracy_section, overhead_section, pipeline_section
 from catdog.runtime.errors import CatdogError
@@ -90,17 +91,25 @@ def _load() -> float | None:
 def _peaks(grid: Grid, before: dict[tuple[str, int | None], Peak] | None = None) -> dict[tuple[str, int | None], Peak]:
     """The measured peak per (provider, threads); with `before`, the better of the two (a busy
     neighbour only ever lowers a peak)."""
-    now = {g: measure_peak(g[0], g[1]) for g in grid.groups()}
+    now = {g: measure_peak(g[0], g[1], gpu=grid.gpu) for g in grid.groups()}
     if before is None:
         return now
     return {k: p if (p.gflops or 0) > (before[k].gflops or 0) else before[k] for k, p in now.items()}
 
 
-def _notes(report: Report, load_before: float | None) -> None:
+def _notes(report: Report, cfg: BenchConfig, load_before: float | None) -> None:
     missing = sorted({f"{r.artifact} on {r.provider}" for r in report.latency if r.status == "missing"})
     if missing:
         report.notes.append("ORT-GPU figures still missing (this onnxruntime has no GPU provider; torch rows ran on "
                             "the GPU): " + ", ".join(missing))
+    gpu_rows = sorted({r.provider for r in report.latency if r.provider != "cpu" and r.status == "ok"})
+    if gpu_rows:
+        math = "TF32 on" if cfg.tf32 else "TF32 off (TensorRT's fp32 kernels may still use TF32: no switch)"
+        report.notes.append(f"GPU rows ({', '.join(gpu_rows)}) on device {cfg.device_id}, {math} for torch CUDA, "
+                            "ORT CUDA and TensorRT alike")
+    if "tensorrt" in gpu_rows:
+        report.notes.append("TensorRT rows: one engine per batch size, built for exactly that batch before its rows "
+                            "were timed (optimization profile b..b); create_s includes the engine build or cache load")
     busy = load_before or 0.0  # before our own runs: afterwards the average counts us too
     cores = report.env["cores_usable"]
     if busy > 0.75 * (cores or 1):
@@ -119,7 +128,7 @@ def run_benchmark(cfg: BenchConfig, log: Log = print, progress: Progress | None 
     env = collect_env()
     art_rows = _artifact_rows(arts, log)
 
-    grid = Grid(cfg.providers, cfg.batches, cfg.threads, cfg.loop)
+    grid = Grid(cfg.providers, cfg.batches, cfg.threads, cfg.loop, GpuSettings(cfg.device_id, cfg.tf32))
     load_before = _load()
     peaks = _peaks(grid) if cfg.peak else {}
     t0 = time.perf_counter()
@@ -132,7 +141,7 @@ def run_benchmark(cfg: BenchConfig, log: Log = print, progress: Progress | None 
                            cfg.loop.block, input_desc, spec.to_dict())
     report = Report(cfg.name, time.strftime("%Y-%m-%dT%H:%M:%S%z"), cfg.command, env, settings, art_rows, rows,
                     list(peaks.values()), (load_before, _load()), compute_ratios(rows), notes=list(left_out))
-    _notes(report, load_before)
+    _notes(report, cfg, load_before)
     add_sections(report, Inputs(cfg, tuple(arts), spec, photos, log))
     report.charts = make_charts(report.to_dict(), cfg.out_dir)
     write_report(report, cfg.out_dir)

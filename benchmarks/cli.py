@@ -89,6 +89,9 @@ def run(
     large_photos: int = typer.Option(0, min=0, help="With --data: make ~12 MP phone-like copies of this many "
                                                     "photos and compare reduced vs full JPEG decode (0 = skip)."),
     no_peak: bool = typer.Option(False, "--no-peak", help="Skip the GEMM peak measurement."),
+    device_id: int = typer.Option(0, "--device-id", min=0, help="GPU for the CUDA, TensorRT and torch CUDA rows."),
+    tf32: bool = typer.Option(True, "--tf32/--no-tf32",
+                              help="TF32 for fp32 math on every GPU row alike (TensorRT's fp32 uses it regardless)."),
 ) -> None:
     """Benchmark artifacts and write reports/<name>/report.{md,json} and charts."""
     from rich.console import Console
@@ -111,7 +114,7 @@ def run(
         loop=LoopConfig(warmup, None if seconds else (iters or 50), seconds, block),
         data=data, video=video, torch_ckpt=torch_ckpt, accuracy_limit=accuracy_limit or None,
         coldstart_runs=coldstart_runs, large_photos=large_photos, peak=not no_peak,
-        command="catdog-bench " + " ".join(sys.argv[1:]))
+        command="catdog-bench " + " ".join(sys.argv[1:]), device_id=device_id, tf32=tf32)
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as bar:
@@ -148,11 +151,12 @@ def doctor(
     providers: str = typer.Option("all", help="Providers to prove; 'all' = every available one."),
     model: Optional[Path] = typer.Option(None, help="Prove with this ONNX model instead of a built-in probe."),
     as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON."),
+    device_id: int = typer.Option(0, "--device-id", min=0, help="GPU the CUDA / TensorRT proofs run on."),
 ) -> None:
     """Prove each provider by a real inference; show OpenCV build facts and visible cameras."""
     from catdog.benchmarks.doctor import doctor_lines, run_doctor
 
-    d = run_doctor([p.strip() for p in providers.split(",") if p.strip()], model)
+    d = run_doctor([p.strip() for p in providers.split(",") if p.strip()], model, device_id)
     if as_json:
         typer.echo(json.dumps({k: v for k, v in d.items() if k != "env_lines"}, indent=2, default=str))
     else:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from catdog.benchmarks.artifacts import ort_has
+from catdog.benchmarks.runners import DEFAULT_GPU, GpuSettings, torch_tf32
 from catdog.benchmarks.schema import Peak
 
 # op type -> index of the weight input (the one whose shape gives the kernel)
@@ -123,21 +124,23 @@ def _best_gflops(fn: Callable[[], Any], flops: float, repeats: int, min_s: float
     return flops / best / 1e9
 
 
-def _torch_peak(provider: str, threads: int | None, n: int, repeats: int, min_s: float) -> Peak:
+def _torch_peak(provider: str, threads: int | None, n: int, repeats: int, min_s: float, gpu: GpuSettings) -> Peak:
     import torch
 
-    a = torch.randn(n * 4, n * 4, device="cuda")
-    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 peak, not TF32
+    device = f"cuda:{gpu.device_id}"
+    a = torch.randn(n * 4, n * 4, device=device)
+    torch_tf32(gpu.tf32)  # the math the CUDA rows run with, so % of peak compares like with like
 
     def mm() -> None:
         a @ a
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
     gflops = _best_gflops(mm, 2.0 * (4 * n) ** 3, repeats, min_s)
-    return Peak(gflops, f"torch matmul {4 * n}^3 fp32 on CUDA (no TF32)", provider, threads)
+    math = "TF32" if gpu.tf32 else "fp32, no TF32"
+    return Peak(gflops, f"torch matmul {4 * n}^3 on {device} ({math})", provider, threads)
 
 
-def _ort_peak(provider: str, threads: int | None, n: int, repeats: int, min_s: float) -> Peak:
+def _ort_peak(provider: str, threads: int | None, n: int, repeats: int, min_s: float, gpu: GpuSettings) -> Peak:
     from catdog.runtime.session import open_session
 
     # TensorRT would rebuild an engine for a one-op graph; its peak is the CUDA GEMM peak.
@@ -145,20 +148,23 @@ def _ort_peak(provider: str, threads: int | None, n: int, repeats: int, min_s: f
     with tempfile.TemporaryDirectory(prefix="catdog-peak-") as tmp:
         path = Path(tmp) / "peak_gemm.onnx"  # the runtime opens files; the session keeps its own copy
         path.write_bytes(matmul_model(n))
-        sess = open_session(path, p, threads=threads, log=None, spinning=True)
+        sess = open_session(path, p, threads=threads, log=None, spinning=True, device_id=gpu.device_id,
+                            batches=(n,), cuda_tf32=gpu.tf32)
     x = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
     gflops = _best_gflops(lambda: sess.run(x), 2.0 * n**3, repeats, min_s)
     how = f"onnxruntime MatMul {n}x{n}x{n} fp32 on {p}, {threads or 'default'} threads"
+    if p != "cpu":
+        how = f"onnxruntime MatMul {n}x{n}x{n} on {p}:{gpu.device_id} ({'TF32' if gpu.tf32 else 'fp32, no TF32'})"
     return Peak(gflops, how, provider, threads)
 
 
 def measure_peak(provider: str = "cpu", threads: int | None = None, n: int = 1024,
-                 repeats: int = 5, min_s: float = 0.3) -> Peak:
+                 repeats: int = 5, min_s: float = 0.3, gpu: GpuSettings = DEFAULT_GPU) -> Peak:
     """Best-of-`repeats` GFLOP/s of an n × n × n float32 GEMM (2n³ FLOPs)."""
     if provider != "cpu" and not ort_has("cuda" if provider == "tensorrt" else provider):
-        return _torch_peak(provider, threads, n, repeats, min_s)  # cuda offered by torch alone
+        return _torch_peak(provider, threads, n, repeats, min_s, gpu)  # cuda offered by torch alone
     if onnx_available():
-        return _ort_peak(provider, threads, n, repeats, min_s)
+        return _ort_peak(provider, threads, n, repeats, min_s, gpu)
     if provider != "cpu":
         return Peak(None, "n/a (needs onnx to build the GEMM graph)")
     rng = np.random.default_rng(1)

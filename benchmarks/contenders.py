@@ -32,8 +32,9 @@ from typing import Callable
 
 import numpy as np
 
-from catdog.benchmarks.artifacts import Artifact, balanced, make_runner, synthetic_image, torch_available
+from catdog.benchmarks.artifacts import Artifact, balanced, synthetic_image, torch_available
 from catdog.benchmarks.measure import ratio
+from catdog.benchmarks.runners import make_runner
 from catdog.benchmarks.schema import ColdstartRow, FolderRow, Section
 from catdog.benchmarks.sections import Inputs
 from catdog.runtime.errors import InputError, ModelError

@@ -115,12 +115,12 @@ def _feed(sess: Session) -> np.ndarray:
     return x.astype(np.float16) if sess.input_type == "tensor(float16)" else x
 
 
-def prove(provider: str, model: Path, reference: np.ndarray | None = None) -> dict[str, Any]:
+def prove(provider: str, model: Path, reference: np.ndarray | None = None, device_id: int = 0) -> dict[str, Any]:
     """Open a runtime session on `provider` (it checks that onnxruntime really loaded it and, on a
     GPU, proves it with a warm-up inference), run it, compare with CPU."""
     row: dict[str, Any] = {"provider": provider, "ok": False}
     try:
-        sess = open_session(model, provider, log=None)
+        sess = open_session(model, provider, log=None, device_id=device_id)
         row["create_s"] = sess.create_s
         x = _feed(sess)
         t0 = time.perf_counter()
@@ -143,27 +143,29 @@ def cameras() -> list[str]:
     return sorted(glob.glob("/dev/video*"), key=lambda p: (len(p), p))
 
 
-def torch_check() -> dict[str, Any] | None:
+def torch_check(device_id: int = 0) -> dict[str, Any] | None:
     if not torch_available():
         return None
     import torch
 
     info: dict[str, Any] = {"version": torch.__version__, "cuda": torch.cuda.is_available()}
-    if info["cuda"]:
-        a = torch.ones(64, 64, device="cuda")
+    if info["cuda"] and device_id < torch.cuda.device_count():
+        a = torch.ones(64, 64, device=f"cuda:{device_id}")
         info["cuda_matmul_ok"] = bool(torch.allclose((a @ a).cpu(), torch.full((64, 64), 64.0)))
-        info["device"] = torch.cuda.get_device_name(0)
+        info["device"] = torch.cuda.get_device_name(device_id)
+    elif info["cuda"]:
+        info["device"] = f"no CUDA device {device_id} (torch sees {torch.cuda.device_count()})"
     return info
 
 
-def run_doctor(providers: list[str] | None = None, model: Path | None = None) -> dict[str, Any]:
+def run_doctor(providers: list[str] | None = None, model: Path | None = None, device_id: int = 0) -> dict[str, Any]:
     """Everything doctor prints, as data. Requested providers that are absent raise ProviderError."""
     wanted = resolve_providers(providers)
     rows, ref = [], None
     with tempfile.TemporaryDirectory(prefix="catdog-doctor-") as tmp:
         probe, probe_desc = probe_model(model, Path(tmp))
         for p in ["cpu"] + [p for p in wanted if p != "cpu"]:
-            row = prove(p, probe, ref)
+            row = prove(p, probe, ref, device_id)
             if p == "cpu":
                 ref = row.get("_y")
             row.pop("_y", None)
@@ -172,7 +174,7 @@ def run_doctor(providers: list[str] | None = None, model: Path | None = None) ->
     env = collect_env()
     return {"env": env, "env_lines": env_lines(env), "probe": probe_desc, "providers": rows,
             "available": available_providers(), "cameras": cameras(), "opencv": env["opencv"],
-            "torch": torch_check()}
+            "torch": torch_check(device_id)}
 
 
 def doctor_lines(d: dict[str, Any]) -> list[str]:

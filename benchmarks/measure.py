@@ -17,7 +17,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from catdog.benchmarks.artifacts import Artifact, Runner, applies, make_batch, make_runner, ort_has, uses_threads
+from catdog.benchmarks.artifacts import Artifact, make_batch, ort_has, uses_threads
+from catdog.benchmarks.runners import DEFAULT_GPU, GpuSettings, Runner, make_runner, why_not
 from catdog.benchmarks.schema import LatencyRow, LatencyStats, LoopConfig, Progress
 from catdog.runtime.errors import ModelError, error_line
 from catdog.runtime.session import PROVIDERS
@@ -95,6 +96,7 @@ class Grid:
     batches: tuple[int, ...] = (1, 8, 32)
     threads: tuple[int | None, ...] = (None,)  # None: onnxruntime's default (all cores)
     loop: LoopConfig = LoopConfig()
+    gpu: GpuSettings = DEFAULT_GPU
 
     def groups(self) -> list[tuple[str, int | None]]:
         """(provider, threads) pairs: thread counts for CPU, one default entry for GPU providers."""
@@ -121,43 +123,62 @@ def _not_run(arts: list[Artifact], runnable: list[Artifact], provider: str, thre
     for a in arts:
         if a in runnable:
             continue
-        if a.kind == "onnx":  # cuda offered by torch alone: say which ORT-GPU figures are missing
+        why = why_not(a, provider)
+        if why is None:  # an ONNX artifact, cuda offered by torch alone: say which ORT-GPU figures are missing
             status = "missing"
             note = f"this onnxruntime has no {PROVIDERS[provider]}; install onnxruntime-gpu to measure it"
         else:
-            status, note = "n/a", f"{a.name} does not run on {provider}"
+            status, note = "n/a", why
         rows += [LatencyRow(provider, threads, a.name, b, status, note) for b in batches]
+    return rows
+
+
+def batch_sets(provider: str, batches: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The batch sizes each set of sessions serves. TensorRT: one engine per batch size, built for
+    exactly that batch before its rows are timed (an engine spanning 1..32 is tuned for one of
+    them); other providers: one session per artifact for every batch size."""
+    return [(b,) for b in batches] if provider == "tensorrt" else [batches]
+
+
+def _timed_rows(runners: list[Runner], first: dict[str, float], b: int, grid: Grid, images: list[np.ndarray],
+                spec: PreprocessSpec, progress: Progress | None) -> list[LatencyRow]:
+    """Every runner at batch b, interleaved (the group's runners share provider and threads)."""
+    provider, threads = runners[0].provider, runners[0].threads
+    ok = [r for r in runners if r.artifact.fixed_batch in (None, b)]
+    rows = [LatencyRow(provider, threads, r.artifact.name, b, "skipped",
+                       f"graph has a fixed batch of {r.artifact.fixed_batch}") for r in runners if r not in ok]
+    if not ok:
+        return rows
+    inputs = {r.artifact.name: make_batch(r.artifact, images[:b], spec) for r in ok}
+    fns = {r.artifact.name: (lambda r=r, x=inputs[r.artifact.name]: r.run(x)) for r in ok}
+    label = f"{provider} threads={threads or 'default'} batch={b}"
+    loop = grid.loop
+    if progress:
+        progress(label, 0, (loop.iters + loop.warmup) * len(ok) if loop.iters else None)
+        if loop.warmup:
+            progress(label, loop.warmup * len(ok), None)
+    cb = (lambda _name, k: progress(label, k, None)) if progress else None
+    samples = interleaved(fns, loop, cb)
+    for r in ok:
+        name = r.artifact.name
+        rows.append(LatencyRow(provider, threads, name, b, "ok", create_s=r.create_s,
+                               first_run_ms=first.get(name, float("nan")) * 1e3,
+                               stats=latency_stats(samples[name], b)))
     return rows
 
 
 def _group(arts: list[Artifact], provider: str, threads: int | None, grid: Grid, images: list[np.ndarray],
            spec: PreprocessSpec, progress: Progress | None) -> list[LatencyRow]:
     ort_ok = ort_has(provider)
-    runnable = [a for a in arts if applies(a, provider) and (a.kind != "onnx" or ort_ok)]
-    runners = [make_runner(a, provider, threads) for a in runnable]
+    runnable = [a for a in arts if why_not(a, provider) is None and (a.kind != "onnx" or ort_ok)]
     rows = _not_run(arts, runnable, provider, threads, grid.batches)
-    first = _first_runs(runners, images, spec, min(grid.batches))
-    for b in grid.batches:
-        ok = [r for r in runners if r.artifact.fixed_batch in (None, b)]
-        rows += [LatencyRow(provider, threads, r.artifact.name, b, "skipped",
-                            f"graph has a fixed batch of {r.artifact.fixed_batch}") for r in runners if r not in ok]
-        if not ok:
+    for batches in batch_sets(provider, grid.batches):
+        runners = [make_runner(a, provider, threads, grid.gpu, batches) for a in runnable]
+        if not runners:
             continue
-        inputs = {r.artifact.name: make_batch(r.artifact, images[:b], spec) for r in ok}
-        fns = {r.artifact.name: (lambda r=r, x=inputs[r.artifact.name]: r.run(x)) for r in ok}
-        label = f"{provider} threads={threads or 'default'} batch={b}"
-        loop = grid.loop
-        if progress:
-            progress(label, 0, (loop.iters + loop.warmup) * len(ok) if loop.iters else None)
-            if loop.warmup:
-                progress(label, loop.warmup * len(ok), None)
-        cb = (lambda _name, k, label=label: progress(label, k, None)) if progress else None
-        samples = interleaved(fns, loop, cb)
-        for r in ok:
-            name = r.artifact.name
-            rows.append(LatencyRow(provider, threads, name, b, "ok", create_s=r.create_s,
-                                   first_run_ms=first.get(name, float("nan")) * 1e3,
-                                   stats=latency_stats(samples[name], b)))
+        first = _first_runs(runners, images, spec, min(batches))
+        for b in batches:
+            rows += _timed_rows(runners, first, b, grid, images, spec, progress)
     return rows
 
 

@@ -52,6 +52,8 @@ class BenchConfig:
     peak: bool = True
     command: str = "catdog-bench run"
     sections: tuple[str, ...] = SECTION_NAMES  # which optional sections may run (each also needs its input)
+    device_id: int = 0  # the GPU every CUDA / TensorRT / torch CUDA row runs on
+    tf32: bool = True  # TF32 for fp32 math on every GPU row alike (TensorRT's fp32 uses it, with no switch)
 
     @property
     def first_threads(self) -> int | None:

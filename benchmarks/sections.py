@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from catdog.benchmarks.artifacts import Artifact, balanced, classes_of, input_images, make_batch, make_runner
+from catdog.benchmarks.artifacts import Artifact, balanced, classes_of, input_images, make_batch
 from catdog.benchmarks.measure import interleaved
+from catdog.benchmarks.runners import make_runner
 from catdog.benchmarks.schema import AccuracyRow, BenchConfig, Log, LoopConfig, OverheadRow, PipelineRow, Section
 from catdog.runtime.errors import DataError, InputError
 from catdog.runtime.files import read_image

@@ -34,6 +34,8 @@ def setup(device_name: str = "auto") -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(device_name)
     if world <= 1:
+        if device.type == "cuda" and device.index is not None:
+            torch.cuda.set_device(device)  # --device cuda:N: "current device" queries (bf16 support, AMP) mean N
         return DistInfo(0, 1, 0, device)
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":

@@ -115,8 +115,8 @@ def test_torch_eager_follows_an_exports_flip_averaging(tmp_path):
     the plain checkpoint must compute the same, or agreement would compare two different functions."""
     import torch
 
-    from catdog.benchmarks.artifacts import make_runner
     from catdog.benchmarks.doctor import tiny_spec
+    from catdog.benchmarks.runners import make_runner
     from catdog.export.tta import with_tta
     from catdog.runtime.metadata import METADATA_FILE, ModelMetadata
     from catdog.train.checkpoint import build_model, load_checkpoint, save_checkpoint
