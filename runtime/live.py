@@ -15,9 +15,10 @@ from typing import Any, Callable
 from catdog.runtime.capture import FileReader, LatestFrameReader, describe, open_capture
 from catdog.runtime.classifier import Classifier
 from catdog.runtime.errors import OutputError
-from catdog.runtime.sinks import Smoother, VideoSaver, Window, draw_overlay
+from catdog.runtime.sinks import Smoother, VideoSaver, draw_overlay
 from catdog.runtime.sources import Source
 from catdog.runtime.stats import Timer
+from catdog.runtime.window import Window
 
 
 @dataclass(frozen=True)

@@ -256,33 +256,3 @@ def _disk_full(folder: Path, margin: int = 1 << 20) -> bool:
         return shutil.disk_usage(folder).free < margin
     except OSError:
         return False
-
-
-class Window:
-    """--show. opencv-python-headless has no GUI: say so before the run starts."""
-
-    def __init__(self, title: str = "catdog-runtime"):
-        import cv2
-
-        self.title = title
-        try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
-        except cv2.error:
-            raise OutputError("--show needs an OpenCV build with GUI support (this one is headless); "
-                              "pip install opencv-python (catdog-edge[gui]) or use --save out.mp4") from None
-
-    def show(self, frame: np.ndarray) -> bool:
-        """Show a frame; False when the user pressed q or Esc."""
-        import cv2
-
-        cv2.imshow(self.title, frame)
-        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
-
-    def close(self) -> None:
-        import cv2
-
-        try:
-            cv2.destroyWindow(self.title)
-            cv2.waitKey(1)
-        except cv2.error:
-            pass

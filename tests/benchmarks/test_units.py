@@ -49,15 +49,18 @@ def test_doctor_proves_cpu_by_a_real_inference():
     assert "OpenCV" in res.output and "GStreamer" in res.output and "Cameras:" in res.output
 
 
-def test_doctor_json_and_cuda_error():
+def test_doctor_json_and_a_missing_provider_error():
     import json
 
-    res = runner.invoke(app, ["doctor", "--json"])
+    from catdog.runtime.session import PROVIDERS, available_providers
+
+    res = runner.invoke(app, ["doctor", "--json", "--providers", "cpu"])  # a GPU box's other rows: gpu-check.sh
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
     assert d["providers"][0]["provider"] == "cpu" and d["providers"][0]["ok"] is True
-    res = runner.invoke(app, ["doctor", "--providers", "cuda"])
-    assert res.exit_code == 2 and "provider 'cuda' is not available" in res.output
+    missing = next(p for p in PROVIDERS if p not in available_providers())  # cuda on the CPU wheel
+    res = runner.invoke(app, ["doctor", "--providers", missing])
+    assert res.exit_code == 2 and f"provider '{missing}' is not available" in res.output
 
 
 def test_doctor_with_a_model_file(tiny_export):
@@ -97,11 +100,15 @@ def test_hidden_files_are_not_photos(junk_dir, labeled_dir, tiny_export):
     assert sorted(p.name for p in balanced(photos, 100).paths) == want
 
 
-def test_onnx_rows_on_a_gpu_only_torch_can_use_are_marked_missing(tiny_export):
+def test_onnx_rows_on_a_gpu_only_torch_can_use_are_marked_missing(tiny_export, monkeypatch):
     # On a box where torch sees a GPU but onnxruntime has no CUDA provider, "cuda" is offered for
     # the torch artifacts; the ONNX rows must say their ORT-GPU figure is missing, not vanish.
+    # That onnxruntime is the CPU wheel; with onnxruntime-gpu installed the test makes it one.
     from catdog.benchmarks.artifacts import input_images, spec_of
     from catdog.benchmarks.measure import Grid, run_grid
+    from catdog.runtime import session
+
+    monkeypatch.setattr(session, "available_providers", lambda: ["cpu"])
 
     arts, _ = discover([tiny_export / "model.onnx"])
     images, _ = input_images(None, 2)

@@ -114,10 +114,16 @@ def write_video(path: Path, photo_paths: list[Path], frames: int, fourcc: str = 
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """The real CLI in a subprocess (python -m catdog.runtime), as a user would run it."""
-    return subprocess.run([sys.executable, "-m", "catdog.runtime", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout)
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, env: dict | None = None
+            ) -> subprocess.CompletedProcess:
+    """The real CLI in a subprocess (python -m catdog.runtime), as a user would run it. On the CPU
+    provider unless the test names one: the numbers are checked against CPU/numpy references, and
+    on a GPU box `auto` would pick CUDA/TensorRT (other rounding, engine builds in ~/.cache)."""
+    argv = [*map(str, args)]
+    if not any(a == "--provider" or a.startswith("--provider=") for a in argv):
+        argv += ["--provider", "cpu"]
+    return subprocess.run([sys.executable, "-m", "catdog.runtime", *argv], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout, env=env)
 
 
 class MjpegServer:

@@ -4,6 +4,7 @@ of the same network."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from catdog.runtime.errors import InputError, MetadataError, ModelError, Provide
 from catdog.runtime.files import read_image
 from catdog.runtime.labels import load_labels
 from catdog.runtime.preprocess import preprocess
-from catdog.runtime.session import available_providers, open_session
+from catdog.runtime.session import AUTO_ORDER, INSTALL_HINTS, PROVIDERS, available_providers, open_session
 
 
 def expected_probs(path, spec=SPEC, classes=2):
@@ -45,14 +46,14 @@ def test_predict_accepts_decoded_array_and_batch_equals_single(models, photos):
 
 def test_metadata_drives_class_names(tmp_path, photos):
     path = build_model(tmp_path / "m.onnx", classes=3, metadata=meta(classes=("ant", "bee", "wasp")))
-    pred = Classifier.from_file(path).predict(photos[0])
+    pred = Classifier.from_file(path, provider="cpu").predict(photos[0])
     assert set(pred.probs) == {"ant", "bee", "wasp"} and pred.label in pred.probs
     assert sum(pred.probs.values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_baked_uint8_model_gives_same_answers_as_float(models, photos):
-    flt = Classifier.from_file(models["float"])
-    baked = Classifier.from_file(models["uint8"])
+    flt = Classifier.from_file(models["float"], provider="cpu")
+    baked = Classifier.from_file(models["uint8"], provider="cpu")
     assert baked.baked and baked.session.input_dtype == np.uint8
     for a, b in zip(flt.predict_batch(photos), baked.predict_batch(photos), strict=True):
         assert a.label == b.label
@@ -60,9 +61,10 @@ def test_baked_uint8_model_gives_same_answers_as_float(models, photos):
 
 
 def test_probability_outputs_are_not_softmaxed_twice(models, photos):
-    logits = Classifier.from_file(models["float"]).predict_batch(photos)
-    with_meta = Classifier.from_file(models["probs"]).predict_batch(photos)  # metadata output == "probs"
-    detected = Classifier.from_file(models["softmax_nometa"], labels=["cat", "dog"], spec=SPEC).predict_batch(photos)
+    logits = Classifier.from_file(models["float"], provider="cpu").predict_batch(photos)
+    with_meta = Classifier.from_file(models["probs"], provider="cpu").predict_batch(photos)  # metadata: "probs"
+    detected = Classifier.from_file(models["softmax_nometa"], labels=["cat", "dog"], spec=SPEC,
+                                    provider="cpu").predict_batch(photos)
     for a, b, c in zip(logits, with_meta, detected, strict=True):
         assert a.probs == pytest.approx(b.probs, abs=1e-5)
         assert a.probs == pytest.approx(c.probs, abs=1e-5)
@@ -71,7 +73,7 @@ def test_probability_outputs_are_not_softmaxed_twice(models, photos):
 def test_third_party_model_with_labels_and_flags(imagenet_model, data_dir, dog_jpg):
     mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
     clf = Classifier.from_file(imagenet_model, labels=data_dir / "imagenet_classes.txt",
-                               spec={"mean": mean, "std": std})
+                               spec={"mean": mean, "std": std}, provider="cpu")
     assert clf.spec.size == 48 and clf.spec.mean == mean and clf.spec.std == std  # size from the graph
     pred = clf.predict(dog_jpg)
     assert pred.label == "Samoyed" and pred.index == 258 and len(pred.probs) == 1000
@@ -101,29 +103,29 @@ def test_labels_file_formats(tmp_path):
 
 def test_model_without_metadata_or_labels_says_pass_labels(models):
     with pytest.raises(ModelError, match=r"tiny_nometa.onnx: has no catdog-edge metadata.*--labels"):
-        Classifier.from_file(models["nometa"])
+        Classifier.from_file(models["nometa"], provider="cpu")
 
 
 def test_class_count_mismatch_is_explained(models, tmp_path):
     (tmp_path / "three.txt").write_text("a\nb\nc\n")
     with pytest.raises(ModelError, match=r"outputs 2 scores per image but --labels .*three.txt names 3 classes"):
-        Classifier.from_file(models["nometa"], labels=tmp_path / "three.txt")
+        Classifier.from_file(models["nometa"], labels=tmp_path / "three.txt", provider="cpu")
 
 
 def test_wrong_input_rank_and_size(tmp_path):
     rank2 = build_model(tmp_path / "rank2.onnx", metadata=meta(), rank2=True)
     with pytest.raises(ModelError, match=r"rank2.onnx: input 'input' has rank 2"):
-        Classifier.from_file(rank2)
+        Classifier.from_file(rank2, provider="cpu")
     big = build_model(tmp_path / "s64.onnx", metadata=meta(), size=64)
     with pytest.raises(ModelError, match=r"s64.onnx: the model input is 64x64 but the preprocessing size is 32"):
-        Classifier.from_file(big)
+        Classifier.from_file(big, provider="cpu")
 
 
 def test_newer_schema_is_refused_with_upgrade_hint(tmp_path):
     newer = dict(meta().to_dict(), schema_version=3)
     path = build_model(tmp_path / "new.onnx", metadata=newer)
     with pytest.raises(MetadataError, match=r"new.onnx was exported by a newer catdog-edge \(schema 3"):
-        Classifier.from_file(path)
+        Classifier.from_file(path, provider="cpu")
 
 
 def test_broken_model_files_name_the_file(tmp_path, models):
@@ -134,20 +136,27 @@ def test_broken_model_files_name_the_file(tmp_path, models):
     trunc.write_bytes(data[: len(data) // 2])
     for path in (text, trunc):
         with pytest.raises(ModelError, match=f"{path.name}: not a valid ONNX model"):
-            Classifier.from_file(path)
+            Classifier.from_file(path, provider="cpu")
     with pytest.raises(ModelError, match="missing.onnx: no such model file"):
-        Classifier.from_file(tmp_path / "missing.onnx")
+        Classifier.from_file(tmp_path / "missing.onnx", provider="cpu")
 
 
-def test_provider_auto_is_cpu_here_and_explicit_missing_provider_is_an_error(models):
-    assert "cpu" in available_providers()
-    sess = open_session(models["float"], provider="auto", log=None)
-    assert sess.provider == "cpu" and sess.ort.get_providers()[0] == "CPUExecutionProvider"
-    missing = [p for p in ("cuda", "tensorrt") if p not in available_providers()]
-    assert missing, "this test expects the CPU build of onnxruntime"
+def test_provider_auto_and_explicit_missing_providers(models, tmp_path):
+    """auto takes the first provider of TensorRT > CUDA > CPU that runs (CPU without a GPU build);
+    a provider this onnxruntime build lacks is an error naming what to install. Whichever build
+    the suite runs with (onnxruntime or onnxruntime-gpu, GPU or not): every provider it lacks."""
+    have = available_providers()
+    assert "cpu" in have
+    sess = open_session(models["float"], provider="auto", log=None, trt_cache_dir=tmp_path / "trt")
+    assert sess.provider in AUTO_ORDER and sess.provider in have
+    assert sess.ort.get_providers()[0] == PROVIDERS[sess.provider]
+    if not {"cuda", "tensorrt"} & set(have):
+        assert sess.provider == "cpu"
+    missing = [p for p in PROVIDERS if p not in have]
+    assert missing  # no onnxruntime build carries every provider (CoreML is macOS-only, DirectML Windows-only)
     for name in missing:
-        hint = "install: pip install onnxruntime-gpu"
-        with pytest.raises(ProviderError, match=f"provider {name} is not available.*{hint}"):
+        hint = re.escape(f"install: {INSTALL_HINTS[name]}")
+        with pytest.raises(ProviderError, match=f"provider {name} is not available in this onnxruntime build.*{hint}"):
             open_session(models["float"], provider=name, log=None)
     with pytest.raises(ProviderError, match="unknown provider 'gpu'; known: auto, cpu, cuda, tensorrt"):
         open_session(models["float"], provider="gpu", log=None)
@@ -166,7 +175,7 @@ def test_spin_wait_is_off_only_when_asked(models, photos):
 
 
 def test_fixed_batch_one_model_runs_folders_one_by_one(models, photos):
-    clf = Classifier.from_file(models["batch1"], batch_size=16)
+    clf = Classifier.from_file(models["batch1"], batch_size=16, provider="cpu")
     assert clf.batch_size == 1
     results = list(clf.iter_predict(photos))
     assert [s for s, _ in results] == [str(p) for p in photos]
@@ -177,7 +186,7 @@ def test_iter_predict_keeps_order_and_reports_bad_files(models, photos, tmp_path
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"")
     sources = [photos[0], bad, photos[1], photos[2]]
-    clf = Classifier.from_file(models["float"], batch_size=2, workers=2)
+    clf = Classifier.from_file(models["float"], batch_size=2, workers=2, provider="cpu")
     out = list(clf.iter_predict(sources))
     assert [s for s, _ in out] == [str(p) for p in sources]
     assert isinstance(out[1][1], str) and "bad.jpg: empty file" in out[1][1]

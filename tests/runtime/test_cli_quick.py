@@ -77,7 +77,8 @@ def test_debug_on_the_quick_path(tmp_path):
 @pytest.mark.parametrize("extra", [[], ["--json"]], ids=["table", "json"])
 def test_one_photo_run_loads_no_typer_click_or_rich(extra, models, photos):
     code = ("import runpy, sys\n"
-            f"sys.argv = ['catdog-runtime', {str(photos[0])!r}, '--model', {str(models['float'])!r}, *{extra!r}]\n"
+            f"sys.argv = ['catdog-runtime', {str(photos[0])!r}, '--model', {str(models['float'])!r}, *{extra!r}, "
+            "'--provider', 'cpu']\n"
             "try:\n    runpy.run_module('catdog.runtime', run_name='__main__')\n"
             "except SystemExit as e:\n    assert e.code == 0, e.code\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click', 'rich')))\n")

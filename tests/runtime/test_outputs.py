@@ -33,7 +33,7 @@ def test_unwritable_output_folder_fails_before_the_run(models, clip, tmp_path, f
 
 
 def _runtime(*args) -> list:
-    return [sys.executable, "-m", "catdog.runtime", *args]
+    return [sys.executable, "-m", "catdog.runtime", *args, "--provider", "cpu"]  # as rtkit.run_cli
 
 
 @needs_full_disk
