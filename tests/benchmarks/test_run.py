@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +17,7 @@ runner = CliRunner()
 TINY = ["--providers", "cpu", "--batch", "1,2", "--threads", "1", "--warmup", "1", "--iters", "3", "--block", "2",
         "--coldstart-runs", "0"]
 CLI = [sys.executable, "-c", "from catdog.benchmarks.cli import main; main()"]
+REPO = Path(__file__).parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +193,16 @@ def test_bracketed_names_print_as_typed(tiny_export, tmp_path):
     assert f"pipeline: failed: {missing}: no such video file" in res.output
     rep = json.loads((tmp_path / "b" / "report.json").read_text())
     assert [a["name"] for a in rep["artifacts"]] == ["[red]m"] and str(d) in rep["artifacts"][0]["path"]
+
+
+def test_gpu_check_summary_of_a_real_benchmark_report(report, tmp_path):
+    folder, rep, _ = report  # test_run's tiny CPU benchmark: GPU rows are n/a, the CPU row has its p50
+    shutil.copytree(folder, tmp_path / "gpu-x" / "bench")
+    (tmp_path / "gpu-x" / "steps.txt").write_text("failed: none\n")
+    helper = [sys.executable, str(REPO / "scripts" / "gpu_check.py")]
+    subprocess.run([*helper, "summary", str(tmp_path / "gpu-x")], capture_output=True, text=True, check=True)
+    md = (tmp_path / "gpu-x" / "summary.md").read_text()
+    p50 = next(r["p50_ms"] for r in rep["latency"] if (r["artifact"], r["batch"]) == ("onnx-fp32", 1))
+    assert "| onnx-fp32 on tensorrt | n/a | n/a | n/a | n/a |" in md
+    assert f"| onnx-fp32 on cpu | {p50:.2f} | n/a |" in md
+    assert "## Export parity\n\nnot run" in md and "failed: none" in md
