@@ -73,6 +73,16 @@ def provider_entry(name: str, trt: dict[str, Any], device_id: int, tf32: bool | 
     return [ort_name, "CPUExecutionProvider"]
 
 
+def warmup_shape(shape: Sequence[Any], input_type: str, size: int, batch: int) -> tuple[int, ...]:
+    """The input shape a run feeds: dynamic dims filled (batch, the model's image size, 3 channels)."""
+    hint = [d if isinstance(d, int) and d > 0 else (batch if i == 0 else size) for i, d in enumerate(shape)]
+    if len(hint) == 4 and input_type == "tensor(uint8)" and not isinstance(shape[3], int):
+        hint[3] = 3  # NHWC uint8 with a dynamic channel dim
+    if len(hint) == 4 and input_type != "tensor(uint8)" and not isinstance(shape[1], int):
+        hint[1] = 3
+    return tuple(hint)
+
+
 def _fallback_banner(text: str) -> str | None:
     """onnxruntime's fallback banner (printed to stdout) -> its error line, or None."""
     lines = [ln.replace("*", "").strip() for ln in text.splitlines() if "EP Error" in ln]

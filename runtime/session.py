@@ -19,7 +19,7 @@ from catdog.runtime import trt as trtlib
 from catdog.runtime.errors import MetadataError, ModelError, ProviderError, error_line
 from catdog.runtime.files import file_sha256
 from catdog.runtime.metadata import ModelMetadata, from_metadata_map
-from catdog.runtime.providers import (  # noqa: F401 - PROVIDERS, INSTALL_HINTS: imported from here by callers
+from catdog.runtime.providers import (
     INSTALL_HINTS,
     PROVIDERS,
     available_providers,
@@ -27,6 +27,7 @@ from catdog.runtime.providers import (  # noqa: F401 - PROVIDERS, INSTALL_HINTS:
     profiled,
     provider_entry,
     warm_and_verify,
+    warmup_shape,
 )
 
 AUTO_ORDER = ("tensorrt", "cuda", "cpu")
@@ -100,16 +101,6 @@ class Request:
     log: Log
 
 
-def warmup_shape(shape: Sequence[Any], input_type: str, size: int, batch: int) -> tuple[int, ...]:
-    """The input shape a run feeds: dynamic dims filled (batch, the model's image size, 3 channels)."""
-    hint = [d if isinstance(d, int) and d > 0 else (batch if i == 0 else size) for i, d in enumerate(shape)]
-    if len(hint) == 4 and input_type == "tensor(uint8)" and not isinstance(shape[3], int):
-        hint[3] = 3  # NHWC uint8 with a dynamic channel dim
-    if len(hint) == 4 and input_type != "tensor(uint8)" and not isinstance(shape[1], int):
-        hint[1] = 3
-    return tuple(hint)
-
-
 def _metadata(sess: Any) -> ModelMetadata | None:
     try:
         return from_metadata_map(sess.get_modelmeta().custom_metadata_map)
@@ -125,14 +116,20 @@ def _input_for(sess: Any, req: Request) -> np.ndarray:
     return np.full(shape, 0.5 if dtype != np.uint8 else 128, dtype=dtype)
 
 
-def _try_provider(req: Request, name: str, trt: dict[str, Any]) -> Session:
-    """Load with one provider, check ORT really loaded it, warm up (GPU: profiled, proving the
-    provider ran the graph). Raises ProviderError, or ModelError for the file itself."""
+def _try_provider(req: Request, name: str, trt: dict[str, Any], verify: bool | None = None) -> Session:
+    """Load with one provider, check ORT really loaded it, warm up. `verify` (default: every
+    provider but the CPU, whose cold start it would slow) profiles the warm-up to prove the
+    provider ran the graph. Raises ProviderError, or ModelError for the file itself."""
+    verify = name != "cpu" if verify is None else verify
+    with profiled(req.opts) if verify else contextlib.nullcontext():  # the profile lives until verified
+        return _open_and_warm(req, name, trt, verify)
+
+
+def _open_and_warm(req: Request, name: str, trt: dict[str, Any], verify: bool) -> Session:
     gpu = name != "cpu"
     t_create = time.perf_counter()
     try:
-        with profiled(req.opts) if gpu else contextlib.nullcontext():
-            sess = create_session(req.path, name, req.opts, provider_entry(name, trt, req.device_id, req.tf32))
+        sess = create_session(req.path, name, req.opts, provider_entry(name, trt, req.device_id, req.tf32))
     except ModelError as e:
         if name == "cpu" or "protobuf" in str(e):
             raise  # the file itself is the problem; no provider would help
@@ -143,14 +140,14 @@ def _try_provider(req: Request, name: str, trt: dict[str, Any]) -> Session:
         raise ProviderError(f"provider {name} failed to initialise (onnxruntime loaded only {loaded}); "
                             f"install: {INSTALL_HINTS.get(name, 'the onnxruntime build with it')}")
     out_shape = tuple(sess.get_outputs()[0].shape)
-    if not gpu and len(out_shape) >= 2 and all(isinstance(d, int) and d > 0 for d in out_shape[1:]):
+    if not verify and not gpu and len(out_shape) >= 2 and all(isinstance(d, int) and d > 0 for d in out_shape[1:]):
         # CPU loads either run or fail on the first real batch with the same error; when the
         # class count is in the graph, a warm-up inference would only add to cold start.
         return Session(sess, name, req.path, (1, *out_shape[1:]), create_s, req.device_id)
     x = _input_for(sess, req)
     t0 = time.perf_counter()
     try:
-        if gpu:
+        if verify:
             out, note = warm_and_verify(sess, name, x)
             if note:
                 req.log(note)
@@ -167,8 +164,6 @@ def _try_provider(req: Request, name: str, trt: dict[str, Any]) -> Session:
     if name == "tensorrt" and time.perf_counter() - t0 > 2.0:
         req.log(f"TensorRT engine ready in {time.perf_counter() - t0:.0f} s")
     return Session(sess, name, req.path, tuple(np.shape(out)), create_s, req.device_id)
-
-
 
 
 def _peek(path: Path) -> tuple[Any, ModelMetadata | None]:

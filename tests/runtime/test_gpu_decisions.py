@@ -27,7 +27,7 @@ from catdog.runtime.providers import (
     provider_entry,
     warm_and_verify,
 )
-from catdog.runtime.session import Request, _trt_setup, open_session, warmup_shape
+from catdog.runtime.session import Request, _trt_setup, _try_provider, open_session, warmup_shape
 
 MISSING = ("libcatdog-no-such-nvinfer.so.10",)
 SYMMETRIC = {"int8": {"for": "tensorrt", "activations": "int8", "symmetric": True}}
@@ -158,6 +158,18 @@ def test_the_warm_up_proves_which_provider_ran(models):
         with pytest.raises(ProviderError, match="provider tensorrt loaded but ran none of the model's nodes "
                                                 r"in the warm-up \(ran: CPUExecutionProvider \d+\)"):
             warm_and_verify(sess, "tensorrt", x)
+
+
+def test_a_verified_session_is_proved_by_its_own_warm_up(models, tmp_path, monkeypatch):
+    """The whole path a GPU session takes (profiled creation, warm-up at the run's batch, proof from
+    the profile, profiling off), here with verify on for the CPU provider."""
+    monkeypatch.chdir(tmp_path)
+    req, lines = _request(models["float"], batches=(1, 8))
+    sess = _try_provider(req, "cpu", {}, verify=True)
+    assert sess.warmup_output_shape == (8, 2) and lines == []  # warmed up at the run's largest batch
+    assert sess.ort._enable_fallback is False and req.opts.enable_profiling is False
+    assert sess.run(np.zeros((3, 3, 32, 32), np.float32)).shape == (3, 2)
+    assert list(tmp_path.iterdir()) == []  # the profile lived in a private folder, now gone
 
 
 def test_partition_notes_and_profile_parsing():
