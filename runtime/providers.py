@@ -112,14 +112,17 @@ def create_session(path: Path, name: str, opts: Any, providers: list[Any]) -> An
     return sess
 
 
+COPIES = ("MemcpyFromHost", "MemcpyToHost")  # inserted by onnxruntime around a GPU partition: not the model's
+
+
 def kernels_by_provider(events: Sequence[dict[str, Any]]) -> Counter:
-    """An onnxruntime profile (its JSON events) -> how many node kernels each provider ran."""
+    """An onnxruntime profile (its JSON events) -> how many of the model's node kernels each provider ran."""
     ran: Counter = Counter()
     for e in events:
-        if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time"):
-            provider = (e.get("args") or {}).get("provider")
-            if provider:
-                ran[provider] += 1
+        args = e.get("args") or {}
+        if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time") and args.get("provider"):
+            if args.get("op_name") not in COPIES:
+                ran[args["provider"]] += 1
     return ran
 
 

@@ -177,6 +177,8 @@ def test_partition_notes_and_profile_parsing():
     events = [{"cat": "Node", "name": "TRTKernel_graph_0_kernel_time", "args": trt},
               {"cat": "Node", "name": "Gather_fence_before", "args": {"provider": "CPUExecutionProvider"}},
               {"cat": "Node", "name": "Gather_kernel_time", "args": {"provider": "CUDAExecutionProvider"}},
+              {"cat": "Node", "name": "Memcpy_kernel_time", "args": {"provider": "CUDAExecutionProvider",
+                                                                     "op_name": "MemcpyFromHost"}},
               {"cat": "Session", "name": "model_run"}]
     ran = kernels_by_provider(events)
     assert ran == Counter({"TensorrtExecutionProvider": 1, "CUDAExecutionProvider": 1})
