@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
@@ -144,6 +142,8 @@ def check_ran(name: str, ran: Counter) -> str | None:
 @contextlib.contextmanager
 def profiled(opts: Any) -> Any:
     """Session options that profile into a private temp folder (never the cwd); yields the folder."""
+    import tempfile  # GPU sessions only: not on a CPU run's cold start
+
     with tempfile.TemporaryDirectory(prefix="catdog-profile-") as tmp:
         opts.enable_profiling = True
         opts.profile_file_prefix = str(Path(tmp) / "warmup")
@@ -160,5 +160,7 @@ def warm_and_verify(sess: Any, name: str, x: Any) -> tuple[Any, str | None]:
         out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     finally:
         profile = sess.end_profiling()  # also stops profiling: timed runs pay nothing
+    import json
+
     events = json.loads(Path(profile).read_text()) if profile else []
     return out, check_ran(name, kernels_by_provider(events))

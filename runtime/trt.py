@@ -8,13 +8,10 @@ possible, so the GPU-only decisions are tested on any machine."""
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import importlib.util
 import os
 import re
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +53,8 @@ def _pip_candidates(names: Sequence[str]) -> list[str]:
 def dlopen_first(names: Sequence[str]) -> tuple[str, Any]:
     """The first of `names` the dynamic loader can load -> (name, handle); ProviderError naming
     every one tried and the first reason otherwise."""
+    import ctypes  # imported where TensorRT is considered, not on every start
+
     errors = []
     for name in names:
         try:
@@ -70,6 +69,8 @@ def dlopen_first(names: Sequence[str]) -> tuple[str, Any]:
 @functools.lru_cache(maxsize=4)
 def load_nvinfer(names: tuple[str, ...] = NVINFER) -> TrtLibrary:
     """libnvinfer, loaded once per process (onnxruntime loads it anyway when TensorRT runs)."""
+    import ctypes
+
     name, lib = dlopen_first([*names, *_pip_candidates(names)])
     try:
         fn = lib.getInferLibVersion
@@ -169,6 +170,9 @@ def smi_selector(device_id: int, visible: str | None) -> str:
 def gpu_name(device_id: int = 0) -> str:
     """The name of the GPU `device_id` (cache keys, reports): nvidia-smi on desktops, the
     device-tree model on Jetsons (one integrated GPU, no nvidia-smi before JetPack 6)."""
+    import shutil
+    import subprocess
+
     smi = shutil.which("nvidia-smi")
     if smi:
         sel = smi_selector(device_id, os.environ.get("CUDA_VISIBLE_DEVICES"))
