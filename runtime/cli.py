@@ -19,6 +19,7 @@ from catdog.runtime.boundary import EXIT_INTERRUPTED, failure_exit, say
 from catdog.runtime.errors import InputError
 
 EXIT_SOME_FAILED = 1
+LOCAL_RAY = "local"  # `--ray` alone: Ray's own address for "start a new local instance" (runtime/scale.py)
 
 
 def _floats3(text: Optional[str], flag: str) -> Optional[tuple[float, float, float]]:
@@ -105,6 +106,11 @@ class RunOptions:
     device_id: int = 0
     unsure_below: Optional[float] = None
     full_decode: bool = False
+    ray: Optional[str] = None  # --ray [ADDRESS]: LOCAL_RAY when given alone (runtime/scale.py)
+    out: Optional[Path] = None
+    resume: bool = False
+    actors: Optional[int] = None
+    gpus_per_actor: float = 1.0
 
 
 D = RunOptions()
@@ -123,9 +129,9 @@ OPTIONS: dict[str, Opt] = {  # RunOptions' fields but `source` (the argument), i
     "model": Opt(("--model", "-m"),
                  "ONNX model file, or fp32 / int8 for a shipped one (default: int8 on CPU, fp32 on GPU)"),
     "provider": Opt(("--provider",), "auto | cpu | cuda | tensorrt | openvino | coreml | dml | rocm"),
-    "threads": Opt(("--threads",), "CPU threads for onnxruntime"),
+    "threads": Opt(("--threads",), "CPU threads for onnxruntime (per actor with --ray)"),
     "batch": Opt(("--batch",), "images per inference on folders", min=1),
-    "workers": Opt(("--workers",), "decode threads on folders", min=1),
+    "workers": Opt(("--workers",), "decode threads on folders (per actor with --ray)", min=1),
     "recursive": Opt(("--recursive", "-r"), "include subfolders"),
     "json_out": Opt(("--json",), "JSON lines on stdout, one per input"),
     "csv_path": Opt(("--csv",), "also write results to this CSV file"),
@@ -152,6 +158,12 @@ OPTIONS: dict[str, Opt] = {  # RunOptions' fields but `source` (the argument), i
                         "probability is below this, e.g. 0.8", min=0.0, max=1.0),
     "full_decode": Opt(("--full-decode",), "decode JPEGs at full size (default: libjpeg's 1/2, 1/4 or 1/8 scale "
                        "when the photo is still at least the model's resize; 2-3x faster on phone photos)"),
+    "ray": Opt(("--ray",), "classify on Ray: alone, a local Ray; with HOST:6379, ray://HOST:10001 or auto, "
+               "join that cluster (runtime/scale.py)"),
+    "out": Opt(("--out",), "--ray: folder of Parquet part files for the results"),
+    "resume": Opt(("--resume",), "--ray: skip the inputs already in --out"),
+    "actors": Opt(("--actors",), "--ray: actors (default: CPUs / --threads, or GPUs)", min=1),
+    "gpus_per_actor": Opt(("--gpus-per-actor",), "--ray with --provider cuda", min=0.01),
 }
 
 
@@ -200,7 +212,18 @@ def _run_batch(batch: int, src: Any) -> int:
     return max(1, min(batch, len(src.files))) if src.kind == "files" else 1
 
 
+def spec_overrides(o: RunOptions) -> dict[str, Any]:
+    """--size/--mean/--std/--bgr/--scale as Classifier.from_file's spec overrides (the given ones)."""
+    overrides = {"size": o.size, "mean": _floats3(o.mean, "--mean"), "std": _floats3(o.std, "--std"),
+                 "channel_order": "BGR" if o.bgr else None, "scale": o.scale}
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
 def run(o: RunOptions) -> int:
+    if o.ray is not None or o.out is not None or o.resume or o.actors is not None:
+        from catdog.runtime.scale import run_scaled  # ray is imported on this path only
+
+        return run_scaled(o)
     from catdog.runtime.classifier import Classifier
     from catdog.runtime.shipped import resolve_model
     from catdog.runtime.sinks import AccuracySink, CsvSink, JsonSink, TableSink
@@ -210,10 +233,8 @@ def run(o: RunOptions) -> int:
     if not source:
         raise InputError("give a SOURCE (image, folder, glob, video, camera index, URL or gst:PIPELINE) or --csi N")
     src = open_source(source, recursive=o.recursive)  # before loading the model: a typo fails fast
-    overrides = {"size": o.size, "mean": _floats3(o.mean, "--mean"), "std": _floats3(o.std, "--std"),
-                 "channel_order": "BGR" if o.bgr else None, "scale": o.scale}
     clf = Classifier.from_file(resolve_model(o.model, o.provider), provider=o.provider, threads=o.threads,
-                               labels=o.labels, spec={k: v for k, v in overrides.items() if v is not None},
+                               labels=o.labels, spec=spec_overrides(o),
                                batch_size=_run_batch(o.batch, src), workers=o.workers, trt_fp16=o.trt_fp16,
                                trt_int8=o.trt_int8, trt_cache_dir=o.trt_cache, device_id=o.device_id,
                                unsure_below=o.unsure_below, full_decode=o.full_decode,
@@ -256,12 +277,22 @@ def run(o: RunOptions) -> int:
     return EXIT_SOME_FAILED if clf.times.failed else 0
 
 
+def ray_alone(args: list[str]) -> list[str]:
+    """`--ray` without an ADDRESS means a local Ray. Options with an optional value exist in neither
+    parser, so a bare `--ray` (last, or before another option) becomes `--ray local`, as click reads one."""
+    out: list[str] = []
+    for i, a in enumerate(args):
+        out += [a, LOCAL_RAY] if a == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")) else [a]
+    return out
+
+
 def main() -> None:
-    quick = quick_options(sys.argv[1:])
+    argv = ray_alone(sys.argv[1:])
+    quick = quick_options(argv)
     if quick is None:
         from catdog.runtime.cli_app import app  # typer: --help, other spellings, usage errors
 
-        app()
+        app(args=argv)
         return
     opts, debug = quick
     try:

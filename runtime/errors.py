@@ -34,6 +34,10 @@ class ProviderError(CatdogError):
     """An execution provider that was asked for and cannot run."""
 
 
+class ClusterError(CatdogError):
+    """A Ray cluster that cannot be started or joined, or cannot fit the actors asked for."""
+
+
 class OutputError(CatdogError):
     """An output path that cannot be written (permissions, disk full)."""
 

@@ -1,0 +1,239 @@
+"""`catdog-runtime SOURCE --ray [ADDRESS] --out OUT`: the same torch-free runtime on a Ray cluster.
+
+The driver lists the inputs, checks the model, ships its bytes once through the object store and
+streams blocks of paths through a pool of actors (scale_actor.ClassifyBlock: one onnxruntime session
+each, the spine's decode and preprocessing); each block of results comes back to the driver and is
+written as one Parquet part file (scale_parts). Without ADDRESS a local Ray starts (and stops) here;
+with one the run joins that cluster. Imported only on the --ray path: ray never loads otherwise."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from catdog.runtime.cli import LOCAL_RAY as LOCAL  # `--ray` alone; Ray's own name for "a new local instance"
+from catdog.runtime.errors import ClusterError, InputError, error_line
+
+GPU_PROVIDERS = ("cuda",)
+RAY_PROVIDERS = ("cpu", *GPU_PROVIDERS)
+# CPUs the actor pool never reserves, so Ray Data's own tasks can always be scheduled: an actor
+# pool that takes every CPU starves them and the job waits forever (seen on 2 CPUs).
+RESERVE_CPUS = 0.5
+MAX_BLOCK_ROWS = 1024  # rows per part file at most: resume granularity vs number of files
+BLOCKS_PER_ACTOR = 8  # at least this many blocks per actor when inputs allow: the tail stays short
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the pool is laid out on the cluster (all per actor except `actors` and `block_rows`)."""
+
+    actors: int
+    threads: int  # onnxruntime intra-op threads
+    workers: int  # decode threads
+    num_cpus: float  # what Ray reserves; may be below threads + workers (they share the cores)
+    num_gpus: float
+    block_rows: int  # inputs per map_batches call, per result block, per part file
+
+
+def make_plan(cpus: float, gpus: float, inputs: int, *, actors: int | None, threads: int | None, workers: int,
+              batch: int, provider: str, gpus_per_actor: float) -> Plan:
+    """Defaults that fit any cluster: one single-threaded actor per CPU (one GPU per actor with
+    cuda), every reservation fractional and below the cluster's size less RESERVE_CPUS."""
+    usable = max(cpus - RESERVE_CPUS, 0.1)
+    if provider in GPU_PROVIDERS:
+        if gpus < gpus_per_actor:
+            raise ClusterError(f"--provider {provider}: the Ray cluster has {gpus:g} GPU(s), an actor needs "
+                               f"{gpus_per_actor:g}; add GPU nodes, lower --gpus-per-actor, or use --provider cpu")
+        n = actors or max(1, int(gpus // gpus_per_actor))
+        if n * gpus_per_actor > gpus + 1e-9:
+            raise ClusterError(f"--actors {n} x --gpus-per-actor {gpus_per_actor:g} needs {n * gpus_per_actor:g} "
+                               f"GPUs; the cluster has {gpus:g} (Ray would wait for them forever)")
+        t = threads or 1
+        want, gpu = float(workers), gpus_per_actor
+    else:
+        t = threads or 1
+        n = actors or max(1, int(cpus // t))
+        want, gpu = float(t), 0.0
+    per_actor = math.ceil(inputs / (n * BLOCKS_PER_ACTOR))
+    rows = min(MAX_BLOCK_ROWS, max(batch, math.ceil(per_actor / batch) * batch))
+    n = min(n, math.ceil(inputs / rows))  # an actor without a block would only cost start-up
+    return Plan(n, t, workers, math.floor(1000 * min(want, usable / n)) / 1000, gpu, rows)  # never rounded up
+
+
+@dataclass
+class Outcome:
+    """What a run did; `arrivals` are (seconds since the pool started, rows) per block received."""
+
+    inputs: int = 0
+    skipped: int = 0  # already in OUT (--resume)
+    rows: int = 0
+    errors: int = 0
+    parts: int = 0
+    ray_start_s: float = 0.0
+    run_s: float = 0.0
+    interrupted: bool = False
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def first_result_s(self) -> float | None:
+        return self.arrivals[0][0] if self.arrivals else None
+
+    def steady_ips(self, actors: int) -> float | None:
+        """Images/s once every actor has delivered a block (start-up and first batches excluded)."""
+        k = min(actors, len(self.arrivals) - 1)
+        if k < 1:
+            return None
+        t0, t1 = self.arrivals[k - 1][0], self.arrivals[-1][0]
+        rows = sum(n for _, n in self.arrivals[k:])
+        return rows / (t1 - t0) if t1 > t0 else None
+
+    @property
+    def overall_ips(self) -> float:
+        return self.rows / self.run_s if self.run_s > 0 else 0.0
+
+
+def start_ray(address: str) -> tuple[Any, str]:
+    """ray.init for `address` (LOCAL: a new local instance on this machine). Returns (ray, how)."""
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("--ray needs Ray: pip install 'catdog-edge[ray]'") from None
+    try:
+        if address == LOCAL:
+            ray.init(address=LOCAL, include_dashboard=False)
+        else:
+            ray.init(address=address)
+    except Exception as e:  # noqa: BLE001 - ray raises ConnectionError, ValueError, RuntimeError for a bad address
+        hint = ("start one with `ray start --head`, or pass its address (HOST:6379, ray://HOST:10001, auto); "
+                "a cluster with token authentication also needs RAY_AUTH_MODE=token and its token")
+        raise ClusterError(f"cannot {'start a local Ray' if address == LOCAL else 'join the Ray cluster at ' + address}"
+                           f" ({error_line(e)}); {hint}") from None
+    return ray, "local Ray" if address == LOCAL else f"Ray cluster at {address}"
+
+
+def classify(ray: Any, sources: Sequence[str], plan: Plan, actor_kwargs: dict[str, Any],
+             write: Callable[[Any], Any], outcome: Outcome) -> None:
+    """Stream `sources` through the actor pool; `write` gets each result block as it arrives."""
+    import pyarrow as pa
+
+    from catdog.runtime.scale_actor import ClassifyBlock
+
+    n, rows = len(sources), plan.block_rows
+    blocks = [pa.table({"source": pa.array(sources[i:i + rows], pa.string())}) for i in range(0, n, rows)]
+    ds = ray.data.from_arrow(blocks).map_batches(
+        ClassifyBlock, fn_constructor_kwargs=actor_kwargs, batch_size=rows, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=plan.actors), num_cpus=plan.num_cpus,
+        num_gpus=plan.num_gpus or None)
+    t0 = time.perf_counter()
+    try:
+        for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            write(table)
+            outcome.parts += 1
+            outcome.rows += table.num_rows
+            outcome.errors += table.num_rows - table.column("error").null_count
+            outcome.arrivals.append((time.perf_counter() - t0, table.num_rows))
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    outcome.run_s = time.perf_counter() - t0
+
+
+def _model(o: Any, provider: str) -> tuple[Path, Any]:
+    """The model file and a driver-side Classifier: a bad model, label file or spec fails here,
+    before Ray starts, with the same message as a single-process run."""
+    from catdog.runtime.classifier import Classifier
+    from catdog.runtime.cli import spec_overrides  # noqa: I001 - the CLI's own reading of the flags
+    from catdog.runtime.shipped import resolve_model
+
+    path = resolve_model(o.model, provider)
+    clf = Classifier.from_file(path, provider="cpu", threads=1, labels=o.labels, spec=spec_overrides(o),
+                               batch_size=o.batch, unsure_below=o.unsure_below, log=None)
+    return path, clf
+
+
+def _check_flags(o: Any) -> str:
+    """The provider the actors run; refuses flags that do not apply to a --ray run."""
+    if o.ray is None:
+        raise InputError("--out, --resume, --actors and --gpus-per-actor go with --ray")
+    if o.out is None:
+        raise InputError("--ray needs --out FOLDER: results are written there as Parquet part files")
+    off = [flag for flag, given in (("--json", o.json_out), ("--csv", o.csv_path), ("--csi", o.csi is not None),
+                                    ("--show", o.show), ("--save", o.save), ("--realtime", o.realtime),
+                                    ("--max-frames", o.max_frames), ("--trt-fp16", o.trt_fp16),
+                                    ("--trt-int8", o.trt_int8), ("--trt-cache", o.trt_cache)) if given]
+    if off:
+        raise InputError(f"{', '.join(off)}: not for --ray runs (results go to --out as Parquet; "
+                         "image files only)")
+    if not o.source:
+        raise InputError("give a SOURCE: a folder, a glob, a list file (.txt) or a URI")
+    provider = "cpu" if o.provider == "auto" else o.provider  # a driver without a GPU says nothing of the workers
+    if provider not in RAY_PROVIDERS:
+        raise InputError(f"--provider {o.provider}: --ray actors run on {' or '.join(RAY_PROVIDERS)}")
+    return provider
+
+
+def run_scaled(o: Any, log: Log | None = None) -> int:
+    """The --ray run of the CLI's RunOptions: returns the exit code (0, 1 if some inputs failed,
+    130 if interrupted) and prints the summary on stderr."""
+    from catdog.runtime.boundary import EXIT_INTERRUPTED
+    from catdog.runtime.files import file_sha256
+    from catdog.runtime.scale_parts import Job, PartWriter, remaining
+    from catdog.runtime.scale_sources import list_sources
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    provider = _check_flags(o)
+    sources = list_sources(o.source, o.recursive)  # before the model and Ray: a typo fails fast
+    path, clf = _model(o, provider)
+    writer = PartWriter(o.out, Job(path.name, file_sha256(path), clf.classes), o.resume)
+    todo = remaining(sources, writer.done)
+    outcome = Outcome(inputs=len(sources), skipped=len(sources) - len(todo))
+    if not todo:
+        log(f"-- nothing to do: all {len(sources)} input(s) are in {o.out}")
+        return 0
+    t0 = time.perf_counter()
+    ray, where = start_ray(o.ray)
+    outcome.ray_start_s = time.perf_counter() - t0
+    try:
+        res = ray.cluster_resources()
+        plan = make_plan(res.get("CPU", 0.0), res.get("GPU", 0.0), len(todo), actors=o.actors, threads=o.threads,
+                         workers=o.workers, batch=clf.batch_size, provider=provider, gpus_per_actor=o.gpus_per_actor)
+        model_ref = ray.put(path.read_bytes())  # once; every actor reads the same object
+        kwargs = {"model_ref": model_ref, "model_name": path.name, "provider": provider, "threads": plan.threads,
+                  "workers": plan.workers, "batch": clf.batch_size, "labels": clf.classes,
+                  "spec": clf.spec, "unsure_below": o.unsure_below, "device_id": o.device_id}
+        classify(ray, todo, plan, kwargs, writer.write, outcome)
+    finally:
+        ray.shutdown()
+    summary(log, clf, where, res, plan, outcome, o.out)
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if outcome.errors else 0
+
+
+def summary(log: Log, clf: Any, where: str, res: dict[str, float], plan: Plan, r: Outcome, out: Path) -> None:
+    """Plain aligned lines on stderr, like the single-process summary."""
+    model = f"{clf.session.path.name} ({clf.metadata.precision})"
+    if clf.temperature != 1.0:
+        model += f", scores calibrated with temperature {clf.temperature:.3f}"
+    steady, first = r.steady_ips(plan.actors), r.first_result_s
+    rows = [
+        ("model", model),
+        ("cluster", f"{where}: {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU"),
+        ("actors", f"{plan.actors} x ({plan.threads} onnxruntime + {plan.workers} decode threads), "
+                   f"{plan.num_cpus:g} CPU{f' {plan.num_gpus:g} GPU' if plan.num_gpus else ''} reserved each; "
+                   f"blocks of {plan.block_rows}"),
+        ("start-up", f"Ray {r.ray_start_s:.1f} s; first result {first:.1f} s after the pool started"
+         if first is not None else f"Ray {r.ray_start_s:.1f} s; no result"),
+        ("items", f"{r.rows - r.errors} ok, {r.errors} failed" + (f", {r.skipped} done earlier" if r.skipped else "")),
+        ("throughput", (f"{steady:.1f} images/s steady, " if steady else "")
+         + f"{r.overall_ips:.1f} images/s over {r.run_s:.2f} s with start-up"),
+        ("output", f"{out} ({r.parts} new part file(s))"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    title = "interrupted (Ctrl-C): finish with --resume" if r.interrupted else f"{r.inputs} input(s) on Ray"
+    log("\n".join([f"-- {title}"] + [f"  {k:<{width}}  {v}" for k, v in rows]))
