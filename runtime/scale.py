@@ -79,14 +79,17 @@ class Outcome:
     run_s: float = 0.0
     interrupted: bool = False
     arrivals: list[tuple[float, int]] = field(default_factory=list)
+    plan: Plan | None = None  # None: nothing was left to do
+    model: str = ""
+    cluster: str = ""
 
     @property
     def first_result_s(self) -> float | None:
         return self.arrivals[0][0] if self.arrivals else None
 
-    def steady_ips(self, actors: int) -> float | None:
+    def steady_ips(self) -> float | None:
         """Images/s once every actor has delivered a block (start-up and first batches excluded)."""
-        k = min(actors, len(self.arrivals) - 1)
+        k = min(self.plan.actors if self.plan else 1, len(self.arrivals) - 1)
         if k < 1:
             return None
         t0, t1 = self.arrivals[k - 1][0], self.arrivals[-1][0]
@@ -177,53 +180,70 @@ def _check_flags(o: Any) -> str:
     return provider
 
 
-def run_scaled(o: Any, log: Log | None = None) -> int:
-    """The --ray run of the CLI's RunOptions: returns the exit code (0, 1 if some inputs failed,
-    130 if interrupted) and prints the summary on stderr."""
-    from catdog.runtime.boundary import EXIT_INTERRUPTED
+def execute(o: Any) -> Outcome:
+    """The --ray run of the CLI's RunOptions, up to the summary (the benchmark calls this too)."""
     from catdog.runtime.files import file_sha256
     from catdog.runtime.scale_parts import Job, PartWriter, remaining
     from catdog.runtime.scale_sources import list_sources
 
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     provider = _check_flags(o)
     sources = list_sources(o.source, o.recursive)  # before the model and Ray: a typo fails fast
     path, clf = _model(o, provider)
     writer = PartWriter(o.out, Job(path.name, file_sha256(path), clf.classes), o.resume)
     todo = remaining(sources, writer.done)
-    outcome = Outcome(inputs=len(sources), skipped=len(sources) - len(todo))
+    r = Outcome(inputs=len(sources), skipped=len(sources) - len(todo), model=_model_line(clf))
     if not todo:
-        log(f"-- nothing to do: all {len(sources)} input(s) are in {o.out}")
-        return 0
+        return r
     t0 = time.perf_counter()
     ray, where = start_ray(o.ray)
-    outcome.ray_start_s = time.perf_counter() - t0
+    r.ray_start_s = time.perf_counter() - t0
     try:
         res = ray.cluster_resources()
-        plan = make_plan(res.get("CPU", 0.0), res.get("GPU", 0.0), len(todo), actors=o.actors, threads=o.threads,
-                         workers=o.workers, batch=clf.batch_size, provider=provider, gpus_per_actor=o.gpus_per_actor)
+        r.cluster = f"{where}: {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU"
+        r.plan = make_plan(res.get("CPU", 0.0), res.get("GPU", 0.0), len(todo), actors=o.actors, threads=o.threads,
+                           workers=o.workers, batch=clf.batch_size, provider=provider,
+                           gpus_per_actor=o.gpus_per_actor)
         model_ref = ray.put(path.read_bytes())  # once; every actor reads the same object
-        kwargs = {"model_ref": model_ref, "model_name": path.name, "provider": provider, "threads": plan.threads,
-                  "workers": plan.workers, "batch": clf.batch_size, "labels": clf.classes,
-                  "spec": clf.spec, "unsure_below": o.unsure_below, "device_id": o.device_id}
-        classify(ray, todo, plan, kwargs, writer.write, outcome)
+        kwargs = {"model_ref": model_ref, "model_name": path.name, "provider": provider, "threads": r.plan.threads,
+                  "workers": r.plan.workers, "batch": clf.batch_size, "labels": clf.classes, "spec": clf.spec,
+                  "unsure_below": o.unsure_below, "device_id": o.device_id}
+        classify(ray, todo, r.plan, kwargs, writer.write, r)
     finally:
         ray.shutdown()
-    summary(log, clf, where, res, plan, outcome, o.out)
-    if outcome.interrupted:
+    return r
+
+
+def run_scaled(o: Any, log: Log | None = None) -> int:
+    """execute(), then the summary on stderr; the exit code: 0, 1 if some inputs failed, 130 if
+    interrupted (as without --ray)."""
+    from catdog.runtime.boundary import EXIT_INTERRUPTED
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    r = execute(o)
+    if r.plan is None:
+        log(f"-- nothing to do: all {r.inputs} input(s) are in {o.out}")
+        return 0
+    summary(log, r, o.out)
+    if r.interrupted:
         return EXIT_INTERRUPTED
-    return 1 if outcome.errors else 0
+    return 1 if r.errors else 0
 
 
-def summary(log: Log, clf: Any, where: str, res: dict[str, float], plan: Plan, r: Outcome, out: Path) -> None:
-    """Plain aligned lines on stderr, like the single-process summary."""
+def _model_line(clf: Any) -> str:
     model = f"{clf.session.path.name} ({clf.metadata.precision})"
     if clf.temperature != 1.0:
         model += f", scores calibrated with temperature {clf.temperature:.3f}"
-    steady, first = r.steady_ips(plan.actors), r.first_result_s
+    return model
+
+
+def summary(log: Log, r: Outcome, out: Path) -> None:
+    """Plain aligned lines on stderr, like the single-process summary."""
+    plan = r.plan
+    assert plan is not None
+    steady, first = r.steady_ips(), r.first_result_s
     rows = [
-        ("model", model),
-        ("cluster", f"{where}: {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU"),
+        ("model", r.model),
+        ("cluster", r.cluster),
         ("actors", f"{plan.actors} x ({plan.threads} onnxruntime + {plan.workers} decode threads), "
                    f"{plan.num_cpus:g} CPU{f' {plan.num_gpus:g} GPU' if plan.num_gpus else ''} reserved each; "
                    f"blocks of {plan.block_rows}"),
