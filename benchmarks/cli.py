@@ -126,6 +126,30 @@ def run(
 
 @app.command()
 @cli_boundary
+def scale(
+    inputs: str = typer.Argument(..., help="What catdog-runtime --ray takes: a folder, glob, list file (.txt) or URI."),
+    model: Optional[Path] = typer.Option(None, help="ONNX model (default: the shipped CPU model)."),
+    actors: str = typer.Option("1,2", help="Actor counts to measure (comma list)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="onnxruntime threads per actor (default: --ray's)."),
+    rounds: int = typer.Option(2, min=1, help="Interleaved rounds; the report takes medians."),
+    name: str = typer.Option("scale", help="Report name (reports/<name>/)."),
+    out: Path = typer.Option(Path("reports"), help="Folder that holds the report folders."),
+) -> None:
+    """Images/s of catdog-runtime --ray (local Ray, 1, 2, ... actors) vs the single-process runtime."""
+    from catdog.benchmarks.report import summary_lines
+    from catdog.benchmarks.scale import ScaleConfig, run_scale
+
+    folder = report_name(name, Path(name))
+    cfg = ScaleConfig(inputs, out / folder, folder, model, _ints(actors, "actors"), threads, rounds,
+                      command="catdog-bench " + " ".join(sys.argv[1:]))
+    rep = run_scale(cfg, log=lambda msg: typer.echo(msg, err=True)).to_dict()
+    for line in summary_lines(rep):
+        typer.echo(line)
+    typer.echo(f"report: {cfg.out_dir / 'report.md'} (+ report.json)")
+
+
+@app.command()
+@cli_boundary
 def compare(a: Path = typer.Argument(..., help="Reference report.json"),
             b: Path = typer.Argument(..., help="Candidate report.json")) -> None:
     """Print B / A ratios for every latency row both reports share (p50 < 1: B is faster)."""

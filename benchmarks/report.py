@@ -110,7 +110,8 @@ def _latency_md(rep: dict[str, Any]) -> list[str]:
 
 SECTION_TITLES = (("accuracy", "Accuracy and agreement"), ("coldstart", "Cold start and peak RSS"),
                   ("folder", "Folder throughput"), ("overhead", "Runtime overhead vs bare session.run"),
-                  ("large", "Large photos: reduced vs full JPEG decode"), ("pipeline", "Video pipeline"))
+                  ("large", "Large photos: reduced vs full JPEG decode"), ("pipeline", "Video pipeline"),
+                  ("scale", "Scale out on Ray (catdog-bench scale)"))
 
 
 def _sections_md(rep: dict[str, Any]) -> list[str]:
@@ -137,7 +138,7 @@ def render_md(rep: dict[str, Any]) -> str:
         [[a["name"], a["kind"], a["precision"], a["input_format"], _f(a["size_mb"]),
           _f(a["params"], ",") if a["params"] else "n/a", _f(a["gflops"], ".3f"), a["path"]]
          for a in rep["artifacts"]]) + [""]
-    L += _latency_md(rep) + _sections_md(rep)
+    L += (_latency_md(rep) if rep["latency"] else []) + _sections_md(rep)  # `scale` reports have no latency grid
     if rep.get("charts"):
         L += ["## Charts", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in rep["charts"]] + [""]
     if rep.get("notes"):
@@ -164,7 +165,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
 def summary_lines(rep: dict[str, Any]) -> list[str]:
     """What `catdog-bench run` prints when done: the latency rows, the ratios, one line per section row."""
     lines = [f"{'artifact':<14} {'provider':<9} {'thr':>4} {'batch':>5} {'p50 ms':>9} {'p90 ms':>9} {'img/s':>9} "
-             f"{'%peak':>6}"]
+             f"{'%peak':>6}"] if rep["latency"] else []
     for r in rep["latency"]:
         if r["status"] == "ok":
             pk = f"{r['pct_peak']:.1f}" if r.get("pct_peak") else "n/a"
@@ -173,7 +174,7 @@ def summary_lines(rep: dict[str, Any]) -> list[str]:
     for x in rep["ratios"]:
         lines.append(f"{x['what']} ({x['provider']}, threads {x['threads'] or '-'}, batch {x['batch']}): "
                      f"{x['speedup']:.2f}x")
-    for key in SECTION_NAMES:
+    for key in (*SECTION_NAMES, "scale"):  # scale: written by `catdog-bench scale`, never by `run`
         block = rep.get(key)
         for row in (block or {}).get("rows", []):
             lines.append(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"

@@ -242,6 +242,23 @@ class PipelineRow(Record):
 
 
 @dataclass(frozen=True)
+class ScaleRow(Record):
+    """catdog-bench scale: one way to run the same inputs (single process, or Ray with N actors)."""
+
+    pipeline: str
+    actors: int | None
+    threads: int | None  # onnxruntime threads per actor
+    images: int
+    rounds: int
+    startup_s: float | None
+    first_result_s: float | None
+    steady_ips: float | None
+    overall_ips: float | None
+    vs_single: float | None
+    efficiency: float | None
+
+
+@dataclass(frozen=True)
 class Section(Record):
     """An optional section: its rows and what they mean, or the one-line error that stopped it."""
 
