@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from catdog.runtime.cli import LOCAL_RAY as LOCAL  # `--ray` alone; Ray's own name for "a new local instance"
-from catdog.runtime.errors import ClusterError, InputError, error_line
+from catdog.runtime.errors import CatdogError, ClusterError, InputError, error_line
 
 GPU_PROVIDERS = ("cuda",)
 RAY_PROVIDERS = ("cpu", *GPU_PROVIDERS)
@@ -143,6 +143,11 @@ def classify(ray: Any, sources: Sequence[str], plan: Plan, actor_kwargs: dict[st
             outcome.arrivals.append((time.perf_counter() - t0, table.num_rows))
     except KeyboardInterrupt:
         outcome.interrupted = True
+    except CatdogError:
+        raise  # the part writer's OutputError: already one line that says what to do
+    except Exception as e:  # noqa: BLE001 - Ray wraps a worker's failure (an actor that cannot start) in pages
+        raise ClusterError(f"the Ray job stopped: {error_line(e, last=True)}; {outcome.rows} result(s) are "
+                           "kept, finish with --resume once that is fixed") from None
     outcome.run_s = time.perf_counter() - t0
 
 

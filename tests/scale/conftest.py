@@ -41,6 +41,6 @@ def reference(messy) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def ray_head():
-    head = RayHead(cpus=2)
+    head = RayHead(cpus=2, gpus=1)  # the one GPU is declared only: see test_a_worker_that_cannot_start...
     yield head.address
     head.stop()

@@ -64,17 +64,18 @@ def _free_port() -> int:
 
 class RayHead:
     """`ray start --head --block` with 2 CPUs in its own short temp folder (Ray's socket paths must
-    stay under ~100 characters) and its own ports; stop() ends that process and what it started."""
+    stay under ~100 characters) and its own ports; stop() ends that process and what it started.
+    `gpus` are declared, not real: enough for Ray to place a GPU actor, whose session then fails."""
 
-    def __init__(self, cpus: int = 2):
+    def __init__(self, cpus: int = 2, gpus: int = 0):
         self.tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
         self.log = self.tmp / "head.log"
-        cmd = ["ray", "start", "--head", "--block", f"--num-cpus={cpus}", "--num-gpus=0", f"--port={_free_port()}",
-               "--include-dashboard=false", f"--dashboard-port={_free_port()}",
+        ray_bin = Path(sys.executable).with_name("ray")  # the venv's, whatever PATH says
+        cmd = [str(ray_bin), "start", "--head", "--block", f"--num-cpus={cpus}", f"--num-gpus={gpus}",
+               f"--port={_free_port()}", "--include-dashboard=false", f"--dashboard-port={_free_port()}",
                f"--dashboard-agent-listen-port={_free_port()}", f"--temp-dir={self.tmp}", "--disable-usage-stats"]
-        ray_bin = Path(sys.executable).with_name("ray")
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen([str(ray_bin), *cmd[1:]], stdout=log, stderr=subprocess.STDOUT, env=RAY_ENV)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=RAY_ENV)
         self.address = self._wait_address()
 
     def _wait_address(self, timeout: float = 120) -> str:

@@ -172,3 +172,13 @@ def test_resume_after_kill_9_and_ctrl_c_loses_nothing_and_repeats_nothing(ray_he
     for row in rows:
         _assert_same_as(reference, row, os.path.basename(row["source"]).split("-", 1)[1])
     assert not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_an_actor_that_cannot_start_is_one_error_line_not_a_hang(ray_head, messy, tmp_path):
+    """The head declares a GPU it does not have: Ray places a CUDA actor, whose onnxruntime (a CPU
+    build) cannot run cuda. The job must stop with the worker's reason, not retry forever."""
+    r = run_cli(messy, "--ray", ray_head, "--out", tmp_path / "o", "--provider", "cuda")
+    assert r.returncode == 2 and "Traceback" not in r.stderr.split("error: ")[-1], r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the Ray job stopped:") and "provider cuda is not available" in last, last
