@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from catdog.runtime.cli import LOCAL_RAY as LOCAL  # `--ray` alone; Ray's own name for "a new local instance"
+from catdog.runtime.cli import RunOptions, spec_overrides
 from catdog.runtime.errors import CatdogError, ClusterError, InputError, error_line
 
 GPU_PROVIDERS = ("cuda",)
 RAY_PROVIDERS = ("cpu", *GPU_PROVIDERS)
-# CPUs the actor pool never reserves, so Ray Data's own tasks can always be scheduled: an actor
-# pool that takes every CPU starves them and the job waits forever (seen on 2 CPUs).
+# CPUs the actor pool never reserves, so Ray Data's own tasks (reads, splits) can always be scheduled:
+# a pool that reserves every CPU starves them and the job waits forever (seen on 2 CPUs).
 RESERVE_CPUS = 0.5
 MAX_BLOCK_ROWS = 1024  # rows per part file at most: resume granularity vs number of files
 BLOCKS_PER_ACTOR = 8  # at least this many blocks per actor when inputs allow: the tail stays short
@@ -54,16 +55,15 @@ def make_plan(cpus: float, gpus: float, inputs: int, *, actors: int | None, thre
         if n * gpus_per_actor > gpus + 1e-9:
             raise ClusterError(f"--actors {n} x --gpus-per-actor {gpus_per_actor:g} needs {n * gpus_per_actor:g} "
                                f"GPUs; the cluster has {gpus:g} (Ray would wait for them forever)")
-        t = threads or 1
         want, gpu = float(workers), gpus_per_actor
     else:
-        t = threads or 1
-        n = actors or max(1, int(cpus // t))
-        want, gpu = float(t), 0.0
+        n = actors or max(1, int(cpus // (threads or 1)))
+        want, gpu = float(threads or 1), 0.0
     per_actor = math.ceil(inputs / (n * BLOCKS_PER_ACTOR))
     rows = min(MAX_BLOCK_ROWS, max(batch, math.ceil(per_actor / batch) * batch))
     n = min(n, math.ceil(inputs / rows))  # an actor without a block would only cost start-up
-    return Plan(n, t, workers, math.floor(1000 * min(want, usable / n)) / 1000, gpu, rows)  # never rounded up
+    num_cpus = math.floor(1000 * min(want, usable / n)) / 1000  # rounded down: the sum stays within `usable`
+    return Plan(n, threads or 1, workers, num_cpus, gpu, rows)
 
 
 @dataclass
@@ -151,11 +151,10 @@ def classify(ray: Any, sources: Sequence[str], plan: Plan, actor_kwargs: dict[st
     outcome.run_s = time.perf_counter() - t0
 
 
-def _model(o: Any, provider: str) -> tuple[Path, Any]:
+def _model(o: RunOptions, provider: str) -> tuple[Path, Any]:
     """The model file and a driver-side Classifier: a bad model, label file or spec fails here,
     before Ray starts, with the same message as a single-process run."""
     from catdog.runtime.classifier import Classifier
-    from catdog.runtime.cli import spec_overrides  # noqa: I001 - the CLI's own reading of the flags
     from catdog.runtime.shipped import resolve_model
 
     path = resolve_model(o.model, provider)
@@ -164,7 +163,7 @@ def _model(o: Any, provider: str) -> tuple[Path, Any]:
     return path, clf
 
 
-def _check_flags(o: Any) -> str:
+def _check_flags(o: RunOptions) -> str:
     """The provider the actors run; refuses flags that do not apply to a --ray run."""
     if o.ray is None:
         raise InputError("--out, --resume, --actors and --gpus-per-actor go with --ray")
@@ -185,7 +184,7 @@ def _check_flags(o: Any) -> str:
     return provider
 
 
-def execute(o: Any) -> Outcome:
+def execute(o: RunOptions) -> Outcome:
     """The --ray run of the CLI's RunOptions, up to the summary (the benchmark calls this too)."""
     from catdog.runtime.files import file_sha256
     from catdog.runtime.scale_parts import Job, PartWriter, remaining
@@ -218,7 +217,7 @@ def execute(o: Any) -> Outcome:
     return r
 
 
-def run_scaled(o: Any, log: Log | None = None) -> int:
+def run_scaled(o: RunOptions, log: Log | None = None) -> int:
     """execute(), then the summary on stderr; the exit code: 0, 1 if some inputs failed, 130 if
     interrupted (as without --ray)."""
     from catdog.runtime.boundary import EXIT_INTERRUPTED
