@@ -4,7 +4,11 @@ The driver lists the inputs, checks the model, ships its bytes once through the 
 streams blocks of paths through a pool of actors (scale_actor.ClassifyBlock: one onnxruntime session
 each, the spine's decode and preprocessing); each block of results comes back to the driver and is
 written as one Parquet part file (scale_parts). Without ADDRESS a local Ray starts (and stops) here;
-with one the run joins that cluster. Imported only on the --ray path: ray never loads otherwise."""
+with one the run joins that cluster. Imported only on the --ray path: ray never loads otherwise.
+
+Actors read the bytes themselves (from paths, or URIs through pyarrow) rather than through
+ray.data.read_binary_files: a file that cannot be read would fail a read task, and with it the job,
+where here it becomes an error row; and a resume needs the list of inputs on the driver anyway."""
 
 from __future__ import annotations
 
