@@ -163,7 +163,7 @@ def _model(o: RunOptions, provider: str) -> tuple[Path, Any]:
 
     path = resolve_model(o.model, provider)
     clf = Classifier.from_file(path, provider="cpu", threads=1, labels=o.labels, spec=spec_overrides(o),
-                               batch_size=o.batch, unsure_below=o.unsure_below, log=None)
+                               batch_size=o.batch, unsure_below=o.unsure_below, full_decode=o.full_decode, log=None)
     return path, clf
 
 
@@ -214,7 +214,7 @@ def execute(o: RunOptions) -> Outcome:
         model_ref = ray.put(path.read_bytes())  # once; every actor reads the same object
         kwargs = {"model_ref": model_ref, "model_name": path.name, "provider": provider, "threads": r.plan.threads,
                   "workers": r.plan.workers, "batch": clf.batch_size, "labels": clf.classes, "spec": clf.spec,
-                  "unsure_below": o.unsure_below, "device_id": o.device_id}
+                  "unsure_below": o.unsure_below, "full_decode": o.full_decode, "device_id": o.device_id}
         classify(ray, todo, r.plan, kwargs, writer.write, r)
     finally:
         ray.shutdown()

@@ -35,7 +35,7 @@ class _UriClassifier(Classifier):
 
     def load(self, source: ImageLike) -> tuple[np.ndarray, float, float]:
         if isinstance(source, str) and is_uri(source):
-            source = decode_image(self._read_uri(source), source)
+            source = decode_image(self._read_uri(source), source, self.decode_spec)  # as read_image does
         return super().load(source)
 
     def _read_uri(self, uri: str) -> bytes:
@@ -71,7 +71,7 @@ class ClassifyBlock:
     """The callable class for `Dataset.map_batches`: Ray builds one per actor."""
 
     def __init__(self, model_ref: Any, model_name: str, provider: str, threads: int, workers: int, batch: int,
-                 labels: Sequence[str], spec: PreprocessSpec, unsure_below: float | None,
+                 labels: Sequence[str], spec: PreprocessSpec, unsure_below: float | None, full_decode: bool,
                  device_id: int = 0):
         import ray
 
@@ -85,8 +85,8 @@ class ClassifyBlock:
             (tmp / model_name).write_bytes(model_bytes)
             self.clf = _UriClassifier.from_file(
                 tmp / model_name, provider=provider, threads=threads, labels=labels, spec=spec,
-                batch_size=batch, workers=workers, unsure_below=unsure_below, device_id=device_id,
-                log=None, spinning=False)  # no spin-wait: the decode threads need those cores
+                batch_size=batch, workers=workers, unsure_below=unsure_below, full_decode=full_decode,
+                device_id=device_id, log=None, spinning=False)  # no spin-wait: the decode threads need those cores
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self.classes = self.clf.classes

@@ -26,6 +26,7 @@ TAKEN = [
     ["x.jpg", "--unsure-below", "0.8", "--full-decode"],
     ["x.jpg", "--unsure-below", "1"],
     ["x.jpg", "--csi", "0"],
+    ["photos/", "--ray", "head:6379", "--out", "r.parquet", "--resume", "--actors", "2", "--gpus-per-actor", "0.5"],
 ]
 HANDED_OVER = [
     [], ["--help"], ["x.jpg", "--model=m.onnx"], ["x.jpg", "--batch", "0"], ["x.jpg", "--batch", "-1"],

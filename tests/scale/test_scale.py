@@ -15,7 +15,7 @@ import pytest
 from procs import interruptible
 from scalekit import BROKEN, CLI, RAY_ENV, RAY_TIMEOUT, copies, parts, read_rows, run_cli, wait_for_parts
 
-from catdog.runtime.cli import _ray_alone
+from catdog.runtime.cli import ray_alone
 from catdog.runtime.errors import ClusterError
 from catdog.runtime.scale import RESERVE_CPUS, make_plan
 from catdog.runtime.scale_parts import remaining
@@ -55,9 +55,9 @@ def test_resume_counts_repeated_inputs():
 
 
 def test_ray_alone_means_a_local_ray():
-    assert _ray_alone(["x", "--ray"]) == ["x", "--ray=local"]
-    assert _ray_alone(["x", "--ray", "--out", "o"]) == ["x", "--ray=local", "--out", "o"]
-    assert _ray_alone(["x", "--ray", "head:6379"]) == ["x", "--ray", "head:6379"]
+    assert ray_alone(["x", "--ray"]) == ["x", "--ray", "local"]
+    assert ray_alone(["x", "--ray", "--out", "o"]) == ["x", "--ray", "local", "--out", "o"]
+    assert ray_alone(["x", "--ray", "head:6379"]) == ["x", "--ray", "head:6379"]
 
 
 def test_sources_list_file_and_file_uri(tmp_path, photos):
