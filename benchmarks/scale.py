@@ -17,6 +17,9 @@ from typing import Any
 from catdog.benchmarks.schema import Log, Report, RunSettings, ScaleRow, Section
 
 SINGLE = "catdog-runtime, one process (batch 16, 2 decode thr)"  # as the CLI runs files, ORT's default threads
+# The same with one onnxruntime thread, as each actor runs: what Ray itself costs, without the
+# difference between one session on every core and single-threaded sessions side by side.
+SINGLE_T1 = "catdog-runtime --threads 1, one process"
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,12 @@ class Measured:
     images: int
 
 
-def single_process(sources: list[str], model: Path) -> Measured:
+def single_process(sources: list[str], model: Path, threads: int | None = None) -> Measured:
     from catdog.runtime.classifier import Classifier
 
     t0 = time.perf_counter()
-    clf = Classifier.from_file(model, provider="cpu", batch_size=16, workers=2, log=None, spinning=False)
+    clf = Classifier.from_file(model, provider="cpu", threads=threads, batch_size=16, workers=2, log=None,
+                               spinning=False)
     load = time.perf_counter() - t0
     t1 = time.perf_counter()
     first, n = None, 0
@@ -77,12 +81,13 @@ def _rows(results: dict[str, list[Measured]], plans: dict[str, Any]) -> list[Sca
     one = next((k for k, p in plans.items() if p.actors == 1), None)
     one_ips = _median([m.steady_ips for m in results[one]]) if one else None
     rows = []
-    for name, runs in results.items():
+    for name, runs in ((k, v) for k, v in results.items() if v):
         plan = plans.get(name)
         steady = _median([m.steady_ips for m in runs])
         eff = steady / (plan.actors * one_ips) if plan and one_ips and steady else None
+        threads = plan.threads if plan else (1 if name == SINGLE_T1 else None)
         rows.append(ScaleRow(
-            name, plan.actors if plan else None, plan.threads if plan else None, runs[0].images, len(runs),
+            name, plan.actors if plan else None, threads, runs[0].images, len(runs),
             _median([m.startup_s for m in runs]), _median([m.first_result_s for m in runs]), steady,
             _median([m.overall_ips for m in runs]), steady / single if steady and single else None, eff))
     return rows
@@ -104,16 +109,17 @@ def run_scale(cfg: ScaleConfig, log: Log = print) -> Report:
         Path(s).read_bytes()
     arts, _ = discover([model], torch_ok=False)
     load_before = _load()
-    results: dict[str, list[Measured]] = {SINGLE: []}
+    results: dict[str, list[Measured]] = {SINGLE: [], SINGLE_T1: []}
     plans: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="catdog-scale-") as tmp:
-        contenders = [None, *cfg.actors]
+        contenders: list[int | str | None] = [None, "t1", *cfg.actors]
         for rnd in range(cfg.rounds):
             for k in contenders[rnd % len(contenders):] + contenders[: rnd % len(contenders)]:
-                if k is None:
-                    m = single_process(sources, model)
-                    results[SINGLE].append(m)
-                    log(f"round {rnd + 1}: single process {m.steady_ips or 0:.1f} images/s steady")
+                if not isinstance(k, int):
+                    name = SINGLE if k is None else SINGLE_T1
+                    m = single_process(sources, model, None if k is None else 1)
+                    results[name].append(m)
+                    log(f"round {rnd + 1}: {name}: {m.steady_ips or 0:.1f} images/s steady")
                     continue
                 m, plan = on_ray(cfg, k, Path(tmp) / f"r{rnd}-a{k}")
                 name = f"--ray, {plan.actors} x ({plan.threads} ORT + {plan.workers} decode thr, {plan.num_cpus:g} CPU)"

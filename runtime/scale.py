@@ -255,8 +255,9 @@ def summary(log: Log, r: Outcome, out: Path) -> None:
         ("actors", f"{plan.actors} x ({plan.threads} onnxruntime + {plan.workers} decode threads), "
                    f"{plan.num_cpus:g} CPU{f' {plan.num_gpus:g} GPU' if plan.num_gpus else ''} reserved each; "
                    f"blocks of {plan.block_rows}"),
-        ("start-up", f"Ray {r.ray_start_s:.1f} s; first result {first:.1f} s after the pool started"
-         if first is not None else f"Ray {r.ray_start_s:.1f} s; no result"),
+        ("start-up", f"Ray {r.ray_start_s:.1f} s; then the first result {first:.1f} s later (the actors' start "
+                     f"and their first block of {plan.block_rows})" if first is not None
+         else f"Ray {r.ray_start_s:.1f} s; no result"),
         ("items", f"{r.rows - r.errors} ok, {r.errors} failed" + (f", {r.skipped} done earlier" if r.skipped else "")),
         ("throughput", (f"{steady:.1f} images/s steady, " if steady else "")
          + f"{r.overall_ips:.1f} images/s over {r.run_s:.2f} s with start-up"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from catdog.benchmarks.report import render_md, summary_lines
-from catdog.benchmarks.scale import SINGLE, Measured, _rows
+from catdog.benchmarks.scale import SINGLE, SINGLE_T1, Measured, _rows
 from catdog.benchmarks.schema import Report, RunSettings, Section
 from catdog.runtime.scale import Plan
 
@@ -17,10 +17,12 @@ def _m(steady: float, startup: float = 1.0) -> Measured:
 
 def test_rows_compare_with_the_single_process_and_one_actor():
     one, two = "--ray, 1 actor", "--ray, 2 actors"
-    results = {SINGLE: [_m(200), _m(100), _m(180)], one: [_m(120), _m(140)], two: [_m(210), _m(250)]}
+    results = {SINGLE: [_m(200), _m(100), _m(180)], SINGLE_T1: [_m(150)], one: [_m(120), _m(140)],
+               two: [_m(210), _m(250)]}
     plans = {one: Plan(1, 1, 2, 1.0, 0.0, 256), two: Plan(2, 1, 2, 0.75, 0.0, 256)}
     rows = {r.pipeline: r for r in _rows(results, plans)}
     assert rows[SINGLE].steady_ips == 180 and rows[SINGLE].vs_single == 1 and rows[SINGLE].actors is None
+    assert rows[SINGLE_T1].threads == 1 and rows[SINGLE_T1].efficiency is None
     assert rows[one].vs_single == pytest.approx(130 / 180) and rows[one].efficiency == 1
     assert rows[two].steady_ips == 230 and rows[two].efficiency == pytest.approx(230 / 260)
     assert rows[two].rounds == 2 and rows[two].images == 4000
