@@ -93,6 +93,16 @@ def _rows(results: dict[str, list[Measured]], plans: dict[str, Any]) -> list[Sca
     return rows
 
 
+def load_note(before: float | None, after: float | None, cores: int | None) -> str:
+    """The load average around the runs. Only `before` says whether others were busy: `after` counts
+    this benchmark's own processes."""
+    note = f"load average {before or 0:.2f} before, {after or 0:.2f} after the runs (ours included) on {cores} cores"
+    if (before or 0) > 0.75 * (cores or 1):
+        note += "; the machine was busy before they started: absolute figures are noisy, interleaving keeps " \
+                "ratios fairer"
+    return note
+
+
 def run_scale(cfg: ScaleConfig, log: Log = print) -> Report:
     from catdog.benchmarks.artifacts import discover
     from catdog.benchmarks.bench import _artifact_rows, _load
@@ -142,10 +152,6 @@ def run_scale(cfg: ScaleConfig, log: Log = print) -> Report:
     report = Report(cfg.name, time.strftime("%Y-%m-%dT%H:%M:%S%z"), cfg.command, collect_env(), settings,
                     _artifact_rows(arts, log), [], [], (load_before, load_after), [],
                     sections={"scale": Section(about, tuple(rows))})
-    busy = max(v for v in (load_before, load_after, 0.0) if v is not None)
-    report.notes.append(f"load average {load_before or 0:.2f} before, {load_after or 0:.2f} after the runs on {cores} "
-                        "usable cores"
-                        + ("; the machine was shared: absolute figures are noisy, interleaved rounds keep ratios "
-                           "fairer" if busy > 0.75 * (cores or 1) else ""))
+    report.notes.append(load_note(load_before, load_after, cores))
     write_report(report, cfg.out_dir)
     return report
