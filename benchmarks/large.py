@@ -2,7 +2,8 @@
 buys on phone photos and what it costs in answers.
 
 N photos of --data (classes balanced) get ~12 MP copies made like a phone's: upscaled (bicubic),
-mild sensor noise, JPEG quality 90. They are built once into <out>/large-photos/ and reused. Each
+mild sensor noise, JPEG quality 90. They are built once into a cache folder under the system's
+temp dir (~2 MB each: never beside the report, which gets committed) and reused. Each
 model (fp32 and INT8 ONNX) then classifies them through the runtime's folder path (Classifier,
 2 decode threads, batch 16, as `catdog-runtime DIR` runs) with the default decode and with
 --full-decode, interleaved: images/s and per-stage ms. The answers: top-1 agreement and accuracy
@@ -11,7 +12,9 @@ are smaller than 2x the resize, the count of identical labels."""
 
 from __future__ import annotations
 
+import hashlib
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +69,15 @@ def phone_copy(src: Path, dst: Path, seed: int) -> tuple[int, int]:
     return size
 
 
-def build_large(sources: list[Path], folder: Path, log) -> list[Path]:
+def cache_dir(sources: list[Path]) -> Path:
+    """Where the copies of exactly these sources, made by this recipe, live."""
+    key = "\n".join([f"{LARGE_PIXELS} {NOISE_SIGMA} {JPEG_QUALITY}"] + [str(p.resolve()) for p in sources])
+    return Path(tempfile.gettempdir()) / "catdog-large-photos" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def build_large(sources: list[Path], log) -> list[Path]:
     """The large copies of `sources`, in order; existing ones (same name) are reused."""
+    folder = cache_dir(sources)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i, src in enumerate(sources):
@@ -99,7 +109,7 @@ def large_section(inp: Inputs) -> Section:
     photos = balanced(inp.need_photos(), cfg.large_photos)
     originals = list(photos.paths)
     truth = list(photos.labels)
-    large = build_large(originals, cfg.out_dir / "large-photos", inp.log)
+    large = build_large(originals, inp.log)
     for f in large:
         f.read_bytes()  # page cache warm for every contender alike
     threads = max((t for t in cfg.threads if t), default=None)

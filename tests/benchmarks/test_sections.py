@@ -117,7 +117,7 @@ def test_overhead_and_folder(full):
     assert all(r["label_agreement_vs_bare"] == 1.0 for r in rows)
 
 
-def test_large_photos_reduced_vs_full_decode(full):
+def test_large_photos_reduced_vs_full_decode(full, junk_dir):
     """Two ~12 MP phone-like copies (balanced: a cat and a dog), each model with both decodes."""
     from catdog.runtime.files import header_size
 
@@ -125,7 +125,11 @@ def test_large_photos_reduced_vs_full_decode(full):
     rows = rep["large"]["rows"]
     assert [(r["model"], r["decode"].split(" ")[0]) for r in rows] == [
         ("onnx-fp32", "reduced"), ("onnx-fp32", "full"), ("onnx-int8", "reduced"), ("onnx-int8", "full")]
-    copies = sorted((folder / "large-photos").glob("*.jpg"))
+    from catdog.benchmarks.artifacts import balanced
+    from catdog.benchmarks.large import cache_dir
+    from catdog.runtime.folders import scan
+
+    copies = sorted(cache_dir(list(balanced(scan(junk_dir), 2).paths)).glob("*.jpg"))
     assert len(copies) == 2 and [c.name.split("-", 1)[1].split(".")[0] for c in copies] == ["cat", "dog"]
     for c in copies:
         w, h = header_size(c.read_bytes())
