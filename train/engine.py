@@ -11,6 +11,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from catdog.train import interrupt
+
 # progress(n_images_done, stats_so_far) is called after each step; the CLI draws a rich bar with it.
 Progress = Callable[[int, dict], None]
 
@@ -64,6 +66,7 @@ def train_one_epoch(
     pending = 0  # micro-batches accumulated since the last optimizer step
     n_batches = len(loader)
     for i, (x, y, bad) in enumerate(loader):
+        interrupt.check()  # a Ctrl-C swallowed while the loader forked its worker
         t_data = time.perf_counter()
         st.data_seconds += t_data - t_ready
         st.bad += bad
@@ -122,6 +125,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp_dtype: torch.dt
     probs, labels, logit_rows, bad = [], [], [], []
     loss_sum = 0.0
     for x, y, b in loader:
+        interrupt.check()
         bad += b
         if not len(y):
             continue

@@ -1,0 +1,49 @@
+"""A Ctrl-C that lands in an at-fork hook (a DataLoader worker starting) is swallowed by Python
+("Exception ignored"); training must still stop. A real fork, a real SIGINT, a real swallowed
+KeyboardInterrupt, in a child process whose SIGINT is the default one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from procs import interruptible
+
+CODE = """
+import os, signal, time
+from catdog.train import interrupt
+
+def hit():  # as logging's after-fork hook would be when the signal arrives
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+
+def fork_once():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+os.register_at_fork(after_in_parent=hit)
+if {remember}:
+    with interrupt.remembered_ctrl_c():
+        fork_once()
+        try:
+            interrupt.check()
+            print("lost")
+        except KeyboardInterrupt:
+            print("remembered")
+else:
+    fork_once()
+    print("lost")
+"""
+
+
+@pytest.mark.parametrize("remember, want", [(True, "remembered"), (False, "lost")])
+def test_a_ctrl_c_swallowed_in_an_at_fork_hook_is_remembered(remember, want):
+    proc = interruptible([sys.executable, "-c", CODE.format(remember=remember)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Exception ignored" in err and "KeyboardInterrupt" in err  # Python swallowed it, both times
+    assert out.strip() == want
