@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import cli
+from exkit import cli
 from onnx import numpy_helper
 
 from catdog.export.formats import FORMATS, all_gates, gate_overrides

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CLASSES, cli
+from exkit import CLASSES, cli
 
 from catdog.export.images import held_out, load_images
 from catdog.export.pipeline import ExportOptions, run_export

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import CLASSES, cli, make_ckpt, photos
+from exkit import CLASSES, cli, make_ckpt, photos
 from onnx import TensorProto
 
 from catdog.export.formats import FORMATS

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli
+from exkit import cli
 from fullkit import available, run_on_full_disk
 from procs import interruptible
 

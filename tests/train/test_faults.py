@@ -8,10 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
 from fullkit import available, run_on_full_disk
 from procs import interruptible
 from test_cli import main_in_process
@@ -20,6 +20,8 @@ from catdog.train.checkpoint import load_checkpoint, save_checkpoint
 from catdog.train.fit import LAST
 from catdog.train.models import get_model
 from catdog.train.recipe import TrainConfig
+
+REPO = Path(__file__).resolve().parents[2]
 
 TRAIN = [sys.executable, "-c", "from catdog.train.cli import main; main()"]
 TINY = ["--arch", "mobilenet_v3_small", "--size", "32", "--batch-size", "4", "--quiet", "--no-plots"]
