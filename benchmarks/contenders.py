@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -190,12 +190,17 @@ def coldstart_section(inp: Inputs) -> Section:
                    "onnxruntime script on the same model.", tuple(rows), image=str(image))
 
 
-def _runtime_folder(model: Path, files: list[Path], threads: int | None) -> list[str]:
+def folder_classifier(model: Path, threads: int | None, *, full_decode: bool = False) -> Any:
+    """The model as catdog-runtime opens it for a folder (runtime/cli.py): CPU, batch 16, 2 decode
+    threads, no ORT spin-wait. Every folder-throughput figure of the benchmarks runs this."""
     from catdog.runtime.classifier import Classifier
 
-    # As catdog-runtime opens a model for files and folders (runtime/cli.py): no ORT spin-wait.
-    clf = Classifier.from_file(model, provider="cpu", threads=threads, batch_size=16, workers=2, log=None,
-                               spinning=False)
+    return Classifier.from_file(model, provider="cpu", threads=threads, batch_size=16, workers=2, log=None,
+                                spinning=False, full_decode=full_decode)
+
+
+def _runtime_folder(model: Path, files: list[Path], threads: int | None) -> list[str]:
+    clf = folder_classifier(model, threads)
     return [p if isinstance(p, str) else p.label for _, p in clf.iter_predict(files)]
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from catdog.benchmarks.artifacts import Artifact, balanced
+from catdog.benchmarks.contenders import folder_classifier
 from catdog.benchmarks.schema import Record, Section
 from catdog.benchmarks.sections import Inputs
 from catdog.runtime.files import atomic_path
@@ -93,11 +94,8 @@ def build_large(sources: list[Path], log) -> list[Path]:
 def _classify(art: Artifact, files: list[Path], full_decode: bool, threads: int | None
               ) -> tuple[float, list[str], dict[str, float]]:
     """From the model file to the last label, as `catdog-runtime DIR` does: (seconds, labels, ms/stage)."""
-    from catdog.runtime.classifier import Classifier
-
     t0 = time.perf_counter()
-    clf = Classifier.from_file(art.path, provider="cpu", threads=threads, batch_size=16, workers=2, log=None,
-                               spinning=False, full_decode=full_decode)
+    clf = folder_classifier(art.path, threads, full_decode=full_decode)
     clf.reset_times()
     labels = [p if isinstance(p, str) else p.label for _, p in clf.iter_predict(files)]
     secs = time.perf_counter() - t0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from catdog.benchmarks.contenders import folder_classifier
 from catdog.benchmarks.schema import Log, Report, RunSettings, ScaleRow, Section
 
 SINGLE = "catdog-runtime, one process (batch 16, 2 decode thr)"  # as the CLI runs files, ORT's default threads
@@ -44,11 +45,8 @@ class Measured:
 
 
 def single_process(sources: list[str], model: Path, threads: int | None = None) -> Measured:
-    from catdog.runtime.classifier import Classifier
-
     t0 = time.perf_counter()
-    clf = Classifier.from_file(model, provider="cpu", threads=threads, batch_size=16, workers=2, log=None,
-                               spinning=False)
+    clf = folder_classifier(model, threads)
     load = time.perf_counter() - t0
     t1 = time.perf_counter()
     first, n = None, 0

@@ -36,15 +36,23 @@ def _floats3(text: Optional[str], flag: str) -> Optional[tuple[float, float, flo
     return vals  # type: ignore[return-value]
 
 
-def _summary(clf: Any, title: str, extra: list[tuple[str, str]] = ()) -> None:
-    """Plain aligned lines on stderr: importing rich only for this would cost ~0.1 s of cold start."""
+def model_line(clf: Any) -> str:
+    """The summary's `model` row: file, precision and the calibration temperature."""
     model = f"{clf.session.path.name} ({clf.metadata.precision})"
     if clf.temperature != 1.0:
         model += f", scores calibrated with temperature {clf.temperature:.3f}"
-    rows = [("model", model), ("provider", clf.session.provider), *clf.times.summary_rows(), *extra]
+    return model
+
+
+def summary_text(title: str, rows: list[tuple[str, str]]) -> str:
+    """Plain aligned lines (importing rich only for this would cost ~0.1 s of cold start)."""
     width = max(len(k) for k, _ in rows)
-    lines = [f"-- {title}"] + [f"  {k:<{width}}  {v}" for k, v in rows]
-    print("\n".join(lines), file=sys.stderr, flush=True)
+    return "\n".join([f"-- {title}"] + [f"  {k:<{width}}  {v}" for k, v in rows])
+
+
+def _summary(clf: Any, title: str, extra: list[tuple[str, str]] = ()) -> None:
+    rows = [("model", model_line(clf)), ("provider", clf.session.provider), *clf.times.summary_rows(), *extra]
+    print(summary_text(title, rows), file=sys.stderr, flush=True)
 
 
 def _run_files(clf: Any, files: tuple[Path, ...], sinks: list[Any]) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from catdog.runtime.cli import LOCAL_RAY as LOCAL  # `--ray` alone; Ray's own name for "a new local instance"
-from catdog.runtime.cli import RunOptions, spec_overrides
+from catdog.runtime.cli import RunOptions, model_line, spec_overrides, summary_text
 from catdog.runtime.errors import CatdogError, ClusterError, InputError, error_line
 
 GPU_PROVIDERS = ("cuda",)
@@ -199,7 +199,7 @@ def execute(o: RunOptions) -> Outcome:
     path, clf = _model(o, provider)
     writer = PartWriter(o.out, Job(path.name, file_sha256(path), clf.classes), o.resume)
     todo = remaining(sources, writer.done)
-    r = Outcome(inputs=len(sources), skipped=len(sources) - len(todo), model=_model_line(clf))
+    r = Outcome(inputs=len(sources), skipped=len(sources) - len(todo), model=model_line(clf))
     if not todo:
         return r
     t0 = time.perf_counter()
@@ -237,13 +237,6 @@ def run_scaled(o: RunOptions, log: Log | None = None) -> int:
     return 1 if r.errors else 0
 
 
-def _model_line(clf: Any) -> str:
-    model = f"{clf.session.path.name} ({clf.metadata.precision})"
-    if clf.temperature != 1.0:
-        model += f", scores calibrated with temperature {clf.temperature:.3f}"
-    return model
-
-
 def summary(log: Log, r: Outcome, out: Path) -> None:
     """Plain aligned lines on stderr, like the single-process summary."""
     plan = r.plan
@@ -263,6 +256,5 @@ def summary(log: Log, r: Outcome, out: Path) -> None:
          + f"{r.overall_ips:.1f} images/s over {r.run_s:.2f} s with start-up"),
         ("output", f"{out} ({r.parts} new part file(s))"),
     ]
-    width = max(len(k) for k, _ in rows)
     title = "interrupted (Ctrl-C): finish with --resume" if r.interrupted else f"{r.inputs} input(s) on Ray"
-    log("\n".join([f"-- {title}"] + [f"  {k:<{width}}  {v}" for k, v in rows]))
+    log(summary_text(title, rows))
