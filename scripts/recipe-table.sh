@@ -49,8 +49,9 @@ done
 python3 - "$WORK" "${ROWS[@]}" > "$WORK/table.md" <<'PY'
 import json, sys
 from pathlib import Path
+from catdog.runtime.metrics import format_accuracy
 work, rows = Path(sys.argv[1]), sys.argv[2:]
-pct = lambda a: f"{100 * a['accuracy']:.2f}% ({100 * a['ci95_low']:.1f}–{100 * a['ci95_high']:.1f})"
+pct = lambda a: format_accuracy(a["correct"], a["n"])
 for row in rows:
     rep = json.loads((work / row / "export" / "export-report.json").read_text())
     for s in rep["parity_sets"]:
