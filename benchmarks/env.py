@@ -48,6 +48,8 @@ def _read(path: str) -> str | None:
 
 
 def cpu_info() -> dict[str, Any]:
+    from catdog.runtime.isa import int8_path
+
     text = _read("/proc/cpuinfo") or ""
     model = None
     for key in ("model name", "Hardware", "Model", "cpu model"):
@@ -75,6 +77,7 @@ def cpu_info() -> dict[str, Any]:
         "cores_physical": physical,
         "cores_usable": affinity,
         "isa": isa,
+        "int8_path": int8_path(frozenset(flags)),  # what every CPU INT8 figure of the report ran on
     }
 
 
@@ -210,7 +213,7 @@ def env_lines(env: dict[str, Any]) -> list[str]:
     lines = [
         f"CPU: {env['cpu']} ({env['arch']}), {env['cores_logical']} logical / {env['cores_physical']} physical cores, "
         f"{env['cores_usable']} usable",
-        f"ISA: {isa}",
+        f"ISA: {isa}" + (f"; CPU INT8 integer path: {env['int8_path']}" if env.get("int8_path") else ""),
         f"RAM: {env['ram_gb']} GB; OS: {env['os']}; Python {env['python']}; numpy {env['numpy']}",
         "OpenCV: " + (f"{cv['version']} (GStreamer: {_yn(cv['gstreamer'])}, V4L2: {_yn(cv['v4l2'])}, "
                       f"FFMPEG: {_yn(cv['ffmpeg'])}, GUI: {cv['gui'] or 'none'})" if cv else "not installed"),

@@ -84,10 +84,17 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
+def where(rep: dict[str, Any], provider: str, artifact: str) -> str:
+    """The provider cell; a CPU INT8 figure names the integer path it ran on (runtime/isa.py)."""
+    path = rep["env"].get("int8_path")
+    return f"{provider} ({path})" if provider == "cpu" and "int8" in artifact and path else provider
+
+
 def _latency_md(rep: dict[str, Any]) -> list[str]:
     head = ["artifact", "provider", "threads", "batch", "p50", "p90", "p99", "mean ± std", "min", "max", "img/s",
             "create s", "first ms", "% peak"]
-    rows = [[r["artifact"], r["provider"], r["threads"] or "default", r["batch"], _f(r["p50_ms"]), _f(r["p90_ms"]),
+    rows = [[r["artifact"], where(rep, r["provider"], r["artifact"]), r["threads"] or "default", r["batch"],
+             _f(r["p50_ms"]), _f(r["p90_ms"]),
              _f(r["p99_ms"]), f"{_f(r['mean_ms'])} ± {_f(r['std_ms'])}", _f(r["min_ms"]), _f(r["max_ms"]),
              _f(r["throughput_ips"], ".1f"), _f(r["create_s"], ".3f"), _f(r["first_run_ms"], ".1f"),
              _f(r.get("pct_peak"), ".1f")]
@@ -103,7 +110,8 @@ def _latency_md(rep: dict[str, Any]) -> list[str]:
     if rep.get("ratios"):
         L += ["## Ratios (speedup = reference p50 / candidate p50; > 1 means the candidate is faster)", ""]
         L += _table(["comparison", "provider", "threads", "batch", "speedup"],
-                    [[x["what"], x["provider"], x["threads"] or "default", x["batch"], f"{x['speedup']:.2f}x"]
+                    [[x["what"], where(rep, x["provider"], x["candidate"]), x["threads"] or "default", x["batch"],
+                      f"{x['speedup']:.2f}x"]
                      for x in rep["ratios"]]) + [""]
     return L
 
@@ -123,6 +131,8 @@ def _sections_md(rep: dict[str, Any]) -> list[str]:
             L += [f"## {title}", ""] + ([block["about"], ""] if block.get("about") else [])
             L += _table(head, [[_f(r.get(h), ".3f") if isinstance(r.get(h), float) else _f(r.get(h)) for h in head]
                                for r in block["rows"]]) + [""]
+            if rep["env"].get("int8_path") and any("int8" in str(v).lower() for r in block["rows"] for v in r.values()):
+                L += [f"INT8 rows on the CPU ran on its {rep['env']['int8_path']} integer kernels.", ""]
     return L
 
 
@@ -172,7 +182,8 @@ def summary_lines(rep: dict[str, Any]) -> list[str]:
             lines.append(f"{r['artifact']:<14} {r['provider']:<9} {str(r['threads'] or '-'):>4} {r['batch']:>5} "
                          f"{r['p50_ms']:>9.2f} {r['p90_ms']:>9.2f} {r['throughput_ips']:>9.1f} {pk:>6}")
     for x in rep["ratios"]:
-        lines.append(f"{x['what']} ({x['provider']}, threads {x['threads'] or '-'}, batch {x['batch']}): "
+        lines.append(f"{x['what']} ({where(rep, x['provider'], x['candidate'])}, threads {x['threads'] or '-'}, "
+                     f"batch {x['batch']}): "
                      f"{x['speedup']:.2f}x")
     for key in (*SECTION_NAMES, "scale"):  # scale: written by `catdog-bench scale`, never by `run`
         block = rep.get(key)

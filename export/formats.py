@@ -66,6 +66,9 @@ class ArtifactFormat:
     builder: Builder
     gates: tuple[Gate, ...]
     description: str
+    # An INT8 artifact's engine: whose integer arithmetic it is built for, and so what its gates
+    # must measure ("cpu": ORT's CPU kernels; "tensorrt": int32 accumulation, simulated on a CPU).
+    target: str | None = None
 
     @property
     def name(self) -> str:
@@ -121,14 +124,16 @@ def _int8(ctx: BuildContext, activations: str, symmetric: bool) -> tuple[onnx.Mo
     if ctx.calib is None:
         raise InputError("an INT8 artifact needs calibration images: pass --calib DIR")
     with Int8Quantizer(ctx.fp32, ctx.calib, activations, symmetric=symmetric) as q:
-        return choose_int8(q, ctx.fp32, ctx.held_out, ctx.calib_method, ctx.held_out_why)
+        # The symmetric (TensorRT) model is chosen on what TensorRT computes, as its gates measure it.
+        return choose_int8(q, ctx.fp32, ctx.held_out, ctx.calib_method, ctx.held_out_why, simulate_qdq=symmetric)
 
 
 def _int8_record(ctx: BuildContext, name: str, model: onnx.ModelProto, choice: Any, activations: str) -> None:
-    from catdog.export.quantize import qdq_summary
+    from catdog.export.quantize import max_int8_weight, qdq_summary
 
     ctx.details[name] = {**qdq_summary(model), "calib_method": choice.method, "keep_fp32": choice.keep_fp32,
-                         "calib_images": len(ctx.calib), "activations": activations}
+                         "calib_images": len(ctx.calib), "activations": activations,
+                         "max_int8_weight": max_int8_weight(model)}
     ctx.details[f"{name}_choice"] = choice.to_dict()
 
 
@@ -138,7 +143,8 @@ def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
     weights = "7-bit int8 weights (reduce_range)" if ctx.int8_activations == "uint8" else "int8 weights"
     ctx.notes["int8"] = (f"QDQ, per-channel {weights}, {ctx.int8_activations} activations, {choice.method} "
                          f"calibration on {len(ctx.calib)} images; kept fp32: {choice.keep_fp32}; {choice.how}")
-    target = {"for": "cpu", "activations": ctx.int8_activations, "symmetric": False}
+    target = {"for": "cpu", "activations": ctx.int8_activations, "symmetric": False,
+              "max_int8_weight": ctx.details["int8"]["max_int8_weight"]}
     _save_onnx(model, meta.with_(extra={**meta.extra, "int8": target}), path)
 
 
@@ -155,7 +161,8 @@ def build_int8_trt(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
     ctx.notes["int8-trt"] = (f"symmetric QDQ for TensorRT: int8 activations and per-channel int8 weights, zero points "
                              f"0 (checked); {choice.method} calibration on {len(ctx.calib)} images; kept fp32: "
                              f"{choice.keep_fp32}; {choice.how}")
-    target = {"for": "tensorrt", "activations": "int8", "weights": "int8 per-channel", "symmetric": True}
+    target = {"for": "tensorrt", "activations": "int8", "weights": "int8 per-channel", "symmetric": True,
+              "max_int8_weight": ctx.details["int8-trt"]["max_int8_weight"]}
     _save_onnx(model, meta.with_(extra={**meta.extra, "int8": target}), path)
 
 
@@ -192,7 +199,7 @@ FORMATS: dict[str, ArtifactFormat] = {
                 Gate("int8.agreement", "top1_agreement", ">=", 0.99, "quantization may move logits, not answers"),
                 Gate("int8.acc_drop", "accuracy_drop", "<=", 0.005, "at most 0.5 pt accuracy lost (needs labels)"),
             ),
-            description="static INT8, QDQ, per-channel weights, calibrated on real images",
+            description="static INT8, QDQ, per-channel weights, calibrated on real images", target="cpu",
         ),
         ArtifactFormat(
             file=ARTIFACTS["int8-trt"], builder=build_int8_trt,
@@ -201,6 +208,7 @@ FORMATS: dict[str, ArtifactFormat] = {
                 Gate("int8-trt.acc_drop", "accuracy_drop", "<=", 0.005, "at most 0.5 pt accuracy lost (needs labels)"),
             ),
             description="static INT8 for TensorRT: symmetric QDQ (zero points 0), per-channel int8 weights",
+            target="tensorrt",
         ),
         ArtifactFormat(
             file=ARTIFACTS["fp16"], builder=build_fp16,

@@ -13,6 +13,7 @@ import onnx
 
 from catdog.export.quantize import CALIB_CANDIDATES, DEFAULT_CALIB_METHOD, DEFAULT_KEEP, KEEP_FP32, Int8Quantizer
 from catdog.export.simplify import run_onnx
+from catdog.runtime.isa import SIMULATED, int8_path, kernels_label
 from catdog.runtime.metrics import softmax
 
 
@@ -51,10 +52,16 @@ def _measure(method: str, keep: str, ref: np.ndarray, got: np.ndarray) -> Candid
                      float(np.max(np.abs(softmax(ref) - softmax(got)))), float(np.max(np.abs(ref - got))))
 
 
+def _measured_on(simulate_qdq: bool) -> str:
+    return SIMULATED if simulate_qdq else kernels_label(int8_path())
+
+
 def choose_int8(q: Int8Quantizer, fp32: onnx.ModelProto, held: np.ndarray | None, method: str | None,
-                why_not: str | None = None) -> tuple[onnx.ModelProto, Int8Choice]:
+                why_not: str | None = None, simulate_qdq: bool = False) -> tuple[onnx.ModelProto, Int8Choice]:
     """The INT8 model of the best candidate. `held`: preprocessed held-out calibration images, or
-    None with `why_not` saying why there are none (the defaults are then used, and said so)."""
+    None with `why_not` saying why there are none (the defaults are then used, and said so).
+    `simulate_qdq`: score candidates by simulated quantization, not this CPU's integer kernels
+    (for a model that another engine will run)."""
     if held is None or len(held) == 0:
         chosen = method or DEFAULT_CALIB_METHOD
         how = f"nothing chosen ({why_not}): {'the given' if method else 'the default'} method, default fp32 layers"
@@ -65,7 +72,7 @@ def choose_int8(q: Int8Quantizer, fp32: onnx.ModelProto, held: np.ndarray | None
     results = []
     for i, (m, keep) in enumerate((m, k) for m in methods for k in KEEP_FP32):
         model = q.build(m, keep)
-        cand = _measure(m, keep, ref, run_onnx(model, held))
+        cand = _measure(m, keep, ref, run_onnx(model, held, simulate_qdq=simulate_qdq))
         results.append(cand)
         key = (-cand.agree, cand.max_abs_prob, i)  # ties: the earlier candidate (the old default first)
         if best is None or key < best[0]:
@@ -74,5 +81,5 @@ def choose_int8(q: Int8Quantizer, fp32: onnx.ModelProto, held: np.ndarray | None
     _, model, cand = best
     fixed = f"--calib-method {method} given; " if method else ""
     how = (f"{fixed}chosen on {len(held)} held-out calibration images, not on the parity sets: "
-           "top-1 agreement with fp32 ONNX, then max |dprob|")
+           f"top-1 agreement with fp32 ONNX, then max |dprob|, measured on {_measured_on(simulate_qdq)}")
     return model, Int8Choice(cand.method, cand.keep_fp32, len(held), how, results)

@@ -17,6 +17,7 @@ import torch
 
 from catdog.export.formats import ArtifactFormat, Gate
 from catdog.runtime.errors import InputError, ProviderError
+from catdog.runtime.isa import SIMULATED, int8_path, kernels_label
 from catdog.runtime.metrics import accuracy_record, ece, softmax, softmax_t
 from catdog.runtime.session import open_session
 
@@ -54,6 +55,10 @@ class ArtifactParity:
     ece: float | None = None  # expected calibration error (ECE_BINS bins) of softmax(logits)
     ece_calibrated: float | None = None  # ... of softmax(logits / T), the runtime's scores
     gates: list[GateResult] = field(default_factory=list)
+    measured_on: str = ""  # what computed the figures the gates read (ArtifactRun.measured_on)
+    # When the gates read simulated quantization: the same figures on this CPU's integer kernels
+    # (information, not a gate), with the integer path they ran on.
+    cpu_kernels: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -105,7 +110,43 @@ def check_parity_provider(provider: str) -> None:
                             f"{INSTALL_HINTS.get(provider, '')}")
 
 
-def artifact_runner(fmt: ArtifactFormat, path: Path, provider: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+@dataclass(frozen=True)
+class ArtifactRun:
+    """How an artifact is run for its gates. An INT8 artifact built for another engine's integer
+    arithmetic (int8-trt: TensorRT, which accumulates in int32) is gated on ORT CPU by simulated
+    quantization, never by this CPU's integer kernels, whose AVX2 path saturates where TensorRT
+    does not (runtime/isa.py); `kernels` then runs it on those kernels too, for the report."""
+
+    run: Callable[[np.ndarray], np.ndarray]
+    measured_on: str
+    kernels: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+def measured_on(fmt: ArtifactFormat, provider: str, simulated: bool) -> str:
+    if fmt.kind == "torchscript":
+        return "torch CPU"
+    if provider != "cpu":
+        return f"ORT {provider}"
+    if simulated:
+        return f"ORT CPU, {SIMULATED}, for {fmt.target}"
+    return kernels_label(int8_path()) if fmt.precision == "int8" else "ORT CPU"
+
+
+def artifact_runs(fmt: ArtifactFormat, path: Path, provider: str = "cpu") -> ArtifactRun:
+    simulated = provider == "cpu" and fmt.target not in (None, "cpu")
+    run = artifact_runner(fmt, path, provider, simulate_qdq=simulated)
+    kernels = artifact_runner(fmt, path, provider) if simulated else None
+    return ArtifactRun(run, measured_on(fmt, provider, simulated), kernels)
+
+
+def kernel_figures(ref: np.ndarray, got: np.ndarray) -> dict[str, Any]:
+    figs = figures(ref, got, None)
+    return {"int8_path": int8_path(), "top1_agreement": figs["top1_agreement"],
+            "max_abs_prob": figs["max_abs_prob"], "max_abs_logit": figs["max_abs_logit"]}
+
+
+def artifact_runner(fmt: ArtifactFormat, path: Path, provider: str = "cpu",
+                    simulate_qdq: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     if fmt.kind == "torchscript":
         from catdog.export.torchscript import load_torchscript
 
@@ -118,7 +159,7 @@ def artifact_runner(fmt: ArtifactFormat, path: Path, provider: str = "cpu") -> C
         return run_ts
     # Parity and latency on the provider the report names (ORT CPU unless --parity-provider): fp16
     # only computes in fp16 on a GPU; chunks of up to CHUNK images, latency at batch 1.
-    return open_session(path, provider=provider, log=None, batches=(1, CHUNK),
+    return open_session(path, provider=provider, log=None, batches=(1, CHUNK), simulate_qdq=simulate_qdq,
                         trt_fp16=provider == "tensorrt" and fmt.precision == "fp16").run
 
 
@@ -192,13 +233,26 @@ def check_artifact(
     temperature: float = 1.0,
     parity_set: str = "",
 ) -> ArtifactParity:
-    """`inputs`: what this artifact takes (float NCHW batch, or uint8 NHWC crops if baked)."""
-    return parity_of(fmt, run_chunked(artifact_runner(fmt, path), inputs), ref, labels, overrides, temperature,
-                     parity_set)
+    """`inputs`: what this artifact takes (float NCHW batch, or uint8 NHWC crops if baked). Run as
+    export runs it on ORT CPU (artifact_runs)."""
+    return run_parity(fmt, artifact_runs(fmt, path), inputs, ref, labels, overrides, temperature, parity_set)
 
 
-def artifact_info(fmt: ArtifactFormat, path: Path, run: Callable[[np.ndarray], np.ndarray], x1: np.ndarray,
+def run_parity(fmt: ArtifactFormat, runs: ArtifactRun, inputs: np.ndarray, ref: np.ndarray,
+               labels: np.ndarray | None, overrides: dict[str, float], temperature: float = 1.0,
+               parity_set: str = "") -> ArtifactParity:
+    """One artifact's gates on one set, run as `runs` says, saying what measured them."""
+    result = parity_of(fmt, run_chunked(runs.run, inputs), ref, labels, overrides, temperature, parity_set)
+    result.measured_on = runs.measured_on
+    if runs.kernels is not None:
+        result.cpu_kernels = kernel_figures(ref, run_chunked(runs.kernels, inputs))
+    return result
+
+
+def artifact_info(fmt: ArtifactFormat, path: Path, runs: ArtifactRun, x1: np.ndarray,
                   latency_runs: int, provider: str = "cpu") -> ArtifactInfo:
-    where = "torch CPU" if fmt.kind == "torchscript" else f"ORT {provider.upper() if provider == 'cpu' else provider}"
+    """Latency on what a user of this provider gets: an INT8 model on this CPU's integer kernels
+    (the simulated run is a reference, not a speed)."""
+    run = runs.kernels or runs.run
     return ArtifactInfo(fmt.name, fmt.filename, path.stat().st_size / 1e6, measure_latency(run, x1, latency_runs),
-                        where)
+                        measured_on(fmt, provider, simulated=False))

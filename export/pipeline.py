@@ -18,12 +18,11 @@ from catdog.export.onnx_export import EXPORTER
 from catdog.export.options import ExportOptions
 from catdog.export.parity import (
     artifact_info,
-    artifact_runner,
+    artifact_runs,
     calibration_figures,
     check_parity_provider,
     eager_logits,
-    parity_of,
-    run_chunked,
+    run_parity,
 )
 from catdog.export.quantize import activation_type, calibration_method
 from catdog.export.report import ExportReport, ParitySet, write_report
@@ -204,11 +203,11 @@ def run_export(opts: ExportOptions, progress: Callable[[str], None] | None = Non
         for name in names:
             fmt, path = FORMATS[name], staging.path(FORMATS[name].filename)
             step(f"parity + latency: {fmt.filename}")
-            run = artifact_runner(fmt, path, opts.parity_provider)
+            runs = artifact_runs(fmt, path, opts.parity_provider)
             for s, ref, out in zip(sets, refs, report.parity_sets, strict=True):
-                got = run_chunked(run, s.inputs(fmt.input_format))
-                out.artifacts.append(parity_of(fmt, got, ref, s.labels, overrides, meta.temperature, s.name))
-            report.artifacts.append(artifact_info(fmt, path, run, sets[0].inputs(fmt.input_format)[:1],
+                out.artifacts.append(run_parity(fmt, runs, s.inputs(fmt.input_format), ref, s.labels, overrides,
+                                                meta.temperature, s.name))
+            report.artifacts.append(artifact_info(fmt, path, runs, sets[0].inputs(fmt.input_format)[:1],
                                                   opts.latency_runs, opts.parity_provider))
         if report.passed or opts.allow_gate_failure:
             staging.publish()

@@ -208,6 +208,22 @@ def qdq_summary(model: onnx.ModelProto) -> dict[str, int]:
     return {"quantize_linear": len(q), "dequantize_linear": len(dq), "per_channel_weights": per_channel}
 
 
+def max_int8_weight(model: onnx.ModelProto) -> int:
+    """The largest |quantized weight| of the Conv/Gemm/MatMul layers (0: none quantized). Above
+    isa.SAFE_WEIGHT, ORT's CPU kernels on x86 without VNNI can saturate (runtime/isa.py): a
+    property of the file, the same whichever CPU reads it."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    weights_of = {n.input[1] for n in model.graph.node if n.op_type in WEIGHTED and len(n.input) > 1}
+    top = 0
+    for n in model.graph.node:
+        if n.op_type == "DequantizeLinear" and n.output[0] in weights_of and n.input[0] in inits:
+            w = numpy_helper.to_array(inits[n.input[0]]).astype(np.int32)
+            top = max(top, int(np.max(np.abs(w))) if w.size else 0)
+    return top
+
+
 def symmetric_qdq_problems(model: onnx.ModelProto, most: int = 5) -> list[str]:
     """Why TensorRT would refuse this QDQ model (empty: it is symmetric int8): every Q/DQ zero point
     an int8 zero, every Conv/Gemm/MatMul weight quantized per channel (one scale per channel)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from catdog.export.parity import ECE_BINS, ArtifactInfo, ArtifactParity
 from catdog.runtime.files import atomic_write
+from catdog.runtime.isa import SAFE_WEIGHT, SATURATING, int8_path
 from catdog.runtime.metrics import format_accuracy
 
 REPORT_JSON, REPORT_MD = "export-report.json", "export-report.md"
@@ -66,10 +67,34 @@ class ExportReport:
     skipped_images: list[str] = field(default_factory=list)  # unreadable calibration images
     published: bool = False
     gate_failure_allowed: bool = False
+    int8_path: str = field(default_factory=int8_path)  # this CPU's integer path (runtime/isa.py)
 
     @property
     def passed(self) -> bool:
         return all(s.passed for s in self.parity_sets)
+
+    def int8_notes(self) -> list[str]:
+        """What the INT8 figures mean on this CPU: a gate measured for one target on another, and
+        what this CPU's kernels gave for a model gated by simulation."""
+        out = []
+        for name, info in self.details.items():
+            if not isinstance(info, dict) or "max_int8_weight" not in info:
+                continue
+            rows = [a for s in self.parity_sets for a in s.artifacts if a.name == name]
+            top = info["max_int8_weight"]
+            if any(a.cpu_kernels for a in rows):
+                figs = ", ".join(f"top-1 agreement {a.cpu_kernels['top1_agreement']:.3f} on `{a.parity_set}`"
+                                 for a in rows if a.cpu_kernels)
+                why = (f"its weights reach |{top}| > {SAFE_WEIGHT}, which saturates the int16 pair sums of "
+                       f"{self.int8_path}'s kernels" if self.int8_path in SATURATING and top > SAFE_WEIGHT
+                       else "no saturation is possible on this path, so any difference is rounding")
+                out.append(f"{name}: gates measured for its target by {rows[0].measured_on}, not on this CPU's "
+                           f"integer kernels; on those ({self.int8_path}): {figs}; {why}")
+            elif rows and top > SAFE_WEIGHT and self.int8_path not in SATURATING:
+                out.append(f"{name}: measured on {self.int8_path}, whose kernels accumulate in int32; its weights "
+                           f"reach |{top}| > {SAFE_WEIGHT}, so on AVX2 or AVX-512 without VNNI its figures can be "
+                           "worse (int16 saturation): export with --int8-activations uint8 (7-bit weights) there")
+        return out
 
     @property
     def failures(self) -> list[str]:
@@ -86,7 +111,7 @@ class ExportReport:
         out = []
         if "int8" in by and "onnx" in by and by["int8"].latency_ms > by["onnx"].latency_ms:
             where = by["int8"].latency_runtime  # ORT CPU unless --parity-provider
-            where = "this CPU" if where == "ORT CPU" else where
+            where = f"this CPU ({self.int8_path})" if where.startswith("ORT CPU") else where
             machine = platform.processor() or platform.machine()
             out.append(f"INT8 is SLOWER than fp32 on {where} ({by['int8'].latency_ms:.2f} ms vs "
                        f"{by['onnx'].latency_ms:.2f} ms, {machine}); prefer model.onnx here")
@@ -98,6 +123,7 @@ class ExportReport:
         d["artifacts"] = [{**asdict(a), "passed": self.artifact_passed(a.name), "reasons": self.reasons(a.name)}
                           for a in self.artifacts]
         d["passed"], d["failures"], d["flags"] = self.passed, self.failures, self.flags()
+        d["int8_notes"] = self.int8_notes()
         return d
 
     def _scores_line(self) -> str:
@@ -123,6 +149,7 @@ class ExportReport:
             lines.append("- test-time augmentation: horizontal flip; every artifact averages the logits of the "
                          "image and its mirror image (two passes inside the graph)")
         lines += [
+            f"- CPU integer path: {self.int8_path} (ORT's CPU INT8 kernels here; see the measured-on column)",
             f"- parity: {len(self.parity_sets)} set(s), every gate checked on each",
             f"- result: {'all gates PASS' if self.passed else 'GATE FAILURE'}; artifacts "
             + ("published" if self.published else "NOT published"),
@@ -144,6 +171,8 @@ class ExportReport:
             lines.append(f"- **FLAG**: {flag}")
         for name, note in self.notes.items():
             lines.append(f"- {name}: {note}")
+        for note in self.int8_notes():
+            lines.append(f"- **INT8** {note}")
         for reason in self.failures:
             lines.append(f"- **FAIL** {reason}")
         for s in self.skipped_images + [x for p in self.parity_sets for x in p.skipped_images]:
@@ -163,8 +192,8 @@ class ExportReport:
             head,
             "",
             f"| artifact | max abs dlogit | max abs dprob | top-1 agree | accuracy (95% CI, n) | ECE T=1 | ECE {t} "
-            "| gates |",
-            "|---|---:|---:|---:|---:|---:|---:|---|",
+            "| gates | measured on |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---|",
         ]
         for a in s.artifacts:
             gates = "; ".join(
@@ -174,7 +203,7 @@ class ExportReport:
             )
             lines.append(
                 f"| {a.name} | {a.max_abs_logit:.2e} | {a.max_abs_prob:.2e} | {a.top1_agreement:.2%} | "
-                f"{_acc(a.accuracy)} | {_pct(a.ece)} | {_pct(a.ece_calibrated)} | {gates} |"
+                f"{_acc(a.accuracy)} | {_pct(a.ece)} | {_pct(a.ece_calibrated)} | {gates} | {a.measured_on} |"
             )
         return lines
 

@@ -23,12 +23,16 @@ class SimplifyResult:
     max_abs_diff: float | None = None
 
 
-def run_onnx(model: onnx.ModelProto, x: np.ndarray, chunk: int = 16) -> np.ndarray:
+def run_onnx(model: onnx.ModelProto, x: np.ndarray, chunk: int = 16, simulate_qdq: bool = False) -> np.ndarray:
     """An in-memory graph (not yet a file, so not for runtime.open_session) on the CPU, `chunk`
-    images per run: export's one way to score a candidate graph."""
+    images per run: export's one way to score a candidate graph. `simulate_qdq`: as in
+    runtime.session.open_session (graph optimization off: fake quantization on fp32 kernels)."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    opts = ort.SessionOptions()
+    if simulate_qdq:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     return np.concatenate([sess.run(None, {name: x[i : i + chunk]})[0] for i in range(0, len(x), chunk)])
 

@@ -18,7 +18,7 @@ from catdog.runtime.labels import load_labels
 from catdog.runtime.metadata import ModelMetadata, from_metadata_map
 from catdog.runtime.metrics import softmax
 from catdog.runtime.preprocess import normalize, resize_crop
-from catdog.runtime.session import Session, open_session
+from catdog.runtime.session import Session, _stderr, open_session
 from catdog.runtime.spec import PreprocessSpec
 from catdog.runtime.stats import StageTimes, Timer
 
@@ -125,6 +125,13 @@ class Classifier:
             if names is not None:
                 meta = meta.with_(classes=names)
         check_fit(session, meta, labels_file=str(labels) if isinstance(labels, (str, os.PathLike)) else None)
+        if session.provider == "cpu" and meta.precision == "int8":
+            from catdog.runtime.isa import saturation_warning
+
+            warning = saturation_warning(meta.extra.get("int8"), str(path))
+            log = session_kw.get("log", _stderr)
+            if warning and log:
+                log(warning)
         return cls(session, meta, batch_size=batch_size, workers=workers, unsure_below=unsure_below,
                    full_decode=full_decode)
 

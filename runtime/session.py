@@ -242,12 +242,15 @@ def open_session(
     device_id: int = 0,
     batches: Sequence[int] = (1,),
     cuda_tf32: bool | None = None,
+    simulate_qdq: bool = False,
 ) -> Session:
     """Open an ONNX model on `provider` ("auto" or a name in PROVIDERS). `batches`: the batch sizes
     the run will feed (TensorRT's profile covers them; GPU warm-ups run at the largest). `log`
     gets one-line notices (which provider runs, TensorRT engine builds); None for silence. The
     only place an InferenceSession is made for a model file: the runtime, export's parity and the
-    benchmarks all use it."""
+    benchmarks all use it. `simulate_qdq` (CPU only): graph optimization off, so an INT8 QDQ
+    model runs as fake quantization on fp32 kernels (isa.SIMULATED), not on this CPU's integer
+    kernels: what an engine that accumulates in int32 (TensorRT) computes, on any CPU."""
     import onnxruntime as ort
 
     log = log or (lambda _msg: None)
@@ -258,8 +261,12 @@ def open_session(
         raise ProviderError(f"unknown provider {provider!r}; known: auto, {', '.join(PROVIDERS)}")
     if (trt_fp16 or trt_int8) and provider not in ("auto", "tensorrt"):
         raise ProviderError(f"--trt-fp16 / --trt-int8 apply to TensorRT; --provider {provider} would ignore them")
+    if simulate_qdq and provider != "cpu":
+        raise ProviderError(f"simulated quantization runs on the CPU provider, not {provider}")
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # ORT's own warnings would bury our one-line messages
+    if simulate_qdq:  # no QDQ fusion into integer kernels: each Q/DQ op runs on its own
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if threads:
         opts.intra_op_num_threads = int(threads)
     if not spinning:
