@@ -2,7 +2,8 @@
 
 `@cli_boundary` on a typer command adds its `--debug` option and turns what escapes the command
 into what a user should see: a CatdogError is its one line on stderr and its exit code; Ctrl-C is
-"interrupted" and exit 130 (commands with more to say about an interrupt catch it themselves); any
+"interrupted" and exit 130, SIGTERM the same path (raised as Terminated, a KeyboardInterrupt) and
+exit 143 (commands with more to say about an interrupt catch it themselves); any
 other exception is a bug or a library failure, still one line (naming --debug) and exit 1. With
 --debug the traceback is shown instead. A group's root `--debug` (catdog-bench --debug run) counts too.
 """
@@ -18,7 +19,42 @@ from catdog.runtime.errors import CatdogError, error_line
 
 EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM stopped
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (systemd, docker stop, Kubernetes), raised as a KeyboardInterrupt: every path that
+    stops cleanly on Ctrl-C (the CSV written, the video finalised, nothing half-published) then
+    does the same for it, with no second code path to drift."""
+
+    reason = "SIGTERM"
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+    raise Terminated()
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM stop the command as Ctrl-C does. Main thread only (Python's rule for signals);
+    a SIGTERM the parent set to be ignored stays ignored."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def interrupt_exit(exc: KeyboardInterrupt) -> int:
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+def interrupt_reason(exc: KeyboardInterrupt) -> str:
+    return getattr(exc, "reason", "Ctrl-C")
 
 
 def say(msg: str) -> None:
@@ -30,8 +66,8 @@ def failure_exit(exc: BaseException, debug: bool) -> int:
     """What escaped a command, said as the user should see it; returns the exit code. Typer-free:
     catdog-runtime's one-photo path uses it without loading typer or click."""
     if isinstance(exc, KeyboardInterrupt):
-        say("interrupted")
-        return EXIT_INTERRUPTED
+        say("terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted")
+        return interrupt_exit(exc)
     if debug:
         traceback.print_exception(exc)
     if isinstance(exc, CatdogError):
@@ -57,6 +93,7 @@ def cli_boundary(fn: F) -> F:
     def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
         ctx = click.get_current_context(silent=True)
         debug = debug or bool(ctx and ctx.find_root().params.get("debug"))  # catdog-bench --debug run
+        stop_on_sigterm()
         try:
             return fn(*args, **kwargs)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
 UNSURE = "unsure"  # the label of a prediction whose top probability is below `unsure_below`
+MIN_SIDE = 8  # pixels: a smaller image (a 1x1 tracking pixel, a broken thumbnail) is refused, not labelled
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,10 @@ class Classifier:
         """Path or decoded image -> (crop, decode seconds, resize seconds). Raises InputError."""
         with Timer() as td:
             image = source if isinstance(source, np.ndarray) else read_image(source, self.decode_spec)
+        if min(image.shape[:2]) < MIN_SIDE:  # nothing to classify: a label for it would be noise
+            h, w = image.shape[:2]
+            raise InputError(f"{_name(source)}: {w}x{h} pixels is too small to classify (at least {MIN_SIDE} px "
+                             "a side); remove it")
         with Timer() as tp:
             crop = self.prepare(image)
         return crop, td.s, tp.s
@@ -191,12 +196,22 @@ class Classifier:
         return Prediction(self.classes[i] if sure else UNSURE, i, row[i], dict(zip(self.classes, row, strict=True)))
 
     def prediction(self, probs_row: np.ndarray) -> Prediction:
+        """Raises ModelError for NaN/inf scores: a confident label must never come from them."""
+        if not np.isfinite(probs_row).all():
+            raise ModelError(self._nonfinite())
         return self._make(int(np.argmax(probs_row)), probs_row.tolist())
 
-    def _predictions(self, probs: np.ndarray) -> list[Prediction]:
+    def _nonfinite(self) -> str:
+        return (f"{self.session.path.name} gave NaN/inf scores (broken weights, or an input that overflows "
+                "the model); re-export the model")
+
+    def _predictions(self, probs: np.ndarray) -> list[Prediction | str]:
+        """One Prediction per row, or the error message for a row of NaN/inf scores."""
         with Timer() as t:
             rows, idx = probs.tolist(), probs.argmax(axis=1).tolist()
-            preds = [self._make(i, r) for i, r in zip(idx, rows, strict=True)]
+            finite = np.isfinite(probs).all(axis=1).tolist()
+            preds: list[Prediction | str] = [self._make(i, r) if ok else self._nonfinite()
+                                             for i, r, ok in zip(idx, rows, finite, strict=True)]
         self.times.add("postprocess", t.s, 0)
         return preds
 
@@ -209,7 +224,10 @@ class Classifier:
         preds: list[Prediction] = []
         for start in range(0, len(images), self.batch_size):
             crops = [self.load(im)[0] for im in images[start : start + self.batch_size]]
-            preds += self._predictions(self.infer_crops(crops))
+            for p in self._predictions(self.infer_crops(crops)):
+                if isinstance(p, str):
+                    raise ModelError(p)
+                preds.append(p)
         return preds
 
     def predict_folder(self, folder: str | os.PathLike, *, recursive: bool = False
@@ -264,12 +282,13 @@ class Classifier:
                 self.times.add("preprocess", r[2], 0)
         preds = iter(self._predictions(self.infer_crops(crops)) if crops else [])
         for (name, _), r in zip(group, results, strict=True):
-            if isinstance(r, str):
+            r = next(preds) if not isinstance(r, str) else r
+            if isinstance(r, str):  # unreadable, or NaN/inf scores: an error, never a label
                 self.times.failed += 1
-                yield name, r
+                yield name, r if r.startswith(name) else f"{name}: {r}"
             else:
                 self.times.items += 1
-                yield name, next(preds)
+                yield name, r
 
 
 class _Ready:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from catdog.runtime.boundary import EXIT_INTERRUPTED, failure_exit, say
+from catdog.runtime.boundary import failure_exit, interrupt_exit, interrupt_reason, say, stop_on_sigterm
 from catdog.runtime.errors import InputError
 
 EXIT_SOME_FAILED = 1
@@ -55,17 +55,17 @@ def _summary(clf: Any, title: str, extra: list[tuple[str, str]] = ()) -> None:
     print(summary_text(title, rows), file=sys.stderr, flush=True)
 
 
-def _run_files(clf: Any, files: tuple[Path, ...], sinks: list[Any]) -> bool:
-    """Returns True if interrupted. Progress on stderr only for an interactive terminal."""
-    interrupted = False
+def _run_files(clf: Any, files: tuple[Path, ...], sinks: list[Any]) -> KeyboardInterrupt | None:
+    """Returns the Ctrl-C / SIGTERM that stopped it, if one did. Progress on stderr only for an
+    interactive terminal."""
     if len(files) < 2 or not sys.stderr.isatty():  # no progress bar: skip importing rich for it
         try:
             for source, result in clf.iter_predict(files):
                 for sink in sinks:
                     sink.add(source, result)
-        except KeyboardInterrupt:
-            interrupted = True
-        return interrupted
+        except KeyboardInterrupt as e:
+            return e
+        return None
     from rich.console import Console
     from rich.progress import Progress
 
@@ -76,9 +76,9 @@ def _run_files(clf: Any, files: tuple[Path, ...], sinks: list[Any]) -> bool:
                 for sink in sinks:
                     sink.add(source, result)
                 bar.advance(task)
-        except KeyboardInterrupt:
-            interrupted = True
-    return interrupted
+        except KeyboardInterrupt as e:
+            return e
+    return None
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,19 @@ def spec_overrides(o: RunOptions) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if v is not None}
 
 
+def _outputs(o: RunOptions, src: Any) -> tuple[Path | None, Path | None]:
+    """--csv and --save checked (runtime.files.check_output_file): never an input, a folder or a
+    read-only file. --save applies to frame sources only (image runs ignore it, and say so)."""
+    from catdog.runtime.files import check_output_file
+
+    inputs = src.files if src.kind == "files" else (src.target,) if src.kind == "video" else ()
+    csv_path = check_output_file(o.csv_path, inputs, "--csv") if o.csv_path else None
+    save_path = check_output_file(o.save, inputs, "--save") if o.save and src.kind != "files" else None
+    if csv_path and save_path and csv_path.resolve() == save_path.resolve():
+        raise InputError(f"--csv and --save are the same file ({o.save}); give each its own")
+    return csv_path, save_path
+
+
 def run(o: RunOptions) -> int:
     if o.ray is not None or o.out is not None or o.resume or o.actors is not None:
         from catdog.runtime.scale import run_scaled  # ray is imported on this path only
@@ -241,6 +254,7 @@ def run(o: RunOptions) -> int:
     if not source:
         raise InputError("give a SOURCE (image, folder, glob, video, camera index, URL or gst:PIPELINE) or --csi N")
     src = open_source(source, recursive=o.recursive)  # before loading the model: a typo fails fast
+    csv_path, save_path = _outputs(o, src)  # and every output path, before the first photo
     clf = Classifier.from_file(resolve_model(o.model, o.provider), provider=o.provider, threads=o.threads,
                                labels=o.labels, spec=spec_overrides(o),
                                batch_size=_run_batch(o.batch, src), workers=o.workers, trt_fp16=o.trt_fp16,
@@ -248,8 +262,8 @@ def run(o: RunOptions) -> int:
                                unsure_below=o.unsure_below, full_decode=o.full_decode,
                                spinning=not (src.kind == "files" and len(src.files) > 1))  # see open_session
     sinks: list[Any] = [JsonSink()] if o.json_out else []
-    if o.csv_path:
-        sinks.append(CsvSink(o.csv_path, clf.classes))
+    if csv_path:
+        sinks.append(CsvSink(csv_path, clf.classes))
 
     clf.reset_times()
     if src.kind == "files":
@@ -258,17 +272,18 @@ def run(o: RunOptions) -> int:
         if not o.json_out:
             sinks.insert(0, TableSink(o.topk))
         accuracy = AccuracySink(clf.classes)
-        interrupted = _run_files(clf, src.files, [*sinks, accuracy])
+        stop = _run_files(clf, src.files, [*sinks, accuracy])
         for sink in sinks:
             sink.close()
-        _summary(clf, "interrupted (Ctrl-C)" if interrupted else f"{len(src.files)} file(s)", accuracy.summary_rows())
+        title = f"interrupted ({interrupt_reason(stop)})" if stop else f"{len(src.files)} file(s)"
+        _summary(clf, title, accuracy.summary_rows())
     else:
         from catdog.runtime.live import LiveOptions, run_live
 
-        live = LiveOptions(show=o.show, save=o.save, smooth=o.smooth, topk=o.topk, realtime=o.realtime,
+        live = LiveOptions(show=o.show, save=save_path, smooth=o.smooth, topk=o.topk, realtime=o.realtime,
                            max_frames=o.max_frames, max_reconnects=o.reconnects)
         res = run_live(clf, src, live, sinks, log=say)
-        interrupted = res.interrupted
+        stop = res.interrupted
         for sink in sinks:
             sink.close()
         extra = [("stopped by", res.stop_reason)]
@@ -280,8 +295,8 @@ def run(o: RunOptions) -> int:
             extra.append(("error", res.error))
             say(f"error: {res.error}")
         _summary(clf, f"{src.kind} {src.spec}", extra)
-    if interrupted:
-        return EXIT_INTERRUPTED
+    if stop:
+        return interrupt_exit(stop)
     return EXIT_SOME_FAILED if clf.times.failed else 0
 
 
@@ -303,6 +318,7 @@ def main() -> None:
         app(args=argv)
         return
     opts, debug = quick
+    stop_on_sigterm()
     try:
         code = run(opts)
     except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - the same boundary as the typer path

@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import struct
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
@@ -30,11 +31,52 @@ _REDUCED_COLOR = {2: 17, 4: 33, 8: 65}  # cv2.IMREAD_REDUCED_COLOR_2/4/8 (cv2 is
 _IMREAD_COLOR = 1
 
 
+def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), flag: str = "output"
+                      ) -> Path:
+    """Every output file's check, before any work: not a folder, not read-only, not one of the
+    `inputs` (same file, whatever the spelling or link), and a folder it can be written in.
+    Returns the path normalised (`a/../b.csv` is `b.csv`: no folder is made for `a/`)."""
+    p = Path(os.path.normpath(os.path.expanduser(os.fspath(path))))
+    _check_replaceable(p, flag)
+    if p.exists():
+        st = p.stat()
+        for src in inputs:
+            try:
+                same = os.path.samestat(st, os.stat(src))
+            except OSError:
+                continue
+            if same:
+                raise OutputError(f"{flag} {path}: is one of the inputs ({src}); writing there would destroy it; "
+                                  "choose another file")
+    check_writable_dir(p.parent)
+    return p
+
+
+def _check_replaceable(path: Path, flag: str = "output") -> None:
+    """An existing `path` may be replaced only if it is a regular file its owner may write: a
+    rename would otherwise go through a read-only file's protection (and root ignores mode bits)."""
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing to replace; whether the folder can be made is the folder check's to say
+    except OSError as e:
+        raise OutputError(f"{flag} {path}: cannot check it ({e.strerror}); choose another path") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"{flag} {path}: is a folder; give a file name, e.g. {path / 'results'}"
+                          f"{path.suffix or '.csv'}")
+    if not stat.S_ISREG(st.st_mode):
+        raise OutputError(f"{flag} {path}: is not a regular file (a device, FIFO or socket); choose another path")
+    if not st.st_mode & stat.S_IWUSR:
+        raise OutputError(f"{flag} {path}: is read-only; make it writable (chmod u+w) or choose another file")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success fsync it and rename it over `path`.
-    On any error the temp file is removed and a previous `path` is left untouched."""
+    On any error the temp file is removed and a previous `path` is left untouched. A read-only or
+    non-regular `path` is refused; a replaced file keeps its permission bits."""
     path = Path(path)
+    _check_replaceable(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         import tempfile  # here, not at the top: a one-photo run writes nothing (cold start)
@@ -44,7 +86,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as e:
         raise OutputError(f"cannot write to {path.parent}: {e.strerror}; choose a writable folder") from None
     tmp = Path(tmp)
-    make_readable(tmp)
+    keep_mode(tmp, path)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -64,6 +106,15 @@ def make_readable(path: str | os.PathLike) -> None:
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(path, 0o666 & ~mask)
+
+
+def keep_mode(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """The temp file that will replace `target` gets its permission bits (a 0600 file stays
+    private), or the usual 0666 & ~umask for a new file."""
+    try:
+        os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+    except FileNotFoundError:
+        make_readable(tmp)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
@@ -173,7 +224,7 @@ def read_image(path: str | os.PathLike, spec: PreprocessSpec | None = None) -> n
     `spec`: the model's preprocessing, for the reduced JPEG decode (see decode_image)."""
     path = Path(path)
     try:
-        data = path.read_bytes()  # bytes first: works for non-ASCII paths where cv2.imread does not
+        data = _read_regular(path)  # bytes first: works for non-ASCII paths where cv2.imread does not
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -183,3 +234,17 @@ def read_image(path: str | os.PathLike, spec: PreprocessSpec | None = None) -> n
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
     return decode_image(data, str(path), spec)
+
+
+def _read_regular(path: Path) -> bytes:
+    """A regular file's bytes. Opened non-blocking and checked on the open file (no race): a FIFO
+    would block the read forever, a device (/dev/zero behind a symlink) never ends."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError
+            raise InputError(f"{path}: is {kind}, not an image file; remove it or pass image files only")
+        return f.read()

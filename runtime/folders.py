@@ -46,11 +46,20 @@ def _listdir(folder: Path) -> list[os.DirEntry]:
         raise InputError(f"{folder}: cannot list folder ({e.strerror})") from None
 
 
+def _is_dir(entry: os.DirEntry) -> bool:
+    """A link that loops (x.jpg -> x.jpg) or points nowhere is not a folder: it stays in the list and
+    becomes that file's own error when it is read, instead of ending the listing."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
     """Image files in `folder` (and with `recursive`, in its visible subfolders), sorted."""
     folder = Path(folder)
     if not recursive:
-        return [Path(e.path) for e in _listdir(folder) if is_image_name(e.name) and not e.is_dir()]
+        return [Path(e.path) for e in _listdir(folder) if is_image_name(e.name) and not _is_dir(e)]
     out: list[Path] = []
     seen: set[tuple[int, int]] = set()
     for root, dirs, files in os.walk(folder, followlinks=True):

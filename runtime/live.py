@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from catdog.runtime.capture import FileReader, LatestFrameReader, describe, open_capture
 from catdog.runtime.classifier import Classifier
-from catdog.runtime.errors import OutputError
+from catdog.runtime.errors import ModelError, OutputError
 from catdog.runtime.sinks import Smoother, VideoSaver, draw_overlay
 from catdog.runtime.sources import Source
 from catdog.runtime.stats import Timer
@@ -38,7 +38,7 @@ class LiveResult:
     frames: int = 0
     labels: Counter | None = None
     error: str | None = None
-    interrupted: bool = False
+    interrupted: KeyboardInterrupt | None = None  # the Ctrl-C or SIGTERM that stopped the run
     saved: Path | None = None
     save_error: str | None = None
     stop_reason: str = ""
@@ -48,6 +48,8 @@ def _reader(source: Source, opts: LiveOptions, log: Callable[[str], None]) -> An
     if source.kind == "video" and not opts.realtime:
         return FileReader(source)
     fps = None
+    if source.kind in ("stream", "pipeline"):  # OpenCV's FFmpeg backend waits up to 30 s per attempt, silently
+        log(f"{describe(source)}: connecting; waiting for the stream to answer (up to 30 s per attempt)")
     if source.kind == "video":  # --realtime: play the file at its frame rate, drop what we can't keep up with
         probe = FileReader(source)
         fps = probe.fps or 25.0
@@ -109,12 +111,14 @@ def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any
             if opts.max_frames and res.frames >= opts.max_frames:
                 res.stop_reason = f"--max-frames {opts.max_frames}"
                 break
-    except KeyboardInterrupt:
-        res.interrupted, res.stop_reason = True, "Ctrl-C"
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (boundary.Terminated): the same clean stop
+        res.interrupted, res.stop_reason = e, getattr(e, "reason", "Ctrl-C")
+    except ModelError as e:  # NaN/inf scores: stop with the error, outputs still closed and complete
+        res.error, res.stop_reason = str(e), "model error"
     finally:
         _release(reader, window, saver, res)
     times.dropped = getattr(reader, "dropped", 0)
-    res.error = "; ".join(e for e in (getattr(reader, "error", None), res.save_error) if e) or None
+    res.error = "; ".join(e for e in (res.error, getattr(reader, "error", None), res.save_error) if e) or None
     if res.error:
         times.failed += 1
         for sink in sinks:

@@ -23,11 +23,27 @@ from catdog.runtime.folders import flat_label
 Result = Prediction | str  # a Prediction, or the error message for that input
 
 
+def text_name(text: str) -> str:
+    """A file name (or a message holding one) as valid UTF-8 text: the bytes of a name that are not
+    UTF-8, which Python keeps as surrogate escapes, become \\xNN (a UTF-8 stdout, JSON and CSV
+    cannot hold them as they are)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def json_line(source: str, result: Result) -> str:
+    """One JSON object. allow_nan=False: NaN is not JSON (the Classifier never lets one through)."""
     if isinstance(result, str):
-        return json.dumps({"source": source, "error": result}, ensure_ascii=False)
-    return json.dumps({"source": source, "label": result.label, "score": float(result.score),
-                       "probs": {k: float(v) for k, v in result.probs.items()}}, ensure_ascii=False)
+        return json.dumps({"source": text_name(source), "error": text_name(result)}, ensure_ascii=False)
+    return json.dumps({"source": text_name(source), "label": result.label, "score": float(result.score),
+                       "probs": {k: float(v) for k, v in result.probs.items()}}, ensure_ascii=False,
+                      allow_nan=False)
 
 
 class JsonSink:
@@ -56,9 +72,13 @@ class CsvSink:
         self.classes = classes
         self.rows: list[list[Any]] = []
 
+    def _extra(self) -> list[str]:
+        return [f"p_{c}" for c in self.classes] if len(self.classes) <= self.MAX_CLASS_COLUMNS else ["top5"]
+
     def add(self, source: str, result: Result) -> None:
-        if isinstance(result, str):
-            self.rows.append([source, "", "", "", result])
+        source = text_name(source)
+        if isinstance(result, str):  # every row as wide as the header
+            self.rows.append([source, "", "", "", text_name(result)] + [""] * len(self._extra()))
         elif len(self.classes) <= self.MAX_CLASS_COLUMNS:
             self.rows.append([source, result.label, result.index, f"{result.score:.6f}", ""]
                              + [f"{result.probs[c]:.6f}" for c in self.classes])
@@ -69,8 +89,7 @@ class CsvSink:
     def close(self) -> None:
         buf = io.StringIO()
         w = csv.writer(buf)
-        extra = [f"p_{c}" for c in self.classes] if len(self.classes) <= self.MAX_CLASS_COLUMNS else ["top5"]
-        w.writerow(["source", "label", "index", "score", "error", *extra])
+        w.writerow(["source", "label", "index", "score", "error", *self._extra()])
         w.writerows(self.rows)
         atomic_write(self.path, buf.getvalue())
 
@@ -112,6 +131,7 @@ class TableSink:
 
 def _printable(text: str) -> str:
     """A file name may hold a newline or an escape sequence: show it, never let it move the cursor."""
+    text = text_name(text)
     return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
