@@ -15,7 +15,7 @@ import os, signal, time
 from catdog.train import interrupt
 
 def hit():  # as logging's after-fork hook would be when the signal arrives
-    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), signal.{sig})
     time.sleep(0.2)
 
 def fork_once():
@@ -39,11 +39,13 @@ else:
 """
 
 
-@pytest.mark.parametrize("remember, want", [(True, "remembered"), (False, "lost")])
-def test_a_ctrl_c_swallowed_in_an_at_fork_hook_is_remembered(remember, want):
-    proc = interruptible([sys.executable, "-c", CODE.format(remember=remember)], stdout=subprocess.PIPE,
+@pytest.mark.parametrize("sig, remember, want", [("SIGINT", True, "remembered"), ("SIGINT", False, "lost"),
+                                                 ("SIGTERM", True, "remembered")])  # SIGTERM unhandled kills
+def test_a_ctrl_c_swallowed_in_an_at_fork_hook_is_remembered(sig, remember, want):
+    proc = interruptible([sys.executable, "-c", CODE.format(remember=remember, sig=sig)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "Exception ignored" in err and "KeyboardInterrupt" in err  # Python swallowed it, both times
+    swallowed = "Terminated" if sig == "SIGTERM" else "KeyboardInterrupt"
+    assert "Exception ignored" in err and swallowed in err  # Python swallowed it, every time
     assert out.strip() == want
