@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from catdog.runtime.boundary import Terminated, interrupt_reason
 from catdog.runtime.cli import LOCAL_RAY as LOCAL  # `--ray` alone; Ray's own name for "a new local instance"
 from catdog.runtime.cli import RunOptions, model_line, spec_overrides, summary_text
 from catdog.runtime.errors import CatdogError, ClusterError, InputError, error_line
@@ -32,6 +33,10 @@ MAX_BLOCK_ROWS = 1024  # rows per part file at most: resume granularity vs numbe
 BLOCKS_PER_ACTOR = 8  # at least this many blocks per actor when inputs allow: the tail stays short
 
 Log = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -81,11 +86,16 @@ class Outcome:
     parts: int = 0
     ray_start_s: float = 0.0
     run_s: float = 0.0
-    interrupted: bool = False
+    stop: KeyboardInterrupt | None = None  # the Ctrl-C or SIGTERM (boundary.Terminated) that ended the run
+    set_aside: int = 0  # parts --resume could not vouch for, moved aside (scale_parts)
     arrivals: list[tuple[float, int]] = field(default_factory=list)
     plan: Plan | None = None  # None: nothing was left to do
     model: str = ""
     cluster: str = ""
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop is not None
 
     @property
     def first_result_s(self) -> float | None:
@@ -107,10 +117,20 @@ class Outcome:
 
 def start_ray(address: str) -> tuple[Any, str]:
     """ray.init for `address` (LOCAL: a new local instance on this machine). Returns (ray, how)."""
+    import signal
+    import threading
+
     try:
         import ray
     except ImportError:
         raise ClusterError("--ray needs Ray: pip install 'catdog-edge[ray]'") from None
+    # ray.init replaces the SIGTERM handler with sys.exit(15): the run would end with exit 15 and no
+    # word. The CLI's (boundary.Terminated) makes SIGTERM stop it as Ctrl-C does: parts kept, summary,
+    # 143. A default handler is not put back: it would kill the driver before ray.shutdown.
+    main = threading.current_thread() is threading.main_thread()
+    on_sigterm = signal.getsignal(signal.SIGTERM) if main else None
+    if on_sigterm is signal.SIG_DFL:
+        on_sigterm = None
     try:
         if address == LOCAL:
             ray.init(address=LOCAL, include_dashboard=False)
@@ -121,6 +141,9 @@ def start_ray(address: str) -> tuple[Any, str]:
                 "a cluster with token authentication also needs RAY_AUTH_MODE=token and its token")
         raise ClusterError(f"cannot {'start a local Ray' if address == LOCAL else 'join the Ray cluster at ' + address}"
                            f" ({error_line(e)}); {hint}") from None
+    finally:
+        if on_sigterm is not None:
+            signal.signal(signal.SIGTERM, on_sigterm)
     return ray, "local Ray" if address == LOCAL else f"Ray cluster at {address}"
 
 
@@ -145,8 +168,8 @@ def classify(ray: Any, sources: Sequence[str], plan: Plan, actor_kwargs: dict[st
             outcome.rows += table.num_rows
             outcome.errors += table.num_rows - table.column("error").null_count
             outcome.arrivals.append((time.perf_counter() - t0, table.num_rows))
-    except KeyboardInterrupt:
-        outcome.interrupted = True
+    except KeyboardInterrupt as e:
+        outcome.stop = e
     except CatdogError:
         raise  # the part writer's OutputError: already one line that says what to do
     except Exception as e:  # noqa: BLE001 - Ray wraps a worker's failure (an actor that cannot start) in pages
@@ -188,18 +211,20 @@ def _check_flags(o: RunOptions) -> str:
     return provider
 
 
-def execute(o: RunOptions) -> Outcome:
-    """The --ray run of the CLI's RunOptions, up to the summary (the benchmark calls this too)."""
+def execute(o: RunOptions, log: Log | None = None) -> Outcome:
+    """The --ray run of the CLI's RunOptions, up to the summary (the benchmark calls this too);
+    `log` gets the lines about parts a resume cannot count (stderr by default)."""
     from catdog.runtime.files import file_sha256
-    from catdog.runtime.scale_parts import Job, PartWriter, remaining
+    from catdog.runtime.scale_parts import Job, PartWriter
     from catdog.runtime.scale_sources import list_sources
 
     provider = _check_flags(o)
     sources = list_sources(o.source, o.recursive)  # before the model and Ray: a typo fails fast
     path, clf = _model(o, provider)
-    writer = PartWriter(o.out, Job(path.name, file_sha256(path), clf.classes), o.resume)
-    todo = remaining(sources, writer.done)
-    r = Outcome(inputs=len(sources), skipped=len(sources) - len(todo), model=model_line(clf))
+    writer = PartWriter(o.out, Job(path.name, file_sha256(path), clf.classes), log or _stderr)
+    todo = writer.open(sources, o.resume)
+    r = Outcome(inputs=len(sources), skipped=len(sources) - len(todo), set_aside=writer.set_aside,
+                model=model_line(clf))
     if not todo:
         return r
     t0 = time.perf_counter()
@@ -223,17 +248,17 @@ def execute(o: RunOptions) -> Outcome:
 
 def run_scaled(o: RunOptions, log: Log | None = None) -> int:
     """execute(), then the summary on stderr; the exit code: 0, 1 if some inputs failed, 130 if
-    interrupted (as without --ray)."""
-    from catdog.runtime.boundary import EXIT_INTERRUPTED
+    interrupted, 143 if terminated (as without --ray)."""
+    from catdog.runtime.boundary import interrupt_exit
 
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    r = execute(o)
+    log = log or _stderr
+    r = execute(o, log)
     if r.plan is None:
         log(f"-- nothing to do: all {r.inputs} input(s) are in {o.out}")
         return 0
     summary(log, r, o.out)
-    if r.interrupted:
-        return EXIT_INTERRUPTED
+    if r.stop is not None:
+        return interrupt_exit(r.stop)
     return 1 if r.errors else 0
 
 
@@ -254,7 +279,10 @@ def summary(log: Log, r: Outcome, out: Path) -> None:
         ("items", f"{r.rows - r.errors} ok, {r.errors} failed" + (f", {r.skipped} done earlier" if r.skipped else "")),
         ("throughput", (f"{steady:.1f} images/s steady, " if steady else "")
          + f"{r.overall_ips:.1f} images/s over {r.run_s:.2f} s with start-up"),
-        ("output", f"{out} ({r.parts} new part file(s))"),
+        ("output", f"{out} ({r.parts} new part file(s)"
+                   + (f"; {r.set_aside} earlier part(s) set aside as _*.bad" if r.set_aside else "") + ")"),
     ]
-    title = "interrupted (Ctrl-C): finish with --resume" if r.interrupted else f"{r.inputs} input(s) on Ray"
+    stopped = "terminated" if isinstance(r.stop, Terminated) else "interrupted"
+    title = f"{stopped} ({interrupt_reason(r.stop)}): finish with --resume" if r.stop is not None \
+        else f"{r.inputs} input(s) on Ray"
     log(summary_text(title, rows))
