@@ -5,7 +5,8 @@ Policy, in one place:
 - an image is a file with a known suffix whose name does not start with "." (macOS `._cat.1.jpg`
   resource forks and other hidden files are never images), in a folder that is not hidden;
 - a labelled folder is either flat, Kaggle-named (`cat.12.jpg` -> "cat"), or one folder per class
-  with images anywhere below it; a folder that mixes loose images with class folders is an error;
+  with images anywhere below it; a folder that mixes loose images with class folders is an error,
+  and so is an empty class folder beside others when the folders define the classes (it would drop its class);
 - walks follow symlinked folders once each (a folder already seen, by device and inode, is
   skipped), so a symlink loop cannot trap them; results are sorted, so order is reproducible;
 - `read_images` decodes with the spine's `read_image` and reports each unreadable file in one line
@@ -112,9 +113,11 @@ def scan(root: str | os.PathLike, classes: Sequence[str] | None = None) -> Label
     if not root.is_dir():
         raise DataError(f"{root}: not a folder; pass a folder of images (cat.1.jpg ...) or of class folders")
     entries = _listdir(root)
-    by_class = {e.name: list_images(e.path, recursive=True) for e in entries
-                if e.is_dir() and not e.name.startswith(".")}
-    by_class = {k: v for k, v in by_class.items() if v}
+    folders = {e.name: list_images(e.path, recursive=True) for e in entries
+               if e.is_dir() and not e.name.startswith(".")}
+    by_class = {k: v for k, v in folders.items() if v}
+    if by_class and classes is None:
+        _refuse_empty_classes(root, [k for k, v in folders.items() if not v], len(by_class))
     loose = [Path(e.path) for e in entries if not e.is_dir() and is_image_name(e.name)]
     if by_class and loose:
         raise DataError(f"{root}: mixes class folders ({', '.join(list(by_class)[:3])}) with loose images "
@@ -139,6 +142,21 @@ def scan(root: str | os.PathLike, classes: Sequence[str] | None = None) -> Label
     index = {c: i for i, c in enumerate(names)}
     samples = tuple((str(p), index[c]) for c in sorted(by_class) for p in by_class[c])
     return LabelledFolder(root, layout, names, samples)
+
+
+def _refuse_empty_classes(root: Path, empty: list[str], others: int) -> None:
+    """Folder names are the class list when no model fixes it: an empty class folder would silently
+    leave its class out of it (a 2-class model trained from cat/, dog/ and an empty bird/). With a
+    model's classes (parity, evaluation, --val) the list is fixed and an empty folder changes nothing."""
+    if not empty:
+        return
+    if len(empty) == 1:
+        what, fix = f"{root / empty[0]}: class folder has", "add its images or remove the folder"
+    else:
+        names = ", ".join(empty[:3]) + (" ..." if len(empty) > 3 else "")
+        what, fix = f"{root}: class folders {names} have", "add their images or remove the folders"
+    raise DataError(f"{what} no images ({', '.join(IMAGE_SUFFIXES)}), so the classes would be only the other "
+                    f"{others}; {fix}")
 
 
 def has_class_folders(root: str | os.PathLike) -> bool:

@@ -3,6 +3,8 @@ paths (train augmentation, val = spine)."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -65,6 +67,41 @@ def test_mixed_layout(tmp_path, small_flat):
     (tmp_path / src[1].name).write_bytes(src[1].read_bytes())
     with pytest.raises(DataError, match="mixes class folders"):
         scan(tmp_path)
+
+
+def _class_folders(root, small_folders, empty=("bird",)):
+    for c in ("apple", "mango"):
+        shutil.copytree(small_folders / c, root / c)
+    for c in empty:
+        (root / c).mkdir()
+    return root
+
+
+def test_an_empty_class_folder_is_refused_when_the_folders_define_the_classes(tmp_path, small_folders):
+    """An empty bird/ beside apple/ and mango/ used to vanish: a 2-class model, the class list its only trace."""
+    root = _class_folders(tmp_path, small_folders)
+    (root / "bird" / "notes.txt").write_text("not an image\n")
+    (root / "bird" / "._x.jpg").write_bytes(b"AppleDouble")  # hidden: never an image
+    with pytest.raises(DataError) as e:
+        scan(root)
+    assert str(e.value) == (f"{root / 'bird'}: class folder has no images (.jpg, .jpeg, .png, .bmp, .webp, .tif, "
+                            ".tiff), so the classes would be only the other 2; add its images or remove the folder")
+
+
+def test_several_empty_class_folders_are_named(tmp_path, small_folders):
+    root = _class_folders(tmp_path, small_folders, empty=("bird", "fish"))
+    with pytest.raises(DataError, match=r": class folders bird, fish have no images .* only the other 2; add their "):
+        scan(root)
+
+
+def test_an_empty_folder_changes_nothing_where_the_classes_are_fixed(tmp_path, small_folders, small_flat):
+    """A model's classes (parity, evaluation, --val) fix the labels; and a flat folder's subfolders are no classes."""
+    root = _class_folders(tmp_path / "folders", small_folders)
+    assert scan(root, ["apple", "mango"]).counts() == {"apple": 4, "mango": 4}
+    flat = tmp_path / "flat"
+    shutil.copytree(small_flat, flat)
+    (flat / "thumbs").mkdir()
+    assert scan(flat).counts() == {"cat": 6, "dog": 6}
 
 
 def test_not_a_folder(tmp_path):
