@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import platform
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from catdog.runtime.spec import PreprocessSpec
 FORMAT = "catdog-checkpoint"
 FORMAT_VERSION = 1
 REQUIRED = ("arch", "classes", "spec", "state_dict")
+# What torch's weights_only unpickler says when a pickle names code (torch/_weights_only_unpickler.py)
+_PICKLED_CODE = re.compile(r"GLOBAL|reduce for unrecognized function|Can only (create new object|build)")
 
 
 def versions() -> dict[str, str]:
@@ -72,16 +76,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not (head.startswith(b"PK") or head[:1] == b"\x80"):  # torch's zip format, or a legacy pickle
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (wrong file?); "
                               "pass a best.pth / last.pth from catdog-train")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        text = str(e)
-        if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
-            raise CheckpointError(
-                f"{path}: refused: the file carries pickled code or objects (only plain tensors and "
-                "dicts load safely); re-save it as a plain state_dict or catdog checkpoint"
-            ) from None
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}); is it truncated?") from None
+    ckpt = _torch_load(path)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a catdog checkpoint (got {type(ckpt).__name__})")
     if ckpt.get("format") != FORMAT:
@@ -101,6 +96,26 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def _torch_load(path: Path) -> Any:
+    """torch.load with weights_only=True. Its unpickler refuses anything that is not data, and says
+    why in one of two ways: a GLOBAL (a callable or class the pickle names, e.g. os.system) or a
+    reduce/new-object/build of one is code; anything else (an opcode it does not know, a string
+    running off the end) is bytes that are no pickle at all. Its warnings (e.g. "protocol 222" from
+    random bytes) say nothing a user can act on: they are dropped, never printed."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        if _PICKLED_CODE.search(str(e)):
+            raise CheckpointError(
+                f"{path}: refused: the file carries pickled code or objects (only plain tensors and "
+                "dicts load safely); re-save it as a plain state_dict or catdog checkpoint"
+            ) from None
+        raise CheckpointError(f"{path}: not a checkpoint: corrupt, truncated or not a PyTorch file "
+                              f"({type(e).__name__}); pass a best.pth / last.pth from catdog-train") from None
+
+
 def _looks_like_state_dict(d: dict) -> bool:
     return bool(d) and all(isinstance(v, torch.Tensor) for v in d.values())
 
@@ -109,7 +124,7 @@ def build_model(ckpt: dict[str, Any], source: str = "checkpoint") -> torch.nn.Mo
     """Rebuild the eval-mode model a checkpoint describes; arch and class count are checked."""
     from catdog.train.models import get_model
 
-    model = get_model(ckpt["arch"], len(ckpt["classes"]), **(ckpt.get("arch_kwargs") or {}))
+    model = get_model(ckpt["arch"], len(ckpt["classes"]), **_builder_kwargs(ckpt, source))
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as e:
@@ -117,3 +132,19 @@ def build_model(ckpt: dict[str, Any], source: str = "checkpoint") -> torch.nn.Mo
                               f"classes ({error_line(e)})") from None
     return model.eval()
 
+
+def _builder_kwargs(ckpt: dict[str, Any], source: str) -> dict[str, Any]:
+    """The checkpoint's arch_kwargs as the builder takes them. The class count is the classes list's
+    (a num_classes kwarg that agrees is redundant, one that does not is a broken file), and the
+    weights are the state_dict's: pretrained/weights would only load others first (from the network,
+    or a path on the machine that trained)."""
+    kwargs = ckpt.get("arch_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise CheckpointError(f"{source}: arch_kwargs is a {type(kwargs).__name__}, not a dict of builder "
+                              "options; the checkpoint is damaged: re-save it from catdog-train")
+    n = len(ckpt["classes"])
+    if "num_classes" in kwargs and kwargs["num_classes"] != n:
+        raise CheckpointError(f"{source}: arch_kwargs has num_classes={kwargs['num_classes']!r} but the checkpoint "
+                              f"lists {n} classes {ckpt['classes']}; the two must agree: remove num_classes "
+                              "from arch_kwargs (the classes list sets the count)")
+    return {k: v for k, v in kwargs.items() if k not in ("num_classes", "pretrained", "weights")}

@@ -20,6 +20,8 @@ SCHEDULERS = ("none", "step", "cosine")
 AMP_MODES = ("auto", "off", "fp16", "bf16")
 HEADS = ("random", "probe")  # probe: LP-FT (Kumar et al. 2022) starts from the linear probe's head
 AUGMENTS = ("seed", "trivial", "randaugment")
+RESERVED_ARCH_KWARGS = {"num_classes": "the class count comes from the data (one class per folder or name)",
+                        "pretrained": "use --pretrained", "weights": "use --weights PATH"}
 
 
 class ConfigError(CatdogError):
@@ -82,6 +84,9 @@ class TrainConfig:
             raise ConfigError("--mixup and --cutmix take an alpha >= 0 (0 = off)")
         if self.head == "probe" and not self.probe:
             raise ConfigError("--head probe starts from the linear probe: it cannot go with --no-probe")
+        for key, source in RESERVED_ARCH_KWARGS.items():  # the trainer passes these: twice is a TypeError
+            if key in self.arch_kwargs:
+                raise ConfigError(f"--arch-kw {key}: {source}; leave it out")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -101,3 +101,55 @@ def test_resume_with_other_classes_is_refused(tmp_path, small_flat, small_folder
     torch.save(raw, run / "last.pth")
     with pytest.raises(DataError, match="has 3 classes.*model has 2"):
         fit(TrainConfig(epochs=2), run, resume=True)
+
+
+class SystemCall:
+    """Unpickling this would run a shell command (the classic malicious pickle)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_random_bytes_are_not_a_checkpoint_and_raise_no_warning(tmp_path):
+    """Bytes that start like a pickle (0x80) used to be called "pickled code", with torch's protocol warning."""
+    import os
+    import warnings
+
+    for i, head in enumerate([b"\x80" + bytes([222]), b"\x80\x02", b"\x80\x02\x8a\x0a"]):
+        junk = tmp_path / f"junk{i}.pth"
+        junk.write_bytes(head + os.urandom(3000))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # any warning torch.load lets out fails the test
+            with pytest.raises(CheckpointError) as e:
+                load_checkpoint(junk)
+        assert str(e.value).startswith(f"{junk}: not a checkpoint: corrupt, truncated or not a PyTorch file ("), e.value
+
+
+def test_a_pickle_calling_os_system_is_still_refused_as_code(tmp_path):
+    import pickle
+
+    marker = tmp_path / "code_ran"
+    payload = {"format": "catdog-checkpoint", "arch": SystemCall(marker)}
+    torch.save(payload, tmp_path / "zip.pth")
+    (tmp_path / "legacy.pth").write_bytes(pickle.dumps(payload, protocol=2))  # starts with 0x80 too
+    for name in ("zip.pth", "legacy.pth"):
+        with pytest.raises(CheckpointError, match="refused: the file carries pickled code"):
+            load_checkpoint(tmp_path / name)
+    assert not marker.exists()
+
+
+def test_num_classes_in_arch_kwargs(tmp_path):
+    """It used to be "internal error: TypeError: get_model() got multiple values for argument 'num_classes'"."""
+    ck = load_checkpoint(tiny_ckpt(tmp_path / "c.pth"))
+    assert not build_model({**ck, "arch_kwargs": {"num_classes": 2}}, "c.pth").training  # agrees: redundant
+    with pytest.raises(CheckpointError) as e:
+        build_model({**ck, "arch_kwargs": {"num_classes": 7}}, "c.pth")
+    assert str(e.value) == ("c.pth: arch_kwargs has num_classes=7 but the checkpoint lists 2 classes ['cat', 'dog']; "
+                            "the two must agree: remove num_classes from arch_kwargs (the classes list sets the count)")
+    with pytest.raises(CheckpointError, match="c.pth: arch_kwargs is a list, not a dict"):
+        build_model({**ck, "arch_kwargs": [7]}, "c.pth")

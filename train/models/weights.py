@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -14,7 +15,9 @@ def load_backbone_weights(model: nn.Module, path: str | Path, head: str) -> None
     """Load `path` (a state_dict, or a checkpoint dict with 'state_dict') with weights_only=True.
     Tensors of the classifier `head` whose shape differs (another class count) are skipped."""
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # its unpickler's warnings on random bytes: nothing a user can act on
+            warnings.simplefilter("ignore")
+            sd = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such weights file") from None
     except Exception as e:  # pickled code, corrupt zip, ...
