@@ -74,6 +74,7 @@ def export(
     )
     try:
         from catdog.export.pipeline import run_export  # torch: loaded only when there is work to do
+        from catdog.export.publish import moved_line
 
         with err.status("export") as status:
             report = run_export(opts, progress=lambda msg: status.update(f"[bold]{escape(msg)}"))
@@ -85,7 +86,8 @@ def export(
         err.print(f"[yellow]FLAG[/]: {escape(flag)}")
     if not report.passed:
         err.print("[red]gates failed but --allow-gate-failure published the artifacts anyway[/]")
-    err.print(f"[green]published[/] {len(report.artifacts)} artifacts to {escape(str(out))}")
+    err.print(f"[green]published[/] {len(report.artifacts)} artifacts to {escape(str(out))}"
+              f"{escape(moved_line(out, report.stale))}")
 
 
 def main() -> None:

@@ -24,15 +24,17 @@ from catdog.export.parity import (
     eager_logits,
     run_parity,
 )
+from catdog.export.publish import gate_error, publish, report_names
 from catdog.export.quantize import activation_type, calibration_method
 from catdog.export.report import ExportReport, ParitySet, write_report
 from catdog.export.staging import Staging, remove_stale_temps
 from catdog.export.tta import TTA_NAME, with_tta
-from catdog.runtime.errors import CheckpointError, GateError, InputError, OutputError
+from catdog.runtime.errors import CheckpointError, InputError, OutputError
 from catdog.runtime.files import check_writable_dir, file_sha256
 from catdog.runtime.preprocess import preprocess_batch, resize_crop
 from catdog.runtime.spec import PreprocessSpec
 from catdog.train.checkpoint import build_model, load_checkpoint
+from catdog.train.outdir import removed_if_unused
 
 SIMPLIFY_CHECK_IMAGES = 8
 INT8_TARGETS = {"cpu": "int8", "tensorrt": "int8-trt"}  # --int8-for TARGET -> the artifact it builds
@@ -144,10 +146,15 @@ def _held_out(opts: ExportOptions, calib: ImageSet | None, sets: list[_Parity], 
 
 
 def run_export(opts: ExportOptions, progress: Callable[[str], None] | None = None) -> ExportReport:
-    """Raises GateError (after writing the report) when a gate fails and no override allows it."""
+    """Raises GateError (after writing the report) when a gate fails and no override allows it. An
+    --out folder this call creates is removed again when it fails before writing anything there."""
+    with removed_if_unused(opts.out):
+        return _run_export(opts, progress or (lambda msg: None))
+
+
+def _run_export(opts: ExportOptions, step: Callable[[str], None]) -> ExportReport:
     overrides = _validate(opts)
     names = artifact_names(opts)
-    step = progress or (lambda msg: None)
     step("loading checkpoint")
     ckpt, plain = _load(opts)
     model = with_tta(plain, opts.tta_flip)  # every artifact and the parity reference: the same wrapped model
@@ -210,21 +217,16 @@ def run_export(opts: ExportOptions, progress: Callable[[str], None] | None = Non
             report.artifacts.append(artifact_info(fmt, path, runs, sets[0].inputs(fmt.input_format)[:1],
                                                   opts.latency_runs, opts.parity_provider))
         if report.passed or opts.allow_gate_failure:
-            staging.publish()
+            report.stale = publish(staging, opts.out)  # and an older export's other files moved aside
             report.published = True
-        write_report(report, opts.out)
+        _, md = write_report(report, opts.out, report_names(opts.out, report.published))
     except OSError as e:  # a library's own write failed (disk full, folder removed): one line, not a trace
         raise OutputError(f"cannot write to {opts.out}: {e.strerror or e}; nothing was published; "
                           "free some disk space or choose another --out") from None
     finally:
         staging.discard()  # whatever was not published (gate failure, error, Ctrl-C)
-    if not report.passed and not opts.allow_gate_failure:
-        first_failure = report.failures[0]
-        more = f" (+{len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
-        raise GateError(
-            f"{first_failure}{more}; nothing published, see {opts.out / 'export-report.md'}; "
-            "override with --gate NAME=VALUE or --allow-gate-failure"
-        )
+    if not report.published:
+        raise gate_error(report, md)
     return report
 
 

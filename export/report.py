@@ -1,5 +1,6 @@
 """export-report.json (machine-readable) and export-report.md (the tables for humans), both written
-atomically, on success and on gate failure alike (the report says why nothing was published).
+atomically, on success and on gate failure alike (the report says why nothing was published; over
+an earlier export it is export-report.failed.*, see publish.py).
 Parity is reported per set; every accuracy carries its 95% Wilson interval and image count."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from catdog.runtime.isa import SAFE_WEIGHT, SATURATING, int8_path
 from catdog.runtime.metrics import format_accuracy
 
 REPORT_JSON, REPORT_MD = "export-report.json", "export-report.md"
+FAILED_JSON, FAILED_MD = "export-report.failed.json", "export-report.failed.md"  # a gate failure over an export
 
 
 def _acc(record: dict[str, Any] | None) -> str:
@@ -67,6 +69,7 @@ class ExportReport:
     skipped_images: list[str] = field(default_factory=list)  # unreadable calibration images
     published: bool = False
     gate_failure_allowed: bool = False
+    stale: list[dict[str, str]] = field(default_factory=list)  # an older export's files moved aside on publish
     int8_path: str = field(default_factory=int8_path)  # this CPU's integer path (runtime/isa.py)
 
     @property
@@ -152,7 +155,8 @@ class ExportReport:
             f"- CPU integer path: {self.int8_path} (ORT's CPU INT8 kernels here; see the measured-on column)",
             f"- parity: {len(self.parity_sets)} set(s), every gate checked on each",
             f"- result: {'all gates PASS' if self.passed else 'GATE FAILURE'}; artifacts "
-            + ("published" if self.published else "NOT published"),
+            + ("published" if self.published else "NOT published")
+            + (f"; {len(self.stale)} stale file(s) of an older export moved aside (below)" if self.stale else ""),
             "",
             "| artifact | file | size MB | latency ms (median, b=1) | gates (every set) |",
             "|---|---|---:|---:|---|",
@@ -177,6 +181,9 @@ class ExportReport:
             lines.append(f"- **FAIL** {reason}")
         for s in self.skipped_images + [x for p in self.parity_sets for x in p.skipped_images]:
             lines.append(f"- skipped image: {s}")
+        for m in self.stale:
+            lines.append(f"- **stale**: `{m['file']}`, left by an older export, is not this export's: moved aside "
+                         f"to `{m['moved_to']}`")
         return "\n".join(lines) + "\n"
 
     def _set_lines(self, s: ParitySet) -> list[str]:
@@ -223,7 +230,8 @@ class ExportReport:
         return lines
 
 
-def write_report(report: ExportReport, out_dir: Path) -> tuple[Path, Path]:
-    js = atomic_write(out_dir / REPORT_JSON, json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
-    md = atomic_write(out_dir / REPORT_MD, report.to_markdown())
+def write_report(report: ExportReport, out_dir: Path, names: tuple[str, str] = (REPORT_JSON, REPORT_MD)
+                 ) -> tuple[Path, Path]:
+    js = atomic_write(out_dir / names[0], json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+    md = atomic_write(out_dir / names[1], report.to_markdown())
     return js, md

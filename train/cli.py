@@ -16,6 +16,7 @@ from rich.console import Console
 from catdog.runtime.boundary import EXIT_INTERRUPTED, cli_boundary
 from catdog.runtime.errors import CatdogError
 from catdog.train.interrupt import remembered_ctrl_c
+from catdog.train.outdir import removed_if_unused
 from catdog.train.prepare import STATS_SHORT
 from catdog.train.recipe import AMP_MODES, AUGMENTS, HEADS, OPTIMIZERS, SCHEDULERS, ConfigError, TrainConfig
 
@@ -130,7 +131,7 @@ def train(
 
         if resume is not None:
             raise ConfigError("cv runs every fold from scratch; --resume a single fold's folder instead")
-        with remembered_ctrl_c():
+        with removed_if_unused(out), remembered_ctrl_c():
             report = cross_validate(cfg, folds, out, device=device, console=console)
         err.print(f"cv: val acc {report['val_acc_mean']:.4f} \u00b1 {report['val_acc_std']:.4f} over {folds} folds; "
                   f"pooled {report['pooled']}; {out / 'cv.json'}", markup=False, highlight=False)
@@ -138,7 +139,7 @@ def train(
                                                    "probe_val_acc_mean")}))
         return
     try:
-        with remembered_ctrl_c():
+        with removed_if_unused(out), remembered_ctrl_c():  # a run that fails before its first file leaves no folder
             summary = fit(None if resume is not None and epochs is None else cfg, out, device=device,
                           resume=resume is not None, console=console, plots=plots)
     except KeyboardInterrupt:  # more to say than the boundary's "interrupted": what was saved, how to go on

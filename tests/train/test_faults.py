@@ -4,6 +4,7 @@ folder stays resumable."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,6 +90,63 @@ def test_unwritable_out_fails_before_training(small_flat, tmp_path, monkeypatch,
     blocker.write_text("not a folder")
     line = one_line(["--data", str(small_flat), *TINY, "--out", str(blocker / "run")], monkeypatch, capsys, tmp_path)
     assert line == f"error: cannot write to {blocker / 'run'}: Not a directory; choose a writable folder"
+
+
+def _with_empty_class(small_folders: Path, data: Path) -> Path:
+    for c in ("apple", "mango"):
+        shutil.copytree(small_folders / c, data / c)
+    (data / "bird").mkdir()
+    return data
+
+
+def test_an_empty_class_folder_is_refused_before_training(small_folders, tmp_path, monkeypatch, capsys):
+    """An empty bird/ beside apple/ and mango/ used to train a 2-class model, the class list its only trace."""
+    data = _with_empty_class(small_folders, tmp_path / "data")
+    out = tmp_path / "runs" / "run"
+    line = one_line(["--data", str(data), *TINY, "--workers", "0", "--epochs", "1", "--out", str(out)],
+                    monkeypatch, capsys, tmp_path)
+    assert line == (f"error: {data / 'bird'}: class folder has no images (.jpg, .jpeg, .png, .bmp, .webp, .tif, "
+                    ".tiff), so the classes would be only the other 2; add its images or remove the folder")
+    assert not (tmp_path / "runs").exists()  # the run folder (and runs/) it made: removed, being empty
+
+
+def test_a_failed_run_keeps_a_folder_the_user_had(small_folders, tmp_path, monkeypatch, capsys):
+    data = _with_empty_class(small_folders, tmp_path / "data")
+    (tmp_path / "mine").mkdir()
+    one_line(["--data", str(data), *TINY, "--workers", "0", "--out", str(tmp_path / "mine")], monkeypatch, capsys,
+             tmp_path)
+    assert (tmp_path / "mine").is_dir()
+
+
+def test_num_classes_as_an_arch_kw_is_one_line(small_flat, tmp_path, monkeypatch, capsys):
+    line = one_line(["--data", str(small_flat), *TINY, "--arch-kw", "num_classes=7", "--out", str(tmp_path / "r")],
+                    monkeypatch, capsys, tmp_path)
+    assert line == ("error: --arch-kw num_classes: the class count comes from the data (one class per folder or "
+                    "name); leave it out")
+    assert not (tmp_path / "r").exists()
+
+
+def test_broken_checkpoints_in_real_processes(tiny_run, small_flat, tmp_path, train_cli):
+    """Random bytes that start like a pickle: "not a checkpoint", and torch's warning about them never
+    reaches stderr (a real process: pytest would capture a warning itself); a num_classes kwarg that
+    contradicts the classes: one line instead of an internal TypeError; a --weights file of junk
+    leaves no run folder."""
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x80" + bytes([222]) + bytes(range(256)) * 8)
+    r = train_cli("evaluate", str(junk), str(small_flat), "--workers", "0")
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        f"error: {junk}: not a checkpoint: corrupt, truncated or not a PyTorch file (UnpicklingError); "
+        "pass a best.pth / last.pth from catdog-train"], r.stderr
+    raw = torch.load(tiny_run / "best.pth", weights_only=True)
+    torch.save({**raw, "arch_kwargs": {"num_classes": 7}}, tmp_path / "nc7.pth")
+    r = train_cli("evaluate", str(tmp_path / "nc7.pth"), str(small_flat), "--workers", "0")
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        f"error: {tmp_path / 'nc7.pth'}: arch_kwargs has num_classes=7 but the checkpoint lists 2 classes "
+        "['cat', 'dog']; the two must agree: remove num_classes from arch_kwargs (the classes list sets the count)"]
+    r = train_cli("--data", str(small_flat), *TINY, "--workers", "0", "--weights", str(junk), "--out",
+                  str(tmp_path / "run"))
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "junk.pth: not a safe state_dict" in r.stderr
+    assert not (tmp_path / "run").exists()
 
 
 @needs_full_disk
