@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from catdog.export.options import ExportOptions
-from catdog.runtime.boundary import EXIT_INTERRUPTED, cli_boundary, say
+from catdog.runtime.boundary import cli_boundary, interrupt_exit, interrupted_word, say
 
 app = typer.Typer(add_completion=False, help=__doc__)
 D = ExportOptions  # every default below is the dataclass's: it is their one home
@@ -78,9 +78,9 @@ def export(
 
         with err.status("export") as status:
             report = run_export(opts, progress=lambda msg: status.update(f"[bold]{escape(msg)}"))
-    except KeyboardInterrupt:  # more to say than the boundary's "interrupted": staging made it safe
-        say("interrupted; nothing was published")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt as e:  # more to say than the boundary's "interrupted": staging made it safe
+        say(f"{interrupted_word(e)}; nothing was published")
+        raise typer.Exit(interrupt_exit(e)) from None
     print(report.to_markdown())
     for flag in report.flags():
         err.print(f"[yellow]FLAG[/]: {escape(flag)}")

@@ -57,6 +57,11 @@ def interrupt_reason(exc: KeyboardInterrupt) -> str:
     return getattr(exc, "reason", "Ctrl-C")
 
 
+def interrupted_word(exc: KeyboardInterrupt) -> str:
+    """How a stop is said: 'interrupted' (Ctrl-C) or 'terminated (SIGTERM)'."""
+    return "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+
+
 def say(msg: str) -> None:
     """One line on stderr, flushed (the only way the boundary talks)."""
     print(msg, file=sys.stderr, flush=True)
@@ -66,7 +71,7 @@ def failure_exit(exc: BaseException, debug: bool) -> int:
     """What escaped a command, said as the user should see it; returns the exit code. Typer-free:
     catdog-runtime's one-photo path uses it without loading typer or click."""
     if isinstance(exc, KeyboardInterrupt):
-        say("terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted")
+        say(interrupted_word(exc))
         return interrupt_exit(exc)
     if debug:
         traceback.print_exception(exc)

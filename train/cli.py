@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from catdog.runtime.boundary import EXIT_INTERRUPTED, cli_boundary
+from catdog.runtime.boundary import cli_boundary, interrupt_exit
 from catdog.runtime.errors import CatdogError
 from catdog.train.interrupt import remembered_ctrl_c
 from catdog.train.outdir import removed_if_unused
@@ -142,9 +142,9 @@ def train(
         with removed_if_unused(out), remembered_ctrl_c():  # a run that fails before its first file leaves no folder
             summary = fit(None if resume is not None and epochs is None else cfg, out, device=device,
                           resume=resume is not None, console=console, plots=plots)
-    except KeyboardInterrupt:  # more to say than the boundary's "interrupted": what was saved, how to go on
+    except KeyboardInterrupt as e:  # more to say than the boundary's "interrupted": what was saved, how to go on
         err.print(_interrupted_summary(out), markup=False, highlight=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(interrupt_exit(e)) from None
     if summary.get("best_epoch") is not None and int(os.environ.get("RANK", "0")) == 0:
         keys = ("epochs", "best_epoch", "best_val_acc", "best_val_loss", "probe_val_acc", "out")
         print(json.dumps({**{k: summary[k] for k in keys},
