@@ -16,12 +16,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from catdog.runtime import session as rt_session
-from catdog.runtime.artifacts import ARTIFACTS, by_filename
-from catdog.runtime.errors import InputError, ModelError, ProviderError, error_line
-from catdog.runtime.folders import LabelledFolder, scan
-from catdog.runtime.metadata import METADATA_FILE, ModelMetadata, from_metadata_map
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.engine import session as rt_session
+from catdog.runtime.spine.artifacts import ARTIFACTS, by_filename
+from catdog.runtime.spine.errors import InputError, ModelError, ProviderError, error_line
+from catdog.runtime.spine.folders import LabelledFolder, scan
+from catdog.runtime.spine.metadata import METADATA_FILE, ModelMetadata, from_metadata_map
+from catdog.runtime.spine.spec import PreprocessSpec
 
 # Export-folder file name -> report row name, in report order: ONNX before TorchScript, float input
 # before baked uint8, then the reference precision first and narrower ones after it.
@@ -236,7 +236,7 @@ def input_images(folder: LabelledFolder | None, n: int, spec: PreprocessSpec | N
     (cycled) or a fixed-seed synthetic one."""
     if folder is None:
         return [synthetic_image(seed)] * n, f"fixed-seed synthetic image (seed {seed})"
-    from catdog.runtime.files import read_image
+    from catdog.runtime.spine.images import read_image
 
     files = folder.paths[: max(n, 1)]
     imgs = [read_image(p, spec) for p in files]
@@ -245,7 +245,7 @@ def input_images(folder: LabelledFolder | None, n: int, spec: PreprocessSpec | N
 
 def make_batch(art: Artifact, images: list[np.ndarray], spec: PreprocessSpec) -> Any:
     """The input one artifact takes for these images: NCHW float (or fp16), or NHWC uint8 crops."""
-    from catdog.runtime.preprocess import normalize, resize_crop
+    from catdog.runtime.spine.preprocess import normalize, resize_crop
 
     crops = np.stack([resize_crop(im, spec) for im in images])
     if art.uint8_input:

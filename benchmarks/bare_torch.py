@@ -6,9 +6,9 @@ import sys
 
 import torch
 
-from catdog.runtime.files import read_image
-from catdog.runtime.metadata import METADATA_FILE, ModelMetadata
-from catdog.runtime.preprocess import preprocess
+from catdog.runtime.spine.images import read_image
+from catdog.runtime.spine.metadata import METADATA_FILE, ModelMetadata
+from catdog.runtime.spine.preprocess import preprocess
 
 model_path, image = sys.argv[1], sys.argv[2]
 if model_path.endswith(".ts"):

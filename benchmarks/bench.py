@@ -22,8 +22,8 @@ from catdog.benchmarks.report import compute_ratios, make_charts, write_report
 from catdog.benchmarks.runners import GpuSettings
 from catdog.benchmarks.schema import ArtifactRow, BenchConfig, Log, Peak, Progress, Report, RunSettings, Section
 from catdog.benchmarks.sections import Inputs, accuracy_section, overhead_section, pipeline_section
-from catdog.runtime.errors import CatdogError
-from catdog.runtime.files import check_writable_dir, file_sha256
+from catdog.runtime.spine.errors import CatdogError
+from catdog.runtime.spine.fileio import check_writable_dir, file_sha256
 
 
 @dataclass(frozen=True)

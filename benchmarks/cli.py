@@ -13,8 +13,8 @@ from typing import Any, List, Optional
 import typer
 
 from catdog.benchmarks.schema import Log
-from catdog.runtime.boundary import cli_boundary
-from catdog.runtime.errors import InputError
+from catdog.runtime.spine.boundary import cli_boundary
+from catdog.runtime.spine.errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 REPORT_NAME = re.compile(r"[A-Za-z0-9_.-]+")

@@ -141,7 +141,7 @@ def _torch_peak(provider: str, threads: int | None, n: int, repeats: int, min_s:
 
 
 def _ort_peak(provider: str, threads: int | None, n: int, repeats: int, min_s: float, gpu: GpuSettings) -> Peak:
-    from catdog.runtime.session import open_session
+    from catdog.runtime.engine.session import open_session
 
     # TensorRT would rebuild an engine for a one-op graph; its peak is the CUDA GEMM peak.
     p = "cuda" if provider == "tensorrt" else provider

@@ -37,8 +37,8 @@ from catdog.benchmarks.measure import ratio
 from catdog.benchmarks.runners import make_runner
 from catdog.benchmarks.schema import ColdstartRow, FolderRow, Section
 from catdog.benchmarks.sections import Inputs
-from catdog.runtime.errors import InputError, ModelError
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.errors import InputError, ModelError
+from catdog.runtime.spine.spec import PreprocessSpec
 
 HERE = Path(__file__).parent
 ROUNDS = 3  # folder: interleaved; each round runs every contender once, in a rotated order
@@ -147,7 +147,7 @@ def _coldstart_image(inp: Inputs) -> Path:
         return balanced(inp.photos, 1).paths[0]
     import cv2
 
-    from catdog.runtime.files import atomic_path
+    from catdog.runtime.spine.fileio import atomic_path
 
     image = inp.cfg.out_dir / "coldstart-input.jpg"  # the same fixed-seed image every artifact saw
     with atomic_path(image) as tmp:
@@ -191,9 +191,9 @@ def coldstart_section(inp: Inputs) -> Section:
 
 
 def folder_classifier(model: Path, threads: int | None, *, full_decode: bool = False) -> Any:
-    """The model as catdog-runtime opens it for a folder (runtime/cli.py): CPU, batch 16, 2 decode
+    """The model as catdog-runtime opens it for a folder (runtime/cli/__init__.py): CPU, batch 16, 2 decode
     threads, no ORT spin-wait. Every folder-throughput figure of the benchmarks runs this."""
-    from catdog.runtime.classifier import Classifier
+    from catdog.runtime.engine.classifier import Classifier
 
     return Classifier.from_file(model, provider="cpu", threads=threads, batch_size=16, workers=2, log=None,
                                 spinning=False, full_decode=full_decode)
@@ -214,8 +214,8 @@ def _torch_folder(art: Artifact, files: list[Path], spec: PreprocessSpec, thread
     import torch
     from torch.utils.data import DataLoader, Dataset
 
-    from catdog.runtime.files import read_image
-    from catdog.runtime.preprocess import preprocess
+    from catdog.runtime.spine.images import read_image
+    from catdog.runtime.spine.preprocess import preprocess
 
     class Photos(Dataset):
         def __len__(self) -> int:

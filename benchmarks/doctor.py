@@ -17,10 +17,10 @@ import numpy as np
 from catdog.benchmarks.artifacts import resolve_providers, torch_available
 from catdog.benchmarks.compute import onnx_available
 from catdog.benchmarks.env import collect_env, env_lines
-from catdog.runtime.errors import ModelError, error_line
-from catdog.runtime.metadata import METADATA_KEY, ModelMetadata
-from catdog.runtime.session import Session, available_providers, open_session
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.engine.session import Session, available_providers, open_session
+from catdog.runtime.spine.errors import ModelError, error_line
+from catdog.runtime.spine.metadata import METADATA_KEY, ModelMetadata
+from catdog.runtime.spine.spec import PreprocessSpec
 
 
 def tiny_spec(size: int = 32) -> PreprocessSpec:
@@ -83,7 +83,7 @@ def tiny_macs(size: int = 32, width: int = 8, classes: int = 2) -> int:
 
 def _default_model() -> Path | None:
     """The model catdog.runtime ships as package data, if this install has one."""
-    from catdog.runtime.shipped import shipped_model
+    from catdog.runtime.engine.shipped import shipped_model
 
     try:
         return shipped_model("fp32")  # every provider runs fp32: the plainest proof

@@ -48,7 +48,7 @@ def _read(path: str) -> str | None:
 
 
 def cpu_info() -> dict[str, Any]:
-    from catdog.runtime.isa import int8_path
+    from catdog.runtime.spine.isa import int8_path
 
     text = _read("/proc/cpuinfo") or ""
     model = None

@@ -25,8 +25,8 @@ from catdog.benchmarks.artifacts import Artifact, balanced
 from catdog.benchmarks.contenders import folder_classifier
 from catdog.benchmarks.schema import Record, Section
 from catdog.benchmarks.sections import Inputs
-from catdog.runtime.files import atomic_path
-from catdog.runtime.metrics import format_accuracy
+from catdog.runtime.spine.fileio import atomic_path
+from catdog.runtime.spine.metrics import format_accuracy
 
 LARGE_PIXELS = 12_000_000  # a 4000x3000 phone photo
 NOISE_SIGMA = 2.0  # grey levels: sensor noise, so the upscale is not unnaturally smooth for the encoder
@@ -55,7 +55,7 @@ def phone_copy(src: Path, dst: Path, seed: int) -> tuple[int, int]:
     """Write a ~12 MP phone-like JPEG of `src` to `dst` (atomically); returns its (width, height)."""
     import cv2
 
-    from catdog.runtime.files import read_image
+    from catdog.runtime.spine.images import read_image
 
     img = read_image(src)
     h, w = img.shape[:2]

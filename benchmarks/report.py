@@ -13,8 +13,8 @@ from typing import Any
 from catdog.benchmarks.env import env_lines
 from catdog.benchmarks.measure import ratio
 from catdog.benchmarks.schema import SCHEMA, SECTION_NAMES, LatencyRow, Ratio, Report
-from catdog.runtime.errors import InputError
-from catdog.runtime.files import atomic_path, atomic_write
+from catdog.runtime.spine.errors import InputError
+from catdog.runtime.spine.fileio import atomic_path, atomic_write
 
 # Headline comparisons: (label, faster-candidate artifact, reference artifact). speedup = ref p50 / cand p50.
 HEADLINES = (
@@ -85,7 +85,7 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def where(rep: dict[str, Any], provider: str, artifact: str) -> str:
-    """The provider cell; a CPU INT8 figure names the integer path it ran on (runtime/isa.py)."""
+    """The provider cell; a CPU INT8 figure names the integer path it ran on (runtime/spine/isa.py)."""
     path = rep["env"].get("int8_path")
     return f"{provider} ({path})" if provider == "cpu" and "int8" in artifact and path else provider
 

@@ -1,5 +1,5 @@
 """Runners: one artifact on one provider (one thread count, one GPU), ready to run a batch. ONNX
-runners are the runtime's own sessions (catdog.runtime.session.open_session: provider checks,
+runners are the runtime's own sessions (catdog.runtime.engine.session.open_session: provider checks,
 TensorRT options, engine cache); torch runners are what is left here. torch is imported only by
 the torch paths, so everything else works without it.
 
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from catdog.benchmarks.artifacts import Artifact, jit_load
-from catdog.runtime import session as rt_session
-from catdog.runtime.errors import ProviderError
-from catdog.runtime.trt import int8_kind
+from catdog.runtime.engine import session as rt_session
+from catdog.runtime.engine.trt import int8_kind
+from catdog.runtime.spine.errors import ProviderError
 
 TORCH_DEVICES = {"cpu": "cpu", "cuda": "cuda"}  # provider -> where torch artifacts run (others: ONNX only)
 

@@ -60,8 +60,8 @@ def single_process(sources: list[str], model: Path, threads: int | None = None) 
 
 
 def on_ray(cfg: ScaleConfig, actors: int, out: Path) -> tuple[Measured, Any]:
-    from catdog.runtime.cli import RunOptions
-    from catdog.runtime.scale import execute
+    from catdog.runtime.options import RunOptions
+    from catdog.runtime.scale.driver import execute
 
     o = RunOptions(source=cfg.inputs, model=cfg.model, ray="local", out=out, actors=actors, threads=cfg.threads)
     r = execute(o)
@@ -106,9 +106,9 @@ def run_scale(cfg: ScaleConfig, log: Log = print) -> Report:
     from catdog.benchmarks.bench import _artifact_rows, _load
     from catdog.benchmarks.env import collect_env
     from catdog.benchmarks.report import write_report
-    from catdog.runtime.files import check_writable_dir
-    from catdog.runtime.scale_sources import list_sources
-    from catdog.runtime.shipped import resolve_model
+    from catdog.runtime.engine.shipped import resolve_model
+    from catdog.runtime.scale.sources import list_sources
+    from catdog.runtime.spine.fileio import check_writable_dir
 
     check_writable_dir(cfg.out_dir)
     sources = list_sources(cfg.inputs)

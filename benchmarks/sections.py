@@ -32,14 +32,14 @@ from catdog.benchmarks.artifacts import Artifact, balanced, classes_of, input_im
 from catdog.benchmarks.measure import interleaved
 from catdog.benchmarks.runners import make_runner
 from catdog.benchmarks.schema import AccuracyRow, BenchConfig, Log, LoopConfig, OverheadRow, PipelineRow, Section
-from catdog.runtime.errors import DataError, InputError
-from catdog.runtime.files import read_image
-from catdog.runtime.folders import LabelledFolder
-from catdog.runtime.metrics import format_accuracy
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.errors import DataError, InputError
+from catdog.runtime.spine.folders import LabelledFolder
+from catdog.runtime.spine.images import read_image
+from catdog.runtime.spine.metrics import format_accuracy
+from catdog.runtime.spine.spec import PreprocessSpec
 
 if TYPE_CHECKING:
-    from catdog.runtime.classifier import Classifier
+    from catdog.runtime.engine.classifier import Classifier
 
 CHUNK = 16
 END = object()
@@ -122,8 +122,8 @@ def accuracy_section(inp: Inputs) -> Section:
 
 
 def overhead_section(inp: Inputs) -> Section:
-    from catdog.runtime.classifier import Classifier
-    from catdog.runtime.preprocess import preprocess
+    from catdog.runtime.engine.classifier import Classifier
+    from catdog.runtime.spine.preprocess import preprocess
 
     primary, cfg, threads = inp.need_primary(), inp.cfg, inp.cfg.first_threads
     images, _ = input_images(inp.photos, 8, inp.spec)
@@ -148,8 +148,8 @@ def overhead_section(inp: Inputs) -> Section:
 
 
 def _reader(video: Path) -> Any:
-    from catdog.runtime.capture import FileReader
-    from catdog.runtime.sources import open_source
+    from catdog.runtime.live.capture import FileReader
+    from catdog.runtime.live.sources import open_source
 
     src = open_source(str(video))
     if src.kind != "video":
@@ -232,7 +232,7 @@ def run_pipelined(clf: Classifier, video: Path, max_frames: int | None, depth: i
 
 
 def pipeline_section(inp: Inputs, max_frames: int | None = 300) -> Section:
-    from catdog.runtime.classifier import Classifier
+    from catdog.runtime.engine.classifier import Classifier
 
     primary, threads, spec = inp.need_primary(), inp.cfg.first_threads, inp.spec
     video = Path(inp.cfg.video) if inp.cfg.video is not None else Path()

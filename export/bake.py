@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from catdog.runtime.preprocess import normalize_affine
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.preprocess import normalize_affine
+from catdog.runtime.spine.spec import PreprocessSpec
 
 BAKED_INPUT = "input"  # same name as the float model: the metadata's input_format tells them apart
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from catdog.export.options import ExportOptions
-from catdog.runtime.boundary import cli_boundary, interrupt_exit, interrupted_word, say
+from catdog.runtime.spine.boundary import cli_boundary, interrupt_exit, interrupted_word, say
 
 app = typer.Typer(add_completion=False, help=__doc__)
 D = ExportOptions  # every default below is the dataclass's: it is their one home

@@ -1,5 +1,5 @@
 """Export's side of the artifact table. File names, kinds, precisions and input formats are the
-runtime's table (catdog.runtime.artifacts); here each row gains how it is built, the gates that
+runtime's table (catdog.runtime.spine.artifacts); here each row gains how it is built, the gates that
 must pass before it is published, and what it is for. Every artifact is looked up by NAME. Build
 order is this table's order (int8, fp16 and baked derive from the fp32 ONNX graph)."""
 
@@ -14,10 +14,10 @@ import onnx
 import torch
 
 from catdog.export.quantize import DEFAULT_ACTIVATIONS
-from catdog.runtime.artifacts import ARTIFACTS, ArtifactFile
-from catdog.runtime.errors import InputError, ModelError
-from catdog.runtime.metadata import ModelMetadata
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.artifacts import ARTIFACTS, ArtifactFile
+from catdog.runtime.spine.errors import InputError, ModelError
+from catdog.runtime.spine.metadata import ModelMetadata
+from catdog.runtime.spine.spec import PreprocessSpec
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Calibration and parity images: real photos from a folder, listed by the runtime's one folder
-reader (catdog.runtime.folders: same hidden-file, recursion and layout rules as training and the
+reader (catdog.runtime.spine.folders: same hidden-file, recursion and layout rules as training and the
 benchmarks) and decoded with the spine's read_image. Only the sampling is export's own."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from typing import Iterable
 
 import numpy as np
 
-from catdog.runtime.errors import DataError, InputError
-from catdog.runtime.files import IMAGE_SUFFIXES, file_sha256
-from catdog.runtime.folders import LabelledFolder, has_class_folders, list_images, read_images, scan
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.errors import DataError, InputError
+from catdog.runtime.spine.fileio import file_sha256
+from catdog.runtime.spine.folders import LabelledFolder, has_class_folders, list_images, read_images, scan
+from catdog.runtime.spine.images import IMAGE_SUFFIXES
+from catdog.runtime.spine.spec import PreprocessSpec
 
 SAMPLE_SEED = 0  # fixed: the same folder gives the same calibration/parity sample on every run
 

@@ -13,8 +13,8 @@ import onnx
 
 from catdog.export.quantize import CALIB_CANDIDATES, DEFAULT_CALIB_METHOD, DEFAULT_KEEP, KEEP_FP32, Int8Quantizer
 from catdog.export.simplify import run_onnx
-from catdog.runtime.isa import SIMULATED, int8_path, kernels_label
-from catdog.runtime.metrics import softmax
+from catdog.runtime.spine.isa import SIMULATED, int8_path, kernels_label
+from catdog.runtime.spine.metrics import softmax
 
 
 @dataclass(frozen=True)

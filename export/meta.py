@@ -10,8 +10,8 @@ from typing import Any
 
 import onnx
 
-from catdog.runtime.errors import CheckpointError, MetadataError
-from catdog.runtime.metadata import METADATA_KEY, ModelMetadata, from_metadata_map
+from catdog.runtime.spine.errors import CheckpointError, MetadataError
+from catdog.runtime.spine.metadata import METADATA_KEY, ModelMetadata, from_metadata_map
 
 
 def _package_version(name: str) -> str:

@@ -18,7 +18,7 @@ import onnx
 import torch
 
 from catdog.export.options import ExportOptions
-from catdog.runtime.errors import ModelError, error_line
+from catdog.runtime.spine.errors import ModelError, error_line
 
 DEFAULT_OPSET = ExportOptions.opset
 MIN_OPSET = 13  # per-channel QDQ (axis attribute on QuantizeLinear) needs 13

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from catdog.export.formats import ArtifactFormat, Gate
-from catdog.runtime.errors import InputError, ProviderError
-from catdog.runtime.isa import SIMULATED, int8_path, kernels_label
-from catdog.runtime.metrics import accuracy_record, ece, softmax, softmax_t
-from catdog.runtime.session import open_session
+from catdog.runtime.engine.session import open_session
+from catdog.runtime.spine.errors import InputError, ProviderError
+from catdog.runtime.spine.isa import SIMULATED, int8_path, kernels_label
+from catdog.runtime.spine.metrics import accuracy_record, ece, softmax, softmax_t
 
 CHUNK = 16  # images per forward pass: bounds memory for big archs at 224 px
 ECE_BINS = 15
@@ -101,7 +101,7 @@ def eager_logits(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 def check_parity_provider(provider: str) -> None:
     """Before any work: the provider export measures ONNX parity on must exist in this onnxruntime."""
-    from catdog.runtime.session import INSTALL_HINTS, PROVIDERS, available_providers
+    from catdog.runtime.engine.session import INSTALL_HINTS, PROVIDERS, available_providers
 
     if provider not in PROVIDERS:
         raise InputError(f"--parity-provider {provider!r}: unknown; known: {', '.join(PROVIDERS)}")
@@ -115,7 +115,7 @@ class ArtifactRun:
     """How an artifact is run for its gates. An INT8 artifact built for another engine's integer
     arithmetic (int8-trt: TensorRT, which accumulates in int32) is gated on ORT CPU by simulated
     quantization, never by this CPU's integer kernels, whose AVX2 path saturates where TensorRT
-    does not (runtime/isa.py); `kernels` then runs it on those kernels too, for the report."""
+    does not (runtime/spine/isa.py); `kernels` then runs it on those kernels too, for the report."""
 
     run: Callable[[np.ndarray], np.ndarray]
     measured_on: str

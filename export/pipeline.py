@@ -29,10 +29,10 @@ from catdog.export.quantize import activation_type, calibration_method
 from catdog.export.report import ExportReport, ParitySet, write_report
 from catdog.export.staging import Staging, remove_stale_temps
 from catdog.export.tta import TTA_NAME, with_tta
-from catdog.runtime.errors import CheckpointError, InputError, OutputError
-from catdog.runtime.files import check_writable_dir, file_sha256
-from catdog.runtime.preprocess import preprocess_batch, resize_crop
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.errors import CheckpointError, InputError, OutputError
+from catdog.runtime.spine.fileio import check_writable_dir, file_sha256
+from catdog.runtime.spine.preprocess import preprocess_batch, resize_crop
+from catdog.runtime.spine.spec import PreprocessSpec
 from catdog.train.checkpoint import build_model, load_checkpoint
 from catdog.train.outdir import removed_if_unused
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from catdog.export.report import FAILED_JSON, FAILED_MD, REPORT_JSON, REPORT_MD, ExportReport
 from catdog.export.staging import Staging
-from catdog.runtime.artifacts import ARTIFACTS
-from catdog.runtime.errors import GateError, OutputError
+from catdog.runtime.spine.artifacts import ARTIFACTS
+from catdog.runtime.spine.errors import GateError, OutputError
 
 STALE_DIR = "stale"
 

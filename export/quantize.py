@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from catdog.export.options import ExportOptions
-from catdog.runtime.errors import InputError
+from catdog.runtime.spine.errors import InputError
 
 # --calib-method NAME -> onnxruntime CalibrationMethod attribute name.
 CALIB_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
@@ -210,7 +210,7 @@ def qdq_summary(model: onnx.ModelProto) -> dict[str, int]:
 
 def max_int8_weight(model: onnx.ModelProto) -> int:
     """The largest |quantized weight| of the Conv/Gemm/MatMul layers (0: none quantized). Above
-    isa.SAFE_WEIGHT, ORT's CPU kernels on x86 without VNNI can saturate (runtime/isa.py): a
+    isa.SAFE_WEIGHT, ORT's CPU kernels on x86 without VNNI can saturate (runtime/spine/isa.py): a
     property of the file, the same whichever CPU reads it."""
     from onnx import numpy_helper
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from catdog.export.parity import ECE_BINS, ArtifactInfo, ArtifactParity
-from catdog.runtime.files import atomic_write
-from catdog.runtime.isa import SAFE_WEIGHT, SATURATING, int8_path
-from catdog.runtime.metrics import format_accuracy
+from catdog.runtime.spine.fileio import atomic_write
+from catdog.runtime.spine.isa import SAFE_WEIGHT, SATURATING, int8_path
+from catdog.runtime.spine.metrics import format_accuracy
 
 REPORT_JSON, REPORT_MD = "export-report.json", "export-report.md"
 FAILED_JSON, FAILED_MD = "export-report.failed.json", "export-report.failed.md"  # a gate failure over an export
@@ -70,7 +70,7 @@ class ExportReport:
     published: bool = False
     gate_failure_allowed: bool = False
     stale: list[dict[str, str]] = field(default_factory=list)  # an older export's files moved aside on publish
-    int8_path: str = field(default_factory=int8_path)  # this CPU's integer path (runtime/isa.py)
+    int8_path: str = field(default_factory=int8_path)  # this CPU's integer path (runtime/spine/isa.py)
 
     @property
     def passed(self) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from catdog.runtime.errors import error_line
+from catdog.runtime.spine.errors import error_line
 
 # Simplification folds constants (e.g. BatchNorm into Conv); that moves logits by float rounding
 # only (~1e-6). Anything above this is a change of answers, not rounding.

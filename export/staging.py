@@ -8,8 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from catdog.runtime.errors import OutputError
-from catdog.runtime.files import make_readable
+from catdog.runtime.spine.errors import OutputError
+from catdog.runtime.spine.fileio import make_readable
 
 TEMP_SUFFIX = ".tmp"
 

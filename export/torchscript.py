@@ -12,7 +12,7 @@ from typing import Iterator
 
 import torch
 
-from catdog.runtime.metadata import METADATA_FILE, ModelMetadata
+from catdog.runtime.spine.metadata import METADATA_FILE, ModelMetadata
 
 
 @contextlib.contextmanager

@@ -16,11 +16,11 @@ from pathlib import Path
 from catdog.benchmarks.env import cpu_info
 from catdog.benchmarks.measure import interleaved, latency_stats
 from catdog.benchmarks.schema import LoopConfig
-from catdog.runtime.artifacts import ARTIFACTS
-from catdog.runtime.files import read_image
-from catdog.runtime.metadata import from_metadata_map
-from catdog.runtime.preprocess import preprocess
-from catdog.runtime.session import open_session
+from catdog.runtime.engine.session import open_session
+from catdog.runtime.spine.artifacts import ARTIFACTS
+from catdog.runtime.spine.images import read_image
+from catdog.runtime.spine.metadata import from_metadata_map
+from catdog.runtime.spine.preprocess import preprocess
 
 PHOTO = Path(__file__).parents[1] / "samples" / "dog.4003.jpg"
 

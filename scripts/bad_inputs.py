@@ -5,8 +5,8 @@ a Markdown table: case | command | what the user sees | exit code.
     .venv/bin/python scripts/bad_inputs.py [--out FILE.md]
 
 Needs the full install (torch for the train/export rows). The ONNX models are built with the test
-helpers (tests/runtime/rtkit.py); the checkpoint with catdog.train's own save_checkpoint. Disk-full
-rows use a real filled tmpfs (tests/fullkit.py) where the kernel allows user namespaces."""
+helpers (tests/testkit/runtime.py); the checkpoint with catdog.train's own save_checkpoint. Disk-full
+rows use a real filled tmpfs (tests/testkit/fulldisk.py) where the kernel allows user namespaces."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ LONG_FAULTS = [  # too slow for this table; each is a test in the suite
     ("Ctrl-C during export",
      "tests/export/test_robustness.py::test_ctrl_c_mid_export_publishes_nothing_and_keeps_the_previous_export"),
     ("Ctrl-C on a live video run (--save)",
-     "tests/runtime/test_video.py::test_ctrl_c_stops_cleanly_with_summary_and_saved_video"),
+     "tests/runtime/live/test_video.py::test_ctrl_c_stops_cleanly_with_summary_and_saved_video"),
     ("stream that drops mid-run (HTTP MJPEG)",
-     "tests/runtime/test_video.py::test_http_mjpeg_stream_that_drops_mid_run_reconnects_then_ends_cleanly"),
+     "tests/runtime/live/test_video.py::test_http_mjpeg_stream_that_drops_mid_run_reconnects_then_ends_cleanly"),
 ]
 
 
@@ -42,8 +42,8 @@ def build_corpus(t: Path) -> dict[str, Path]:
     import cv2
     import numpy as np
     import torch
-    from rtkit import build_model, meta, write_video
     from test_cli_files import _png_header_bomb, _with_exif_orientation
+    from testkit.runtime import build_model, meta, write_video
 
     from catdog.train.checkpoint import save_checkpoint
     from catdog.train.models import get_entry, get_model
@@ -168,7 +168,7 @@ def cases(t: Path, p: dict[str, Path]) -> list[tuple[str, list, dict]]:
 def run_case(t: Path, n: int, cmd: list, opt: dict) -> tuple[subprocess.CompletedProcess | None, str]:
     argv = [str(BIN / str(cmd[0])), *map(str, cmd[1:])]
     if "full" in opt:
-        from fullkit import available, run_on_full_disk
+        from testkit.fulldisk import available, run_on_full_disk
 
         why = available()
         if why:

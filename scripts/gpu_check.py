@@ -37,7 +37,7 @@ def _torch_facts(device_id: int) -> dict[str, str]:
 
 def _ort_facts(device_id: int) -> dict[str, str]:
     from catdog.benchmarks.doctor import probe_model, prove
-    from catdog.runtime.session import available_providers
+    from catdog.runtime.engine.session import available_providers
 
     out = {"ORT_PROVIDERS": ",".join(available_providers())}
     with tempfile.TemporaryDirectory(prefix="catdog-gpu-check-") as tmp:
@@ -54,7 +54,7 @@ def _ort_facts(device_id: int) -> dict[str, str]:
 def facts(device_id: int) -> None:
     got = {"GPU_NAME": "", "BF16": "0", **_torch_facts(device_id), **_ort_facts(device_id)}
     if not got["GPU_NAME"] and (got["ORT_CUDA"] == "1"):
-        from catdog.runtime.trt import gpu_name
+        from catdog.runtime.engine.trt import gpu_name
 
         got["GPU_NAME"] = gpu_name(device_id)
     got["SLUG"] = re.sub(r"[^A-Za-z0-9.]+", "-", got["GPU_NAME"]).strip("-") or "unknown"
@@ -106,7 +106,7 @@ def _export_lines(rep: dict[str, Any]) -> list[str]:
 
 def summary(folder: Path) -> None:
     parts = [f"# GPU check: {folder.name}", ""]
-    from catdog.runtime.files import atomic_write
+    from catdog.runtime.spine.fileio import atomic_write
 
     for name, title, fn in (("bench/report.json", "Latency (catdog-bench)", _bench_lines),
                             ("export/export-report.json", "Export parity", _export_lines)):

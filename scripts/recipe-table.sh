@@ -49,7 +49,7 @@ done
 python3 - "$WORK" "${ROWS[@]}" > "$WORK/table.md" <<'PY'
 import json, sys
 from pathlib import Path
-from catdog.runtime.metrics import format_accuracy
+from catdog.runtime.spine.metrics import format_accuracy
 work, rows = Path(sys.argv[1]), sys.argv[2:]
 pct = lambda a: format_accuracy(a["correct"], a["n"])
 for row in rows:

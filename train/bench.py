@@ -16,8 +16,8 @@ from typing import Optional
 import torch
 import typer
 
-from catdog.runtime.boundary import cli_boundary
-from catdog.runtime.folders import scan
+from catdog.runtime.spine.boundary import cli_boundary
+from catdog.runtime.spine.folders import scan
 from catdog.train.data import ImageDataset, make_loader
 from catdog.train.fit import resolve_arch
 from catdog.train.models import get_entry, get_model

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from catdog.runtime.errors import CheckpointError, MetadataError, error_line
-from catdog.runtime.files import atomic_path
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.errors import CheckpointError, MetadataError, error_line
+from catdog.runtime.spine.fileio import atomic_path
+from catdog.runtime.spine.spec import PreprocessSpec
 
 FORMAT = "catdog-checkpoint"
 FORMAT_VERSION = 1

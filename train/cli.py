@@ -13,8 +13,8 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from catdog.runtime.boundary import cli_boundary, interrupt_exit
-from catdog.runtime.errors import CatdogError
+from catdog.runtime.spine.boundary import cli_boundary, interrupt_exit
+from catdog.runtime.spine.errors import CatdogError
 from catdog.train.interrupt import remembered_ctrl_c
 from catdog.train.outdir import removed_if_unused
 from catdog.train.prepare import STATS_SHORT

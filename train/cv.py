@@ -13,10 +13,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from catdog.runtime.errors import DataError
-from catdog.runtime.files import atomic_write
-from catdog.runtime.folders import LabelledFolder, scan
-from catdog.runtime.metrics import format_accuracy
+from catdog.runtime.spine.errors import DataError
+from catdog.runtime.spine.fileio import atomic_write
+from catdog.runtime.spine.folders import LabelledFolder, scan
+from catdog.runtime.spine.metrics import format_accuracy
 from catdog.train.fit import fit
 from catdog.train.recipe import TrainConfig
 

@@ -10,8 +10,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from catdog.runtime.folders import scan
-from catdog.runtime.metrics import accuracy_record, ece, fit_temperature, format_accuracy, nll, softmax_t
+from catdog.runtime.spine.folders import scan
+from catdog.runtime.spine.metrics import accuracy_record, ece, fit_temperature, format_accuracy, nll, softmax_t
 from catdog.train.checkpoint import build_model, load_checkpoint, save_checkpoint
 from catdog.train.data import ImageDataset, make_loader
 from catdog.train.engine import EvalResult, evaluate

@@ -17,10 +17,10 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-from catdog.runtime.errors import CheckpointError, DataError, OutputError
-from catdog.runtime.files import atomic_write, check_writable_dir
-from catdog.runtime.folders import LabelledFolder, scan
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.errors import CheckpointError, DataError, OutputError
+from catdog.runtime.spine.fileio import atomic_write, check_writable_dir
+from catdog.runtime.spine.folders import LabelledFolder, scan
+from catdog.runtime.spine.spec import PreprocessSpec
 from catdog.train import dist
 from catdog.train.checkpoint import load_checkpoint, save_checkpoint
 from catdog.train.data import ImageDataset, batch_mixer, make_loader, split

@@ -14,7 +14,7 @@ import signal
 import threading
 from typing import Any, Iterator
 
-from catdog.runtime.boundary import Terminated
+from catdog.runtime.spine.boundary import Terminated, is_stop_handler
 
 _pending: KeyboardInterrupt | None = None
 
@@ -43,7 +43,7 @@ def remembered_ctrl_c() -> Iterator[None]:
         return
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     ours = [s for s, h in handlers.items()
-            if h is signal.default_int_handler or (s == signal.SIGTERM and h not in (signal.SIG_IGN, None))]
+            if is_stop_handler(h) or (s == signal.SIGTERM and h not in (signal.SIG_IGN, None))]
     _pending = None
     previous = {s: signal.signal(s, _handler) for s in ours}
     try:

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from catdog.runtime.files import atomic_path  # noqa: E402
+from catdog.runtime.spine.fileio import atomic_path  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

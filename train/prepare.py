@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog.runtime.errors import InputError
-from catdog.runtime.files import atomic_path, read_image
-from catdog.runtime.folders import scan
+from catdog.runtime.spine.errors import InputError
+from catdog.runtime.spine.fileio import atomic_path
+from catdog.runtime.spine.folders import scan
+from catdog.runtime.spine.images import read_image
 from catdog.train.progress import bar
 from catdog.train.recipe import ConfigError
 

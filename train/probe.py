@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from catdog.runtime.folders import LabelledFolder
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.folders import LabelledFolder
+from catdog.runtime.spine.spec import PreprocessSpec
 from catdog.train import dist
 from catdog.train.data import ImageDataset, make_loader
 from catdog.train.progress import bar

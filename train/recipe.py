@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from catdog.runtime.errors import CatdogError
+from catdog.runtime.spine.errors import CatdogError
 
 if TYPE_CHECKING:
     import torch

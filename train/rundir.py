@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from rich.markup import escape
 
-from catdog.runtime.errors import OutputError
-from catdog.runtime.files import atomic_write
+from catdog.runtime.spine.errors import OutputError
+from catdog.runtime.spine.fileio import atomic_write
 from catdog.train.engine import EvalResult
 
 

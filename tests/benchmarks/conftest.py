@@ -61,7 +61,7 @@ def torch_artifacts(tmp_path_factory):
     import torch
 
     from catdog.benchmarks.doctor import tiny_spec
-    from catdog.runtime.metadata import METADATA_FILE, ModelMetadata
+    from catdog.runtime.spine.metadata import METADATA_FILE, ModelMetadata
     from catdog.train.checkpoint import save_checkpoint
     from catdog.train.models import get_model
 

@@ -13,9 +13,9 @@ from onnx import helper
 from catdog.benchmarks.artifacts import discover
 from catdog.benchmarks.measure import batch_sets
 from catdog.benchmarks.runners import GpuSettings, make_runner, session_options, torch_tf32, why_not
-from catdog.runtime.metadata import METADATA_KEY, ModelMetadata
-from catdog.runtime.providers import provider_entry
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.engine.providers import provider_entry
+from catdog.runtime.spine.metadata import METADATA_KEY, ModelMetadata
+from catdog.runtime.spine.spec import PreprocessSpec
 
 
 def _int8_copy(tiny_export, tmp_path, name: str, extra: dict) -> object:

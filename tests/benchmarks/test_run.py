@@ -107,7 +107,7 @@ def test_compare_rejects_non_report(tmp_path):
 
 def test_requesting_a_missing_provider_is_a_clear_error(tiny_export, tmp_path):
     from catdog.benchmarks.artifacts import resolve_providers
-    from catdog.runtime.session import INSTALL_HINTS, PROVIDERS
+    from catdog.runtime.engine.session import INSTALL_HINTS, PROVIDERS
 
     # cuda on the CPU wheel (unless torch alone sees a GPU: then cuda is offered for torch rows)
     missing = next(p for p in PROVIDERS if p not in resolve_providers(None, torch_ok=True))

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from catdog.benchmarks.cli import app
 from catdog.benchmarks.contenders import HERE, run_once
-from catdog.runtime.metrics import format_accuracy
+from catdog.runtime.spine.metrics import format_accuracy
 
 runner = CliRunner()
 REFERENCE = Path(__file__).parents[2] / "reports" / "cpu-reference" / "report.json"  # written before the records
@@ -119,7 +119,7 @@ def test_overhead_and_folder(full):
 
 def test_large_photos_reduced_vs_full_decode(full, junk_dir):
     """Two ~12 MP phone-like copies (balanced: a cat and a dog), each model with both decodes."""
-    from catdog.runtime.files import header_size
+    from catdog.runtime.spine.images import header_size
 
     rep, folder = full
     rows = rep["large"]["rows"]
@@ -127,7 +127,7 @@ def test_large_photos_reduced_vs_full_decode(full, junk_dir):
         ("onnx-fp32", "reduced"), ("onnx-fp32", "full"), ("onnx-int8", "reduced"), ("onnx-int8", "full")]
     from catdog.benchmarks.artifacts import balanced
     from catdog.benchmarks.large import cache_dir
-    from catdog.runtime.folders import scan
+    from catdog.runtime.spine.folders import scan
 
     copies = sorted(cache_dir(list(balanced(scan(junk_dir), 2).paths)).glob("*.jpg"))
     assert len(copies) == 2 and [c.name.split("-", 1)[1].split(".")[0] for c in copies] == ["cat", "dog"]
@@ -166,14 +166,14 @@ def test_bare_script_matches_runtime_label(tiny_export, labeled_dir):
     img = sorted(labeled_dir.glob("*.jpg"))[0]
     bare = subprocess.run([sys.executable, str(HERE / "bare_ort.py"), str(tiny_export / "model.onnx"), str(img)],
                           capture_output=True, text=True, check=True).stdout.strip()
-    from catdog.runtime.classifier import Classifier
+    from catdog.runtime.engine.classifier import Classifier
 
     clf = Classifier.from_file(tiny_export / "model.onnx", provider="cpu", log=None)
     assert bare == clf.predict(img).label
 
 
 def test_run_once_reports_failure_clearly():
-    from catdog.runtime.errors import InputError
+    from catdog.runtime.spine.errors import InputError
 
     with pytest.raises(InputError, match="exit 3"):
         run_once([sys.executable, "-c", "import sys; sys.exit(3)"])

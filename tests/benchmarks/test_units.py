@@ -8,7 +8,7 @@ from catdog.benchmarks.artifacts import balanced, discover, list_photos
 from catdog.benchmarks.cli import app
 from catdog.benchmarks.measure import interleaved, latency_stats
 from catdog.benchmarks.schema import LoopConfig
-from catdog.runtime.errors import DataError
+from catdog.runtime.spine.errors import DataError
 
 runner = CliRunner()
 
@@ -52,7 +52,7 @@ def test_doctor_proves_cpu_by_a_real_inference():
 def test_doctor_json_and_a_missing_provider_error():
     import json
 
-    from catdog.runtime.session import PROVIDERS, available_providers
+    from catdog.runtime.engine.session import PROVIDERS, available_providers
 
     res = runner.invoke(app, ["doctor", "--json", "--providers", "cpu"])  # a GPU box's other rows: gpu-check.sh
     assert res.exit_code == 0, res.output
@@ -106,7 +106,7 @@ def test_onnx_rows_on_a_gpu_only_torch_can_use_are_marked_missing(tiny_export, m
     # That onnxruntime is the CPU wheel; with onnxruntime-gpu installed the test makes it one.
     from catdog.benchmarks.artifacts import input_images, spec_of
     from catdog.benchmarks.measure import Grid, run_grid
-    from catdog.runtime import session
+    from catdog.runtime.engine import session
 
     monkeypatch.setattr(session, "available_providers", lambda: ["cpu"])
 
@@ -125,7 +125,7 @@ def test_torch_eager_follows_an_exports_flip_averaging(tmp_path):
     from catdog.benchmarks.doctor import tiny_spec
     from catdog.benchmarks.runners import make_runner
     from catdog.export.tta import with_tta
-    from catdog.runtime.metadata import METADATA_FILE, ModelMetadata
+    from catdog.runtime.spine.metadata import METADATA_FILE, ModelMetadata
     from catdog.train.checkpoint import build_model, load_checkpoint, save_checkpoint
     from catdog.train.models import get_model
 

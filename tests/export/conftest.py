@@ -1,4 +1,4 @@
-"""Export-test fixtures: real checkpoints and exports built once per session (helpers: exkit.py)."""
+"""Export-test fixtures: real checkpoints and exports built once per session (helpers: tests/testkit/export.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from exkit import artifacts_for, make_ckpt, photos
+from testkit.export import artifacts_for, make_ckpt, photos
 
 from catdog.export.pipeline import ExportOptions, run_export
 

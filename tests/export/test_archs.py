@@ -5,7 +5,7 @@ allows it (see small_spec)."""
 from __future__ import annotations
 
 import pytest
-from exkit import TRT_INT8_ARCHS
+from testkit.export import TRT_INT8_ARCHS
 
 from catdog.export.formats import FORMATS
 from catdog.train.models import list_models

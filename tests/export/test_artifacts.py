@@ -15,14 +15,15 @@ from catdog.export.formats import FORMATS
 from catdog.export.meta import read_onnx_metadata, set_onnx_metadata
 from catdog.export.quantize import qdq_summary, quantize_int8, symmetric_qdq_problems
 from catdog.export.torchscript import load_torchscript
-from catdog.runtime.artifacts import ARTIFACTS
-from catdog.runtime.classifier import Classifier
-from catdog.runtime.errors import ProviderError
-from catdog.runtime.files import file_sha256, read_image
-from catdog.runtime.isa import int8_path, saturates
-from catdog.runtime.metadata import METADATA_KEY, ModelMetadata, from_metadata_map
-from catdog.runtime.preprocess import preprocess_batch, resize_crop
-from catdog.runtime.trt import check_trt_int8
+from catdog.runtime.engine.classifier import Classifier
+from catdog.runtime.engine.trt import check_trt_int8
+from catdog.runtime.spine.artifacts import ARTIFACTS
+from catdog.runtime.spine.errors import ProviderError
+from catdog.runtime.spine.fileio import file_sha256
+from catdog.runtime.spine.images import read_image
+from catdog.runtime.spine.isa import int8_path, saturates
+from catdog.runtime.spine.metadata import METADATA_KEY, ModelMetadata, from_metadata_map
+from catdog.runtime.spine.preprocess import preprocess_batch, resize_crop
 from catdog.train.checkpoint import load_checkpoint
 
 ARCH = "efficientnet_lite0"
@@ -87,7 +88,7 @@ def test_metadata_identical_in_every_artifact_except_precision_and_input_format(
     assert {n: m.precision for n, m in metas.items()} == expected
     assert metas["baked"].input_format == "uint8"
     # the INT8 artifacts also say which target their quantization is for (--trt-int8 reads it), and
-    # their largest |int8 weight| (runtime/isa.py: what decides saturation on x86 without VNNI)
+    # their largest |int8 weight| (runtime/spine/isa.py: what decides saturation on x86 without VNNI)
     assert metas["int8"].extra["int8"] == {"for": "cpu", "activations": "uint8", "symmetric": False,
                                            "max_int8_weight": 64}  # reduce_range: 7-bit weights
     trt = metas["int8-trt"].extra["int8"]

@@ -9,14 +9,14 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from exkit import cli
 from onnx import numpy_helper
+from testkit.export import cli
 
 from catdog.export.formats import FORMATS, all_gates, gate_overrides
 from catdog.export.parity import check_artifact, eager_logits
-from catdog.runtime.errors import GateError, InputError
-from catdog.runtime.files import read_image
-from catdog.runtime.preprocess import preprocess_batch, resize_crop
+from catdog.runtime.spine.errors import GateError, InputError
+from catdog.runtime.spine.images import read_image
+from catdog.runtime.spine.preprocess import preprocess_batch, resize_crop
 from catdog.train.checkpoint import build_model, load_checkpoint
 
 ARCH = "efficientnet_lite0"

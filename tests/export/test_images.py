@@ -9,11 +9,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from exkit import CLASSES, cli
+from testkit.export import CLASSES, cli
 
 from catdog.export.images import held_out, load_images
 from catdog.export.pipeline import ExportOptions, run_export
-from catdog.runtime.errors import DataError
+from catdog.runtime.spine.errors import DataError
 
 ARCH = "efficientnet_lite0"
 

@@ -13,8 +13,8 @@ from onnx import numpy_helper
 from catdog.export.formats import FORMATS
 from catdog.export.parity import artifact_runs, check_artifact, eager_logits, run_chunked
 from catdog.export.quantize import max_int8_weight, symmetric_qdq_problems
-from catdog.runtime.files import read_image
-from catdog.runtime.isa import (
+from catdog.runtime.spine.images import read_image
+from catdog.runtime.spine.isa import (
     ARM_DOT,
     ARM_NEON,
     AVX2,
@@ -26,11 +26,11 @@ from catdog.runtime.isa import (
     int8_path,
     saturates,
 )
-from catdog.runtime.metadata import from_metadata_map
-from catdog.runtime.preprocess import preprocess_batch
+from catdog.runtime.spine.metadata import from_metadata_map
+from catdog.runtime.spine.preprocess import preprocess_batch
 from catdog.train.checkpoint import build_model, load_checkpoint
 
-ARCH = "efficientnet_lite0"  # the arch whose export builds the TensorRT INT8 (exkit.TRT_INT8_ARCHS)
+ARCH = "efficientnet_lite0"  # the arch whose export builds the TensorRT INT8 (testkit.export.TRT_INT8_ARCHS)
 
 
 @pytest.fixture(scope="module")

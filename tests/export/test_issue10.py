@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from exkit import CLASSES, cli, make_ckpt, photos
 from onnx import TensorProto
+from testkit.export import CLASSES, cli, make_ckpt, photos
 
 from catdog.export.formats import FORMATS
 from catdog.export.images import held_out, load_images
@@ -25,10 +25,10 @@ from catdog.export.pipeline import ExportOptions, artifact_names, run_export
 from catdog.export.quantize import KEEP_FP32, Int8Quantizer, boundary_layers
 from catdog.export.simplify import run_onnx
 from catdog.export.torchscript import load_torchscript
-from catdog.runtime.classifier import Classifier
-from catdog.runtime.errors import GateError
-from catdog.runtime.metrics import ece, format_accuracy, softmax_t
-from catdog.runtime.preprocess import preprocess_batch, resize_crop
+from catdog.runtime.engine.classifier import Classifier
+from catdog.runtime.spine.errors import GateError
+from catdog.runtime.spine.metrics import ece, format_accuracy, softmax_t
+from catdog.runtime.spine.preprocess import preprocess_batch, resize_crop
 from catdog.train.checkpoint import build_model, load_checkpoint
 
 ARCH = "efficientnet_lite0"

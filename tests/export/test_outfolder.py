@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from exkit import cli
+from testkit.export import cli
 
-from catdog.runtime.errors import GateError
+from catdog.runtime.spine.errors import GateError
 from catdog.train.checkpoint import load_checkpoint
 
 ARCH = "efficientnet_lite0"

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from exkit import cli
-from fullkit import available, run_on_full_disk
-from procs import interruptible
+from testkit.export import cli
+from testkit.fulldisk import available, run_on_full_disk
+from testkit.procs import interruptible
 
 from catdog.export.formats import FORMATS
 from catdog.export.staging import remove_stale_temps
-from catdog.runtime.session import PROVIDERS, available_providers
+from catdog.runtime.engine.session import PROVIDERS, available_providers
 from catdog.train.checkpoint import load_checkpoint
 
 ARCH = "efficientnet_lite0"
@@ -184,7 +184,7 @@ EXPORT = [sys.executable, "-c", "from catdog.export.cli import main; main()"]
 
 @pytest.mark.skipif(available() is not None, reason=f"no real full disk here: {available()}")
 def test_full_disk_is_one_line_and_the_previous_export_is_kept(ckpt_factory, photo_dir, tmp_path):
-    """A real ENOSPC (tests/fullkit.py). torch.jit.save to a path used to abort the whole process
+    """A real ENOSPC (tests/testkit/fulldisk.py). torch.jit.save to a path used to abort the whole process
     (C++ terminate, core dump) there; now every artifact write is a Python write that can fail."""
     previous = {"model.onnx": b"the previous export", "export-report.md": b"# previous report\n"}
     out = tmp_path / "full"

@@ -10,7 +10,7 @@ import onnx
 import torch
 
 from catdog.export.onnx_export import export_onnx, save_onnx
-from catdog.runtime.metadata import METADATA_KEY
+from catdog.runtime.spine.metadata import METADATA_KEY
 from catdog.train.models import get_entry, get_model
 
 

@@ -1,4 +1,4 @@
-"""Runtime fixtures: real models (onnx.helper), real photos, real OpenCV videos. Helpers: rtkit.py."""
+"""Runtime fixtures: real models (onnx.helper), real photos, real OpenCV videos. Helpers: tests/testkit/runtime.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rtkit import PHOTOS, build_model, meta, write_video
+from testkit.runtime import PHOTOS, build_model, meta, write_video
 
 
 @pytest.fixture(scope="session")

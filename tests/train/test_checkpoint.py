@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from catdog.runtime.errors import CheckpointError, DataError
+from catdog.runtime.spine.errors import CheckpointError, DataError
 from catdog.train.checkpoint import build_model, load_checkpoint, save_checkpoint
 from catdog.train.evaluate import evaluate_checkpoint
 from catdog.train.models import get_entry, get_model

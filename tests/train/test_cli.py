@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from catdog.runtime.errors import DataError
-from catdog.runtime.folders import scan
-from catdog.runtime.metrics import format_accuracy
+from catdog.runtime.spine.errors import DataError
+from catdog.runtime.spine.folders import scan
+from catdog.runtime.spine.metrics import format_accuracy
 from catdog.train.evaluate import evaluate_checkpoint
 from catdog.train.fit import load_data
 from catdog.train.prepare import channel_stats, prepare
@@ -189,7 +189,7 @@ def test_debug_shows_the_traceback_in_every_command_form(form, tmp_path, monkeyp
         args = [*args, "--debug"]
     code, err = main_in_process(args, monkeypatch, capsys)
     assert code == 2 and "Traceback (most recent call last)" in err, err
-    assert "catdog.runtime.errors." in err and err.strip().splitlines()[-1].startswith("error: "), err
+    assert "catdog.runtime.spine.errors." in err and err.strip().splitlines()[-1].startswith("error: "), err
 
 
 def main_in_process(args, monkeypatch, capsys, expect_out: str | None = None) -> tuple[int, str]:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from catdog.runtime.errors import DataError
-from catdog.runtime.files import read_image
-from catdog.runtime.folders import flat_label, scan
-from catdog.runtime.preprocess import preprocess
+from catdog.runtime.spine.errors import DataError
+from catdog.runtime.spine.folders import flat_label, scan
+from catdog.runtime.spine.images import read_image
+from catdog.runtime.spine.preprocess import preprocess
 from catdog.train.data import ImageDataset, collate, make_loader, split, train_transform
 from catdog.train.models import get_entry
 from catdog.train.recipe import ConfigError

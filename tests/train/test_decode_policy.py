@@ -13,10 +13,10 @@ import pytest
 from catdog.export.images import held_out, load_images
 from catdog.export.options import ExportOptions
 from catdog.export.pipeline import decode_spec
-from catdog.runtime.files import read_image
-from catdog.runtime.folders import scan
-from catdog.runtime.preprocess import preprocess
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.folders import scan
+from catdog.runtime.spine.images import read_image
+from catdog.runtime.spine.preprocess import preprocess
+from catdog.runtime.spine.spec import PreprocessSpec
 from catdog.train.data import ImageDataset
 
 SPEC = PreprocessSpec(size=224, resize=256, interpolation="bicubic")

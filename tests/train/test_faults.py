@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from fullkit import available, run_on_full_disk
-from procs import interruptible
 from test_cli import main_in_process
+from testkit.fulldisk import available, run_on_full_disk
+from testkit.procs import interruptible
 
 from catdog.train.checkpoint import load_checkpoint, save_checkpoint
 from catdog.train.fit import LAST
@@ -162,7 +162,7 @@ def test_full_disk_is_found_before_the_first_epoch(small_flat, tmp_path):
 def test_checkpoint_save_on_a_full_disk_keeps_the_previous_one(tmp_path):
     """torch.save to a path raised a C++ RuntimeError on ENOSPC (a traceback in training)."""
     code = ("import sys, torch\nfrom catdog.train.checkpoint import save_checkpoint\n"
-            "from catdog.runtime.errors import CatdogError\n"
+            "from catdog.runtime.spine.errors import CatdogError\n"
             "try:\n    save_checkpoint(sys.argv[1], arch='x', arch_kwargs={}, classes=['a', 'b'], spec=None,\n"
             "        state_dict={'w': torch.zeros(100000)}, train_config={}, metrics={}, epoch=2)\n"
             "except CatdogError as e:\n    sys.exit(f'error: {e}')\n")

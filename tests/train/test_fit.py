@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from catdog.runtime.errors import OutputError
+from catdog.runtime.spine.errors import OutputError
 from catdog.train.checkpoint import build_model, load_checkpoint
 from catdog.train.fit import BEST, CLASSES, LAST, METRICS, fit
 from catdog.train.recipe import TrainConfig

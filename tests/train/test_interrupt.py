@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from procs import interruptible
+from testkit.procs import interruptible
 
 CODE = """
 import os, signal, time

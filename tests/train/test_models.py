@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from catdog.runtime.errors import CheckpointError
-from catdog.runtime.files import read_image
-from catdog.runtime.folders import scan
-from catdog.runtime.preprocess import preprocess
+from catdog.runtime.spine.errors import CheckpointError
+from catdog.runtime.spine.folders import scan
+from catdog.runtime.spine.images import read_image
+from catdog.runtime.spine.preprocess import preprocess
 from catdog.train.data import ImageDataset, make_loader
 from catdog.train.engine import evaluate, train_one_epoch
 from catdog.train.models import get_entry, get_model, list_models

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from catdog.runtime.folders import LabelledFolder, scan
-from catdog.runtime.metrics import softmax_t
+from catdog.runtime.spine.folders import LabelledFolder, scan
+from catdog.runtime.spine.metrics import softmax_t
 from catdog.train.checkpoint import build_model, load_checkpoint
 from catdog.train.cv import stratified_folds
 from catdog.train.data import ImageDataset, batch_mixer, train_transform
@@ -52,14 +52,14 @@ def test_probe_is_an_ordinary_checkpoint_that_exports_and_runs(probe_run, small_
                         str(out), "--calib", str(small_flat), "--latency-runs", "2"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    from catdog.runtime.classifier import Classifier
-    from catdog.runtime.preprocess import preprocess
+    from catdog.runtime.engine.classifier import Classifier
+    from catdog.runtime.spine.preprocess import preprocess
 
     clf = Classifier.from_file(out / "model.onnx", provider="cpu")
     assert clf.temperature == pytest.approx(ck["temperature"])  # calibrated scores travel in the metadata
     model = build_model(ck).eval()
     photos = sorted(small_flat.glob("*.jpg"))
-    from catdog.runtime.files import read_image
+    from catdog.runtime.spine.images import read_image
 
     with torch.no_grad():
         logits = torch.cat([model(torch.from_numpy(preprocess(read_image(p), ck["spec"]))) for p in photos])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.spec import PreprocessSpec
 from catdog.train.models.registry import register_model
 from catdog.train.models.weights import load_backbone_weights, load_into, torchvision_state_dict
 
@@ -84,7 +84,7 @@ class AlexNetCifar(nn.Module):
 def alexnet_cifar(num_classes: int, *, pretrained: bool = False, weights: str | None = None, size: int = 32,
                   dropout: float = 0.5, **_) -> nn.Module:
     if pretrained and not weights:
-        from catdog.runtime.errors import CheckpointError
+        from catdog.runtime.spine.errors import CheckpointError
 
         raise CheckpointError("alexnet_cifar has no published pretrained weights; "
                               "drop --pretrained or pass --weights PATH")

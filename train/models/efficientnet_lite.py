@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from catdog.runtime.errors import CheckpointError
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.errors import CheckpointError
+from catdog.runtime.spine.spec import PreprocessSpec
 from catdog.train.models.registry import register_model
 
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.spec import PreprocessSpec
 from catdog.train.models.registry import register_model
 from catdog.train.models.weights import load_backbone_weights, load_into, torchvision_state_dict
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from catdog.runtime.errors import CheckpointError
-from catdog.runtime.spec import PreprocessSpec
+from catdog.runtime.spine.errors import CheckpointError
+from catdog.runtime.spine.spec import PreprocessSpec
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from catdog.runtime.errors import CheckpointError, error_line
+from catdog.runtime.spine.errors import CheckpointError, error_line
 
 
 def load_backbone_weights(model: nn.Module, path: str | Path, head: str) -> None:

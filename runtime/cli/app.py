@@ -1,0 +1,41 @@
+"""The typer face of catdog-runtime: --help, every spelling click accepts, usage errors. Built from
+cli.OPTIONS and RunOptions, so it and the quick parser can never disagree on a name, a default or
+a range. Loaded only when the quick parser hands a command line over (see cli.py)."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import fields
+from typing import Any, Optional
+
+import typer
+
+from catdog.runtime.options import OPTIONS, SOURCE_HELP, RunOptions, option_types
+from catdog.runtime.run import run
+from catdog.runtime.spine.boundary import cli_boundary
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  help="Classify images, folders, videos, cameras and streams with an ONNX model (no torch).")
+
+
+def _signature() -> inspect.Signature:
+    types = option_types()
+    params = [inspect.Parameter("source", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
+                                default=typer.Argument(RunOptions.source, help=SOURCE_HELP))]
+    for f in fields(RunOptions):
+        if f.name == "source":
+            continue
+        o, t = OPTIONS[f.name], types[f.name]
+        bounds = {k: v for k, v in (("min", o.min), ("max", o.max)) if v is not None}
+        params.append(inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, annotation=t if t is bool else Optional[t],
+            default=typer.Option(f.default, *o.flags, help=o.help, **bounds)))
+    return inspect.Signature(params)
+
+
+def main_command(**given: Any) -> None:
+    raise typer.Exit(run(RunOptions(**given)))
+
+
+main_command.__signature__ = _signature()  # type: ignore[attr-defined]
+app.command(name="catdog-runtime")(cli_boundary(main_command))

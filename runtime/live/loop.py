@@ -1,0 +1,143 @@
+"""The frame loop for videos, cameras and streams: capture -> preprocess -> inference ->
+postprocess -> overlay / window / saved video / JSON, with per-stage timing, frame age and dropped
+frames. Stops on end of file, --max-frames, q in the window or Ctrl-C, and always releases the
+camera, the window, the writer and the capture thread."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from catdog.runtime.engine.classifier import Classifier
+from catdog.runtime.engine.stats import Timer
+from catdog.runtime.live.capture import FileReader, LatestFrameReader, describe, open_capture
+from catdog.runtime.live.sources import Source
+from catdog.runtime.live.video import Smoother, VideoSaver, draw_overlay
+from catdog.runtime.live.window import Window
+from catdog.runtime.spine.boundary import signals_deferred
+from catdog.runtime.spine.errors import ModelError, OutputError
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    show: bool = False
+    save: Path | None = None
+    smooth: int = 1
+    topk: int = 1
+    realtime: bool = False
+    max_frames: int | None = None
+    max_reconnects: int = 10
+    status_every_s: float = 1.0  # the stderr status line (when not writing JSON)
+
+
+@dataclass
+class LiveResult:
+    frames: int = 0
+    labels: Counter | None = None
+    error: str | None = None
+    interrupted: KeyboardInterrupt | None = None  # the Ctrl-C or SIGTERM that stopped the run
+    saved: Path | None = None
+    save_error: str | None = None
+    stop_reason: str = ""
+
+
+def _reader(source: Source, opts: LiveOptions, log: Callable[[str], None]) -> Any:
+    if source.kind == "video" and not opts.realtime:
+        return FileReader(source)
+    fps = None
+    if source.kind in ("stream", "pipeline"):  # OpenCV's FFmpeg backend waits up to 30 s per attempt, silently
+        log(f"{describe(source)}: connecting; waiting for the stream to answer (up to 30 s per attempt)")
+    if source.kind == "video":  # --realtime: play the file at its frame rate, drop what we can't keep up with
+        probe = FileReader(source)
+        fps = probe.fps or 25.0
+        probe.close()
+    return LatestFrameReader(lambda: open_capture(source), describe(source), reconnect=source.is_live,
+                             max_reconnects=opts.max_reconnects, pace_fps=fps, log=log).start()
+
+
+def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any],
+             log: Callable[[str], None] | None = None) -> LiveResult:
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    times, res = clf.times, LiveResult(labels=Counter())
+    window = Window() if opts.show else None  # fails before the camera opens if there is no GUI
+    reader = _reader(source, opts, log)
+    saver = None
+    if opts.save:
+        saver = VideoSaver(opts.save, getattr(reader, "fps", 0.0) or 25.0)
+    smoother = Smoother(opts.smooth)
+    fps, last_t, last_status = 0.0, time.perf_counter(), 0.0
+    frames = iter(reader)
+    try:
+        while True:
+            with Timer() as tw:
+                frame = next(frames, None)
+            if frame is None:
+                res.stop_reason = "end of input"
+                break
+            times.add("capture wait", frame.wait_s if frame.wait_s else max(0.0, tw.s - frame.decode_s))
+            times.add("decode", frame.decode_s)
+            with Timer() as tp:
+                crop = clf.prepare(frame.image)
+            times.add("preprocess", tp.s, 0)
+            probs = clf.infer_crops([crop])[0]
+            with Timer() as tq:
+                pred = clf.prediction(smoother(probs))
+            times.add("postprocess", tq.s, 0)
+            times.frame_ages.append(time.perf_counter() - frame.t_capture)
+            times.items += 1
+            res.frames += 1
+            res.labels[pred.label] += 1
+            now = time.perf_counter()
+            fps = 0.9 * fps + 0.1 / max(now - last_t, 1e-6) if fps else 1.0 / max(now - last_t, 1e-6)
+            last_t = now
+            name = f"{source.spec}#{frame.index}"
+            with signals_deferred():  # a frame reaches every output (lines, CSV, the saved video) or none
+                for sink in sinks:
+                    sink.add(name, pred)
+                if window or saver:
+                    stage_ms = {s: times.recent_ms(s) for s in ("decode", "preprocess", "inference")}
+                    draw_overlay(frame.image, pred, fps, stage_ms, opts.topk)
+                    if saver:
+                        saver.write(frame.image)
+            if window and not window.show(frame.image):
+                res.stop_reason = "q pressed"
+                break
+            if not sinks and now - last_status >= opts.status_every_s:
+                last_status = now
+                log(f"frame {frame.index}: {pred.label} {pred.score:.2f} | {fps:.1f} FPS | "
+                    f"dropped {getattr(reader, 'dropped', 0)}")
+            if opts.max_frames and res.frames >= opts.max_frames:
+                res.stop_reason = f"--max-frames {opts.max_frames}"
+                break
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (boundary.Terminated): the same clean stop
+        res.interrupted, res.stop_reason = e, getattr(e, "reason", "Ctrl-C")
+    except ModelError as e:  # NaN/inf scores: stop with the error, outputs still closed and complete
+        res.error, res.stop_reason = str(e), "model error"
+    finally:
+        _release(reader, window, saver, res)
+    times.dropped = getattr(reader, "dropped", 0)
+    res.error = "; ".join(e for e in (res.error, getattr(reader, "error", None), res.save_error) if e) or None
+    if res.error:
+        times.failed += 1
+        for sink in sinks:
+            sink.add(source.spec, res.error)
+    return res
+
+
+def _release(reader: Any, window: Any, saver: Any, res: LiveResult) -> None:
+    if isinstance(reader, LatestFrameReader):
+        reader.stop()
+    else:
+        reader.close()
+    if window:
+        window.close()
+    if saver:
+        try:
+            saver.close(keep=True)
+            res.saved = saver.path if saver.frames else None
+        except OutputError as e:  # reported with the summary, like a dropped stream
+            res.save_error = str(e)

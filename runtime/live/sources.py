@@ -1,0 +1,89 @@
+"""What SOURCE means: an image file, a folder, a glob, a video file, a camera index, a /dev/video
+device, an RTSP/HTTP URL or a GStreamer pipeline (only with the explicit `gst:` prefix: a file name
+may contain "!"). "files" are images (run batched); the rest are frame sources (read by capture.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from catdog.runtime.spine.errors import InputError
+from catdog.runtime.spine.folders import list_images
+from catdog.runtime.spine.images import IMAGE_SUFFIXES
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mjpeg")
+URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+KINDS = ("files", "video", "camera", "stream", "pipeline")
+GST_PREFIX = "gst:"
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # one of KINDS
+    spec: str  # what the user typed (used as the `source` of results)
+    files: tuple[Path, ...] = field(default=())  # kind == "files"
+    target: str | int = ""  # what cv2.VideoCapture opens
+    backend: str = "any"  # "any" | "v4l2" | "gstreamer"
+
+    @property
+    def is_live(self) -> bool:
+        """Cameras and streams: frames arrive in real time, keep only the newest."""
+        return self.kind in ("camera", "stream", "pipeline")
+
+
+def csi_pipeline(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: int = 30, flip: int = 0) -> str:
+    """The Jetson CSI camera pipeline (nvarguscamerasrc, NVMM -> BGR for OpenCV). `drop=true
+    max-buffers=1` keeps GStreamer itself from queueing old frames."""
+    return (
+        f"nvarguscamerasrc sensor-id={sensor_id} ! "
+        f"video/x-raw(memory:NVMM), width={width}, height={height}, framerate={fps}/1, format=NV12 ! "
+        f"nvvidconv flip-method={flip} ! video/x-raw, format=BGRx ! videoconvert ! "
+        "video/x-raw, format=BGR ! appsink drop=true max-buffers=1 sync=false"
+    )
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _glob(pattern: str) -> Source:
+    import glob
+
+    matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True))
+    images = [p for p in matches if is_image(p) and not p.is_dir()]
+    if not images:
+        raise InputError(f"{pattern}: no image files match this pattern (suffixes {', '.join(IMAGE_SUFFIXES)})")
+    return Source("files", pattern, tuple(images))
+
+
+def open_source(spec: str, recursive: bool = False) -> Source:
+    """Classify SOURCE. Raises InputError for something that is none of the known kinds."""
+    spec = str(spec)
+    if spec.startswith(GST_PREFIX):
+        pipe = spec[len(GST_PREFIX):].strip()
+        if "appsink" not in pipe:
+            pipe += " ! videoconvert ! video/x-raw, format=BGR ! appsink drop=true max-buffers=1"
+        return Source("pipeline", spec, target=pipe, backend="gstreamer")
+    if spec.lower().startswith(URL_SCHEMES):
+        return Source("stream", spec, target=spec)
+    if re.fullmatch(r"\d{1,3}", spec):
+        return Source("camera", spec, target=int(spec))
+    if re.fullmatch(r"/dev/video\d+", spec):
+        return Source("camera", spec, target=spec, backend="v4l2")
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = list_images(path, recursive)
+        if not files:
+            hint = "" if recursive else " (use --recursive for subfolders)"
+            raise InputError(f"{spec}: no image files in this folder{hint}")
+        return Source("files", spec, tuple(files))
+    if path.exists() or path.is_symlink():
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            return Source("video", spec, target=str(path))
+        return Source("files", spec, (path,))  # anything else is tried as an image; errors name it
+    if any(c in spec for c in "*?["):
+        return _glob(spec)
+    hint = f"; a GStreamer pipeline needs the prefix: '{GST_PREFIX}{spec}'" if " ! " in spec else ""
+    raise InputError(f"{spec}: no such file or folder (nor a camera index or URL){hint}")

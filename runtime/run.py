@@ -1,0 +1,128 @@
+"""One `catdog-runtime` run, as the library does it: open the source, check every output path,
+load the model, classify files (batched, decoded in threads) or frames (live), close the outputs,
+print the summary; --ray hands over to runtime/scale/. The command line (runtime/cli/) only
+parses into RunOptions and calls run(). Heavy imports happen inside run(): cold start."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from catdog.runtime.engine.stats import model_line, summary_text
+from catdog.runtime.options import RunOptions, spec_overrides
+from catdog.runtime.spine.boundary import interrupt_exit, interrupt_reason, say, signals_deferred
+from catdog.runtime.spine.errors import InputError
+
+EXIT_SOME_FAILED = 1
+
+
+def _summary(clf: Any, title: str, extra: list[tuple[str, str]] = ()) -> None:
+    rows = [("model", model_line(clf)), ("provider", clf.session.provider), *clf.times.summary_rows(), *extra]
+    print(summary_text(title, rows), file=sys.stderr, flush=True)
+
+
+def _run_files(clf: Any, files: tuple[Path, ...], sinks: list[Any]) -> KeyboardInterrupt | None:
+    """Returns the Ctrl-C / SIGTERM that stopped it, if one did. Progress on stderr only for an
+    interactive terminal."""
+    if len(files) < 2 or not sys.stderr.isatty():  # no progress bar: skip importing rich for it
+        try:
+            for source, result in clf.iter_predict(files):
+                with signals_deferred():  # each result reaches every output, or none does
+                    for sink in sinks:
+                        sink.add(source, result)
+        except KeyboardInterrupt as e:
+            return e
+        return None
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("classifying", total=len(files))
+        try:
+            for source, result in clf.iter_predict(files):
+                with signals_deferred():  # each result reaches every output, or none does
+                    for sink in sinks:
+                        sink.add(source, result)
+                bar.advance(task)
+        except KeyboardInterrupt as e:
+            return e
+    return None
+
+
+def _run_batch(batch: int, src: Any) -> int:
+    """The largest batch this run feeds: live sources go frame by frame, files up to --batch."""
+    return max(1, min(batch, len(src.files))) if src.kind == "files" else 1
+
+
+def _outputs(o: RunOptions, src: Any) -> tuple[Path | None, Path | None]:
+    """--csv and --save checked (runtime.files.check_output_file): never an input, a folder or a
+    read-only file. --save applies to frame sources only (image runs ignore it, and say so)."""
+    from catdog.runtime.spine.fileio import check_output_file
+
+    inputs = src.files if src.kind == "files" else (src.target,) if src.kind == "video" else ()
+    csv_path = check_output_file(o.csv_path, inputs, "--csv") if o.csv_path else None
+    save_path = check_output_file(o.save, inputs, "--save") if o.save and src.kind != "files" else None
+    if csv_path and save_path and csv_path.resolve() == save_path.resolve():
+        raise InputError(f"--csv and --save are the same file ({o.save}); give each its own")
+    return csv_path, save_path
+
+
+def run(o: RunOptions) -> int:
+    if o.ray is not None or o.out is not None or o.resume or o.actors is not None:
+        from catdog.runtime.scale.driver import run_scaled  # ray is imported on this path only
+
+        return run_scaled(o)
+    from catdog.runtime.engine.classifier import Classifier
+    from catdog.runtime.engine.shipped import resolve_model
+    from catdog.runtime.live.sinks import AccuracySink, CsvSink, JsonSink, TableSink
+    from catdog.runtime.live.sources import GST_PREFIX, csi_pipeline, open_source
+
+    source = GST_PREFIX + csi_pipeline(o.csi) if o.csi is not None else o.source
+    if not source:
+        raise InputError("give a SOURCE (image, folder, glob, video, camera index, URL or gst:PIPELINE) or --csi N")
+    src = open_source(source, recursive=o.recursive)  # before loading the model: a typo fails fast
+    csv_path, save_path = _outputs(o, src)  # and every output path, before the first photo
+    clf = Classifier.from_file(resolve_model(o.model, o.provider), provider=o.provider, threads=o.threads,
+                               labels=o.labels, spec=spec_overrides(o),
+                               batch_size=_run_batch(o.batch, src), workers=o.workers, trt_fp16=o.trt_fp16,
+                               trt_int8=o.trt_int8, trt_cache_dir=o.trt_cache, device_id=o.device_id,
+                               unsure_below=o.unsure_below, full_decode=o.full_decode,
+                               spinning=not (src.kind == "files" and len(src.files) > 1))  # see open_session
+    sinks: list[Any] = [JsonSink()] if o.json_out else []
+    if csv_path:
+        sinks.append(CsvSink(csv_path, clf.classes))
+
+    clf.reset_times()
+    if src.kind == "files":
+        if o.show or o.save:
+            say("note: --show and --save apply to videos, cameras and streams; ignored for image files")
+        if not o.json_out:
+            sinks.insert(0, TableSink(o.topk))
+        accuracy = AccuracySink(clf.classes)
+        stop = _run_files(clf, src.files, [*sinks, accuracy])
+        for sink in sinks:
+            sink.close()
+        title = f"interrupted ({interrupt_reason(stop)})" if stop else f"{len(src.files)} file(s)"
+        _summary(clf, title, accuracy.summary_rows())
+    else:
+        from catdog.runtime.live.loop import LiveOptions, run_live
+
+        live = LiveOptions(show=o.show, save=save_path, smooth=o.smooth, topk=o.topk, realtime=o.realtime,
+                           max_frames=o.max_frames, max_reconnects=o.reconnects)
+        res = run_live(clf, src, live, sinks, log=say)
+        stop = res.interrupted
+        for sink in sinks:
+            sink.close()
+        extra = [("stopped by", res.stop_reason)]
+        if res.labels:
+            extra.append(("labels", ", ".join(f"{k} {v}" for k, v in res.labels.most_common(5))))
+        if res.saved:
+            extra.append(("saved", str(res.saved)))
+        if res.error:
+            extra.append(("error", res.error))
+            say(f"error: {res.error}")
+        _summary(clf, f"{src.kind} {src.spec}", extra)
+    if stop:
+        return interrupt_exit(stop)
+    return EXIT_SOME_FAILED if clf.times.failed else 0

@@ -1,0 +1,3 @@
+"""Scale-out on Ray Data (`catdog-runtime SOURCE --ray`): the driver, the actor that runs the same
+Classifier, the Parquet part files and their manifest, the input listing. The [ray] extra; ray is
+imported only on this path. Imports the spine, the engine, live sources and the run options."""

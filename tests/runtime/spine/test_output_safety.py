@@ -1,0 +1,114 @@
+"""Outputs never destroy inputs or protected files, and are checked before the first photo: --csv
+or --save naming an input, a read-only file, a folder, or a path through a folder that does not
+exist. Real files, real runs of the CLI (audit findings 1, 9, 11, 12 of issue 21)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+
+import pytest
+from testkit.runtime import run_cli, write_video
+
+
+@pytest.fixture
+def folder(tmp_path, photos):
+    d = tmp_path / "in"
+    d.mkdir()
+    for p in photos[:3]:
+        shutil.copy(p, d / p.name)
+    return d
+
+
+def _refused(r, *words):
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and all(w in last for w in words), last
+    assert "provider:" not in r.stderr  # refused before the model was even opened
+    return last
+
+
+def test_csv_over_an_input_photo_is_refused_and_the_photo_kept(models, folder):
+    photo = sorted(folder.iterdir())[0]
+    before = photo.read_bytes()
+    _refused(run_cli(photo, "--model", models["float"], "--csv", photo), "--csv", "is one of the inputs")
+    # another spelling of the same file, and a folder run that lists it
+    _refused(run_cli(folder, "--model", models["float"], "--csv", folder / ".." / folder.name / photo.name),
+             "is one of the inputs")
+    assert photo.read_bytes() == before
+
+
+def test_save_over_the_input_video_is_refused_and_the_video_kept(models, photos, tmp_path):
+    clip = write_video(tmp_path / "in.avi", photos, 6)
+    link = tmp_path / "link.avi"
+    link.symlink_to(clip)
+    before = clip.read_bytes()
+    for target in (clip, link):
+        _refused(run_cli(clip, "--model", models["float"], "--save", target), "--save", "is one of the inputs")
+    assert clip.read_bytes() == before
+
+
+@pytest.mark.parametrize("mode", [0o444, 0o000])
+def test_read_only_csv_is_refused_and_left_as_it_was(models, folder, tmp_path, mode):
+    out = tmp_path / "ro.csv"
+    out.write_text("keep me\n")
+    out.chmod(mode)
+    try:
+        _refused(run_cli(folder, "--model", models["float"], "--csv", out), "is read-only", "chmod u+w")
+        assert stat.S_IMODE(out.stat().st_mode) == mode
+        out.chmod(0o644)
+        assert out.read_text() == "keep me\n"
+    finally:
+        out.chmod(0o644)
+
+
+def test_a_replaced_csv_keeps_its_permission_bits(models, folder, tmp_path):
+    out = tmp_path / "private.csv"
+    out.write_text("old\n")
+    out.chmod(0o600)
+    r = run_cli(folder, "--model", models["float"], "--csv", out)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().startswith("source,") and stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_csv_naming_a_folder_fails_before_the_first_photo(models, folder, tmp_path):
+    target = tmp_path / "results"
+    target.mkdir()
+    last = _refused(run_cli(folder, "--model", models["float"], "--csv", target, "--json"), "is a folder")
+    assert str(target / "results.csv") in last
+    assert list(target.iterdir()) == []
+
+
+def test_csv_path_through_a_missing_folder_makes_no_stray_folder(models, folder, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    r = run_cli(folder, "--model", models["float"], "--csv", "a/../../b.csv", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "b.csv").is_file()  # where the path leads
+    assert list(work.iterdir()) == []  # and no a/ left behind on the way
+
+
+def test_error_rows_are_as_wide_as_the_header(models, folder, tmp_path):
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "o.csv"
+    r = run_cli(folder, "--model", models["float"], "--csv", out)
+    assert r.returncode == 1
+    import csv
+
+    rows = list(csv.reader(out.open()))
+    assert {len(row) for row in rows} == {len(rows[0])} and len(rows[0]) == 7
+    assert any(row[4] and "broken.jpg" in row[4] for row in rows[1:])
+
+
+def test_outputs_are_checked_on_a_writable_spot_even_as_root(models, folder, tmp_path):
+    """Root ignores mode bits, so the check reads them itself (os.access would say yes)."""
+    out = tmp_path / "ro.csv"
+    out.write_text("x\n")
+    out.chmod(0o444)
+    try:
+        if os.geteuid() == 0:
+            assert os.access(out, os.W_OK)  # what a check based on access() would have trusted
+        _refused(run_cli(folder, "--model", models["float"], "--csv", out), "is read-only")
+    finally:
+        out.chmod(0o644)

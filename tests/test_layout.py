@@ -1,0 +1,125 @@
+"""The house rules, checked on the source itself (every import, lazy ones inside functions too):
+imports point one way (runtime <- train <- export <- benchmarks) and, inside runtime/, from a room
+only to the rooms below it; nothing imports an entry module (a `cli`); no import cycle; no source
+file over 300 lines."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("runtime", "train", "export", "benchmarks")  # each may import only those before it
+# runtime's rooms, and the rooms each may import (besides itself). Entry modules (cli) import
+# anything; nothing imports them.
+ROOMS = {
+    "spine": set(),
+    "engine": {"spine"},
+    "live": {"spine", "engine"},
+    "scale": {"spine", "engine", "live", "options", "run"},
+    "serve": {"spine", "engine", "live", "options"},
+    "options": {"spine"},
+    "run": {"spine", "engine", "live", "options", "scale", "serve"},
+    "assets": set(),
+}
+ENTRIES = ("cli", "__main__")  # entry modules: `catdog.<stage>.cli` (a module or a package) and __main__
+MAX_LINES = 300
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    parts = parts[:-1] if parts[-1] == "__init__" else parts
+    return "catdog." + ".".join(parts)
+
+
+def _sources() -> dict[str, Path]:
+    return {_module(p): p for stage in STAGES for p in sorted((REPO / stage).rglob("*.py"))}
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Every catdog module `path` imports, at any depth (a lazy import counts as much as a top one)."""
+    out = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("catdog.")}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # a relative import: resolve it against the package
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([base] if base else []))
+            if base.startswith("catdog."):
+                out.add(base)
+                out |= {f"{base}.{a.name}" for a in node.names}  # `from catdog.runtime.engine import trt`
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = _sources()
+    return {m: {i for i in _imports(p, m) if i in mods and i != m} for m, p in mods.items()}
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 else ""
+
+
+def test_stages_import_downward_only():
+    bad = []
+    for mod, deps in _graph().items():
+        stage = STAGES.index(mod.split(".")[1])
+        bad += [f"{mod} -> {d}" for d in deps if STAGES.index(d.split(".")[1]) > stage]
+    assert not bad, bad
+
+
+def test_runtime_rooms_import_only_the_rooms_below():
+    bad = []
+    for mod, deps in _graph().items():
+        if not mod.startswith("catdog.runtime.") or _room(mod) in ENTRIES:
+            continue
+        room = _room(mod)
+        assert room in ROOMS, f"{mod}: runtime/{room} is not a known room; add it to ROOMS with what it may import"
+        for d in deps:
+            if d.startswith("catdog.runtime.") and _room(d) != room and _room(d) not in ROOMS[room]:
+                bad.append(f"{mod} -> {d}")
+    assert not bad, bad
+
+
+def test_nothing_imports_an_entry_module():
+    graph = _graph()
+    def entry(m: str) -> bool:
+        return any(part in ENTRIES for part in m.split(".")[1:])
+
+    bad = [f"{m} -> {d}" for m, deps in graph.items() for d in deps
+           if entry(d) and not (entry(m) and m.split(".")[:2] == d.split(".")[:2])]
+    assert not bad, bad
+
+
+def test_no_import_cycle():
+    graph, state, cycles = _graph(), {}, []
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = "open"
+        for d in sorted(graph[m]):
+            if state.get(d) == "open":
+                cycles.append(" -> ".join(stack[stack.index(d):] + [m, d]) if d in stack else f"{m} -> {d}")
+            elif d not in state:
+                visit(d, stack + [m])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+    assert not cycles, cycles
+
+
+def test_no_source_file_over_300_lines():
+    files = [*_sources().values(), *sorted((REPO / "scripts").glob("*.py"))]
+    long = {str(p.relative_to(REPO)): n for p in files if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, long
+
+
+def test_scripts_never_import_the_tests():
+    bad = [str(p.relative_to(REPO)) for p in sorted((REPO / "scripts").glob("*.py"))
+           if "sys.path" in p.read_text() and "tests" in p.read_text()]
+    assert not bad, bad
