@@ -20,7 +20,7 @@ from catdog.runtime.engine import session as rt_session
 from catdog.runtime.spine.artifacts import ARTIFACTS, by_filename
 from catdog.runtime.spine.errors import InputError, ModelError, ProviderError, error_line
 from catdog.runtime.spine.folders import LabelledFolder, scan
-from catdog.runtime.spine.metadata import METADATA_FILE, ModelMetadata, from_metadata_map
+from catdog.runtime.spine.metadata import METADATA_FILE, ModelMetadata
 from catdog.runtime.spine.spec import PreprocessSpec
 
 # Export-folder file name -> report row name, in report order: ONNX before TorchScript, float input
@@ -96,7 +96,9 @@ class Artifact:
 
 def inspect_onnx(path: Path, name: str) -> Artifact:
     sess = rt_session.open_session(path, "cpu", log=None)
-    meta = from_metadata_map(sess.metadata_map, str(path))
+    if sess.metadata_error is not None:
+        raise sess.metadata_error
+    meta = sess.metadata  # the session's one parse
     dtype = _ORT_TYPES.get(sess.input_type)
     if dtype is None:
         raise ModelError(f"{path}: input type {sess.input_type} is not supported (float, float16 or uint8)")

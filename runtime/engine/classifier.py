@@ -18,7 +18,7 @@ from catdog.runtime.engine.stats import StageTimes, Timer
 from catdog.runtime.spine.errors import CatdogError, InputError, ModelError, error_line
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.labels import load_labels
-from catdog.runtime.spine.metadata import ModelMetadata, from_metadata_map
+from catdog.runtime.spine.metadata import ModelMetadata
 from catdog.runtime.spine.metrics import softmax
 from catdog.runtime.spine.preprocess import normalize, resize_crop
 from catdog.runtime.spine.spec import PreprocessSpec
@@ -93,7 +93,9 @@ class Classifier:
         # A run feeds 1..batch_size images (a folder's last batch is short): TensorRT's profile covers that
         session_kw.setdefault("batches", (1, max(1, batch_size)))
         session = open_session(path, provider=provider, threads=threads, **session_kw)
-        meta = from_metadata_map(session.metadata_map, str(path))
+        if session.metadata_error is not None:
+            raise session.metadata_error
+        meta = session.metadata  # parsed once, when the session was opened
         names = None
         if labels is not None:
             names = load_labels(labels) if isinstance(labels, (str, os.PathLike)) else tuple(labels)

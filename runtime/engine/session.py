@@ -9,9 +9,8 @@ import contextlib
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -26,14 +25,14 @@ from catdog.runtime.engine.providers import (
     warm_and_verify,
     warmup_shape,
 )
+from catdog.runtime.engine.request import Log, Parsed, Request, parsed_once
 from catdog.runtime.spine.errors import MetadataError, ModelError, ProviderError, error_line
 from catdog.runtime.spine.fileio import file_sha256
-from catdog.runtime.spine.metadata import ModelMetadata, from_metadata_map
+from catdog.runtime.spine.metadata import ModelMetadata
 
 AUTO_ORDER = ("tensorrt", "cuda", "cpu")
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
 
-Log = Callable[[str], None]
 
 
 def _stderr(msg: str) -> None:
@@ -44,8 +43,11 @@ class Session:
     """An InferenceSession plus what the runtime needs to know about it."""
 
     def __init__(self, ort_session: Any, provider: str, path: Path, warmup_output_shape: tuple[int, ...],
-                 create_s: float = 0.0, device_id: int = 0):
+                 create_s: float = 0.0, device_id: int = 0, parsed: Parsed | None = None):
         self.ort = ort_session
+        parsed = parsed or Parsed.of(ort_session, path)
+        self.metadata: ModelMetadata | None = parsed.meta  # None: no catdog metadata (a third-party model)
+        self.metadata_error: MetadataError | None = parsed.error  # metadata there, but unreadable
         self.create_s = create_s  # seconds to build the InferenceSession (benchmarks report it)
         self.provider = provider
         self.device_id = device_id
@@ -59,10 +61,6 @@ class Session:
         self.output_shape = tuple(ort_session.get_outputs()[0].shape)
         self.warmup_output_shape = warmup_output_shape
         self._binding = None
-
-    @property
-    def metadata_map(self) -> dict[str, str]:
-        return dict(self.ort.get_modelmeta().custom_metadata_map)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run on one input batch; returns the first output."""
@@ -89,28 +87,15 @@ class Session:
         return f"Session({self.path.name}, provider={self.provider}, input={self.input_shape} {self.input_type})"
 
 
-@dataclass(frozen=True)
-class Request:
-    """What one open_session call asks of every provider it tries."""
-
-    path: Path
-    opts: Any  # onnxruntime.SessionOptions
-    device_id: int
-    batches: tuple[int, ...]  # the batch sizes the run will feed; the warm-up uses the largest
-    tf32: bool | None
-    log: Log
 
 
-def _metadata(sess: Any) -> ModelMetadata | None:
-    try:
-        return from_metadata_map(sess.get_modelmeta().custom_metadata_map)
-    except MetadataError:
-        return None  # the Classifier reports bad metadata with the file's name
+
+
 
 
 def _input_for(sess: Any, req: Request) -> np.ndarray:
     inp = sess.get_inputs()[0]
-    meta = _metadata(sess)
+    meta = parsed_once(sess, req).meta
     shape = warmup_shape(inp.shape, inp.type, meta.spec.size if meta else 224, max(req.batches))
     dtype = _ORT_DTYPES.get(inp.type, np.float32)
     return np.full(shape, 0.5 if dtype != np.uint8 else 128, dtype=dtype)
@@ -143,7 +128,7 @@ def _open_and_warm(req: Request, name: str, trt: dict[str, Any], verify: bool) -
     if not verify and not gpu and len(out_shape) >= 2 and all(isinstance(d, int) and d > 0 for d in out_shape[1:]):
         # CPU loads either run or fail on the first real batch with the same error; when the
         # class count is in the graph, a warm-up inference would only add to cold start.
-        return Session(sess, name, req.path, (1, *out_shape[1:]), create_s, req.device_id)
+        return Session(sess, name, req.path, (1, *out_shape[1:]), create_s, req.device_id, parsed_once(sess, req))
     x = _input_for(sess, req)
     t0 = time.perf_counter()
     try:
@@ -163,19 +148,20 @@ def _open_and_warm(req: Request, name: str, trt: dict[str, Any], verify: bool) -
                             f"check the install: {INSTALL_HINTS.get(name, '')}") from None
     if name == "tensorrt" and time.perf_counter() - t0 > 2.0:
         req.log(f"TensorRT engine ready in {time.perf_counter() - t0:.0f} s")
-    return Session(sess, name, req.path, tuple(np.shape(out)), create_s, req.device_id)
+    return Session(sess, name, req.path, tuple(np.shape(out)), create_s, req.device_id, parsed_once(sess, req))
 
 
-def _peek(path: Path) -> tuple[Any, ModelMetadata | None]:
+def _peek(req: Request) -> tuple[Any, ModelMetadata | None]:
     """The model's input and metadata from a CPU session with graph optimization off (quick):
-    TensorRT's options (profile, INT8) must be known before its session is built."""
+    TensorRT's options (profile, INT8) must be known before its session is built. The metadata
+    parsed here is the open's one parse (req.parsed): nothing after it parses again."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.log_severity_level = 3
-    sess = create_session(path, "cpu", opts, ["CPUExecutionProvider"])
-    return sess.get_inputs()[0], _metadata(sess)
+    sess = create_session(req.path, "cpu", opts, ["CPUExecutionProvider"])
+    return sess.get_inputs()[0], parsed_once(sess, req).meta
 
 
 def _skip_or_raise(req: Request, explicit: bool, why: str) -> None:
@@ -193,7 +179,7 @@ def _trt_setup(req: Request, explicit: bool, fp16: bool, int8: bool, root: str |
         lib = trtlib.load_nvinfer(nvinfer)
     except ProviderError as e:
         return _skip_or_raise(req, explicit, str(e))
-    inp, meta = _peek(req.path)
+    inp, meta = _peek(req)
     kind = trtlib.int8_kind(meta)
     if int8:
         trtlib.check_trt_int8(meta, req.path)
