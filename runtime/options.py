@@ -66,6 +66,14 @@ class RunOptions:
     resume: bool = False
     actors: Optional[int] = None
     gpus_per_actor: float = 1.0
+    serve: Optional[str] = None  # --serve [HOST:]PORT (runtime/serve/)
+    token: Optional[str] = None
+    no_auth: bool = False
+    max_viewers: int = 8
+    max_body_mb: float = 20.0
+    request_timeout: float = 10.0
+    batch_wait_ms: float = 5.0
+    cors: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,17 @@ OPTIONS: dict[str, Opt] = {  # RunOptions' fields but `source` (the argument), i
     "resume": Opt(("--resume",), "--ray: skip the inputs already in --out"),
     "actors": Opt(("--actors",), "--ray: actors (default: CPUs / --threads, or GPUs)", min=1),
     "gpus_per_actor": Opt(("--gpus-per-actor",), "--ray with --provider cuda", min=0.01),
+    "serve": Opt(("--serve",), "serve the live view and an HTTP API on [HOST:]PORT (default host 127.0.0.1); "
+                 "without SOURCE, the API alone"),
+    "token": Opt(("--token",), "--serve: the token every route but /healthz needs (or CATDOG_TOKEN); required "
+                 "off loopback"),
+    "no_auth": Opt(("--no-auth",), "--serve: no token even off loopback (warned about)"),
+    "max_viewers": Opt(("--max-viewers",), "--serve: MJPEG viewers at once; the next gets 503", min=1),
+    "max_body_mb": Opt(("--max-body-mb",), "--serve: largest POST /api/predict body, in MB", min=0.001),
+    "request_timeout": Opt(("--request-timeout",), "--serve: seconds a prediction may take before 504", min=0.1),
+    "batch_wait_ms": Opt(("--batch-wait-ms",), "--serve: how long the first request waits for others to batch "
+                         "with", min=0.0, max=1000.0),
+    "cors": Opt(("--cors",), "--serve: allow this browser origin (no CORS unless given)"),
 }
 
 

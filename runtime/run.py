@@ -73,56 +73,113 @@ def run(o: RunOptions) -> int:
         from catdog.runtime.scale.driver import run_scaled  # ray is imported on this path only
 
         return run_scaled(o)
-    from catdog.runtime.engine.classifier import Classifier
-    from catdog.runtime.engine.shipped import resolve_model
-    from catdog.runtime.live.sinks import AccuracySink, CsvSink, JsonSink, TableSink
     from catdog.runtime.live.sources import GST_PREFIX, csi_pipeline, open_source
 
     source = GST_PREFIX + csi_pipeline(o.csi) if o.csi is not None else o.source
-    if not source:
+    if not source and o.serve is None:
         raise InputError("give a SOURCE (image, folder, glob, video, camera index, URL or gst:PIPELINE) or --csi N")
-    src = open_source(source, recursive=o.recursive)  # before loading the model: a typo fails fast
-    csv_path, save_path = _outputs(o, src)  # and every output path, before the first photo
-    clf = Classifier.from_file(resolve_model(o.model, o.provider), provider=o.provider, threads=o.threads,
-                               labels=o.labels, spec=spec_overrides(o),
-                               batch_size=_run_batch(o.batch, src), workers=o.workers, trt_fp16=o.trt_fp16,
-                               trt_int8=o.trt_int8, trt_cache_dir=o.trt_cache, device_id=o.device_id,
-                               unsure_below=o.unsure_below, full_decode=o.full_decode,
-                               spinning=not (src.kind == "files" and len(src.files) > 1))  # see open_session
+    src = open_source(source, recursive=o.recursive) if source else None  # before the model: a typo fails fast
+    csv_path, save_path = _outputs(o, src) if src else (None, None)  # every output path, before the first photo
+    clf = _classifier(o, src)
+    serving = None
+    if o.serve is not None:
+        from catdog.runtime.serve.server import start
+
+        serving = start(o, clf, model_line(clf), src.spec if src else None, say)
+    try:
+        if src is None:
+            return _api_only(clf, serving)
+        if src.kind == "files":
+            return _files(o, clf, src, csv_path, serving)
+        return _live(o, clf, src, csv_path, save_path, serving)
+    finally:
+        if serving is not None:
+            serving.stop()
+
+
+def _classifier(o: RunOptions, src: Any) -> Any:
+    from catdog.runtime.engine.classifier import Classifier
+    from catdog.runtime.engine.shipped import resolve_model
+
+    many = src is not None and src.kind == "files" and len(src.files) > 1
+    return Classifier.from_file(resolve_model(o.model, o.provider), provider=o.provider, threads=o.threads,
+                                labels=o.labels, spec=spec_overrides(o),
+                                batch_size=_run_batch(o.batch, src) if src else o.batch, workers=o.workers,
+                                trt_fp16=o.trt_fp16, trt_int8=o.trt_int8, trt_cache_dir=o.trt_cache,
+                                device_id=o.device_id, unsure_below=o.unsure_below, full_decode=o.full_decode,
+                                spinning=not many)  # see open_session
+
+
+def _sinks(o: RunOptions, clf: Any, csv_path: Path | None) -> list[Any]:
+    from catdog.runtime.live.sinks import CsvSink, JsonSink
+
     sinks: list[Any] = [JsonSink()] if o.json_out else []
     if csv_path:
         sinks.append(CsvSink(csv_path, clf.classes))
-
     clf.reset_times()
-    if src.kind == "files":
-        if o.show or o.save:
-            say("note: --show and --save apply to videos, cameras and streams; ignored for image files")
-        if not o.json_out:
-            sinks.insert(0, TableSink(o.topk))
-        accuracy = AccuracySink(clf.classes)
-        stop = _run_files(clf, src.files, [*sinks, accuracy])
-        for sink in sinks:
-            sink.close()
-        title = f"interrupted ({interrupt_reason(stop)})" if stop else f"{len(src.files)} file(s)"
-        _summary(clf, title, accuracy.summary_rows())
-    else:
-        from catdog.runtime.live.loop import LiveOptions, run_live
+    return sinks
 
-        live = LiveOptions(show=o.show, save=save_path, smooth=o.smooth, topk=o.topk, realtime=o.realtime,
-                           max_frames=o.max_frames, max_reconnects=o.reconnects)
-        res = run_live(clf, src, live, sinks, log=say)
-        stop = res.interrupted
-        for sink in sinks:
-            sink.close()
-        extra = [("stopped by", res.stop_reason)]
-        if res.labels:
-            extra.append(("labels", ", ".join(f"{k} {v}" for k, v in res.labels.most_common(5))))
-        if res.saved:
-            extra.append(("saved", str(res.saved)))
-        if res.error:
-            extra.append(("error", res.error))
-            say(f"error: {res.error}")
-        _summary(clf, f"{src.kind} {src.spec}", extra)
+
+def _files(o: RunOptions, clf: Any, src: Any, csv_path: Path | None, serving: Any) -> int:
+    from catdog.runtime.live.sinks import AccuracySink, TableSink
+
+    sinks = _sinks(o, clf, csv_path)
+    if o.show or o.save:
+        say("note: --show and --save apply to videos, cameras and streams; ignored for image files")
+    if not o.json_out:
+        sinks.insert(0, TableSink(o.topk))
+    accuracy = AccuracySink(clf.classes)
+    extra = [serving.sink()] if serving else []
+    stop = _run_files(clf, src.files, [*sinks, accuracy, *extra])
+    for sink in sinks:
+        sink.close()
+    title = f"interrupted ({interrupt_reason(stop)})" if stop else f"{len(src.files)} file(s)"
+    _summary(clf, title, accuracy.summary_rows() + _served(serving))
     if stop:
         return interrupt_exit(stop)
     return EXIT_SOME_FAILED if clf.times.failed else 0
+
+
+def _live(o: RunOptions, clf: Any, src: Any, csv_path: Path | None, save_path: Path | None, serving: Any) -> int:
+    from catdog.runtime.live.loop import LiveOptions, run_live
+
+    sinks = _sinks(o, clf, csv_path)
+    live = LiveOptions(show=o.show, save=save_path, smooth=o.smooth, topk=o.topk, realtime=o.realtime,
+                       max_frames=o.max_frames, max_reconnects=o.reconnects,
+                       on_frame=serving.on_frame if serving else None)
+    res = run_live(clf, src, live, sinks, log=say)
+    for sink in sinks:
+        sink.close()
+    extra = [("stopped by", res.stop_reason)]
+    if res.labels:
+        extra.append(("labels", ", ".join(f"{k} {v}" for k, v in res.labels.most_common(5))))
+    if res.saved:
+        extra.append(("saved", str(res.saved)))
+    if res.error:
+        extra.append(("error", res.error))
+        say(f"error: {res.error}")
+    _summary(clf, f"{src.kind} {src.spec}", extra + _served(serving))
+    if res.interrupted:
+        return interrupt_exit(res.interrupted)
+    return EXIT_SOME_FAILED if clf.times.failed else 0
+
+
+def _api_only(clf: Any, serving: Any) -> int:
+    """--serve without SOURCE: the API alone, until Ctrl-C or SIGTERM."""
+    import time
+
+    try:
+        while serving.thread.is_alive():
+            time.sleep(0.2)
+    except KeyboardInterrupt as e:
+        _summary(serving.batcher.clf, f"interrupted ({interrupt_reason(e)})", _served(serving))
+        return interrupt_exit(e)
+    raise InputError(f"the server on {serving.url} stopped by itself; see the lines above")
+
+
+def _served(serving: Any) -> list[tuple[str, str]]:
+    if serving is None:
+        return []
+    b, hub = serving.batcher, serving.hub
+    return [("served", f"{serving.url}: {b.items} API prediction(s) in {b.batches} batch(es), "
+                       f"{hub.encoded} stream frame(s) encoded")]

@@ -188,7 +188,7 @@ class Classifier:
         return (f"{self.session.path.name} gave NaN/inf scores (broken weights, or an input that overflows "
                 "the model); re-export the model")
 
-    def _predictions(self, probs: np.ndarray) -> list[Prediction | str]:
+    def predictions(self, probs: np.ndarray) -> list[Prediction | str]:
         """One Prediction per row, or the error message for a row of NaN/inf scores."""
         with Timer() as t:
             rows, idx = probs.tolist(), probs.argmax(axis=1).tolist()
@@ -207,7 +207,7 @@ class Classifier:
         preds: list[Prediction] = []
         for start in range(0, len(images), self.batch_size):
             crops = [self.load(im)[0] for im in images[start : start + self.batch_size]]
-            for p in self._predictions(self.infer_crops(crops)):
+            for p in self.predictions(self.infer_crops(crops)):
                 if isinstance(p, str):
                     raise ModelError(p)
                 preds.append(p)
@@ -263,7 +263,7 @@ class Classifier:
                 crops.append(r[0])
                 self.times.add("decode", r[1])
                 self.times.add("preprocess", r[2], 0)
-        preds = iter(self._predictions(self.infer_crops(crops)) if crops else [])
+        preds = iter(self.predictions(self.infer_crops(crops)) if crops else [])
         for (name, _), r in zip(group, results, strict=True):
             r = next(preds) if not isinstance(r, str) else r
             if isinstance(r, str):  # unreadable, or NaN/inf scores: an error, never a label

@@ -32,6 +32,8 @@ class LiveOptions:
     max_frames: int | None = None
     max_reconnects: int = 10
     status_every_s: float = 1.0  # the stderr status line (when not writing JSON)
+    # Every frame, annotated, to a watcher (--serve): (image, prediction, name, index, fps, stage ms)
+    on_frame: Callable[..., None] | None = None
 
 
 @dataclass
@@ -98,11 +100,13 @@ def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any
             with signals_deferred():  # a frame reaches every output (lines, CSV, the saved video) or none
                 for sink in sinks:
                     sink.add(name, pred)
-                if window or saver:
+                if window or saver or opts.on_frame:
                     stage_ms = {s: times.recent_ms(s) for s in ("decode", "preprocess", "inference")}
                     draw_overlay(frame.image, pred, fps, stage_ms, opts.topk)
                     if saver:
                         saver.write(frame.image)
+                    if opts.on_frame:
+                        opts.on_frame(frame.image, pred, name, frame.index, fps, stage_ms)
             if window and not window.show(frame.image):
                 res.stop_reason = "q pressed"
                 break

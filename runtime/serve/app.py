@@ -1,0 +1,215 @@
+"""The HTTP surface (Starlette): the page, the MJPEG stream, the newest prediction as JSON and as
+Server-Sent Events, POST /api/predict through the one decoder and the batcher, /healthz and
+/metrics. Every route but /healthz needs the token when one is set; every bad request is a 4xx
+with a one-line JSON error, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from catdog.runtime.live.sinks import json_line
+from catdog.runtime.serve.page import PAGE
+from catdog.runtime.spine.errors import CatdogError
+from catdog.runtime.spine.images import decode_image
+
+COOKIE = "catdog_session"
+IMAGE_TYPES = ("image/jpeg", "image/jpg", "image/png", "application/octet-stream", "image/bmp", "image/webp")
+BOUNDARY = "frame"
+
+
+@dataclass
+class ServeState:
+    hub: Any  # serve.hub.Hub
+    batcher: Any  # serve.batcher.Batcher
+    metrics: Any  # serve.metrics.Metrics
+    clf: Any  # the API's Classifier (prepare, spec, classes)
+    model: str  # the summary's model line
+    provider: str
+    source: str | None
+    token: str | None = None
+    max_body: int = 20_000_000
+    timeout_s: float = 10.0
+    viewer_threads: Any = None  # an anyio CapacityLimiter: waiting viewers never starve decoding
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def session_value(token: str) -> str:
+    """The cookie holds a value derived from the token, not the token itself."""
+    return hmac.new(token.encode(), b"catdog-edge session", hashlib.sha256).hexdigest()
+
+
+def _allowed(st: ServeState, request: Request) -> bool:
+    if not st.token:
+        return True
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer ") and hmac.compare_digest(auth[7:].strip().encode(), st.token.encode()):
+        return True
+    cookie = request.cookies.get(COOKIE, "")
+    return bool(cookie) and hmac.compare_digest(cookie.encode(), session_value(st.token).encode())
+
+
+def guarded(handler):
+    async def route(request: Request) -> Response:
+        st: ServeState = request.app.state.serve
+        if not _allowed(st, request):
+            return _error(401, "missing or wrong token: send 'Authorization: Bearer TOKEN', or open /?token=TOKEN")
+        return await handler(request, st)
+
+    return route
+
+
+async def page(request: Request) -> Response:
+    st: ServeState = request.app.state.serve
+    given = request.query_params.get("token")
+    if st.token and given is not None:
+        if not hmac.compare_digest(given.encode(), st.token.encode()):
+            return _error(401, "wrong token")
+        resp = RedirectResponse("./", status_code=303)  # the token leaves the address bar and the history
+        resp.set_cookie(COOKIE, session_value(st.token), httponly=True, samesite="strict")
+        return resp
+    if not _allowed(st, request):
+        return _error(401, "open /?token=TOKEN once; the page then keeps a session cookie")
+    return HTMLResponse(PAGE)
+
+
+async def latest(request: Request, st: ServeState) -> Response:
+    if st.hub.latest is None:
+        why = "" if st.source else ": this server has no SOURCE; POST /api/predict"
+        return _error(404, "no prediction yet" + why)
+    return JSONResponse(st.hub.latest)
+
+
+async def events(request: Request, st: ServeState) -> Response:
+    async def stream() -> AsyncIterator[bytes]:
+        seen = 0
+        if st.hub.latest is not None:
+            seen = st.hub.version
+            yield f"data: {json.dumps(st.hub.latest)}\n\n".encode()
+        while not st.hub.closed:
+            record, seen = await anyio.to_thread.run_sync(st.hub.wait_prediction, seen, 1.0,
+                                                          abandon_on_cancel=True, limiter=st.viewer_threads)
+            yield f"data: {json.dumps(record)}\n\n".encode() if record is not None else b": keep-alive\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+async def mjpeg(request: Request, st: ServeState) -> Response:
+    if not st.hub.join():
+        st.metrics.errors.labels("viewer_cap").inc()
+        return _error(503, f"{st.hub.max_viewers} viewers already watch (the cap, --max-viewers); try again later")
+
+    async def frames() -> AsyncIterator[bytes]:
+        seen = 0
+        try:
+            while not st.hub.closed:
+                jpeg, seen = await anyio.to_thread.run_sync(st.hub.wait_jpeg, seen, 1.0,
+                                                            abandon_on_cancel=True, limiter=st.viewer_threads)
+                if jpeg is not None:
+                    yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                           .encode() + jpeg + b"\r\n")
+        finally:
+            st.hub.leave()
+
+    return StreamingResponse(frames(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                             headers={"Cache-Control": "no-store"})
+
+
+async def _body(request: Request, st: ServeState) -> tuple[bytes, str]:
+    """The image bytes and their name: a raw body, or the first file of a multipart form."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > st.max_body:
+        raise HTTPException(413, f"body of {int(declared)} bytes is over the {st.max_body}-byte limit (--max-body-mb)")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=4, max_part_size=st.max_body)
+        upload = next((v for v in form.values() if hasattr(v, "read")), None)
+        if upload is None:
+            raise HTTPException(400, "the form has no file: send the image as a file field, e.g. curl -F file=@x.jpg")
+        return await upload.read(), upload.filename or "upload"
+    if kind and kind not in IMAGE_TYPES:
+        raise HTTPException(415, f"content type {kind!r} is not an image: send image/jpeg or image/png "
+                                 "(or multipart/form-data)")
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > st.max_body:
+            raise HTTPException(413, f"body over the {st.max_body}-byte limit (--max-body-mb)")
+    return bytes(data), "upload"
+
+
+async def predict(request: Request, st: ServeState) -> Response:
+    t0 = time.perf_counter()
+    data, name = await _body(request, st)
+    if not data:
+        raise HTTPException(400, "empty body: send the image's bytes")
+    try:
+        crop = await anyio.to_thread.run_sync(lambda: st.clf.prepare(decode_image(data, name, st.clf.decode_spec)))
+    except CatdogError as e:
+        st.metrics.errors.labels("bad_image").inc()
+        raise HTTPException(400, str(e)) from None
+    try:
+        pred, _, _ = await asyncio.wait_for(asyncio.wrap_future(st.batcher.submit(crop)), st.timeout_s)
+    except asyncio.TimeoutError:
+        st.metrics.errors.labels("timeout").inc()
+        raise HTTPException(504, f"no answer within {st.timeout_s:g} s; the device is overloaded") from None
+    if isinstance(pred, str):  # NaN/inf scores: the model's fault, not the request's
+        st.metrics.errors.labels("model").inc()
+        return _error(500, pred)
+    st.metrics.predictions.labels("api").inc()
+    st.metrics.request.observe(time.perf_counter() - t0)
+    return Response(json_line(name, pred), media_type="application/json")
+
+
+async def healthz(request: Request) -> Response:
+    st: ServeState = request.app.state.serve
+    return JSONResponse({"status": "ok", "model": st.model, "provider": st.provider, "source": st.source,
+                         "source_alive": st.hub.source_alive})
+
+
+async def metrics(request: Request, st: ServeState) -> Response:
+    return Response(st.metrics.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    return _error(status, str(getattr(exc, "detail", "")) or "error")
+
+
+async def _bug(request: Request, exc: Exception) -> Response:
+    return _error(500, f"internal error: {type(exc).__name__}")
+
+
+def make_app(state: ServeState, cors: str | None = None) -> Starlette:
+    routes = [
+        Route("/", page), Route("/healthz", healthz),
+        Route("/stream.mjpg", guarded(mjpeg)), Route("/api/latest", guarded(latest)),
+        Route("/api/events", guarded(events)), Route("/api/predict", guarded(predict), methods=["POST"]),
+        Route("/metrics", guarded(metrics)),
+    ]
+    middleware = []
+    if cors:
+        from starlette.middleware import Middleware
+        from starlette.middleware.cors import CORSMiddleware
+
+        middleware.append(Middleware(CORSMiddleware, allow_origins=[cors], allow_methods=["GET", "POST"],
+                                     allow_headers=["Authorization", "Content-Type"]))
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={HTTPException: _http_error, Exception: _bug})
+    app.state.serve = state
+    return app

@@ -1,0 +1,72 @@
+"""Dynamic batching for POST /api/predict: requests that arrive together share one session call.
+The first waiting crop opens a batch; it closes when it is full or `max_wait_s` after it opened
+(5 ms by default), so one client pays at most that wait and eight clients cost about one batch,
+not eight runs of one. The Classifier here is the API's own (its own buffers and timings) over
+the run's session: ONNX Runtime sessions may be run from several threads."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+
+
+class Batcher:
+    def __init__(self, clf: Any, max_batch: int = 16, max_wait_s: float = 0.005):
+        self.clf, self.max_batch, self.max_wait_s = clf, max(1, max_batch), max_wait_s
+        self.q: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
+        self.batches = 0
+        self.items = 0
+        self._thread = threading.Thread(target=self._loop, name="predict-batcher", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        return self.q.qsize()
+
+    def submit(self, crop: np.ndarray) -> Future:
+        fut: Future = Future()
+        self.q.put((crop, fut))
+        return fut
+
+    def close(self) -> None:
+        self.q.put(None)
+        self._thread.join(timeout=5.0)
+
+    def _take(self) -> list[tuple[np.ndarray, Future]] | None:
+        first = self.q.get()
+        if first is None:
+            return None
+        group, deadline = [first], time.monotonic() + self.max_wait_s
+        while len(group) < self.max_batch:
+            left = deadline - time.monotonic()
+            try:
+                item = self.q.get(timeout=left) if left > 0 else self.q.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self.q.put(None)  # close after this batch
+                break
+            group.append(item)
+        return group
+
+    def _loop(self) -> None:
+        while (group := self._take()) is not None:
+            crops = [c for c, _ in group]
+            try:
+                t0 = time.perf_counter()
+                probs = self.clf.infer_crops(crops)
+                preds = self.clf.predictions(probs)
+                seconds = time.perf_counter() - t0
+            except Exception as e:  # noqa: BLE001 - every waiting request gets the failure, the server lives on
+                for _, fut in group:
+                    fut.set_exception(e)
+                continue
+            self.batches += 1
+            self.items += len(group)
+            for (_, fut), pred in zip(group, preds, strict=True):
+                fut.set_result((pred, seconds, len(group)))

@@ -1,0 +1,149 @@
+"""--serve [HOST:]PORT: the server beside a run. uvicorn runs the app in a thread of its own (its
+own event loop; the run keeps the main thread, so Ctrl-C and SIGTERM stop the run exactly as
+without --serve, and the server is stopped after the outputs are closed). Safe by default: it
+binds 127.0.0.1 unless a host is given, and any other address needs --token (or CATDOG_TOKEN), or
+an explicit --no-auth, which is warned about."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from catdog.runtime.options import RunOptions
+from catdog.runtime.spine.errors import InputError, OutputError
+
+TOKEN_ENV = "CATDOG_TOKEN"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'8080' -> ('127.0.0.1', 8080); '0.0.0.0:8080', '[::1]:8080', 'host:8080' as given."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]") if sep else "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port (the line says which)
+        raise InputError(f"--serve {text!r}: expected [HOST:]PORT, e.g. --serve 8080 or --serve 0.0.0.0:8080")
+    return host or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_token(o: RunOptions, host: str, log: Callable[[str], None]) -> str | None:
+    token = o.token or os.environ.get(TOKEN_ENV) or None
+    if token and o.no_auth:
+        raise InputError("--token and --no-auth contradict each other; give one")
+    if not token and not o.no_auth and not is_loopback(host):
+        raise InputError(f"--serve {host}: a non-loopback address needs --token TOKEN (or {TOKEN_ENV}), "
+                         "or --no-auth to serve anyone who can reach it")
+    if o.no_auth and not is_loopback(host):
+        log(f"warning: --no-auth: anyone who can reach {host} can watch the stream and use the API")
+    return token
+
+
+@dataclass
+class Serving:
+    """What a run hands its results to while the server runs."""
+
+    hub: Any
+    batcher: Any
+    metrics: Any
+    server: Any
+    thread: threading.Thread
+    url: str
+    model: str
+    provider: str
+    source: str | None
+
+    def record(self, source: str, pred: Any, frame: int | None, fps: float, stage_ms: dict[str, float],
+               topk: int = 5) -> dict[str, Any]:
+        return {"source": source, "frame": frame, "time": time.time(), "label": pred.label,
+                "score": float(pred.score), "topk": [[k, float(v)] for k, v in pred.top(topk)],
+                "probs": {k: float(v) for k, v in pred.probs.items()}, "unsure": pred.unsure,
+                "stage_ms": stage_ms, "fps": fps, "model": self.model, "provider": self.provider}
+
+    def on_frame(self, image: np.ndarray, pred: Any, name: str, index: int, fps: float,
+                 stage_ms: dict[str, float]) -> None:
+        """A live frame, already annotated: the newest frame and prediction for every viewer."""
+        self.hub.source_alive = True
+        self.metrics.frames.inc()
+        self.metrics.predictions.labels("run").inc()
+        for stage, ms in stage_ms.items():
+            self.metrics.stage.labels(stage).observe(ms / 1000.0)
+        self.hub.publish(self.record(name, pred, index, fps, stage_ms), image)
+
+    def sink(self) -> "ServeSink":
+        return ServeSink(self)
+
+    def stop(self) -> None:
+        self.hub.source_alive = False
+        self.server.should_exit = True
+        self.thread.join(timeout=5.0)
+        self.batcher.close()
+        self.hub.close()
+
+
+class ServeSink:
+    """For image files (no frames): each result becomes the newest prediction."""
+
+    def __init__(self, serving: Serving):
+        self.serving = serving
+
+    def add(self, source: str, result: Any) -> None:
+        if isinstance(result, str):
+            self.serving.metrics.errors.labels("input").inc()
+            return
+        self.serving.metrics.predictions.labels("run").inc()
+        self.serving.hub.publish(self.serving.record(source, result, None, 0.0, {}))
+
+    def close(self) -> None:
+        pass
+
+
+def start(o: RunOptions, clf: Any, model: str, source: str | None, log: Callable[[str], None]) -> Serving:
+    """Start serving next to the run (raises InputError/OutputError before the first frame)."""
+    import anyio
+    import uvicorn
+
+    from catdog.runtime.engine.classifier import Classifier
+    from catdog.runtime.serve.app import ServeState, make_app
+    from catdog.runtime.serve.batcher import Batcher
+    from catdog.runtime.serve.hub import Hub
+    from catdog.runtime.serve.metrics import Metrics
+
+    host, port = parse_address(o.serve or "")
+    token = auth_token(o, host, log)
+    api = Classifier(clf.session, clf.metadata, batch_size=16, unsure_below=clf.unsure_below,
+                     full_decode=clf.full_decode)  # its own buffers and timings, the run's session
+    hub, batcher = Hub(o.max_viewers), Batcher(api, 16, o.batch_wait_ms / 1000.0)
+    metrics = Metrics(hub, batcher)
+    state = ServeState(hub, batcher, metrics, api, model, clf.session.provider, source, token,
+                       int(o.max_body_mb * 1_000_000), o.request_timeout,
+                       anyio.CapacityLimiter(o.max_viewers + 8))
+    config = uvicorn.Config(make_app(state, o.cors), host=host, port=port, log_level="error", access_log=False,
+                            lifespan="off", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="serve", daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.01)
+    if not server.started:
+        batcher.close()
+        hub.close()
+        raise OutputError(f"--serve {o.serve}: cannot listen on {host}:{port} (in use, or not an address of this "
+                          "machine); choose another port or host")
+    port = server.servers[0].sockets[0].getsockname()[1] if port == 0 else port
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/"
+    log(f"serving on {url}" + (" (token required)" if token else ""))
+    return Serving(hub, batcher, metrics, server, thread, url, model, clf.session.provider, source)
