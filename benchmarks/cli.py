@@ -150,6 +150,29 @@ def scale(
 
 @app.command()
 @cli_boundary
+def serve(
+    photos: Path = typer.Argument(..., help="A folder of real photos: POST bodies and the in-process reference."),
+    model: Optional[Path] = typer.Option(None, help="ONNX model (default: the shipped CPU model)."),
+    requests: int = typer.Option(96, min=1, help="POSTs per concurrency level."),
+    soak: float = typer.Option(60.0, min=1.0, help="Soak seconds at 8 clients."),
+    window: float = typer.Option(8.0, min=1.0, help="Seconds per MJPEG viewer measurement."),
+    name: str = typer.Option("serve", help="Report name (reports/<name>/)."),
+    out: Path = typer.Option(Path("reports"), help="Folder that holds the report folders."),
+) -> None:
+    """What --serve costs: POST throughput and latency at 1/8/32 clients vs in-process, MJPEG viewers vs FPS."""
+    from catdog.benchmarks.serve import ServeBenchConfig
+    from catdog.benchmarks.serve_run import run_serve_bench
+
+    cfg = ServeBenchConfig(photos, out / name, model, requests=requests, soak_s=soak, window_s=window,
+                           command="catdog-bench " + " ".join(sys.argv[1:]))
+    data = run_serve_bench(cfg, log=lambda msg: typer.echo(msg, err=True))
+    for t in data["targets"]:
+        typer.echo(f"{t['target']}: {t['measured']} ({'met' if t['met'] else 'NOT met'})")
+    typer.echo(f"report: {cfg.out_dir / 'report.md'} (+ report.json)")
+
+
+@app.command()
+@cli_boundary
 def compare(a: Path = typer.Argument(..., help="Reference report.json"),
             b: Path = typer.Argument(..., help="Candidate report.json")) -> None:
     """Print B / A ratios for every latency row both reports share (p50 < 1: B is faster)."""

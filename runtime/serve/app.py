@@ -158,11 +158,16 @@ async def predict(request: Request, st: ServeState) -> Response:
     data, name = await _body(request, st)
     if not data:
         raise HTTPException(400, "empty body: send the image's bytes")
+    st.batcher.expect()
     try:
         crop = await anyio.to_thread.run_sync(lambda: st.clf.prepare(decode_image(data, name, st.clf.decode_spec)))
     except CatdogError as e:
+        st.batcher.submit(None)
         st.metrics.errors.labels("bad_image").inc()
         raise HTTPException(400, str(e)) from None
+    except BaseException:
+        st.batcher.submit(None)
+        raise
     try:
         pred, _, _ = await asyncio.wait_for(asyncio.wrap_future(st.batcher.submit(crop)), st.timeout_s)
     except asyncio.TimeoutError:

@@ -1,8 +1,9 @@
 """Dynamic batching for POST /api/predict: requests that arrive together share one session call.
-The first waiting crop opens a batch; it closes when it is full or `max_wait_s` after it opened
-(5 ms by default), so one client pays at most that wait and eight clients cost about one batch,
-not eight runs of one. The Classifier here is the API's own (its own buffers and timings) over
-the run's session: ONNX Runtime sessions may be run from several threads."""
+The first waiting crop opens a batch; it closes when it is full, when no other request is on its
+way, or `max_wait_s` after it opened (5 ms by default): one client alone pays no wait, and eight
+clients cost about one batch, not eight runs of one. The Classifier here is the API's own (its
+own buffers and timings) over the run's session: ONNX Runtime sessions may be run from several
+threads."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class Batcher:
         self.q: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
         self.batches = 0
         self.items = 0
+        self.incoming = 0  # requests decoding now, that the open batch may wait for
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="predict-batcher", daemon=True)
         self._thread.start()
 
@@ -28,9 +31,18 @@ class Batcher:
     def depth(self) -> int:
         return self.q.qsize()
 
-    def submit(self, crop: np.ndarray) -> Future:
+    def expect(self) -> None:
+        """A request is on its way (decoding): a batch being filled waits for it, not for nobody."""
+        with self._lock:
+            self.incoming += 1
+
+    def submit(self, crop: np.ndarray | None) -> Future:
+        """Queue a decoded crop (None: the expected request failed before it had one)."""
         fut: Future = Future()
-        self.q.put((crop, fut))
+        with self._lock:
+            self.incoming = max(0, self.incoming - 1)
+        if crop is not None:
+            self.q.put((crop, fut))
         return fut
 
     def close(self) -> None:
@@ -44,9 +56,11 @@ class Batcher:
         group, deadline = [first], time.monotonic() + self.max_wait_s
         while len(group) < self.max_batch:
             left = deadline - time.monotonic()
-            try:
-                item = self.q.get(timeout=left) if left > 0 else self.q.get_nowait()
+            try:  # wait only for requests that are coming: one client alone never pays the window
+                item = self.q.get(timeout=min(left, 0.0005)) if left > 0 and self.incoming else self.q.get_nowait()
             except queue.Empty:
+                if left > 0 and self.incoming:
+                    continue
                 break
             if item is None:
                 self.q.put(None)  # close after this batch
