@@ -1,10 +1,12 @@
 """The page at /: one self-contained HTML file (no CDN, no fonts, no internet: the device is often
 offline). The stream is an <img> on /stream.mjpg; the label, top-k bars, FPS and stage times come
-from /api/events (Server-Sent Events); both carry the session cookie the token set."""
+from /api/events (Server-Sent Events); both carry the session cookie the token set. The empty
+data: icon keeps browsers from asking for /favicon.ico: a 404 (or a 401 with a token) on every
+visit, and an error in the console."""
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>catdog-edge live</title>
+<title>catdog-edge live</title><link rel="icon" href="data:,">
 <style>
 body{font-family:system-ui,sans-serif;margin:0;background:#111;color:#eee;display:flex;flex-wrap:wrap}
 #view{flex:2 1 480px;padding:12px}#view img{width:100%;max-width:960px;background:#000;min-height:120px}
@@ -39,7 +41,13 @@ function show(p) {
   $("meta").textContent = p.model + " on " + p.provider + " | " + p.source;
   const u = $("updates"); u.dataset.count = String(Number(u.dataset.count) + 1);
 }
-const events = new EventSource("api/events");
-events.onmessage = e => show(JSON.parse(e.data));
+let events = null;
+function listen() { events = new EventSource("api/events"); events.onmessage = e => show(JSON.parse(e.data)); }
+listen();
+// A page left for another keeps living in the back/forward cache, and with it its MJPEG stream
+// (one of the server's --max-viewers slots) and its event stream: let both go on the way out and
+// open them again if the page is brought back.
+addEventListener("pagehide", () => { events.close(); $("stream").removeAttribute("src"); });
+addEventListener("pageshow", e => { if (e.persisted) { $("stream").src = "stream.mjpg"; listen(); } });
 </script></body></html>
 """
