@@ -42,9 +42,13 @@ def draw_overlay(frame: np.ndarray, pred: Prediction, fps: float, stage_ms: dict
     lines.append("  ".join(f"{k[:4]} {v:.1f}ms" for k, v in stage_ms.items()))
     y = int(30 * scale)
     for i, text in enumerate(lines):
-        size = scale * (1.0 if i == 0 else 0.6)
-        for color, thick in (((0, 0, 0), 4), ((255, 255, 255) if i else (0, 255, 0), 1 if i else 2)):
-            cv2.putText(frame, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, size, color, thick, cv2.LINE_AA)
+        size, thick = scale * (1.0 if i == 0 else 0.6), 1 if i else 2
+        # The dark halo is the same stroke drawn around the text: a thicker stroke would also widen
+        # every letter's advance (Hershey fonts), and the halo would drift off the small lines.
+        for dx, dy in ((-1, -1), (1, -1), (-1, 1), (1, 1), (0, 2), (2, 0), (-2, 0), (0, -2)):
+            cv2.putText(frame, text, (10 + dx, y + dy), cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), thick, cv2.LINE_AA)
+        cv2.putText(frame, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, size, (255, 255, 255) if i else (0, 255, 0),
+                    thick, cv2.LINE_AA)
         y += int(32 * size) + 6
     return frame
 

@@ -86,11 +86,13 @@ class Serving:
         return ServeSink(self)
 
     def stop(self) -> None:
+        """The hub first: its closing ends every stream and event loop, so uvicorn's shutdown finds no
+        viewer to wait for (or to cancel with a traceback)."""
         self.hub.source_alive = False
+        self.hub.close()
         self.server.should_exit = True
         self.thread.join(timeout=5.0)
         self.batcher.close()
-        self.hub.close()
 
 
 class ServeSink:

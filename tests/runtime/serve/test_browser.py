@@ -79,11 +79,13 @@ def browser(tmp_path, monkeypatch):
 def clip(tmp_path_factory, photos) -> Path:
     # 320x240 at 10 fps for 60 s under --realtime: many times a test's few seconds, so the run is
     # still playing (and the server still up) whenever the browser looks; each test stops its run.
-    return write_video(tmp_path_factory.mktemp("browser") / "clip.avi", photos, 600, fps=10.0, size=(320, 240))
+    # Each photo holds for 2 s, as a camera's scene would: the stream and the panel then show the same one.
+    held = [p for p in photos for _ in range(20)]
+    return write_video(tmp_path_factory.mktemp("browser") / "clip.avi", held, 600, fps=10.0, size=(320, 240))
 
 
 def _serve(models, clip, *extra) -> ServerProc:
-    return ServerProc(clip, "--model", models["float"], "--realtime", *extra)
+    return ServerProc(clip, "--realtime", *extra)  # the shipped model: the screenshot is the README's
 
 
 def _stop(server: ServerProc, driver) -> str:
@@ -180,7 +182,7 @@ def test_page_goes_live_in_chromium(browser, models, clip):
         assert browser.title == "catdog-edge live"
         state = _wait_live(browser, server)
         assert (state["width"], state["height"]) == (320, 240), state  # the run's frames, full size
-        assert state["label"] in ("cat", "dog"), state  # the tiny model's classes
+        assert state["label"] in ("cat", "dog"), state  # the shipped model's classes
         assert state["bars"] == 2 and state["stages"] >= 2, state  # a bar per class; FPS + stage rows
         # The events go on after the first two (one long SSE response, not a page that stopped).
         state = _wait_live(browser, server, after=state["updates"])

@@ -171,3 +171,25 @@ def test_a_photo_run_never_imports_the_web_stack(dog_jpg):
             "assert not bad, bad\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_stopping_with_viewers_connected_is_quick_and_quiet(clip):
+    s = ServerProc(clip, "--realtime")
+    stop = threading.Event()
+    watchers = [threading.Thread(target=lambda: _watch(s.port, stop), daemon=True) for _ in range(2)]
+    for t in watchers:
+        t.start()
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    code, _, stderr = s.stop(signal.SIGTERM)
+    stop.set()
+    assert code == 143 and time.monotonic() - t0 < 5.0
+    assert "Traceback" not in stderr and "CancelledError" not in stderr and "ERROR" not in stderr, stderr
+
+
+def _watch(port: int, stop: threading.Event) -> None:
+    try:
+        while not stop.is_set():
+            mjpeg_frames(port, 1, timeout=10)
+    except (OSError, AssertionError):
+        return
