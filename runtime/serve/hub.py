@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -63,22 +63,20 @@ class Hub:
 
     def wait_jpeg(self, after: int, timeout: float) -> tuple[bytes | None, int]:
         """The newest JPEG newer than version `after`, waiting up to `timeout` s for it."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while self.jpeg_version <= after and not self.closed:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self.cond.wait(left):
-                    break
-            return (self.jpeg, self.jpeg_version) if self.jpeg_version > after else (None, after)
+        return self._wait(lambda: (self.jpeg, self.jpeg_version), after, timeout)
 
     def wait_prediction(self, after: int, timeout: float) -> tuple[dict[str, Any] | None, int]:
+        return self._wait(lambda: (self.latest, self.version), after, timeout)
+
+    def _wait(self, newest: Callable[[], tuple[Any, int]], after: int, timeout: float) -> tuple[Any, int]:
         deadline = time.monotonic() + timeout
         with self.cond:
-            while self.version <= after and not self.closed:
+            while newest()[1] <= after and not self.closed:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self.cond.wait(left):
                     break
-            return (self.latest, self.version) if self.version > after else (None, after)
+            value, version = newest()
+            return (value, version) if version > after else (None, after)
 
     def _encode_loop(self) -> None:
         import cv2
