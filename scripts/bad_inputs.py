@@ -1,12 +1,14 @@
-"""Issue 7's acceptance table: build a corpus of bad inputs from tests/data photos in a temp dir, run
+"""The bad-inputs table: build a corpus of bad inputs from tests/data photos in a temp dir, run
 each case through the real console scripts (catdog-runtime, catdog-train, catdog-export) and print
 a Markdown table: case | command | what the user sees | exit code.
 
     .venv/bin/python scripts/bad_inputs.py [--out FILE.md]
 
-Needs the full install (torch for the train/export rows). The ONNX models are built with the test
-helpers (tests/testkit/runtime.py); the checkpoint with catdog.train's own save_checkpoint. Disk-full
-rows use a real filled tmpfs (tests/testkit/fulldisk.py) where the kernel allows user namespaces."""
+Needs the full install (torch for the train/export rows). The ONNX models, videos and crafted
+image bytes come from catdog.benchmarks.synthetic (the same ones the tests use), the checkpoints
+from catdog.train's own save_checkpoint. Disk-full rows use a real filled tmpfs
+(catdog.benchmarks.fulldisk) where the kernel allows user namespaces. It imports catdog only, never
+the tests: tests/data is read as data."""
 
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
-sys.path[:0] = [str(ROOT / "tests" / "runtime"), str(ROOT / "tests")]
 BIN = Path(sys.executable).parent
 
 LONG_FAULTS = [  # too slow for this table; each is a test in the suite
@@ -42,9 +43,8 @@ def build_corpus(t: Path) -> dict[str, Path]:
     import cv2
     import numpy as np
     import torch
-    from test_cli_files import _png_header_bomb, _with_exif_orientation
-    from testkit.runtime import build_model, meta, write_video
 
+    from catdog.benchmarks.synthetic import build_model, meta, png_header_bomb, with_exif_orientation, write_video
     from catdog.train.checkpoint import save_checkpoint
     from catdog.train.models import get_entry, get_model
 
@@ -57,12 +57,12 @@ def build_corpus(t: Path) -> dict[str, Path]:
     (messy / "zero.jpg").write_bytes(b"")
     (messy / "truncated.jpg").write_bytes(jpg[: len(jpg) // 3])
     (messy / "text.jpg").write_text("not a photo\n")
-    (messy / "bomb.png").write_bytes(_png_header_bomb())
+    (messy / "bomb.png").write_bytes(png_header_bomb())
     cv2.imwrite(str(messy / "alpha.png"), np.dstack([img, np.full(img.shape[:2], 128, np.uint8)]))
     cv2.imwrite(str(messy / "deep16.png"), img.astype(np.uint16) * 257)
     cv2.imwrite(str(messy / "gray.jpg"), cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
     shutil.copy(DATA / "cmyk.jpg", messy / "cmyk.jpg")
-    (messy / "exif_rot.jpg").write_bytes(_with_exif_orientation(jpg, 6))
+    (messy / "exif_rot.jpg").write_bytes(with_exif_orientation(jpg, 6))
     sub = messy / "sub dir ñandú"
     sub.mkdir()
     shutil.copy(photos[2], sub / "gato ñ 猫.jpg")
@@ -168,7 +168,7 @@ def cases(t: Path, p: dict[str, Path]) -> list[tuple[str, list, dict]]:
 def run_case(t: Path, n: int, cmd: list, opt: dict) -> tuple[subprocess.CompletedProcess | None, str]:
     argv = [str(BIN / str(cmd[0])), *map(str, cmd[1:])]
     if "full" in opt:
-        from testkit.fulldisk import available, run_on_full_disk
+        from catdog.benchmarks.fulldisk import available, run_on_full_disk
 
         why = available()
         if why:

@@ -8,15 +8,13 @@ import json
 import os
 import re
 import shutil
-import struct
 import sys
-import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from testkit.runtime import run_cli, with_exif_orientation
+from testkit.runtime import png_header_bomb, run_cli, with_exif_orientation
 
 from catdog.runtime.engine.classifier import Classifier
 from catdog.runtime.engine.session import INSTALL_HINTS, available_providers
@@ -124,13 +122,6 @@ def test_glob_without_matches_is_one_clear_error(models, tmp_path):
     assert r.returncode == 2 and "no image files match this pattern" in r.stderr and "Traceback" not in r.stderr
 
 
-def _png_header_bomb() -> bytes:
-    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    crc = struct.pack(">I", zlib.crc32(chunk))
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + crc + b"\0" * 64
-
-
 @pytest.fixture
 def messy_folder(tmp_path, photos):
     d = tmp_path / "messy"
@@ -141,7 +132,7 @@ def messy_folder(tmp_path, photos):
     (d / "zero.jpg").write_bytes(b"")
     (d / "truncated.jpg").write_bytes(jpg[: len(jpg) // 3])
     (d / "text.jpg").write_text("not a photo, just text\n")
-    (d / "bomb.png").write_bytes(_png_header_bomb())
+    (d / "bomb.png").write_bytes(png_header_bomb())
     alpha = np.dstack([img, np.full(img.shape[:2], 128, np.uint8)])
     cv2.imwrite(str(d / "alpha.png"), alpha)
     cv2.imwrite(str(d / "deep16.png"), img.astype(np.uint16) * 257)
