@@ -75,12 +75,6 @@ def tiny_classifier(size: int = 32, classes: tuple[str, ...] = ("cat", "dog"), b
     return model.SerializeToString()
 
 
-def tiny_macs(size: int = 32, width: int = 8, classes: int = 2) -> int:
-    """The MACs the flops counter must find in tiny_classifier at batch 1 (for tests)."""
-    out = (size + 1) // 2
-    return out * out * width * 3 * 3 * 3 + width * classes
-
-
 def _default_model() -> Path | None:
     """The model catdog.runtime ships as package data, if this install has one."""
     from catdog.runtime.engine.shipped import shipped_model

@@ -129,7 +129,3 @@ def why_not(art: Artifact, provider: str) -> str | None:
     if device is None or (art.amp and device != "cuda"):
         return f"{art.name} does not run on {provider}"
     return None
-
-
-def applies(art: Artifact, provider: str) -> bool:
-    return why_not(art, provider) is None

@@ -74,8 +74,3 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int = DEFA
     model_proto = onnx.load_from_string(buf.getvalue())
     onnx.checker.check_model(model_proto)
     return model_proto
-
-
-def save_onnx(model: onnx.ModelProto, path: Path) -> None:
-    """Plain single-file save (our models are far below protobuf's 2 GB limit)."""
-    Path(path).write_bytes(model.SerializeToString())

@@ -223,21 +223,6 @@ def parity_of(fmt: ArtifactFormat, got: np.ndarray, ref: np.ndarray, labels: np.
     return result
 
 
-def check_artifact(
-    fmt: ArtifactFormat,
-    path: Path,
-    ref: np.ndarray,
-    inputs: np.ndarray,
-    labels: np.ndarray | None,
-    overrides: dict[str, float],
-    temperature: float = 1.0,
-    parity_set: str = "",
-) -> ArtifactParity:
-    """`inputs`: what this artifact takes (float NCHW batch, or uint8 NHWC crops if baked). Run as
-    export runs it on ORT CPU (artifact_runs)."""
-    return run_parity(fmt, artifact_runs(fmt, path), inputs, ref, labels, overrides, temperature, parity_set)
-
-
 def run_parity(fmt: ArtifactFormat, runs: ArtifactRun, inputs: np.ndarray, ref: np.ndarray,
                labels: np.ndarray | None, overrides: dict[str, float], temperature: float = 1.0,
                parity_set: str = "") -> ArtifactParity:

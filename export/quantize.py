@@ -186,14 +186,6 @@ class Int8Quantizer:
         return {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False} if self.symmetric else {}
 
 
-def quantize_int8(fp32: onnx.ModelProto, calib: np.ndarray, method: str = DEFAULT_CALIB_METHOD,
-                  activations: str = DEFAULT_ACTIVATIONS, keep: str = DEFAULT_KEEP) -> onnx.ModelProto:
-    """fp32 model + calibration batch (N,3,S,S float32 from preprocess) -> QDQ INT8 model, with
-    the KEEP_FP32[keep] layers in fp32."""
-    with Int8Quantizer(fp32, calib, activations) as q:
-        return q.build(method, keep)
-
-
 def qdq_summary(model: onnx.ModelProto) -> dict[str, int]:
     """Counts that prove the format: QDQ pairs and per-channel weight quantization (axis set,
     a vector of scales)."""

@@ -15,13 +15,12 @@ from catdog.runtime.spine.images import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mjpeg")
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
-KINDS = ("files", "video", "camera", "stream", "pipeline")
 GST_PREFIX = "gst:"
 
 
 @dataclass(frozen=True)
 class Source:
-    kind: str  # one of KINDS
+    kind: str  # "files" | "video" | "camera" | "stream" | "pipeline"
     spec: str  # what the user typed (used as the `source` of results)
     files: tuple[Path, ...] = field(default=())  # kind == "files"
     target: str | int = ""  # what cv2.VideoCapture opens

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from catdog.runtime.spine.errors import InputError
-
 
 @dataclass(frozen=True)
 class ArtifactFile:
@@ -31,12 +29,6 @@ ARTIFACTS: dict[str, ArtifactFile] = {
         ArtifactFile("baked", "model.baked.onnx", "onnx", "fp32", "uint8", "onnx-baked"),
     )
 }
-
-
-def artifact(name: str) -> ArtifactFile:
-    if name not in ARTIFACTS:
-        raise InputError(f"unknown artifact {name!r}; known: {', '.join(ARTIFACTS)}")
-    return ARTIFACTS[name]
 
 
 def by_filename(filename: str) -> ArtifactFile | None:

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from testkit.benchmarks import tiny_macs
 from typer.testing import CliRunner
 
 from catdog.benchmarks.cli import app
-from catdog.benchmarks.doctor import tiny_macs
 from catdog.benchmarks.env import REQUIRED_KEYS
 
 runner = CliRunner()

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from testkit.export import artifacts_for, make_ckpt, photos
+from testkit.export import TTA_ARCH, TTA_CALIBRATION, TTA_T, artifacts_for, make_ckpt, photos, tta_folders
 
 from catdog.export.pipeline import ExportOptions, run_export
 
@@ -50,3 +50,21 @@ def exported(tmp_path_factory, ckpt_factory, photo_dir):
         return cache[arch]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def folders(tmp_path_factory, data_dir) -> dict[str, Path]:
+    """The calibrated TTA export's folders (testkit.export.tta_folders): calib, parity sets a and b."""
+    return tta_folders(tmp_path_factory.mktemp("tta-folders"), data_dir)
+
+
+@pytest.fixture(scope="session")
+def tta(tmp_path_factory, data_dir, folders):
+    """(out, report, ckpt, opts) of one export of a calibrated efficientnet_lite0 with --tta-flip and
+    every artifact, on two parity sets: test_calibration_tta.py and test_parity_sets.py read it."""
+    ckpt = make_ckpt(tmp_path_factory.mktemp("ckpt-t") / "best.pth", TTA_ARCH, data_dir, temperature=TTA_T,
+                     calibration=TTA_CALIBRATION)
+    out = tmp_path_factory.mktemp("export-tta")
+    opts = ExportOptions(ckpt=ckpt, out=out, calib=folders["calib"], calib_count=5, parity=(folders["a"], folders["b"]),
+                         labels_from_names=True, int8=True, fp16=True, bake=True, tta_flip=True, latency_runs=2)
+    return out, run_export(opts), ckpt, opts

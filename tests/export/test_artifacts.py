@@ -10,10 +10,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, numpy_helper
+from testkit.export import quantize_int8
 
 from catdog.export.formats import FORMATS
 from catdog.export.meta import read_onnx_metadata, set_onnx_metadata
-from catdog.export.quantize import qdq_summary, quantize_int8, symmetric_qdq_problems
+from catdog.export.quantize import qdq_summary, symmetric_qdq_problems
 from catdog.export.torchscript import load_torchscript
 from catdog.runtime.engine.classifier import Classifier
 from catdog.runtime.engine.trt import check_trt_int8

@@ -10,10 +10,10 @@ import onnx
 import pytest
 import torch
 from onnx import numpy_helper
-from testkit.export import cli
+from testkit.export import check_artifact, cli
 
 from catdog.export.formats import FORMATS, all_gates, gate_overrides
-from catdog.export.parity import check_artifact, eager_logits
+from catdog.export.parity import eager_logits
 from catdog.runtime.spine.errors import GateError, InputError
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.preprocess import preprocess_batch, resize_crop
@@ -115,14 +115,14 @@ def test_gate_overrides_are_parsed_by_name():
         gate_overrides(["int8.agreement=high"])
 
 
-def test_default_gates_are_the_issue_s():
+def test_default_gates_and_their_limits():
     gates = {n: (g.metric, g.op, g.limit) for n, g in all_gates().items()}
     assert gates == {
         "torchscript.logit": ("max_abs_logit", "<=", 1e-5),
         "onnx.logit": ("max_abs_logit", "<=", 1e-4),
         "int8.agreement": ("top1_agreement", ">=", 0.99),
         "int8.acc_drop": ("accuracy_drop", "<=", 0.005),
-        "int8-trt.agreement": ("top1_agreement", ">=", 0.99),  # issue 11: the same gates as the CPU INT8
+        "int8-trt.agreement": ("top1_agreement", ">=", 0.99),  # the same gates as the CPU INT8
         "int8-trt.acc_drop": ("accuracy_drop", "<=", 0.005),
         "fp16.prob": ("max_abs_prob", "<=", 1e-2),
         "baked.logit": ("max_abs_logit", "<=", 1e-4),

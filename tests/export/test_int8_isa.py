@@ -9,9 +9,10 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
+from testkit.export import check_artifact
 
 from catdog.export.formats import FORMATS
-from catdog.export.parity import artifact_runs, check_artifact, eager_logits, run_chunked
+from catdog.export.parity import artifact_runs, eager_logits, run_chunked
 from catdog.export.quantize import max_int8_weight, symmetric_qdq_problems
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.isa import (

@@ -1,4 +1,4 @@
-"""Issue 21 ("nothing lost, nothing hung") on catdog-export's --out folder: an older export's files
+"""catdog-export's --out folder loses nothing and mixes nothing: an older export's files
 are never left mixed, unmentioned, with a new export's; a gate failure never overwrites the report
 of the export beside it; a failed export leaves no empty folder it made; a broken checkpoint is one
 line that says what it is, with no library warning on stderr."""

@@ -1,4 +1,4 @@
-"""Issue 4's third-party acceptance on the real network: the 1000-class ImageNet efficientnet_lite0,
+"""A third-party model on the real network: the 1000-class ImageNet efficientnet_lite0,
 exported to ONNX and stripped of every metadata entry, runs in catdog-runtime through flags alone
 (--labels --size --mean --std) and answers Samoyed for dog.jpg."""
 
@@ -8,8 +8,9 @@ import sys
 
 import onnx
 import torch
+from testkit.export import save_onnx
 
-from catdog.export.onnx_export import export_onnx, save_onnx
+from catdog.export.onnx_export import export_onnx
 from catdog.runtime.spine.metadata import METADATA_KEY
 from catdog.train.models import get_entry, get_model
 

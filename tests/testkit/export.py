@@ -2,15 +2,25 @@
 pytest run, `from conftest import ...` can pick up another folder's conftest): small real
 checkpoints made with the training stage's own save_checkpoint, one per registered arch, with
 weights that behave like a trained net (BatchNorm statistics from real photos, a classifier head
-fitted to the cat/dog photos) so logits have realistic size and margins; the CLI in-process."""
+fitted to the cat/dog photos) so logits have realistic size and margins; the CLI in-process; the
+folders and constants of the calibrated TTA export two test files share; and thin wrappers over
+the export stage that only tests call (check_artifact, save_onnx, quantize_int8)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import numpy as np
+import onnx
 import torch
 from torch import nn
 
+from catdog.export.formats import ArtifactFormat
+from catdog.export.images import load_images
+from catdog.export.meta import read_onnx_metadata
+from catdog.export.parity import ArtifactParity, artifact_runs, run_parity
+from catdog.export.quantize import DEFAULT_ACTIVATIONS, DEFAULT_CALIB_METHOD, DEFAULT_KEEP, Int8Quantizer
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.preprocess import preprocess_batch
 from catdog.train.checkpoint import save_checkpoint
@@ -160,3 +170,59 @@ def cli(*args) -> int:
     except SystemExit as e:
         return 0 if e.code is None else int(e.code)
     return 0
+
+
+def check_artifact(fmt: ArtifactFormat, path: Path, ref: np.ndarray, inputs: np.ndarray, labels: np.ndarray | None,
+                   overrides: dict[str, float], temperature: float = 1.0, parity_set: str = "") -> ArtifactParity:
+    """One artifact's parity gates on one set, run as export runs it on ORT CPU (artifact_runs).
+    `inputs`: what this artifact takes (float NCHW batch, or uint8 NHWC crops if baked)."""
+    return run_parity(fmt, artifact_runs(fmt, path), inputs, ref, labels, overrides, temperature, parity_set)
+
+
+def save_onnx(model: onnx.ModelProto, path: Path) -> None:
+    """Plain single-file save (our models are far below protobuf's 2 GB limit)."""
+    Path(path).write_bytes(model.SerializeToString())
+
+
+def quantize_int8(fp32: onnx.ModelProto, calib: np.ndarray, method: str = DEFAULT_CALIB_METHOD,
+                  activations: str = DEFAULT_ACTIVATIONS, keep: str = DEFAULT_KEEP) -> onnx.ModelProto:
+    """fp32 model + calibration batch (N,3,S,S float32 from preprocess) -> QDQ INT8 model, with
+    the KEEP_FP32[keep] layers in fp32."""
+    with Int8Quantizer(fp32, calib, activations) as q:
+        return q.build(method, keep)
+
+
+# The calibrated export with --tta-flip that test_calibration_tta.py and test_parity_sets.py share
+# (tests/export/conftest.py's `tta` fixture builds it once per session: it takes a minute).
+TTA_ARCH = "efficientnet_lite0"
+TTA_T = 4.0  # large: the test model is overconfident (|dlogit| 11-15 on set A), and T must visibly move its scores
+TTA_CALIBRATION = {"temperature": TTA_T, "val_images": 40, "ece_bins": 15, "ece_before": 0.081, "ece_after": 0.012,
+                   "nll_before": 0.31, "nll_after": 0.22}
+
+
+def tta_folders(root: Path, data_dir: Path) -> dict[str, Path]:
+    """calib: 4 cats + 4 dogs; parity A: the other 4 photos, Kaggle names; parity B: the same 4 in
+    class folders (another label source)."""
+    d = {"calib": root / "calib", "a": root / "kaggle", "b": root / "classes"}
+    for label in CLASSES:
+        (d["b"] / label).mkdir(parents=True)
+        mine = [p for p in photos(data_dir) if p.name.startswith(f"{label}.")]
+        for p in mine[:4]:
+            d["calib"].mkdir(exist_ok=True)
+            shutil.copy(p, d["calib"] / p.name)
+        for p in mine[4:]:
+            d["a"].mkdir(exist_ok=True)
+            shutil.copy(p, d["a"] / p.name)
+            shutil.copy(p, d["b"] / label / p.name)
+    return d
+
+
+def set_a(folders, spec):
+    """Parity set A, read as the export reads it (the spine's decode for the model's spec): the
+    images and their labels."""
+    par = load_images(folders["a"], 100, CLASSES, from_names=True, spec=spec)
+    return par, np.asarray(par.labels)
+
+
+def par_spec(out: Path):
+    return read_onnx_metadata(out / "model.onnx").spec

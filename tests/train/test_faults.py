@@ -1,4 +1,4 @@
-"""Faults around a training run (issue 7): Ctrl-C, a full disk, an unwritable --out, and checkpoints
+"""Faults around a training run: Ctrl-C, a full disk, an unwritable --out, and checkpoints
 that belong to another arch or another class count. Each is one line, a non-zero exit, and the run
 folder stays resumable."""
 

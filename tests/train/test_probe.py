@@ -1,6 +1,7 @@
-"""Issue 10's training half: the linear probe as a checkpoint that exports and runs, LP-FT starting
-from the probe's head, EMA weights being what is saved, MixUp/CutMix batches, augmentation
-policies, stratified disjoint CV folds, and the temperature fitted on validation."""
+"""Training with a linear probe, and what comes with it: the probe as a checkpoint that exports
+and runs, LP-FT starting from the probe's head, EMA weights being what is saved, MixUp/CutMix
+batches, augmentation policies, stratified disjoint CV folds, and the temperature fitted on
+validation."""
 
 from __future__ import annotations
 

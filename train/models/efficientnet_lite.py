@@ -36,7 +36,6 @@ LITE = {
     "efficientnet_lite1": (_stages((1, 3, 3, 4, 4, 5, 1), (16, 24, 40, 80, 112, 192, 320)), _spec(240), 0.2),
     "efficientnet_lite2": (_stages((1, 3, 3, 4, 4, 5, 1), (16, 24, 48, 88, 120, 208, 352)), _spec(260), 0.3),
 }
-LITE0_SPEC = LITE["efficientnet_lite0"][1]
 
 
 def _bn(c: int) -> nn.BatchNorm2d:

@@ -1,7 +1,6 @@
-"""Inputs that used to hang a run, end it, or get a confident wrong answer (issue 21's audit,
-findings 2, 3, 7, 8 and the smaller ones): FIFOs, devices and looping links in a folder, a model
-whose weights are NaN, file names that are not UTF-8, a 1x1 image, a stream that never answers.
-Real files, real processes, real ONNX sessions."""
+"""Inputs that used to hang a run, end it, or get a confident wrong answer: FIFOs, devices and
+looping links in a folder, a model whose weights are NaN, file names that are not UTF-8, a 1x1
+image, a stream that never answers. Real files, real processes, real ONNX sessions."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """SIGTERM (systemd, docker stop, Kubernetes) stops a run as cleanly as Ctrl-C: the results so far
 in the CSV, the summary printed, an annotated video finalised and playable, exit 143. Real
-processes and real signals (issue 21, finding 4)."""
+processes and real signals."""
 
 from __future__ import annotations
 

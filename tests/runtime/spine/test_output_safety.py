@@ -1,6 +1,6 @@
 """Outputs never destroy inputs or protected files, and are checked before the first photo: --csv
 or --save naming an input, a read-only file, a folder, or a path through a folder that does not
-exist. Real files, real runs of the CLI (audit findings 1, 9, 11, 12 of issue 21)."""
+exist. Real files, real runs of the CLI."""
 
 from __future__ import annotations
 
