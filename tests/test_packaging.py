@@ -1,0 +1,55 @@
+"""The extras, checked on pyproject.toml and the README: every install the README shows, and every
+extra that brings a runtime, pulls exactly one OpenCV wheel and one onnxruntime. opencv-python and
+opencv-python-headless are one `cv2` module (two wheels in one env overwrite each other's files),
+and so are onnxruntime and onnxruntime-gpu."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the 3.10 venv skips this file
+
+REPO = Path(__file__).resolve().parents[1]
+OPENCV = {"opencv-python", "opencv-python-headless"}
+ORT = {"onnxruntime", "onnxruntime-gpu"}
+RUNTIME_EXTRAS = ("cpu", "gui", "gpu", "ray", "dev", "runtime-test")
+
+
+def _requirements(extras: tuple[str, ...]) -> set[str]:
+    """The distribution names `.[extras]` asks for, following catdog-edge[...] inside the extras."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    out, todo, seen = set(project["dependencies"]), list(extras), set()
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for req in project["optional-dependencies"][extra]:
+            own = re.fullmatch(r"catdog-edge\[([\w,-]+)\]", req)
+            if own:
+                todo += own.group(1).split(",")
+            else:
+                out.add(req)
+    return {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in out}
+
+
+def _readme_installs() -> set[tuple[str, ...]]:
+    """Every `pip install '.[a,b]'` (or `-e '.[...]'`) in the README, as its extras."""
+    text = (REPO / "README.md").read_text()
+    return {tuple(m.group(1).split(",")) for m in re.finditer(r"'\.\[([\w,-]+)\]'", text)}
+
+
+def test_the_readme_shows_installs_and_never_two_runtime_extras_together():
+    installs = _readme_installs()
+    assert ("cpu",) in installs and ("dev",) in installs
+    assert "[cpu,gui]" not in (REPO / "README.md").read_text()
+
+
+@pytest.mark.parametrize("extras", sorted({*_readme_installs(), *((e,) for e in RUNTIME_EXTRAS)}))
+def test_each_install_pulls_exactly_one_opencv_and_one_onnxruntime(extras):
+    reqs = _requirements(extras)
+    assert len(reqs & OPENCV) == 1, (extras, sorted(reqs & OPENCV))
+    assert len(reqs & ORT) == 1, (extras, sorted(reqs & ORT))
