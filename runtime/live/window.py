@@ -14,7 +14,7 @@ import numpy as np
 from catdog.runtime.spine.errors import OutputError
 
 HEADLESS = ("--show needs an OpenCV build with GUI support (this one is headless); "
-            "pip install opencv-python (catdog-edge[gui]) or use --save out.mp4")
+            "install catdog-edge[gui] instead of [cpu] (one OpenCV per env) or use --save out.mp4")
 NO_DISPLAY = ("--show needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set (ssh, a service, CI); "
               "use --save out.mp4, or ssh -X")
 

@@ -113,3 +113,25 @@ class MjpegServer:
     def __exit__(self, *exc) -> None:
         if not self.stopped.is_set():
             self.stop()
+
+
+def copy_photos(folder: Path, photo_paths: list[Path], n: int) -> Path:
+    """A fresh folder holding copies of the first `n` photos."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in photo_paths[:n]:
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+def modules_after_a_photo_run(photo: Path, *args: str) -> set[str]:
+    """The top-level modules a real `catdog-runtime PHOTO --json ARGS` process had loaded at its end."""
+    code = ("import runpy, sys\n"
+            f"sys.argv = ['catdog-runtime', {str(photo)!r}, '--json', *{list(args)!r}]\n"
+            "try:\n    runpy.run_module('catdog.runtime', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return set(r.stdout.split())

@@ -17,16 +17,12 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
-from testkit.runtime import build_model, meta, run_cli
+from testkit.runtime import build_model, copy_photos, meta, run_cli
 
 
 @pytest.fixture
 def folder(tmp_path, photos):
-    d = tmp_path / "in"
-    d.mkdir()
-    for p in photos[:2]:
-        shutil.copy(p, d / p.name)
-    return d
+    return copy_photos(tmp_path / "in", photos, 2)
 
 
 def _rows(stdout: str) -> dict[str, dict]:

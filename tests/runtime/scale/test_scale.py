@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from testkit.procs import interruptible
+from testkit.runtime import modules_after_a_photo_run
 from testkit.scale import BROKEN, CLI, RAY_ENV, RAY_TIMEOUT, copies, parts, read_rows, run_cli, wait_for_parts
 
 from catdog.runtime.cli import ray_alone
@@ -84,14 +84,7 @@ def test_flags_that_do_not_apply_fail_before_ray(tmp_path, dog_jpg):
 
 
 def test_single_process_never_imports_ray(dog_jpg):
-    code = ("import runpy, sys\n"
-            f"sys.argv = ['catdog-runtime', {str(dog_jpg)!r}, '--json']\n"
-            "try:\n    runpy.run_module('catdog.runtime', run_name='__main__')\n"
-            "except SystemExit as e:\n    assert e.code == 0, e.code\n"
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('ray', 'pyarrow')]\n"
-            "assert not bad, bad[:5]\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    assert not modules_after_a_photo_run(dog_jpg) & {"ray", "pyarrow"}
 
 
 def _assert_same_as(reference: dict[str, dict], row: dict, name: str) -> None:

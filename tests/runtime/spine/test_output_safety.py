@@ -5,20 +5,15 @@ exist. Real files, real runs of the CLI."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 
 import pytest
-from testkit.runtime import run_cli, write_video
+from testkit.runtime import copy_photos, run_cli, write_video
 
 
 @pytest.fixture
 def folder(tmp_path, photos):
-    d = tmp_path / "in"
-    d.mkdir()
-    for p in photos[:3]:
-        shutil.copy(p, d / p.name)
-    return d
+    return copy_photos(tmp_path / "in", photos, 3)
 
 
 def _refused(r, *words):
