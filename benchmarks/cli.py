@@ -1,6 +1,8 @@
 """catdog-bench: run (latency/throughput/memory/accuracy report), compare (ratios between two
 reports), doctor (prove each provider, show OpenCV build facts and cameras)."""
 
+# The options' defaults are the configs' (config.py, serve.py): each is written once, there.
+
 from __future__ import annotations
 
 import json
@@ -12,12 +14,19 @@ from typing import Any, List, Optional
 
 import typer
 
-from catdog.benchmarks.schema import Log
+from catdog.benchmarks.config import EVERY_PROVIDER, REPORTS, BenchConfig, Log, ScaleConfig
+from catdog.benchmarks.serve import ServeBenchConfig
 from catdog.runtime.spine.boundary import cli_boundary
 from catdog.runtime.spine.errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 REPORT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+B = BenchConfig
+
+
+def _csv(values: tuple[int, ...]) -> str:
+    """A tuple default as the comma list the option takes: (1, 8, 32) -> "1,8,32"."""
+    return ",".join(map(str, values))
 
 
 @app.callback()
@@ -73,24 +82,29 @@ def _plain_log(console: Any) -> Log:
 def run(
     models: List[Path] = typer.Argument(..., help="An export folder and/or model files (.onnx, .ts)."),
     name: Optional[str] = typer.Option(None, help="Report name (reports/<name>/); default: the first model's name."),
-    out: Path = typer.Option(Path("reports"), help="Folder that holds the report folders."),
-    providers: str = typer.Option("all", help="Comma list of cpu,cuda,tensorrt; 'all' = every available one."),
-    batch: str = typer.Option("1,8,32", help="Batch sizes."),
+    out: Path = typer.Option(REPORTS, help="Folder that holds the report folders."),
+    providers: str = typer.Option(EVERY_PROVIDER,
+                                  help="Comma list of cpu,cuda,tensorrt; 'all' = every available one."),
+    batch: str = typer.Option(_csv(B.batches), help="Batch sizes."),
     threads: Optional[str] = typer.Option(None, help="CPU thread counts (default: the usable cores)."),
-    warmup: int = typer.Option(10, min=0, help="Discarded runs per artifact before timing."),
-    iters: Optional[int] = typer.Option(None, min=1, help="Timed runs per artifact (default 50 unless --seconds)."),
+    warmup: int = typer.Option(B.loop.warmup, min=0, help="Discarded runs per artifact before timing."),
+    iters: Optional[int] = typer.Option(None, min=1,
+                                        help=f"Timed runs per artifact (default {B.loop.iters} unless --seconds)."),
     seconds: Optional[float] = typer.Option(None, help="Timed seconds per artifact instead of --iters."),
-    block: int = typer.Option(5, min=1, help="Runs per artifact before the round-robin moves on."),
+    block: int = typer.Option(B.loop.block, min=1, help="Runs per artifact before the round-robin moves on."),
     data: Optional[Path] = typer.Option(None, help="Labeled folder: real inputs, accuracy, folder throughput."),
     video: Optional[Path] = typer.Option(None, help="Video file for the end-to-end pipeline section."),
     torch_ckpt: Optional[Path] = typer.Option(None, help="best.pth: adds torch eager (needs torch)."),
-    accuracy_limit: int = typer.Option(200, min=0, help="Images for accuracy (0 = all)."),
-    coldstart_runs: int = typer.Option(5, min=0, help="Fresh processes per cold-start figure (0 = skip)."),
-    large_photos: int = typer.Option(0, min=0, help="With --data: make ~12 MP phone-like copies of this many "
-                                                    "photos and compare reduced vs full JPEG decode (0 = skip)."),
-    no_peak: bool = typer.Option(False, "--no-peak", help="Skip the GEMM peak measurement."),
-    device_id: int = typer.Option(0, "--device-id", min=0, help="GPU for the CUDA, TensorRT and torch CUDA rows."),
-    tf32: bool = typer.Option(True, "--tf32/--no-tf32",
+    accuracy_limit: int = typer.Option(B.accuracy_limit, min=0, help="Images for accuracy (0 = all)."),
+    coldstart_runs: int = typer.Option(B.coldstart_runs, min=0,
+                                       help="Fresh processes per cold-start figure (0 = skip)."),
+    large_photos: int = typer.Option(B.large_photos, min=0,
+                                     help="With --data: make ~12 MP phone-like copies of this many "
+                                          "photos and compare reduced vs full JPEG decode (0 = skip)."),
+    no_peak: bool = typer.Option(not B.peak, "--no-peak", help="Skip the GEMM peak measurement."),
+    device_id: int = typer.Option(B.device_id, "--device-id", min=0,
+                                  help="GPU for the CUDA, TensorRT and torch CUDA rows."),
+    tf32: bool = typer.Option(B.tf32, "--tf32/--no-tf32",
                               help="TF32 for fp32 math on every GPU row alike (TensorRT's fp32 uses it regardless)."),
 ) -> None:
     """Benchmark artifacts and write reports/<name>/report.{md,json} and charts."""
@@ -99,8 +113,8 @@ def run(
 
     from catdog.benchmarks.artifacts import resolve_providers
     from catdog.benchmarks.bench import run_benchmark
+    from catdog.benchmarks.config import LoopConfig
     from catdog.benchmarks.report import summary_lines
-    from catdog.benchmarks.schema import BenchConfig, LoopConfig
 
     folder = report_name(name, models[0])  # refused before any work
     if iters is not None and seconds is not None:
@@ -111,7 +125,7 @@ def run(
     cfg = BenchConfig(
         models=tuple(models), out_dir=out / folder, name=folder, providers=provs,
         batches=_ints(batch, "batch"), threads=_ints(threads, "threads") if threads else (cores,),
-        loop=LoopConfig(warmup, None if seconds else (iters or 50), seconds, block),
+        loop=LoopConfig(warmup, None if seconds else (iters or B.loop.iters), seconds, block),
         data=data, video=video, torch_ckpt=torch_ckpt, accuracy_limit=accuracy_limit or None,
         coldstart_runs=coldstart_runs, large_photos=large_photos, peak=not no_peak,
         command="catdog-bench " + " ".join(sys.argv[1:]), device_id=device_id, tf32=tf32)
@@ -129,15 +143,16 @@ def run(
 def scale(
     inputs: str = typer.Argument(..., help="What catdog-runtime --ray takes: a folder, glob, list file (.txt) or URI."),
     model: Optional[Path] = typer.Option(None, help="ONNX model (default: the shipped CPU model)."),
-    actors: str = typer.Option("1,2", help="Actor counts to measure (comma list)."),
-    threads: Optional[int] = typer.Option(None, min=1, help="onnxruntime threads per actor (default: --ray's)."),
-    rounds: int = typer.Option(2, min=1, help="Interleaved rounds; the report takes medians."),
+    actors: str = typer.Option(_csv(ScaleConfig.actors), help="Actor counts to measure (comma list)."),
+    threads: Optional[int] = typer.Option(ScaleConfig.threads, min=1,
+                                          help="onnxruntime threads per actor (default: --ray's)."),
+    rounds: int = typer.Option(ScaleConfig.rounds, min=1, help="Interleaved rounds; the report takes medians."),
     name: str = typer.Option("scale", help="Report name (reports/<name>/)."),
-    out: Path = typer.Option(Path("reports"), help="Folder that holds the report folders."),
+    out: Path = typer.Option(REPORTS, help="Folder that holds the report folders."),
 ) -> None:
     """Images/s of catdog-runtime --ray (local Ray, 1, 2, ... actors) vs the single-process runtime."""
     from catdog.benchmarks.report import summary_lines
-    from catdog.benchmarks.scale import ScaleConfig, run_scale
+    from catdog.benchmarks.scale import run_scale
 
     folder = report_name(name, Path(name))
     cfg = ScaleConfig(inputs, out / folder, folder, model, _ints(actors, "actors"), threads, rounds,
@@ -153,14 +168,13 @@ def scale(
 def serve(
     photos: Path = typer.Argument(..., help="A folder of real photos: POST bodies and the in-process reference."),
     model: Optional[Path] = typer.Option(None, help="ONNX model (default: the shipped CPU model)."),
-    requests: int = typer.Option(96, min=1, help="POSTs per concurrency level."),
-    soak: float = typer.Option(60.0, min=1.0, help="Soak seconds at 8 clients."),
-    window: float = typer.Option(8.0, min=1.0, help="Seconds per MJPEG viewer measurement."),
+    requests: int = typer.Option(ServeBenchConfig.requests, min=1, help="POSTs per concurrency level."),
+    soak: float = typer.Option(ServeBenchConfig.soak_s, min=1.0, help="Soak seconds at 8 clients."),
+    window: float = typer.Option(ServeBenchConfig.window_s, min=1.0, help="Seconds per MJPEG viewer measurement."),
     name: str = typer.Option("serve", help="Report name (reports/<name>/)."),
-    out: Path = typer.Option(Path("reports"), help="Folder that holds the report folders."),
+    out: Path = typer.Option(REPORTS, help="Folder that holds the report folders."),
 ) -> None:
     """What --serve costs: POST throughput and latency at 1/8/32 clients vs in-process, MJPEG viewers vs FPS."""
-    from catdog.benchmarks.serve import ServeBenchConfig
     from catdog.benchmarks.serve_run import run_serve_bench
 
     cfg = ServeBenchConfig(photos, out / name, model, requests=requests, soak_s=soak, window_s=window,
@@ -195,10 +209,10 @@ def compare(a: Path = typer.Argument(..., help="Reference report.json"),
 @app.command()
 @cli_boundary
 def doctor(
-    providers: str = typer.Option("all", help="Providers to prove; 'all' = every available one."),
+    providers: str = typer.Option(EVERY_PROVIDER, help="Providers to prove; 'all' = every available one."),
     model: Optional[Path] = typer.Option(None, help="Prove with this ONNX model instead of a built-in probe."),
     as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON."),
-    device_id: int = typer.Option(0, "--device-id", min=0, help="GPU the CUDA / TensorRT proofs run on."),
+    device_id: int = typer.Option(B.device_id, "--device-id", min=0, help="GPU the CUDA / TensorRT proofs run on."),
 ) -> None:
     """Prove each provider by a real inference; show OpenCV build facts and visible cameras."""
     from catdog.benchmarks.doctor import doctor_lines, run_doctor

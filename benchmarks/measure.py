@@ -18,8 +18,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from catdog.benchmarks.artifacts import Artifact, make_batch, ort_has, uses_threads
+from catdog.benchmarks.config import LoopConfig, Progress
 from catdog.benchmarks.runners import DEFAULT_GPU, GpuSettings, Runner, make_runner, why_not
-from catdog.benchmarks.schema import LatencyRow, LatencyStats, LoopConfig, Progress
+from catdog.benchmarks.schema import LatencyRow, LatencyStats
 from catdog.runtime.engine.session import PROVIDERS
 from catdog.runtime.spine.errors import ModelError, error_line
 from catdog.runtime.spine.spec import PreprocessSpec

@@ -1,8 +1,7 @@
-"""Everything that reads a report: report.md (the numbers, for people) and its PNG charts, written
-atomically beside report.json; the headline ratios between artifacts; `compare` between two
-reports; the summary lines `catdog-bench run` prints. All read report.json's form (dicts), so a
-report from an older run reads the same way. matplotlib is imported for the charts only (Agg
-backend: no display needed)."""
+"""Everything that reads a report but its charts (charts.py): report.md (the numbers, for people),
+written atomically beside report.json with the spine's one table and report writer; the headline
+ratios between artifacts; `compare` between two reports; the summary lines `catdog-bench run`
+prints. All read report.json's form (dicts), so a report from an older run reads the same way."""
 
 from __future__ import annotations
 
@@ -10,11 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from catdog.benchmarks.config import SECTION_NAMES
 from catdog.benchmarks.env import env_lines
 from catdog.benchmarks.measure import ratio
-from catdog.benchmarks.schema import SCHEMA, SECTION_NAMES, LatencyRow, Ratio, Report
+from catdog.benchmarks.schema import SCHEMA, LatencyRow, Ratio, Report
 from catdog.runtime.spine.errors import InputError
-from catdog.runtime.spine.fileio import atomic_path, atomic_write
+from catdog.runtime.spine.reports import md_table, write_report_pair
 
 # Headline comparisons: (label, faster-candidate artifact, reference artifact). speedup = ref p50 / cand p50.
 HEADLINES = (
@@ -51,11 +51,9 @@ def compute_ratios(rows: list[LatencyRow]) -> list[Ratio]:
 
 
 def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
-    """report.json (report.to_dict()) and report.md beside it, each written atomically."""
+    """report.json (report.to_dict(), keys in field order) and report.md beside it, each written atomically."""
     data = report.to_dict()
-    js = atomic_write(out_dir / "report.json", json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    md = atomic_write(out_dir / "report.md", render_md(data))
-    return js, md
+    return write_report_pair(out_dir, "report", data, render_md(data), sort_keys=False)
 
 
 def load_report(path: Path) -> dict[str, Any]:
@@ -79,11 +77,6 @@ def _f(v: Any, fmt: str = ".2f") -> str:
     return format(v, fmt if isinstance(v, float) or "," in fmt else "d")
 
 
-def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-
-
 def where(rep: dict[str, Any], provider: str, artifact: str) -> str:
     """The provider cell; a CPU INT8 figure names the integer path it ran on (runtime/spine/isa.py)."""
     path = rep["env"].get("int8_path")
@@ -99,7 +92,7 @@ def _latency_md(rep: dict[str, Any]) -> list[str]:
              _f(r["throughput_ips"], ".1f"), _f(r["create_s"], ".3f"), _f(r["first_run_ms"], ".1f"),
              _f(r.get("pct_peak"), ".1f")]
             for r in rep["latency"] if r["status"] == "ok"]
-    L = ["## Latency (ms per batch)", ""] + _table(head, rows) + [""]
+    L = ["## Latency (ms per batch)", ""] + md_table(head, rows) + [""]
     other = [r for r in rep["latency"] if r["status"] != "ok"]
     if other:
         L += [f"- {r['artifact']} on {r['provider']} batch {r['batch']}: {r['status']} ({r['note']})"
@@ -109,7 +102,7 @@ def _latency_md(rep: dict[str, Any]) -> list[str]:
               ""]
     if rep.get("ratios"):
         L += ["## Ratios (speedup = reference p50 / candidate p50; > 1 means the candidate is faster)", ""]
-        L += _table(["comparison", "provider", "threads", "batch", "speedup"],
+        L += md_table(["comparison", "provider", "threads", "batch", "speedup"],
                     [[x["what"], where(rep, x["provider"], x["candidate"]), x["threads"] or "default", x["batch"],
                       f"{x['speedup']:.2f}x"]
                      for x in rep["ratios"]]) + [""]
@@ -129,7 +122,7 @@ def _sections_md(rep: dict[str, Any]) -> list[str]:
         if block and block.get("rows"):
             head = list(block["rows"][0])
             L += [f"## {title}", ""] + ([block["about"], ""] if block.get("about") else [])
-            L += _table(head, [[_f(r.get(h), ".3f") if isinstance(r.get(h), float) else _f(r.get(h)) for h in head]
+            L += md_table(head, [[_f(r.get(h), ".3f") if isinstance(r.get(h), float) else _f(r.get(h)) for h in head]
                                for r in block["rows"]]) + [""]
             if rep["env"].get("int8_path") and any("int8" in str(v).lower() for r in block["rows"] for v in r.values()):
                 L += [f"INT8 rows on the CPU ran on its {rep['env']['int8_path']} integer kernels.", ""]
@@ -143,7 +136,7 @@ def render_md(rep: dict[str, Any]) -> str:
     timed = f"{c['iters']} timed runs" if c["iters"] else f"{c['seconds']} s"
     L += [f"Input: {c['input']}. Warm-up {c['warmup']}, {timed} per artifact in interleaved blocks of {c['block']}.",
           ""]
-    L += ["## Artifacts", ""] + _table(
+    L += ["## Artifacts", ""] + md_table(
         ["artifact", "kind", "precision", "input", "size MB", "params", "GFLOPs/img", "file"],
         [[a["name"], a["kind"], a["precision"], a["input_format"], _f(a["size_mb"]),
           _f(a["params"], ",") if a["params"] else "n/a", _f(a["gflops"], ".3f"), a["path"]]
@@ -194,112 +187,3 @@ def summary_lines(rep: dict[str, Any]) -> list[str]:
             lines.append(f"{key}: not measured: {block['error']}")
     return lines
 
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _text(name: str) -> str:
-    """A file-derived name as chart text: a '$' would start matplotlib mathtext."""
-    return name.replace("$", r"\$")
-
-
-def _save(fig: Any, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return path
-
-
-def _best_threads(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each (artifact, provider, batch): the row with the fastest p50 over thread counts."""
-    best: dict[tuple, dict[str, Any]] = {}
-    for r in rows:
-        if r.get("status") != "ok":
-            continue
-        k = (r["artifact"], r["provider"], r["batch"])
-        if k not in best or r["p50_ms"] < best[k]["p50_ms"]:
-            best[k] = r
-    return list(best.values())
-
-
-def latency_bars(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    import numpy as np
-
-    plt = _plt()
-    rows = _best_threads(rows)
-    if not rows:
-        return None
-    batch = min(r["batch"] for r in rows)
-    rows = [r for r in rows if r["batch"] == batch]
-    arts = list(dict.fromkeys(r["artifact"] for r in rows))
-    provs = list(dict.fromkeys(r["provider"] for r in rows))
-    p50 = {(r["artifact"], r["provider"]): r for r in rows}
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(arts) * len(provs)), 4))
-    w = 0.8 / len(provs)
-    x = np.arange(len(arts))
-    for i, prov in enumerate(provs):
-        vals = [p50[(a, prov)]["p50_ms"] if (a, prov) in p50 else 0 for a in arts]
-        err = [[p50[(a, prov)]["p50_ms"] - p50[(a, prov)]["min_ms"] if (a, prov) in p50 else 0 for a in arts],
-               [p50[(a, prov)]["p90_ms"] - p50[(a, prov)]["p50_ms"] if (a, prov) in p50 else 0 for a in arts]]
-        ax.bar(x + i * w, vals, w, yerr=err, capsize=3, label=prov)
-    ax.set_xticks(x + w * (len(provs) - 1) / 2, [_text(a) for a in arts], rotation=20)
-    ax.set_ylabel(f"p50 latency, ms (batch {batch}; bars min..p90)")
-    ax.set_title("Latency by artifact and provider (best thread count)")
-    ax.legend()
-    return _save(fig, path)
-
-
-def latency_vs_batch(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    plt = _plt()
-    rows = _best_threads(rows)
-    series: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    for r in rows:
-        series.setdefault((r["artifact"], r["provider"]), []).append((r["batch"], r["p50_ms"] / r["batch"]))
-    if not series:
-        return None
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for (art, prov), pts in sorted(series.items()):
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=_text(f"{art} / {prov}"))
-    ax.set_xscale("log", base=2)
-    batches = sorted({b for pts in series.values() for b, _ in pts})
-    ax.set_xticks(batches, [str(b) for b in batches])
-    ax.minorticks_off()
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("p50 ms per image")
-    ax.set_title("Latency per image vs batch size")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def accuracy_vs_latency(rows: list[dict[str, Any]], accuracy: list[dict[str, Any]], path: Path) -> Path | None:
-    plt = _plt()
-    acc = {a["artifact"]: a["accuracy"] for a in accuracy if a.get("accuracy") is not None}
-    pts = [(r, acc[r["artifact"]]) for r in _best_threads(rows) if r["batch"] == 1 and r["artifact"] in acc]
-    if not pts:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r, a in pts:
-        ax.scatter(r["p50_ms"], 100 * a)
-        ax.annotate(_text(f"{r['artifact']}/{r['provider']}"), (r["p50_ms"], 100 * a), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel("p50 latency, ms (batch 1)")
-    ax.set_ylabel("accuracy, %")
-    ax.set_title("Accuracy vs latency")
-    return _save(fig, path)
-
-
-def make_charts(report: dict[str, Any], out_dir: Path) -> list[str]:
-    made = [
-        latency_bars(report["latency"], out_dir / "latency_by_artifact.png"),
-        latency_vs_batch(report["latency"], out_dir / "latency_vs_batch.png"),
-        accuracy_vs_latency(report["latency"], (report.get("accuracy") or {}).get("rows", []),
-                            out_dir / "accuracy_vs_latency.png"),
-    ]
-    return [str(p) for p in made if p is not None]

@@ -14,25 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from catdog.benchmarks.config import Log, ScaleConfig
 from catdog.benchmarks.contenders import folder_classifier
-from catdog.benchmarks.schema import Log, Report, RunSettings, ScaleRow, Section
+from catdog.benchmarks.schema import Report, RunSettings, ScaleRow, Section
 
 SINGLE = "catdog-runtime, one process (batch 16, 2 decode thr)"  # as the CLI runs files, ORT's default threads
 # The same with one onnxruntime thread, as each actor runs: what Ray itself costs, without the
 # difference between one session on every core and single-threaded sessions side by side.
 SINGLE_T1 = "catdog-runtime --threads 1, one process"
-
-
-@dataclass(frozen=True)
-class ScaleConfig:
-    inputs: str  # what catdog-runtime takes as SOURCE with --ray: folder, glob, list file, URI
-    out_dir: Path
-    name: str
-    model: Path | None = None  # None: the shipped CPU model, as catdog-runtime picks it
-    actors: tuple[int, ...] = (1, 2)
-    threads: int | None = None  # onnxruntime threads per actor (None: the --ray default)
-    rounds: int = 2
-    command: str = "catdog-bench scale"
 
 
 @dataclass(frozen=True)

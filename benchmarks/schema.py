@@ -1,4 +1,4 @@
-"""What a benchmark run is asked (BenchConfig, LoopConfig) and what it gives (Report and its rows).
+"""What a benchmark run gives: the Report and its rows (what it is asked is config.py's).
 
 The records are typed; `to_dict()` is report.json's layout (schema catdog-bench/1), keys in field
 order, so a report written today reads like one written before the records existed. Everything that
@@ -8,57 +8,11 @@ form, which is also what old report.json files load as."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
+
+from catdog.benchmarks.config import LoopConfig  # noqa: F401  (scripts/backbone_latency.py imports it from here)
 
 SCHEMA = "catdog-bench/1"
-SECTION_NAMES = ("accuracy", "coldstart", "overhead", "folder", "large", "pipeline")  # in report order
-
-Log = Callable[[str], None]
-Progress = Callable[[str, int, int | None], None]  # (description, advance, new total or None)
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    warmup: int = 5
-    iters: int | None = 50  # timed runs per runner; None -> run for `seconds`
-    seconds: float | None = None  # timed seconds per runner
-    block: int = 5  # runs per runner before switching to the next one
-
-    def __post_init__(self) -> None:
-        if (self.iters is None) == (self.seconds is None):
-            raise ValueError("give exactly one of iters or seconds")
-        if self.warmup < 0 or self.block < 1 or (self.iters is not None and self.iters < 1):
-            raise ValueError("warmup >= 0, block >= 1, iters >= 1")
-        if self.seconds is not None and self.seconds <= 0:
-            raise ValueError("seconds must be > 0")
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    models: tuple[Path, ...]
-    out_dir: Path
-    name: str
-    providers: tuple[str, ...]
-    batches: tuple[int, ...] = (1, 8, 32)
-    threads: tuple[int | None, ...] = (None,)
-    loop: LoopConfig = LoopConfig()
-    data: Path | None = None
-    video: Path | None = None
-    torch_ckpt: Path | None = None
-    accuracy_limit: int | None = 200  # images for accuracy/agreement (None: all)
-    coldstart_runs: int = 5
-    large_photos: int = 0  # ~12 MP copies of --data photos for the reduced-vs-full decode section (0: none)
-    peak: bool = True
-    command: str = "catdog-bench run"
-    sections: tuple[str, ...] = SECTION_NAMES  # which optional sections may run (each also needs its input)
-    device_id: int = 0  # the GPU every CUDA / TensorRT / torch CUDA row runs on
-    tf32: bool = True  # TF32 for fp32 math on every GPU row alike (TensorRT's fp32 uses it, with no switch)
-
-    @property
-    def first_threads(self) -> int | None:
-        """The thread count of the single-stream sections: the first one asked for (None: default)."""
-        return next((t for t in self.threads if t), None)
 
 
 def _plain(v: Any) -> Any:

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from catdog.benchmarks.artifacts import Artifact, balanced, classes_of, input_images, make_batch
+from catdog.benchmarks.config import BenchConfig, Log, LoopConfig
 from catdog.benchmarks.measure import interleaved
 from catdog.benchmarks.runners import make_runner
-from catdog.benchmarks.schema import AccuracyRow, BenchConfig, Log, LoopConfig, OverheadRow, PipelineRow, Section
+from catdog.benchmarks.schema import AccuracyRow, OverheadRow, PipelineRow, Section
 from catdog.runtime.spine.errors import DataError, InputError
 from catdog.runtime.spine.folders import LabelledFolder
 from catdog.runtime.spine.images import read_image
@@ -135,7 +136,7 @@ def overhead_section(inp: Inputs) -> Section:
         state["i"] = (state["i"] + 1) % len(images)
         return images[state["i"]]
 
-    loop = LoopConfig(warmup=cfg.loop.warmup, iters=cfg.loop.iters or 50, block=cfg.loop.block)
+    loop = LoopConfig(warmup=cfg.loop.warmup, iters=cfg.loop.iters or LoopConfig.iters, block=cfg.loop.block)
     samples = interleaved({
         "bare preprocess + session.run": lambda: bare.run(preprocess(frame(), inp.spec)).argmax(1),
         "runtime Classifier.predict": lambda: clf.predict(frame()),

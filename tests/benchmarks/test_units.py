@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 
 from catdog.benchmarks.artifacts import balanced, discover, list_photos
 from catdog.benchmarks.cli import app
+from catdog.benchmarks.config import LoopConfig
 from catdog.benchmarks.measure import interleaved, latency_stats
-from catdog.benchmarks.schema import LoopConfig
 from catdog.runtime.spine.errors import DataError
 
 runner = CliRunner()
