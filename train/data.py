@@ -16,12 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from catdog.runtime.spine.errors import DataError, InputError
+from catdog.runtime.spine.errors import ConfigError, DataError, InputError
 from catdog.runtime.spine.folders import LabelledFolder
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.preprocess import preprocess, to_bgr8
 from catdog.runtime.spine.spec import PreprocessSpec
-from catdog.train.recipe import ConfigError
 
 
 def split(data: LabelledFolder, val_fraction: float = 0.2, seed: int = 0) -> tuple[LabelledFolder, LabelledFolder]:

@@ -14,12 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from catdog.runtime.spine.errors import ConfigError
 from catdog.runtime.spine.folders import LabelledFolder
 from catdog.runtime.spine.spec import PreprocessSpec
 from catdog.train import dist
 from catdog.train.data import ImageDataset, make_loader
 from catdog.train.progress import bar
-from catdog.train.recipe import ConfigError, TrainConfig
+from catdog.train.recipe import TrainConfig
 
 # Penalties tried on standardized features (strong to weak); validation picks one.
 L2_GRID = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003)

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from catdog.runtime.spine.errors import CatdogError
+from catdog.runtime.spine.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -22,10 +22,6 @@ HEADS = ("random", "probe")  # probe: LP-FT (Kumar et al. 2022) starts from the 
 AUGMENTS = ("seed", "trivial", "randaugment")
 RESERVED_ARCH_KWARGS = {"num_classes": "the class count comes from the data (one class per folder or name)",
                         "pretrained": "use --pretrained", "weights": "use --weights PATH"}
-
-
-class ConfigError(CatdogError):
-    """A training option that cannot work (unknown name, CUDA asked for and absent, ...)."""
 
 
 @dataclass(frozen=True)

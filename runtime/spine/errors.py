@@ -18,6 +18,10 @@ class DataError(CatdogError):
     """A dataset folder that cannot be used (empty, one class, unknown layout)."""
 
 
+class ConfigError(CatdogError):
+    """A training option that cannot work (unknown name, CUDA asked for and absent, ...)."""
+
+
 class ModelError(CatdogError):
     """A model file that cannot be loaded or does not fit (rank, size, class count)."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from catdog.runtime.spine.errors import CheckpointError
+from catdog.runtime.spine.errors import CatdogError, CheckpointError
 from catdog.runtime.spine.spec import PreprocessSpec
 
 
@@ -37,9 +37,11 @@ def register_model(name: str, spec: PreprocessSpec, train_interpolation: str | N
     return wrap
 
 
-def get_entry(name: str) -> ModelEntry:
+def get_entry(name: str, error: type[CatdogError] = CheckpointError) -> ModelEntry:
+    """The entry of `name`. Whose mistake an unknown name is, the caller says: an arch a checkpoint
+    names is a broken checkpoint (CheckpointError), one given as --arch a ConfigError."""
     if name not in _MODELS:
-        raise CheckpointError(f"unknown arch {name!r}; known: {', '.join(sorted(_MODELS))}")
+        raise error(f"unknown arch {name!r}; known: {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
 
 
