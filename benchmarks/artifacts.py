@@ -131,8 +131,8 @@ def inspect_checkpoint(path: Path, name: str = "torch-eager") -> Artifact:
     from catdog.train.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
-    meta = ModelMetadata(classes=tuple(ckpt["classes"]), spec=ckpt["spec"], arch=ckpt["arch"])
-    return Artifact(name, path, "torch", meta, size=ckpt["spec"].size)
+    meta = ModelMetadata(classes=ckpt.classes, spec=ckpt.spec, arch=ckpt.arch)
+    return Artifact(name, path, "torch", meta, size=ckpt.spec.size)
 
 
 def _found(paths: list[Path], torch_ckpt: Path | None, amp: bool) -> list[tuple[str, Path]]:

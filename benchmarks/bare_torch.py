@@ -20,7 +20,7 @@ else:
     from catdog.train.checkpoint import build_model, load_checkpoint
 
     ckpt = load_checkpoint(model_path)
-    model, spec, classes = build_model(ckpt), ckpt["spec"], ckpt["classes"]
+    model, spec, classes = build_model(ckpt), ckpt.spec, ckpt.classes
 with torch.inference_mode():
     logits = model.eval()(torch.from_numpy(preprocess(read_image(image, spec), spec)))[0]
 print(classes[int(logits.argmax())])

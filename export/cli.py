@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from catdog.export.options import ExportOptions
+from catdog.export.options import ExportOptions, int8_targets
 from catdog.runtime.spine.boundary import cli_boundary, interrupt_exit, interrupted_word, say
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -18,7 +18,7 @@ D = ExportOptions  # every default below is the dataclass's: it is their one hom
 def export(
     ckpt: Path = typer.Option(..., "--ckpt", help="training checkpoint, e.g. RUN/best.pth"),
     out: Path = typer.Option(..., "--out", help="output folder for the artifacts and the report"),
-    int8: bool = typer.Option(D.int8, "--int8", help="also build model.int8.onnx (needs --calib)"),
+    int8: bool = typer.Option("cpu" in D.int8_for, "--int8", help="also build model.int8.onnx (needs --calib)"),
     int8_for: List[str] = typer.Option(list(D.int8_for), "--int8-for",
                                        help="INT8 for a target, repeatable (needs --calib): cpu = model.int8.onnx "
                                             "(as --int8); tensorrt = model.int8-trt.onnx, symmetric int8 QDQ"),
@@ -65,7 +65,7 @@ def export(
     # soft_wrap: piped or redirected, a long path stays on its line instead of folding at 80 columns
     err = Console(stderr=True, soft_wrap=True)
     opts = ExportOptions(
-        ckpt=ckpt, out=out, int8=int8, int8_for=tuple(int8_for), calib=calib, fp16=fp16, bake=bake, opset=opset,
+        ckpt=ckpt, out=out, int8_for=int8_targets(int8, int8_for), calib=calib, fp16=fp16, bake=bake, opset=opset,
         parity=tuple(parity),
         parity_count=parity_count, labels_from_names=labels_from_names, calib_method=calib_method,
         int8_activations=int8_activations, calib_count=calib_count, int8_select=int8_select,

@@ -1,13 +1,14 @@
 """Export's side of the artifact table. File names, kinds, precisions and input formats are the
 runtime's table (catdog.runtime.spine.artifacts); here each row gains how it is built, the gates that
-must pass before it is published, and what it is for. Every artifact is looked up by NAME. Build
-order is this table's order (int8, fp16 and baked derive from the fp32 ONNX graph)."""
+must pass before it is published, what it is for, and which artifact's graph it derives from
+(`needs`: int8, int8-trt, fp16 and baked derive from the fp32 ONNX graph). Every artifact is looked
+up by NAME; build.py builds each after what it needs, never by its position in this table."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import onnx
@@ -36,7 +37,7 @@ class Gate:
 
 @dataclass
 class BuildContext:
-    """What the builders share. The fp32 ONNX builder fills `fp32` for the derived artifacts."""
+    """What the builders share (the graph a builder derives from is handed to it: see Builder)."""
 
     model: torch.nn.Module
     example: torch.Tensor  # one real preprocessed image (1,3,S,S)
@@ -49,12 +50,13 @@ class BuildContext:
     int8_activations: str = DEFAULT_ACTIVATIONS
     held_out: np.ndarray | None = None  # held-out calibration images for INT8's choices
     held_out_why: str = ""  # why there are none, when there are none
-    fp32: onnx.ModelProto | None = None
     notes: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
 
 
-Builder = Callable[[BuildContext, Path, ModelMetadata], None]
+# (ctx, staged path, the artifact's metadata, the built graph of the artifact it `needs` or None)
+# -> the ONNX graph it wrote, for artifacts that derive from it (None: not an ONNX graph).
+Builder = Callable[[BuildContext, Path, ModelMetadata, "onnx.ModelProto | None"], "onnx.ModelProto | None"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class ArtifactFormat:
     # An INT8 artifact's engine: whose integer arithmetic it is built for, and so what its gates
     # must measure ("cpu": ORT's CPU kernels; "tensorrt": int32 accumulation, simulated on a CPU).
     target: str | None = None
+    needs: str | None = None  # the artifact whose built graph this one is made from
 
     @property
     def name(self) -> str:
@@ -94,38 +97,40 @@ class ArtifactFormat:
         return base.with_(precision=self.precision, input_format=self.input_format)
 
 
-def _save_onnx(model: onnx.ModelProto, meta: ModelMetadata, path: Path) -> None:
+def _save_onnx(model: onnx.ModelProto, meta: ModelMetadata, path: Path) -> onnx.ModelProto:
     from catdog.export.meta import set_onnx_metadata
 
-    path.write_bytes(set_onnx_metadata(model, meta).SerializeToString())
+    model = set_onnx_metadata(model, meta)
+    path.write_bytes(model.SerializeToString())
+    return model
 
 
-def build_torchscript(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+def build_torchscript(ctx: BuildContext, path: Path, meta: ModelMetadata, source: None = None) -> None:
     from catdog.export.torchscript import export_torchscript
 
     export_torchscript(ctx.model, ctx.example, meta, path)
 
 
-def build_onnx(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+def build_onnx(ctx: BuildContext, path: Path, meta: ModelMetadata, source: None = None) -> onnx.ModelProto:
     from catdog.export.onnx_export import export_onnx
     from catdog.export.simplify import simplify
 
     result = simplify(export_onnx(ctx.model, ctx.example, ctx.opset), ctx.check_inputs)
-    ctx.fp32 = result.model
     ctx.notes["onnx"] = result.note
     ctx.details["simplified"] = result.simplified
-    _save_onnx(result.model, meta, path)
+    return _save_onnx(result.model, meta, path)
 
 
-def _int8(ctx: BuildContext, activations: str, symmetric: bool) -> tuple[onnx.ModelProto, Any]:
+def _int8(ctx: BuildContext, fp32: onnx.ModelProto, activations: str, symmetric: bool
+          ) -> tuple[onnx.ModelProto, Any]:
     from catdog.export.int8_choice import choose_int8
     from catdog.export.quantize import Int8Quantizer
 
     if ctx.calib is None:
         raise InputError("an INT8 artifact needs calibration images: pass --calib DIR")
-    with Int8Quantizer(ctx.fp32, ctx.calib, activations, symmetric=symmetric) as q:
+    with Int8Quantizer(fp32, ctx.calib, activations, symmetric=symmetric) as q:
         # The symmetric (TensorRT) model is chosen on what TensorRT computes, as its gates measure it.
-        return choose_int8(q, ctx.fp32, ctx.held_out, ctx.calib_method, ctx.held_out_why, simulate_qdq=symmetric)
+        return choose_int8(q, fp32, ctx.held_out, ctx.calib_method, ctx.held_out_why, simulate_qdq=symmetric)
 
 
 def _int8_record(ctx: BuildContext, name: str, model: onnx.ModelProto, choice: Any, activations: str) -> None:
@@ -137,23 +142,23 @@ def _int8_record(ctx: BuildContext, name: str, model: onnx.ModelProto, choice: A
     ctx.details[f"{name}_choice"] = choice.to_dict()
 
 
-def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
-    model, choice = _int8(ctx, ctx.int8_activations, symmetric=False)
+def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata, fp32: onnx.ModelProto) -> onnx.ModelProto:
+    model, choice = _int8(ctx, fp32, ctx.int8_activations, symmetric=False)
     _int8_record(ctx, "int8", model, choice, ctx.int8_activations)
     weights = "7-bit int8 weights (reduce_range)" if ctx.int8_activations == "uint8" else "int8 weights"
     ctx.notes["int8"] = (f"QDQ, per-channel {weights}, {ctx.int8_activations} activations, {choice.method} "
                          f"calibration on {len(ctx.calib)} images; kept fp32: {choice.keep_fp32}; {choice.how}")
     target = {"for": "cpu", "activations": ctx.int8_activations, "symmetric": False,
               "max_int8_weight": ctx.details["int8"]["max_int8_weight"]}
-    _save_onnx(model, meta.with_(extra={**meta.extra, "int8": target}), path)
+    return _save_onnx(model, meta.with_(extra={**meta.extra, "int8": target}), path)
 
 
-def build_int8_trt(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+def build_int8_trt(ctx: BuildContext, path: Path, meta: ModelMetadata, fp32: onnx.ModelProto) -> onnx.ModelProto:
     """The INT8 TensorRT takes: int8 activations and weights, zero points 0, weights per channel.
     Proved on the graph before it is stamped symmetric (the runtime's --trt-int8 reads the stamp)."""
     from catdog.export.quantize import symmetric_qdq_problems
 
-    model, choice = _int8(ctx, "int8", symmetric=True)
+    model, choice = _int8(ctx, fp32, "int8", symmetric=True)
     problems = symmetric_qdq_problems(model)
     if problems:
         raise ModelError(f"the TensorRT INT8 model came out not symmetric: {'; '.join(problems)}")
@@ -163,21 +168,21 @@ def build_int8_trt(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
                              f"{choice.keep_fp32}; {choice.how}")
     target = {"for": "tensorrt", "activations": "int8", "weights": "int8 per-channel", "symmetric": True,
               "max_int8_weight": ctx.details["int8-trt"]["max_int8_weight"]}
-    _save_onnx(model, meta.with_(extra={**meta.extra, "int8": target}), path)
+    return _save_onnx(model, meta.with_(extra={**meta.extra, "int8": target}), path)
 
 
-def build_fp16(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+def build_fp16(ctx: BuildContext, path: Path, meta: ModelMetadata, fp32: onnx.ModelProto) -> onnx.ModelProto:
     from catdog.export.fp16 import convert_fp16
 
-    _save_onnx(convert_fp16(ctx.fp32), meta, path)
     ctx.notes["fp16"] = "fp16 weights and compute, fp32 input and output"
+    return _save_onnx(convert_fp16(fp32), meta, path)
 
 
-def build_baked(ctx: BuildContext, path: Path, meta: ModelMetadata) -> None:
+def build_baked(ctx: BuildContext, path: Path, meta: ModelMetadata, fp32: onnx.ModelProto) -> onnx.ModelProto:
     from catdog.export.bake import bake_preprocess
 
-    _save_onnx(bake_preprocess(ctx.fp32, ctx.spec), meta, path)
     ctx.notes["baked"] = f"uint8 NHWC {ctx.spec.channel_order} input (resize_crop output); normalization in the graph"
+    return _save_onnx(bake_preprocess(fp32, ctx.spec), meta, path)
 
 
 FORMATS: dict[str, ArtifactFormat] = {
@@ -199,7 +204,7 @@ FORMATS: dict[str, ArtifactFormat] = {
                 Gate("int8.agreement", "top1_agreement", ">=", 0.99, "quantization may move logits, not answers"),
                 Gate("int8.acc_drop", "accuracy_drop", "<=", 0.005, "at most 0.5 pt accuracy lost (needs labels)"),
             ),
-            description="static INT8, QDQ, per-channel weights, calibrated on real images", target="cpu",
+            description="static INT8, QDQ, per-channel weights, calibrated on real images", target="cpu", needs="onnx",
         ),
         ArtifactFormat(
             file=ARTIFACTS["int8-trt"], builder=build_int8_trt,
@@ -208,29 +213,29 @@ FORMATS: dict[str, ArtifactFormat] = {
                 Gate("int8-trt.acc_drop", "accuracy_drop", "<=", 0.005, "at most 0.5 pt accuracy lost (needs labels)"),
             ),
             description="static INT8 for TensorRT: symmetric QDQ (zero points 0), per-channel int8 weights",
-            target="tensorrt",
+            target="tensorrt", needs="onnx",
         ),
         ArtifactFormat(
             file=ARTIFACTS["fp16"], builder=build_fp16,
             gates=(Gate("fp16.prob", "max_abs_prob", "<=", 1e-2, "fp16 has ~3 significant digits"),),
-            description="fp16 weights and compute for GPUs, fp32 input/output",
+            description="fp16 weights and compute for GPUs, fp32 input/output", needs="onnx",
         ),
         ArtifactFormat(
             file=ARTIFACTS["baked"], builder=build_baked,
             # The in-graph Cast/Mul/Sub is normalize()'s float32 arithmetic, op for op, so the
             # baked graph sees the same input tensor as model.onnx: it gets model.onnx's gate.
             gates=(Gate("baked.logit", "max_abs_logit", "<=", 1e-4, "same fp32 arithmetic as model.onnx"),),
-            description="fp32 ONNX taking uint8 NHWC crops, preprocessing baked into the graph",
+            description="fp32 ONNX taking uint8 NHWC crops, preprocessing baked into the graph", needs="onnx",
         ),
     )
 }
 ALWAYS = ("torchscript", "onnx")  # built on every export; the others on request
 
 
-def get_format(name: str) -> ArtifactFormat:
-    if name not in FORMATS:
-        raise InputError(f"unknown artifact {name!r}; known: {', '.join(FORMATS)}")
-    return FORMATS[name]
+def get_format(name: str, table: Mapping[str, ArtifactFormat] = FORMATS) -> ArtifactFormat:
+    if name not in table:
+        raise InputError(f"unknown artifact {name!r}; known: {', '.join(table)}")
+    return table[name]
 
 
 def all_gates() -> dict[str, Gate]:

@@ -1,17 +1,20 @@
-"""The spine's ModelMetadata, built once from the checkpoint and stamped into every artifact.
-Only precision and input_format differ between artifacts; every other field is identical,
-the checkpoint's temperature (the runtime's scores are softmax(logits / T)) included."""
+"""The spine's ModelMetadata, built once from the checkpoint record and stamped into every
+artifact. Only precision and input_format differ between artifacts; every other field is
+identical, the checkpoint's temperature (the runtime's scores are softmax(logits / T)) included."""
 
 from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from catdog.runtime.spine.errors import CheckpointError, MetadataError
+from catdog.runtime.spine.errors import MetadataError
 from catdog.runtime.spine.metadata import METADATA_KEY, ModelMetadata, from_metadata_map
+
+if TYPE_CHECKING:  # a hint only: reading an artifact's metadata needs no torch
+    from catdog.train.checkpoint import Checkpoint
 
 
 def _package_version(name: str) -> str:
@@ -54,32 +57,20 @@ def _json_plain(obj: Any) -> Any:
     return obj if obj is None or isinstance(obj, (int, float, str, bool)) else str(obj)
 
 
-def checkpoint_temperature(ckpt: dict[str, Any], source: str = "checkpoint") -> float:
-    """The temperature fitted on the validation split after training; 1.0 for older checkpoints."""
-    t = ckpt.get("temperature")
-    if t is None:
-        return 1.0
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1e3:
-        raise CheckpointError(f"{source}: temperature must be a number in (0, 1000), got {t!r}; "
-                              "re-run the calibration with catdog-train")
-    return float(t)
-
-
-def base_metadata(ckpt: dict[str, Any], sha256: str, opset: int, tta: str | None = None,
-                  source: str = "checkpoint") -> ModelMetadata:
+def base_metadata(ckpt: Checkpoint, opset: int, tta: str | None = None) -> ModelMetadata:
     """fp32 / float-input metadata for a checkpoint; artifacts derive theirs with .with_()."""
-    extra: dict[str, Any] = {"opset": opset, "epoch": ckpt.get("epoch")}
-    if isinstance(ckpt.get("calibration"), dict):
-        extra["calibration"] = _json_plain(ckpt["calibration"])
+    extra: dict[str, Any] = {"opset": opset, "epoch": ckpt.epoch}
+    if isinstance(ckpt.calibration, dict):
+        extra["calibration"] = _json_plain(ckpt.calibration)
     if tta:
         extra["tta"] = tta
     return ModelMetadata(
-        classes=tuple(ckpt["classes"]),
-        spec=ckpt["spec"],
-        arch=str(ckpt["arch"]),
-        checkpoint_sha256=sha256,
-        accuracy=_json_scalars(ckpt.get("metrics")),
-        temperature=checkpoint_temperature(ckpt, source),
+        classes=ckpt.classes,
+        spec=ckpt.spec,
+        arch=str(ckpt.arch),
+        checkpoint_sha256=ckpt.sha256,
+        accuracy=_json_scalars(ckpt.metrics),
+        temperature=ckpt.temperature,  # validated when the checkpoint was read
         versions=export_versions(),
         extra=extra,
     )

@@ -11,9 +11,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from catdog.export.formats import ALWAYS, FORMATS, BuildContext, gate_overrides, get_format
+from catdog.export.build import build_all, build_order
+from catdog.export.formats import ALWAYS, FORMATS, BuildContext, gate_overrides
 from catdog.export.images import ImageSet, held_out, load_images
-from catdog.export.meta import base_metadata, checkpoint_temperature
+from catdog.export.meta import base_metadata
 from catdog.export.onnx_export import EXPORTER
 from catdog.export.options import ExportOptions
 from catdog.export.parity import (
@@ -24,16 +25,16 @@ from catdog.export.parity import (
     eager_logits,
     run_parity,
 )
-from catdog.export.publish import gate_error, publish, report_names
+from catdog.export.publish import gate_error, publish, report_stem
 from catdog.export.quantize import activation_type, calibration_method
 from catdog.export.report import ExportReport, ParitySet, write_report
 from catdog.export.staging import Staging, remove_stale_temps
 from catdog.export.tta import TTA_NAME, with_tta
 from catdog.runtime.spine.errors import CheckpointError, InputError, OutputError
-from catdog.runtime.spine.fileio import check_writable_dir, file_sha256
+from catdog.runtime.spine.fileio import check_writable_dir
 from catdog.runtime.spine.preprocess import preprocess_batch, resize_crop
 from catdog.runtime.spine.spec import PreprocessSpec
-from catdog.train.checkpoint import build_model, load_checkpoint
+from catdog.train.checkpoint import Checkpoint, build_model, load_checkpoint
 from catdog.train.outdir import removed_if_unused
 
 SIMPLIFY_CHECK_IMAGES = 8
@@ -55,12 +56,10 @@ class _Parity:
 
 
 def artifact_names(opts: ExportOptions) -> list[str]:
-    """The artifacts this export builds, in the table's order (which is the build order)."""
-    asked = set(ALWAYS) | set(opts.extra_formats) | {INT8_TARGETS[t] for t in opts.int8_for}
-    asked |= {n for n, on in (("int8", opts.int8), ("fp16", opts.fp16), ("baked", opts.bake)) if on}
-    for name in asked:
-        get_format(name)  # unknown names list the known ones
-    return [n for n in FORMATS if n in asked]
+    """The artifacts this export builds, in build order (build.build_order: each after what it needs)."""
+    asked = set(ALWAYS) | {INT8_TARGETS[t] for t in opts.int8_for}
+    asked |= {n for n, on in (("fp16", opts.fp16), ("baked", opts.bake)) if on}
+    return build_order(asked)
 
 
 def parity_folders(opts: ExportOptions) -> tuple[Path, ...]:
@@ -73,8 +72,9 @@ def _validate(opts: ExportOptions) -> dict[str, float]:
     unknown = [t for t in opts.int8_for if t not in INT8_TARGETS]
     if unknown:
         raise InputError(f"--int8-for {unknown[0]!r}: unknown target; known: {', '.join(INT8_TARGETS)}")
-    if (opts.int8 or opts.int8_for) and opts.calib is None:
-        flag = "--int8" if opts.int8 else f"--int8-for {opts.int8_for[0]}"
+    if opts.int8_for and opts.calib is None:
+        first = opts.int8_for[0]  # the CLI puts --int8's cpu first
+        flag = "--int8" if first == "cpu" else f"--int8-for {first}"
         raise InputError(f"{flag} needs calibration images: pass --calib DIR (real photos, e.g. your training folder)")
     check_parity_provider(opts.parity_provider)
     if not parity_folders(opts):
@@ -94,16 +94,15 @@ def _validate(opts: ExportOptions) -> dict[str, float]:
     return overrides
 
 
-def _load(opts: ExportOptions) -> tuple[dict, torch.nn.Module]:
+def _load(opts: ExportOptions) -> tuple[Checkpoint, torch.nn.Module]:
+    """Read once, before any image: a bad checkpoint (its temperature too) fails in a second."""
     ckpt = load_checkpoint(opts.ckpt)
-    checkpoint_temperature(ckpt, str(opts.ckpt))  # a bad one fails now, not after the images are read
     model = build_model(ckpt, str(opts.ckpt))
     with torch.no_grad():
-        n_out = model(torch.zeros(1, 3, ckpt["spec"].size, ckpt["spec"].size)).shape[-1]
-    if n_out != len(ckpt["classes"]):
-        raise CheckpointError(
-            f"{opts.ckpt}: model has {n_out} outputs but the checkpoint lists {len(ckpt['classes'])} classes"
-        )
+        n_out = model(torch.zeros(1, 3, ckpt.spec.size, ckpt.spec.size)).shape[-1]
+    if n_out != len(ckpt.classes):
+        raise CheckpointError(f"{opts.ckpt}: model has {n_out} outputs but the checkpoint lists {len(ckpt.classes)} "
+                              "classes")
     return ckpt, model
 
 
@@ -117,8 +116,8 @@ def _same_folder(a: Path, b: Path | None) -> bool:
     return b is not None and Path(a).resolve() == Path(b).resolve()
 
 
-def _read_parity(opts: ExportOptions, ckpt: dict, baked: bool) -> list[_Parity]:
-    spec, classes = ckpt["spec"], tuple(ckpt["classes"])
+def _read_parity(opts: ExportOptions, ckpt: Checkpoint, baked: bool) -> list[_Parity]:
+    spec, classes = ckpt.spec, ckpt.classes
     sets = []
     for folder in parity_folders(opts):
         skip = opts.calib_count if _same_folder(folder, opts.calib) else 0  # avoid proving on calibration images
@@ -158,7 +157,7 @@ def _run_export(opts: ExportOptions, step: Callable[[str], None]) -> ExportRepor
     step("loading checkpoint")
     ckpt, plain = _load(opts)
     model = with_tta(plain, opts.tta_flip)  # every artifact and the parity reference: the same wrapped model
-    spec = ckpt["spec"]
+    spec = ckpt.spec
     calib_set: ImageSet | None = None
     if opts.calib is not None:
         step("reading calibration images")
@@ -168,8 +167,7 @@ def _run_export(opts: ExportOptions, step: Callable[[str], None]) -> ExportRepor
     held, why_not = _held_out(opts, calib_set, sets, spec) if {"int8", "int8-trt"} & set(names) else (None, "")
     first = sets[0].x
 
-    sha = file_sha256(opts.ckpt)
-    meta = base_metadata(ckpt, sha, opts.opset, TTA_NAME if opts.tta_flip else None, str(opts.ckpt))
+    meta = base_metadata(ckpt, opts.opset, TTA_NAME if opts.tta_flip else None)
     ctx = BuildContext(
         model=model,
         example=torch.from_numpy(first[:1].copy()),
@@ -186,12 +184,9 @@ def _run_export(opts: ExportOptions, step: Callable[[str], None]) -> ExportRepor
     remove_stale_temps(opts.out, [FORMATS[n].filename for n in FORMATS])
     staging = Staging(opts.out)
     try:
-        for name in names:
-            fmt = FORMATS[name]
-            step(f"building {fmt.filename}")
-            fmt.builder(ctx, staging.path(fmt.filename), fmt.metadata(ctx.meta))
+        build_all(names, ctx, staging.path, step)
         report = ExportReport(
-            checkpoint=str(opts.ckpt), checkpoint_sha256=sha, arch=str(ckpt["arch"]), classes=list(meta.classes),
+            checkpoint=str(opts.ckpt), checkpoint_sha256=ckpt.sha256, arch=str(ckpt.arch), classes=list(meta.classes),
             opset=opts.opset, exporter=EXPORTER, temperature=meta.temperature,
             calibration=meta.extra.get("calibration"), tta=meta.extra.get("tta"),
             notes={**ctx.notes, **_notes(sets, calib_set, opts.tta_flip, meta.temperature)}, details=dict(ctx.details),
@@ -219,7 +214,7 @@ def _run_export(opts: ExportOptions, step: Callable[[str], None]) -> ExportRepor
         if report.passed or opts.allow_gate_failure:
             report.stale = publish(staging, opts.out)  # and an older export's other files moved aside
             report.published = True
-        _, md = write_report(report, opts.out, report_names(opts.out, report.published))
+        _, md = write_report(report, opts.out, report_stem(opts.out, report.published))
     except OSError as e:  # a library's own write failed (disk full, folder removed): one line, not a trace
         raise OutputError(f"cannot write to {opts.out}: {e.strerror or e}; nothing was published; "
                           "free some disk space or choose another --out") from None

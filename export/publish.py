@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from catdog.export.report import FAILED_JSON, FAILED_MD, REPORT_JSON, REPORT_MD, ExportReport
+from catdog.export.report import FAILED_JSON, FAILED_MD, FAILED_STEM, REPORT_MD, REPORT_STEM, ExportReport
 from catdog.export.staging import Staging
 from catdog.runtime.spine.artifacts import ARTIFACTS
 from catdog.runtime.spine.errors import GateError, OutputError
@@ -84,12 +84,12 @@ def _drop(folder: Path | None) -> None:
             return
 
 
-def report_names(out_dir: Path, published: bool) -> tuple[str, str]:
+def report_stem(out_dir: Path, published: bool) -> str:
     """Where this export's report goes: export-report.json/.md, unless it published nothing and an
     earlier export's artifacts lie in `out_dir` (their report must stay theirs)."""
     if published or not _present(out_dir, [a.filename for a in ARTIFACTS.values()]):
-        return REPORT_JSON, REPORT_MD
-    return FAILED_JSON, FAILED_MD
+        return REPORT_STEM
+    return FAILED_STEM
 
 
 def moved_line(out_dir: Path, moved: list[dict[str, str]]) -> str:

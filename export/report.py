@@ -5,19 +5,19 @@ Parity is reported per set; every accuracy carries its 95% Wilson interval and i
 
 from __future__ import annotations
 
-import json
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from catdog.export.parity import ECE_BINS, ArtifactInfo, ArtifactParity
-from catdog.runtime.spine.fileio import atomic_write
 from catdog.runtime.spine.isa import SAFE_WEIGHT, SATURATING, int8_path
 from catdog.runtime.spine.metrics import format_accuracy
+from catdog.runtime.spine.reports import md_table, write_report_pair
 
-REPORT_JSON, REPORT_MD = "export-report.json", "export-report.md"
-FAILED_JSON, FAILED_MD = "export-report.failed.json", "export-report.failed.md"  # a gate failure over an export
+REPORT_STEM, FAILED_STEM = "export-report", "export-report.failed"  # .failed: a gate failure over an export
+REPORT_JSON, REPORT_MD = f"{REPORT_STEM}.json", f"{REPORT_STEM}.md"
+FAILED_JSON, FAILED_MD = f"{FAILED_STEM}.json", f"{FAILED_STEM}.md"
 
 
 def _acc(record: dict[str, Any] | None) -> str:
@@ -158,13 +158,11 @@ class ExportReport:
             + ("published" if self.published else "NOT published")
             + (f"; {len(self.stale)} stale file(s) of an older export moved aside (below)" if self.stale else ""),
             "",
-            "| artifact | file | size MB | latency ms (median, b=1) | gates (every set) |",
-            "|---|---|---:|---:|---|",
         ]
-        for a in self.artifacts:
-            verdict = "PASS" if self.artifact_passed(a.name) else "FAIL"
-            lines.append(f"| {a.name} | {a.file} | {a.size_mb:.2f} | {a.latency_ms:.2f} ({a.latency_runtime}) | "
-                         f"{verdict} |")
+        lines += md_table(("artifact", "file", "size MB", "latency ms (median, b=1)", "gates (every set)"),
+                          [(a.name, a.file, f"{a.size_mb:.2f}", f"{a.latency_ms:.2f} ({a.latency_runtime})",
+                            "PASS" if self.artifact_passed(a.name) else "FAIL") for a in self.artifacts],
+                          right=(2, 3))
         for s in self.parity_sets:
             lines += self._set_lines(s)
         lines += self._int8_choice_lines()
@@ -188,31 +186,16 @@ class ExportReport:
 
     def _set_lines(self, s: ParitySet) -> list[str]:
         t = f"T={self.temperature:.4g}"
-        head = f"{s.images} real images; labels: {s.labels or 'none'}"
+        summary = f"{s.images} real images; labels: {s.labels or 'none'}"
         if s.eager_accuracy is not None:
-            head += (f"; eager PyTorch accuracy {_acc(s.eager_accuracy)}, ECE ({ECE_BINS} bins) "
+            summary += (f"; eager PyTorch accuracy {_acc(s.eager_accuracy)}, ECE ({ECE_BINS} bins) "
                      f"{_pct(s.eager_ece)} at T=1, {_pct(s.eager_ece_calibrated)} at {t}")
-        lines = [
-            "",
-            f"## Parity on `{s.name}`: {'PASS' if s.passed else 'FAIL'}",
-            "",
-            head,
-            "",
-            f"| artifact | max abs dlogit | max abs dprob | top-1 agree | accuracy (95% CI, n) | ECE T=1 | ECE {t} "
-            "| gates | measured on |",
-            "|---|---:|---:|---:|---:|---:|---:|---|---|",
-        ]
-        for a in s.artifacts:
-            gates = "; ".join(
-                f"{g.name} {g.op} {g.limit:g}{'*' if g.overridden else ''}: "
-                + {True: "PASS", False: "FAIL", None: "n/a"}[g.passed]
-                for g in a.gates
-            )
-            lines.append(
-                f"| {a.name} | {a.max_abs_logit:.2e} | {a.max_abs_prob:.2e} | {a.top1_agreement:.2%} | "
-                f"{_acc(a.accuracy)} | {_pct(a.ece)} | {_pct(a.ece_calibrated)} | {gates} | {a.measured_on} |"
-            )
-        return lines
+        columns = ("artifact", "max abs dlogit", "max abs dprob", "top-1 agree", "accuracy (95% CI, n)", "ECE T=1",
+                   f"ECE {t}", "gates", "measured on")
+        rows = [(a.name, f"{a.max_abs_logit:.2e}", f"{a.max_abs_prob:.2e}", f"{a.top1_agreement:.2%}", _acc(a.accuracy),
+                 _pct(a.ece), _pct(a.ece_calibrated), _gates_cell(a), a.measured_on) for a in s.artifacts]
+        return (["", f"## Parity on `{s.name}`: {'PASS' if s.passed else 'FAIL'}", "", summary, ""]
+                + md_table(columns, rows, right=range(1, 7)))
 
     def _int8_choice_lines(self) -> list[str]:
         choice = self.details.get("int8_choice")
@@ -221,17 +204,23 @@ class ExportReport:
         lines = ["", "## INT8 choices", "",
                  f"{choice['method']} calibration, kept fp32: {choice['keep_fp32']}; {choice['how']}."]
         if choice["candidates"]:
-            lines += ["", "| calibration | kept fp32 | top-1 agree with fp32 | max abs dprob | max abs dlogit | |",
-                      "|---|---|---:|---:|---:|---|"]
-            for c in choice["candidates"]:
-                chosen = c["method"] == choice["method"] and c["keep_fp32"] == choice["keep_fp32"]
-                lines.append(f"| {c['method']} | {c['keep_fp32']} | {c['agree']}/{c['n']} ({c['agreement']:.2%}) | "
-                             f"{c['max_abs_prob']:.2e} | {c['max_abs_logit']:.2e} | {'chosen' if chosen else ''} |")
+            rows = [(c["method"], c["keep_fp32"], f"{c['agree']}/{c['n']} ({c['agreement']:.2%})",
+                     f"{c['max_abs_prob']:.2e}", f"{c['max_abs_logit']:.2e}",
+                     "chosen" if (c["method"], c["keep_fp32"]) == (choice["method"], choice["keep_fp32"]) else "")
+                    for c in choice["candidates"]]
+            table = md_table(("calibration", "kept fp32", "top-1 agree with fp32", "max abs dprob", "max abs dlogit",
+                              ""), rows, right=(2, 3, 4))
+            # md_table writes the unnamed column's header as "|  |"; reports have always said "| |"
+            table[0] = table[0].removesuffix("|  |") + "| |"
+            lines += [""] + table
         return lines
 
 
-def write_report(report: ExportReport, out_dir: Path, names: tuple[str, str] = (REPORT_JSON, REPORT_MD)
-                 ) -> tuple[Path, Path]:
-    js = atomic_write(out_dir / names[0], json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
-    md = atomic_write(out_dir / names[1], report.to_markdown())
-    return js, md
+def _gates_cell(a: ArtifactParity) -> str:
+    return "; ".join(f"{g.name} {g.op} {g.limit:g}{'*' if g.overridden else ''}: "
+                     + {True: "PASS", False: "FAIL", None: "n/a"}[g.passed] for g in a.gates)
+
+
+def write_report(report: ExportReport, out_dir: Path, stem: str = REPORT_STEM) -> tuple[Path, Path]:
+    """`<stem>.json` and `<stem>.md` in `out_dir` (publish.report_stem says which stem), each atomically."""
+    return write_report_pair(out_dir, stem, report.to_dict(), report.to_markdown())

@@ -105,7 +105,7 @@ def train(
         if ctx.get_parameter_source("arch").name == "COMMANDLINE":
             from catdog.train.checkpoint import load_checkpoint
 
-            run_arch = load_checkpoint(resume / "last.pth")["arch"]
+            run_arch = load_checkpoint(resume / "last.pth").arch
             if arch != run_arch:
                 raise ConfigError(f"{resume} is a {run_arch} run; --resume continues it as {run_arch}: "
                                   f"leave --arch out, or train {arch} in a new --out folder")
@@ -162,7 +162,7 @@ def _interrupted_summary(out: Path) -> str:
     try:
         from catdog.train.checkpoint import load_checkpoint
 
-        done = int(load_checkpoint(out / "last.pth")["epoch"])
+        done = int(load_checkpoint(out / "last.pth").epoch)
     except CatdogError:
         done = 0
     rows = [r for r in rows if r.get("epoch", 1 << 30) <= done]  # a line past last.pth is redone on resume

@@ -40,18 +40,18 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, folders: Sequence[str | o
     """One report per folder: accuracy with its 95% Wilson interval and n, per-class accuracy,
     expected calibration error of the (temperature-scaled) scores, unreadable files."""
     ckpt = load_checkpoint(checkpoint)
-    classes = ckpt["classes"]
+    classes = list(ckpt.classes)
     found = [scan(f, classes) for f in folders]  # every folder checked before the first forward pass
     dev = resolve_device(device)
     model = build_model(ckpt, str(checkpoint)).to(dev)
-    temperature = float(ckpt.get("temperature") or 1.0)
+    temperature = ckpt.temperature
     sets = {}
     for folder, data in zip(folders, found, strict=True):
-        loader = make_loader(ImageDataset(data, ckpt["spec"], train=False), batch_size, workers, shuffle=False,
+        loader = make_loader(ImageDataset(data, ckpt.spec, train=False), batch_size, workers, shuffle=False,
                              seed=0)
         with bar(console, f"evaluate {Path(folder).name}", len(data.samples)) as tick:
             sets[str(folder)] = _report(evaluate(model, loader, dev, None, tick), classes, temperature)
-    return {"checkpoint": str(checkpoint), "arch": ckpt["arch"], "classes": classes, "temperature": temperature,
+    return {"checkpoint": str(checkpoint), "arch": ckpt.arch, "classes": classes, "temperature": temperature,
             "sets": sets}
 
 
@@ -73,8 +73,7 @@ def calibrate_checkpoint(best: Path, best_val: EvalResult | None, val_ds: ImageD
            "ece_before": ece(softmax_t(logits, 1.0), labels, ECE_BINS),
            "ece_after": ece(softmax_t(logits, t), labels, ECE_BINS),
            "nll_before": nll(logits, labels, 1.0), "nll_after": nll(logits, labels, t)}
-    keep = {k: v for k, v in ckpt.items() if k not in ("format", "format_version", "versions")}
-    save_checkpoint(best, **{**keep, "temperature": t, "calibration": cal})
+    save_checkpoint(best, **{**ckpt.fields_to_save(), "temperature": t, "calibration": cal})
     if not errors:
         say(f"calibration: temperature left at 1: the {len(labels)} val images have no error to calibrate on")
     else:

@@ -22,7 +22,7 @@ from catdog.runtime.spine.fileio import atomic_write, check_writable_dir
 from catdog.runtime.spine.folders import LabelledFolder, scan
 from catdog.runtime.spine.spec import PreprocessSpec
 from catdog.train import dist
-from catdog.train.checkpoint import load_checkpoint, save_checkpoint
+from catdog.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from catdog.train.data import ImageDataset, batch_mixer, make_loader, split
 from catdog.train.engine import EvalResult, evaluate, train_one_epoch
 from catdog.train.evaluate import calibrate_checkpoint
@@ -99,13 +99,14 @@ class _Run:
     reported: set[str] = field(default_factory=set)
 
 
-def _open_run(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool) -> tuple[dict | None, TrainConfig]:
+def _open_run(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool
+              ) -> tuple[Checkpoint | None, TrainConfig]:
     """-> (last.pth when resuming, the config to run). A new run refuses a folder holding one."""
     last = None
     if resume:
         last = load_checkpoint(out / LAST)
-        stored = TrainConfig.from_dict(last["train_config"])
-        cfg = stored.with_(epochs=max(cfg.epochs if cfg else stored.epochs, last["epoch"]))
+        stored = TrainConfig.from_dict(last.train_config)
+        cfg = stored.with_(epochs=max(cfg.epochs if cfg else stored.epochs, last.epoch))
     elif info.main and (out / LAST).exists():
         raise OutputError(f"{out} already holds a run ({LAST}); resume it with --resume {out} or choose a new --out")
     if info.main:
@@ -113,32 +114,32 @@ def _open_run(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: b
     return last, cfg
 
 
-def _build_model(cfg: TrainConfig, classes: list[str], arch_kwargs: dict, last: dict | None,
+def _build_model(cfg: TrainConfig, classes: list[str], arch_kwargs: dict, last: Checkpoint | None,
                  out: Path) -> torch.nn.Module:
     fresh = last is None
     model = get_model(cfg.arch, len(classes), pretrained=cfg.pretrained and fresh,
                       weights=cfg.weights if fresh else None, **arch_kwargs)
     if last:
         try:
-            model.load_state_dict(last["state_dict"])
+            model.load_state_dict(last.state_dict)
         except RuntimeError:  # e.g. another run's last.pth copied in: one line, not a size-mismatch dump
             raise CheckpointError(f"{out / LAST}: weights do not match its arch {cfg.arch!r} with {len(classes)} "
                                   "classes; it is not a checkpoint of this run; start a new run with --out") from None
     return model
 
 
-def _restore(run: _Run, last: dict) -> int:
+def _restore(run: _Run, last: Checkpoint) -> int:
     """Optimizer, scheduler, scaler and best-so-far from last.pth; -> the epoch it ended."""
-    run.optimizer.load_state_dict(last["optimizer"])
-    if run.scheduler is not None and last.get("scheduler"):
-        run.scheduler.load_state_dict(last["scheduler"])
-    if last.get("scaler"):
-        run.scaler.load_state_dict(last["scaler"])
-    if run.ema is not None and last.get("ema"):
-        run.ema.load_state_dict(last["ema"])
-    run.state.update(last.get("run_state") or {})
-    run.say(f"resuming {escape(str(run.out))} after epoch {last['epoch']} of {run.cfg.epochs}")
-    return int(last["epoch"])
+    run.optimizer.load_state_dict(last.optimizer)
+    if run.scheduler is not None and last.scheduler:
+        run.scheduler.load_state_dict(last.scheduler)
+    if last.scaler:
+        run.scaler.load_state_dict(last.scaler)
+    if run.ema is not None and last.ema:
+        run.ema.load_state_dict(last.ema)
+    run.state.update(last.run_state or {})
+    run.say(f"resuming {escape(str(run.out))} after epoch {last.epoch} of {run.cfg.epochs}")
+    return int(last.epoch)
 
 
 def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, console: Console | None,
@@ -146,10 +147,10 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
     say = console.print if console else (lambda *a, **k: None)
     last, cfg = _open_run(cfg, out, info, resume)
     torch.manual_seed(cfg.seed)
-    train_set, val_set = sets or load_data(cfg, last["classes"] if last else None)
+    train_set, val_set = sets or load_data(cfg, list(last.classes) if last else None)
     classes = list(train_set.classes)
-    if last and classes != last["classes"]:
-        raise DataError(f"{cfg.data}: classes {classes} differ from the run's {last['classes']}")
+    if last and classes != list(last.classes):
+        raise DataError(f"{cfg.data}: classes {classes} differ from the run's {list(last.classes)}")
     spec, arch_kwargs = resolve_arch(cfg)
     say(f"[bold]{cfg.arch}[/] on {info.device}{f' x{info.world}' if info.enabled else ''}: "
         f"{len(train_set.samples)} train / {len(val_set.samples)} val images, classes {escape(str(classes))} "
@@ -158,7 +159,7 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
     if info.main:
         check_free_space(out, model, cfg.arch)
     model.to(info.device)
-    probe = last.get("probe") if last else probe_bar(cfg, model, train_set, val_set, spec, info, say)
+    probe = last.probe if last else probe_bar(cfg, model, train_set, val_set, spec, info, say)
     optimizer = build_optimizer(model, cfg)
     adtype = amp_dtype(cfg, info.device)
     base = {"arch": cfg.arch, "arch_kwargs": arch_kwargs, "classes": classes, "spec": spec,

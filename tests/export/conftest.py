@@ -66,5 +66,6 @@ def tta(tmp_path_factory, data_dir, folders):
                      calibration=TTA_CALIBRATION)
     out = tmp_path_factory.mktemp("export-tta")
     opts = ExportOptions(ckpt=ckpt, out=out, calib=folders["calib"], calib_count=5, parity=(folders["a"], folders["b"]),
-                         labels_from_names=True, int8=True, fp16=True, bake=True, tta_flip=True, latency_runs=2)
+                         labels_from_names=True, int8_for=("cpu",), fp16=True, bake=True, tta_flip=True,
+                         latency_runs=2)
     return out, run_export(opts), ckpt, opts

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 from onnx import TensorProto, numpy_helper
 from testkit.export import quantize_int8
 
@@ -103,12 +104,12 @@ def test_metadata_identical_in_every_artifact_except_precision_and_input_format(
 
     assert all(common(m) == common(metas["onnx"]) for m in metas.values())
     meta = metas["onnx"]
-    assert meta.classes == ("cat", "dog") and meta.arch == ARCH and meta.spec == ckpt["spec"]
+    assert meta.classes == ("cat", "dog") and meta.arch == ARCH and meta.spec == ckpt.spec
     assert meta.checkpoint_sha256 == file_sha256(ckpt_path)
     assert meta.accuracy == {"val_acc": 1.0, "n": 12}
     assert meta.versions["onnxruntime"] == ort.__version__
     # A checkpoint from before calibration: plain softmax scores, and nothing claimed about them.
-    assert "temperature" not in ckpt and meta.temperature == 1.0
+    assert "temperature" not in torch.load(ckpt_path, weights_only=True) and meta.temperature == 1.0
     assert "calibration" not in meta.extra and "tta" not in meta.extra
 
 

@@ -34,8 +34,8 @@ def parity_inputs(lite, photo_dir):
     paths = sorted(photo_dir.iterdir())
     images = [read_image(p) for p in paths]
     inputs = {
-        "float": preprocess_batch(images, ckpt["spec"]),
-        "uint8": np.stack([resize_crop(im, ckpt["spec"]) for im in images]),
+        "float": preprocess_batch(images, ckpt.spec),
+        "uint8": np.stack([resize_crop(im, ckpt.spec) for im in images]),
     }
     labels = np.array([("cat", "dog").index(p.name.split(".")[0]) for p in paths])
     return ckpt, inputs, labels

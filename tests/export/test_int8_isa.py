@@ -39,7 +39,7 @@ def lite(exported, photo_dir):
     out, report, ckpt_path = exported(ARCH)
     ckpt = load_checkpoint(ckpt_path)
     paths = sorted(photo_dir.iterdir())
-    x = preprocess_batch([read_image(p) for p in paths], ckpt["spec"])
+    x = preprocess_batch([read_image(p) for p in paths], ckpt.spec)
     labels = np.array([("cat", "dog").index(p.name.split(".")[0]) for p in paths])
     return out, report, x, labels, eager_logits(build_model(ckpt), x)
 

@@ -20,7 +20,6 @@ from testkit.procs import interruptible
 from catdog.export.formats import FORMATS
 from catdog.export.staging import remove_stale_temps
 from catdog.runtime.engine.session import PROVIDERS, available_providers
-from catdog.train.checkpoint import load_checkpoint
 
 ARCH = "efficientnet_lite0"
 MISSING_PROVIDER = next(p for p in PROVIDERS if p not in available_providers())
@@ -45,20 +44,20 @@ def one_line_error(capfd) -> str:
 
 
 def resave(src: Path, dst: Path, **changes) -> Path:
-    ckpt = load_checkpoint(src)
+    ckpt = torch.load(src, weights_only=True)  # the file's own dict, to re-save changed
     ckpt.update(changes)
     drop = [k for k, v in changes.items() if v is None]
     for k in drop:
         del ckpt[k]
-    torch.save({**ckpt, "spec": ckpt["spec"].to_dict()}, dst)
+    torch.save(ckpt, dst)
     return dst
 
 
 def test_checkpoint_with_pickled_code_is_refused_and_never_run(ckpt_factory, photo_dir, tmp_path, capfd):
     marker = tmp_path / "code-ran"
     evil = tmp_path / "evil.pth"
-    ckpt = load_checkpoint(ckpt_factory(ARCH))
-    torch.save({**ckpt, "spec": ckpt["spec"].to_dict(), "metrics": Payload(marker)}, evil)
+    ckpt = torch.load(ckpt_factory(ARCH), weights_only=True)
+    torch.save({**ckpt, "metrics": Payload(marker)}, evil)
     code = cli("--ckpt", evil, "--out", tmp_path / "out", "--parity", photo_dir)
     line = one_line_error(capfd)
     assert code != 0 and "refused" in line and "pickled code" in line and str(evil) in line
@@ -233,5 +232,5 @@ def test_cli_defaults_are_the_export_options_defaults():
     params["gates"] = tuple(params.pop("gate"))
     params["parity"] = tuple(params["parity"])
     params["int8_for"] = tuple(params["int8_for"])
-    defaults = {f.name: f.default for f in fields(ExportOptions) if f.name not in ("ckpt", "out", "extra_formats")}
+    defaults = {f.name: f.default for f in fields(ExportOptions) if f.name not in ("ckpt", "out")}
     assert {k: params[k] for k in defaults} == defaults

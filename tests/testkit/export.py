@@ -28,14 +28,14 @@ from catdog.train.models import get_entry, get_model
 
 SMALL = 64  # test input size when the arch accepts it
 CLASSES = ("cat", "dog")
-ALL_ARTIFACTS = dict(int8=True, fp16=True, bake=True)
+ALL_ARTIFACTS = dict(int8_for=("cpu",), fp16=True, bake=True)
 # The TensorRT INT8 is the CPU INT8's quantizer with symmetric ranges: built and gated for the
 # shipped family only, as a third quantization of every arch would add minutes to the suite.
 TRT_INT8_ARCHS = ("efficientnet_lite0",)
 
 
 def artifacts_for(arch: str) -> dict:
-    return {**ALL_ARTIFACTS, "int8_for": ("tensorrt",) if arch in TRT_INT8_ARCHS else ()}
+    return {**ALL_ARTIFACTS, "int8_for": ("cpu", "tensorrt") if arch in TRT_INT8_ARCHS else ("cpu",)}
 
 
 # Archs whose pretrained weights ship offline with the project's dependencies. Their test models

@@ -3,11 +3,17 @@ errors for files that do not fit."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+from dataclasses import replace
+
 import pytest
 import torch
 
 from catdog.runtime.spine.errors import CheckpointError, DataError
-from catdog.train.checkpoint import build_model, load_checkpoint, save_checkpoint
+from catdog.runtime.spine.fileio import file_sha256
+from catdog.runtime.spine.spec import PreprocessSpec
+from catdog.train.checkpoint import Checkpoint, build_model, load_checkpoint, save_checkpoint
 from catdog.train.evaluate import evaluate_checkpoint
 from catdog.train.models import get_entry, get_model
 
@@ -34,7 +40,7 @@ def test_round_trip_weights_only(tmp_path):
     raw = torch.load(p, weights_only=True)
     assert raw["versions"]["torch"] == str(torch.__version__) and type(raw["versions"]["torch"]) is str
     ck = load_checkpoint(p)
-    assert ck["spec"].size == 32 and ck["classes"] == ["cat", "dog"]
+    assert ck.spec.size == 32 and ck.classes == ("cat", "dog")
     assert not build_model(ck).training
 
 
@@ -74,8 +80,7 @@ def test_truncated_and_foreign_files(tmp_path):
 
 def test_checkpoint_of_another_arch(tmp_path):
     p = tiny_ckpt(tmp_path / "c.pth")
-    ck = load_checkpoint(p)
-    ck["arch"] = "resnet18"
+    ck = replace(load_checkpoint(p), arch="resnet18")
     with pytest.raises(CheckpointError, match="do not match arch 'resnet18' with 2 classes"):
         build_model(ck, "c.pth")
 
@@ -146,10 +151,57 @@ def test_a_pickle_calling_os_system_is_still_refused_as_code(tmp_path):
 def test_num_classes_in_arch_kwargs(tmp_path):
     """It used to be "internal error: TypeError: get_model() got multiple values for argument 'num_classes'"."""
     ck = load_checkpoint(tiny_ckpt(tmp_path / "c.pth"))
-    assert not build_model({**ck, "arch_kwargs": {"num_classes": 2}}, "c.pth").training  # agrees: redundant
+    assert not build_model(replace(ck, arch_kwargs={"num_classes": 2}), "c.pth").training  # agrees: redundant
     with pytest.raises(CheckpointError) as e:
-        build_model({**ck, "arch_kwargs": {"num_classes": 7}}, "c.pth")
+        build_model(replace(ck, arch_kwargs={"num_classes": 7}), "c.pth")
     assert str(e.value) == ("c.pth: arch_kwargs has num_classes=7 but the checkpoint lists 2 classes ['cat', 'dog']; "
                             "the two must agree: remove num_classes from arch_kwargs (the classes list sets the count)")
     with pytest.raises(CheckpointError, match="c.pth: arch_kwargs is a list, not a dict"):
-        build_model({**ck, "arch_kwargs": [7]}, "c.pth")
+        build_model(replace(ck, arch_kwargs=[7]), "c.pth")
+
+
+def test_a_checkpoint_is_one_typed_record_read_once(tmp_path):
+    """Every stage reads the same frozen record; its sha256 is the loaded bytes' (export stamps it)."""
+    p = tiny_ckpt(tmp_path / "c.pth")
+    ck = load_checkpoint(p)
+    assert isinstance(ck, Checkpoint) and ck.path == p
+    assert ck.sha256 == hashlib.sha256(p.read_bytes()).hexdigest() == file_sha256(p)
+    assert (ck.arch, ck.epoch, ck.metrics, ck.train_config) == ("mobilenet_v3_small", 1, {"val_acc": 0.5}, {})
+    assert isinstance(ck.spec, PreprocessSpec) and ck.format_version == 1 and ck.versions["torch"]
+    assert ck.temperature == 1.0 and ck.calibration is None  # before calibration: plain softmax
+    assert (ck.optimizer, ck.scheduler, ck.scaler, ck.ema, ck.run_state, ck.probe) == (None,) * 6  # not a last.pth
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ck.arch = "resnet18"
+
+
+def test_a_resaved_record_loses_nothing_and_adds_nothing(tmp_path):
+    p = tiny_ckpt(tmp_path / "c.pth", optimizer={"state": {}, "param_groups": []}, run_state={"best_acc": 0.5},
+                  future_key={"from": "a newer writer"})
+    ck = load_checkpoint(p)
+    assert ck.optimizer == {"state": {}, "param_groups": []} and ck.run_state == {"best_acc": 0.5}
+    assert ck.other == {"future_key": {"from": "a newer writer"}}  # a key this version does not name is kept
+    again = load_checkpoint(save_checkpoint(tmp_path / "again.pth", **ck.fields_to_save()))
+    same = ("arch", "arch_kwargs", "classes", "spec", "temperature", "epoch", "metrics", "train_config", "optimizer",
+            "run_state", "other")
+    assert all(getattr(again, f) == getattr(ck, f) for f in same)
+    assert all(torch.equal(again.state_dict[k], v) for k, v in ck.state_dict.items())
+    assert set(torch.load(again.path, weights_only=True)) == set(torch.load(p, weights_only=True))  # no temperature
+    hot = load_checkpoint(save_checkpoint(tmp_path / "hot.pth", **{**ck.fields_to_save(), "temperature": 2.5}))
+    assert hot.temperature == 2.5 and load_checkpoint(save_checkpoint(tmp_path / "hot2.pth", **hot.fields_to_save())
+                                                      ).temperature == 2.5
+
+
+@pytest.mark.parametrize("t", [-1.0, 0, 1000, "2", True, float("nan")],
+                         ids=["neg", "zero", "big", "str", "bool", "nan"])
+def test_a_bad_temperature_is_refused_when_the_checkpoint_is_read(tmp_path, t):
+    """Validated once, on load, for every stage (export used to check it apart, twice)."""
+    p = tiny_ckpt(tmp_path / "c.pth", temperature=t)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(p)
+    assert str(e.value) == (f"{p}: temperature must be a number in (0, 1000), got {t!r}; re-run the calibration with "
+                            "catdog-train")
+
+
+def test_a_good_temperature_is_a_float(tmp_path):
+    assert load_checkpoint(tiny_ckpt(tmp_path / "c.pth", temperature=2)).temperature == 2.0
+    assert type(load_checkpoint(tiny_ckpt(tmp_path / "d.pth", temperature=2)).temperature) is float

@@ -193,7 +193,7 @@ def test_ctrl_c_mid_epoch_stops_cleanly_and_resumes(small_flat, tmp_path):
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    done = load_checkpoint(run / LAST)["epoch"]
+    done = load_checkpoint(run / LAST).epoch
     assert proc.returncode == 130 and "Traceback" not in err and out == "", err
     assert err.strip().splitlines()[-1].startswith(f"interrupted; epoch {done} was the last complete one (best val acc")
     assert err.strip().endswith(f"saved in {run}; continue with --resume {run}")
@@ -201,4 +201,4 @@ def test_ctrl_c_mid_epoch_stops_cleanly_and_resumes(small_flat, tmp_path):
     r = subprocess.run([*TRAIN, "--resume", str(run), "--epochs", str(done + 1), "--quiet", "--no-plots"], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert load_checkpoint(run / LAST)["epoch"] == done + 1
+    assert load_checkpoint(run / LAST).epoch == done + 1

@@ -49,8 +49,8 @@ def test_run_dir_contents(small_flat, tmp_path):
                 "train_config", "metrics", "epoch", "versions"} <= set(raw)
     assert {"optimizer", "scheduler", "run_state"} <= set(torch.load(run / LAST, weights_only=True))
     best = load_checkpoint(run / BEST)
-    assert best["epoch"] == s["best_epoch"] and best["spec"].size == 32 and best["classes"] == ["cat", "dog"]
-    assert best["metrics"]["val_acc"] == pytest.approx(s["best_val_acc"])
+    assert best.epoch == s["best_epoch"] and best.spec.size == 32 and best.classes == ("cat", "dog")
+    assert best.metrics["val_acc"] == pytest.approx(s["best_val_acc"])
     build_model(best)
     for png in ("curves.png", "confusion.png", "roc.png"):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -64,13 +64,13 @@ def test_resume_continues_exactly(small_flat, tmp_path):
     fit(cfg, straight, plots=False, device="cpu")
     split = tmp_path / "split"
     fit(cfg.with_(epochs=1), split, plots=False, device="cpu")
-    assert load_checkpoint(split / LAST)["epoch"] == 1
+    assert load_checkpoint(split / LAST).epoch == 1
     s = fit(cfg.with_(epochs=2), split, resume=True, plots=False, device="cpu")
     assert s["epochs"] == 2 and [x["epoch"] for x in rows(split)] == [1, 2]
     # seeded per epoch + restored optimizer state: the resumed run is the uninterrupted one
     a, b = rows(straight), rows(split)
     assert a[1]["train_loss"] == pytest.approx(b[1]["train_loss"], rel=1e-5)
-    sa, sb = load_checkpoint(straight / LAST)["state_dict"], load_checkpoint(split / LAST)["state_dict"]
+    sa, sb = load_checkpoint(straight / LAST).state_dict, load_checkpoint(split / LAST).state_dict
     assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-5) for k in sa)
 
 
@@ -174,14 +174,14 @@ def test_kill_9_leaves_loadable_checkpoints_and_resume_works(small_flat, tmp_pat
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     last = load_checkpoint(run / LAST)
     best = load_checkpoint(run / BEST)
-    done = last["epoch"]
-    assert 1 <= done < 60 and 1 <= best["epoch"] <= done
+    done = last.epoch
+    assert 1 <= done < 60 and 1 <= best.epoch <= done
     build_model(last)
     build_model(best)
     r = subprocess.run(train_cmd("--resume", str(run), "--epochs", str(done + 1), "--quiet"), cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert load_checkpoint(run / LAST)["epoch"] == done + 1
+    assert load_checkpoint(run / LAST).epoch == done + 1
     assert [x["epoch"] for x in rows(run)] == list(range(1, done + 2))
 
 
@@ -199,5 +199,5 @@ def test_ddp_two_gloo_processes(small_flat, tmp_path):
     assert len(r0) == 1
     assert r0[0]["train_images"] == 8  # 10 train images over 2 ranks, batch 2: a lone last image is dropped
     ck = load_checkpoint(run / LAST)
-    assert ck["epoch"] == 1 and not any(k.startswith("module.") for k in ck["state_dict"])
+    assert ck.epoch == 1 and not any(k.startswith("module.") for k in ck.state_dict)
     build_model(ck)

@@ -35,19 +35,18 @@ def probe_run(train_cli, small_flat, tmp_path_factory):
 def test_probe_is_an_ordinary_checkpoint_that_exports_and_runs(probe_run, small_flat, tmp_path):
     run, summary = probe_run
     ck = load_checkpoint(run / "best.pth")
-    assert ck["epoch"] == 0 and summary["best_val_acc"] == ck["probe"]["val_acc"] == summary["probe_val_acc"]
-    cal = ck["calibration"]
-    assert ck["temperature"] == summary["temperature"] == cal["temperature"] and cal["ece_bins"] == 15
+    assert ck.epoch == 0 and summary["best_val_acc"] == ck.probe["val_acc"] == summary["probe_val_acc"]
+    cal = ck.calibration
+    assert ck.temperature == summary["temperature"] == cal["temperature"] and cal["ece_bins"] == 15
     if cal["val_errors"] == 0:  # a perfectly separated split has no finite optimum: left uncalibrated
-        assert ck["temperature"] == 1.0
+        assert ck.temperature == 1.0
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0] and rows[0]["val_acc"] == rows[0]["probe_val_acc"]
 
     # A temperature this split could not fit, set by hand: it must reach the runtime's scores.
     from catdog.train.checkpoint import save_checkpoint
 
-    ck = {**{k: v for k, v in ck.items() if k not in ("format", "format_version", "versions")}, "temperature": 2.5}
-    save_checkpoint(tmp_path / "hot.pth", **ck)
+    ck = load_checkpoint(save_checkpoint(tmp_path / "hot.pth", **{**ck.fields_to_save(), "temperature": 2.5}))
     out = tmp_path / "export"
     r = subprocess.run([sys.executable, "-m", "catdog.export.cli", "--ckpt", str(tmp_path / "hot.pth"), "--out",
                         str(out), "--calib", str(small_flat), "--latency-runs", "2"],
@@ -57,28 +56,28 @@ def test_probe_is_an_ordinary_checkpoint_that_exports_and_runs(probe_run, small_
     from catdog.runtime.spine.preprocess import preprocess
 
     clf = Classifier.from_file(out / "model.onnx", provider="cpu")
-    assert clf.temperature == pytest.approx(ck["temperature"])  # calibrated scores travel in the metadata
+    assert clf.temperature == pytest.approx(ck.temperature)  # calibrated scores travel in the metadata
     model = build_model(ck).eval()
     photos = sorted(small_flat.glob("*.jpg"))
     from catdog.runtime.spine.images import read_image
 
     with torch.no_grad():
-        logits = torch.cat([model(torch.from_numpy(preprocess(read_image(p), ck["spec"]))) for p in photos])
-    want = softmax_t(logits.numpy(), ck["temperature"])
-    got = np.array([[p.probs[c] for c in ck["classes"]] for p in clf.predict_batch(photos)])
+        logits = torch.cat([model(torch.from_numpy(preprocess(read_image(p), ck.spec))) for p in photos])
+    want = softmax_t(logits.numpy(), ck.temperature)
+    got = np.array([[p.probs[c] for c in ck.classes] for p in clf.predict_batch(photos)])
     assert np.abs(got - want).max() < 1e-4 and (got.argmax(1) == want.argmax(1)).all()
 
 
 def test_lp_ft_starts_from_the_probe_head(probe_run, train_cli, small_flat, tmp_path):
     """With lr 0 the fine-tuning moves nothing, so the saved head is exactly where LP-FT started."""
     run, _ = probe_run
-    probe_fc = load_checkpoint(run / "best.pth")["state_dict"]["fc.weight"]
+    probe_fc = load_checkpoint(run / "best.pth").state_dict["fc.weight"]
     for head, same in (("probe", True), ("random", False)):
         out = tmp_path / head
         r = train_cli("--data", str(small_flat), *LITE, "--pretrained", "--head", head, "--epochs", "1", "--lr", "0",
                       "--out", str(out))
         assert r.returncode == 0, r.stderr
-        fc = load_checkpoint(out / "best.pth")["state_dict"]["fc.weight"]
+        fc = load_checkpoint(out / "best.pth").state_dict["fc.weight"]
         assert torch.equal(fc, probe_fc) is same, head
         assert json.loads(r.stdout.strip().splitlines()[-1])["probe_val_acc"] is not None  # the bar is reported
 
@@ -89,10 +88,10 @@ def test_ema_weights_are_what_gets_saved(train_cli, small_flat, tmp_path):
                   "--lr", "1e-3", "--out", str(out))
     assert r.returncode == 0, r.stderr
     best, last = load_checkpoint(out / "best.pth"), load_checkpoint(out / "last.pth")
-    ema = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
-    assert set(ema) == set(best["state_dict"])
-    assert all(torch.equal(ema[k], best["state_dict"][k]) for k in ema)  # best.pth holds the EMA...
-    assert not all(torch.equal(last["state_dict"][k], best["state_dict"][k]) for k in ema)  # ...not the raw weights
+    ema = {k.removeprefix("module."): v for k, v in last.ema.items() if k.startswith("module.")}
+    assert set(ema) == set(best.state_dict)
+    assert all(torch.equal(ema[k], best.state_dict[k]) for k in ema)  # best.pth holds the EMA...
+    assert not all(torch.equal(last.state_dict[k], best.state_dict[k]) for k in ema)  # ...not the raw weights
 
 
 def test_mixup_and_cutmix_batches(small_flat):
@@ -163,7 +162,7 @@ def test_freeze_bn_keeps_the_pretrained_statistics(train_cli, small_flat, tmp_pa
         r = train_cli("--data", str(small_flat), *LITE, "--pretrained", "--no-probe", flag, "--epochs", "1",
                       "--lr", "1e-3", "--out", str(out))
         assert r.returncode == 0, r.stderr
-        sd = load_checkpoint(out / "best.pth")["state_dict"]
+        sd = load_checkpoint(out / "best.pth").state_dict
         stats = [k for k in sd if k.endswith(("running_mean", "running_var"))]
         assert all(torch.equal(sd[k], imagenet[k]) for k in stats) is frozen
         assert not torch.equal(sd["conv_head.weight"], imagenet["conv_head.weight"])  # the weights did train
