@@ -15,6 +15,8 @@ from catdog.runtime.spine.errors import OutputError
 from catdog.runtime.spine.fileio import atomic_write
 from catdog.train.engine import EvalResult
 
+BEST, LAST, METRICS, CLASSES = "best.pth", "last.pth", "metrics.jsonl", "class_indices.json"  # a run's files
+
 
 def append_line(path: Path, record: dict) -> None:
     with open(path, "a", encoding="utf-8") as f:
