@@ -1,6 +1,6 @@
 """Training throughput: is the data loader or the model the bottleneck?
 
-    python -m catdog.train.bench --data CACHE_DIR [--arch efficientnet_lite0] [--workers 2] [--seconds 20]
+    catdog-train bench --data CACHE_DIR [--arch efficientnet_lite0] [--workers 2] [--seconds 20]
 
 Prints images/s for (1) the training DataLoader alone (decode + augmentation + collate), (2) the
 model step alone on a fixed batch already on the device (forward, backward, optimizer step), and
@@ -11,20 +11,18 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from typing import Optional
 
 import torch
-import typer
 
-from catdog.runtime.spine.boundary import cli_boundary
+from catdog.runtime.spine.errors import ConfigError
 from catdog.runtime.spine.folders import scan
 from catdog.train.data import ImageDataset, make_loader
 from catdog.train.fit import resolve_arch
 from catdog.train.models import get_entry, get_model
-from catdog.train.recipe import TrainConfig, amp_dtype, build_optimizer, resolve_device
+from catdog.train.options import BenchOptions
+from catdog.train.recipe import amp_dtype, build_optimizer, resolve_device
 
-SECONDS = 20.0  # measuring time per phase
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+PHASES = (("loader_img_s", "data loader alone"), ("model_img_s", "model step alone"), ("both_img_s", "loader + model"))
 
 
 def _timed(step, seconds: float, warmup: int = 2) -> tuple[float, int]:
@@ -37,8 +35,11 @@ def _timed(step, seconds: float, warmup: int = 2) -> tuple[float, int]:
     return n / (time.perf_counter() - t0), n
 
 
-def bench(cfg: TrainConfig, *, device: str = "auto", seconds: float = SECONDS) -> dict:
-    dev = resolve_device(device)
+def bench(opts: BenchOptions) -> dict:
+    """Images/s of each phase, timed for opts.seconds each, and which one is the bottleneck."""
+    cfg, seconds = opts.recipe, opts.seconds
+    get_entry(cfg.arch, error=ConfigError)  # the command line's --arch, before the folder is scanned
+    dev = resolve_device(opts.device)
     spec, kwargs = resolve_arch(cfg)
     data = scan(cfg.data)
     ds = ImageDataset(data, get_entry(cfg.arch).train_spec(spec), train=True)
@@ -83,29 +84,9 @@ def bench(cfg: TrainConfig, *, device: str = "auto", seconds: float = SECONDS) -
             "bottleneck": "loader" if loader_ips < model_ips else "model"}
 
 
-@app.command()
-@cli_boundary
-def main(
-    data: str = typer.Option(..., help="Image folder, ideally a prepare --resize 256 cache."),
-    arch: str = typer.Option(TrainConfig.arch),
-    batch_size: int = typer.Option(TrainConfig.batch_size),
-    workers: int = typer.Option(TrainConfig.workers),
-    size: Optional[int] = typer.Option(TrainConfig.size),
-    amp: str = typer.Option(TrainConfig.amp),
-    device: str = typer.Option("auto"),
-    seconds: float = typer.Option(SECONDS, help="Measuring time per phase."),
-) -> None:
-    """Images/s of the training data loader, the model step, and both together."""
-    cfg = TrainConfig(arch=arch, data=data, batch_size=batch_size, workers=workers, size=size, amp=amp)
-    r = bench(cfg, device=device, seconds=seconds)
-    print(f"{r['arch']} @ {r['input']}px, batch {r['batch_size']}, {r['workers']} loader workers, "
-          f"{r['threads']} torch threads, {r['device']}")
-    for key, what in (("loader_img_s", "data loader alone"), ("model_img_s", "model step alone"),
-                      ("both_img_s", "loader + model")):
-        print(f"  {what:<18} {r[key]:>8.1f} images/s")
-    print(f"  bottleneck: {r['bottleneck']}")
-    print(json.dumps(r))
-
-
-if __name__ == "__main__":
-    app()
+def bench_lines(r: dict) -> list[str]:
+    """What catdog-train bench prints: the setting, images/s per phase, the bottleneck, then the JSON."""
+    lines = [f"{r['arch']} @ {r['input']}px, batch {r['batch_size']}, {r['workers']} loader workers, "
+             f"{r['threads']} torch threads, {r['device']}"]
+    lines += [f"  {what:<18} {r[key]:>8.1f} images/s" for key, what in PHASES]
+    return lines + [f"  bottleneck: {r['bottleneck']}", json.dumps(r)]

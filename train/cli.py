@@ -1,47 +1,37 @@
-"""catdog-train: `catdog-train --data DIR --arch NAME --epochs N --out RUN_DIR` trains (the app's
-default action, also reachable as `catdog-train train ...`); `prepare`, `stats` and `evaluate` are
-subcommands. Every command goes through the one CLI boundary: errors print one line to stderr and
-exit non-zero; --debug shows the traceback. Option defaults are read from TrainConfig (recipe.py)."""
+"""catdog-train, the entry module: it parses the command line and calls the library; nothing imports
+it. `catdog-train --data DIR --arch NAME --epochs N --out RUN_DIR` trains (the app's default action,
+also `catdog-train train ...`); probe, cv, prepare, stats, evaluate and bench are subcommands.
+Train, probe and cv share one set of options, declared once (_recipe_options) and parsed into
+TrainOptions; every default is read from the options' dataclasses (options.py) and TrainConfig
+(recipe.py). Every command goes through the one CLI boundary: errors print one line to stderr and
+exit non-zero; --debug shows the traceback."""
 
 from __future__ import annotations
 
+import inspect
 import json
-import os
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
+from click.core import ParameterSource
 from rich.console import Console
 
 from catdog.runtime.spine.boundary import cli_boundary, interrupt_exit
-from catdog.runtime.spine.errors import CatdogError
-from catdog.train.interrupt import remembered_ctrl_c
-from catdog.train.outdir import removed_if_unused
-from catdog.train.prepare import STATS_SHORT
-from catdog.train.recipe import AMP_MODES, AUGMENTS, HEADS, OPTIMIZERS, SCHEDULERS, ConfigError, TrainConfig
+from catdog.runtime.spine.errors import ConfigError
+from catdog.train import run
+from catdog.train.options import BenchOptions, EvaluateOptions, PrepareOptions, StatsOptions, TrainOptions
+from catdog.train.recipe import AMP_MODES, AUGMENTS, HEADS, OPTIMIZERS, SCHEDULERS, TrainConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Train an image classifier; prepare and inspect datasets.")
 err = Console(stderr=True, soft_wrap=True)
-D = TrainConfig  # the options' defaults are its fields' defaults: each is written once, in recipe.py
+D, T = TrainConfig, TrainOptions  # every option's default is theirs
+RENAMED = {"accum": "accum_steps", "arch_kw": "arch_kwargs"}  # CLI name -> TrainConfig field, where they differ
+PATHS = ("data", "val", "weights")  # paths on the command line, str in the recipe (it is stored as JSON)
 
 
-def _parse_kw(items: list[str]) -> dict:
-    """--arch-kw mode=frozen --arch-kw dropout=0.3 -> {"mode": "frozen", "dropout": 0.3}."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--arch-kw {item!r}: expected KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
-@cli_boundary
-def train(
+def _recipe_options(
     ctx: typer.Context,
     data: Optional[Path] = typer.Option(None, help="Training images: flat (cat.1.jpg) or one folder per class."),
     val: Optional[Path] = typer.Option(None, help="Validation folder; default: a seeded --val-fraction of --data."),
@@ -51,8 +41,9 @@ def train(
     arch_kw: List[str] = typer.Option([], help="Model option KEY=VALUE (e.g. mode=frozen for resnet18)."),
     epochs: Optional[int] = typer.Option(None,
                                          help=f"Epochs to train (default {D.epochs}; with --resume: the run's own)."),
-    out: Optional[Path] = typer.Option(None, help="Run folder (best.pth, last.pth, metrics.jsonl, plots)."),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder after its last complete epoch."),
+    out: Optional[Path] = typer.Option(T.out, help="Run folder (best.pth, last.pth, metrics.jsonl, plots)."),
+    resume: Optional[Path] = typer.Option(T.resume,
+                                          help="Continue the run in this folder after its last complete epoch."),
     batch_size: int = typer.Option(D.batch_size),
     workers: Optional[int] = typer.Option(None, help="Data loader processes (default: CPU cores, at most 8)."),
     optimizer: str = typer.Option(D.optimizer, help=f"{' | '.join(OPTIMIZERS)} (sgd with --momentum)."),
@@ -76,109 +67,115 @@ def train(
     cutmix: float = typer.Option(D.cutmix, help="CutMix alpha, e.g. 1.0 (0 = off)."),
     augment: str = typer.Option(D.augment, help=" | ".join(AUGMENTS) + "."),
     freeze_bn: bool = typer.Option(D.freeze_bn, help="BatchNorm keeps its pretrained statistics while training."),
-    folds: int = typer.Option(5, min=2, help="cv only: number of stratified folds."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
-    list_archs: bool = typer.Option(False, help="List the model names and exit."),
-    quiet: bool = typer.Option(False, help="No progress bars."),
-    plots: bool = typer.Option(True, help="Write curves/confusion/ROC PNGs at the end."),
+    folds: int = typer.Option(T.folds, min=2, help="cv only: number of stratified folds."),
+    device: str = typer.Option(T.device, help="auto | cpu | cuda | cuda:N."),
+    list_archs: bool = typer.Option(T.list_archs, help="List the model names and exit."),
+    quiet: bool = typer.Option(T.quiet, help="No progress bars."),
+    plots: bool = typer.Option(T.plots, help="Write curves/confusion/ROC PNGs at the end."),
 ) -> None:
-    """Train a classifier (the default command)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    command = ctx.info_name if ctx.info_name in ("probe", "cv") else "train"
-    if command == "probe":  # the linear probe is LP-FT with no fine-tuning: the head, saved as epoch 0
-        if resume is not None:
-            raise ConfigError("probe has nothing to resume; continue a probe run with catdog-train --resume RUN")
-        head, probe, epochs, pretrained = "probe", True, 0, pretrained or weights is None
-    from catdog.train.models import list_models
+    """The options train, probe and cv take (each --help lists them all); never called."""
 
-    if list_archs:
+
+RUN_FIELDS = ("out", "resume", "folds", "device", "list_archs", "quiet", "plots")  # TrainOptions' own
+
+
+def _recipe_command(fn: Callable[..., None]) -> Callable[..., None]:
+    """`fn(ctx, **given)` with _recipe_options' signature (evaluated: typer reads the types) and the boundary."""
+    fn.__signature__ = inspect.signature(_recipe_options, eval_str=True)  # type: ignore[attr-defined]
+    return cli_boundary(fn)
+
+
+def _parse_kw(items: list[str]) -> dict:
+    """--arch-kw mode=frozen --arch-kw dropout=0.3 -> {"mode": "frozen", "dropout": 0.3}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--arch-kw {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _options(ctx: typer.Context, given: dict[str, Any],
+             adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> TrainOptions:
+    """The command line as TrainOptions; `adjust` sets the recipe fields a command decides (probe's)."""
+    recipe = {RENAMED.get(k, k): v for k, v in given.items() if k not in RUN_FIELDS}
+    for k in PATHS:
+        recipe[k] = None if recipe[k] is None else str(recipe[k])
+    recipe["data"] = recipe["data"] or D.data
+    recipe["arch_kwargs"] = _parse_kw(recipe["arch_kwargs"])
+    recipe["epochs"] = D.epochs if recipe["epochs"] is None else recipe["epochs"]
+    if recipe["workers"] is None:
+        from catdog.train.data import default_workers
+
+        recipe["workers"] = default_workers()
+    typed = frozenset(RENAMED.get(k, k) for k in given
+                      if k not in RUN_FIELDS and ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE)
+    return TrainOptions(TrainConfig(**(adjust(recipe) if adjust else recipe)), typed,
+                        **{k: given[k] for k in RUN_FIELDS})
+
+
+def _listed(given: dict[str, Any]) -> bool:
+    """--list-archs: print the model names; -> whether it was asked (then nothing else runs)."""
+    if given["list_archs"]:
+        from catdog.train.models import list_models
+
         print("\n".join(list_models()))
-        return
-    from catdog.train.data import default_workers
-    from catdog.train.fit import fit
+    return given["list_archs"]
 
-    if resume is not None:
-        if out is not None and out != resume:
-            raise ConfigError("--resume RUN_DIR continues that folder; leave --out out")
-        out = resume
-        if ctx.get_parameter_source("arch").name == "COMMANDLINE":
-            from catdog.train.checkpoint import load_checkpoint
 
-            run_arch = load_checkpoint(resume / "last.pth").arch
-            if arch != run_arch:
-                raise ConfigError(f"{resume} is a {run_arch} run; --resume continues it as {run_arch}: "
-                                  f"leave --arch out, or train {arch} in a new --out folder")
-    elif data is None or out is None:
-        raise ConfigError("catdog-train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR); see --help")
-    cfg = TrainConfig(
-        arch=arch, arch_kwargs=_parse_kw(arch_kw), pretrained=pretrained, weights=str(weights) if weights else None,
-        data=str(data or ""), val=str(val) if val else None, val_fraction=val_fraction,
-        epochs=D.epochs if epochs is None else epochs,
-        batch_size=batch_size, workers=default_workers() if workers is None else workers, optimizer=optimizer,
-        lr=lr, momentum=momentum,
-        weight_decay=weight_decay, scheduler=scheduler, step_size=step_size, gamma=gamma,
-        label_smoothing=label_smoothing, accum_steps=accum, amp=amp, patience=patience, seed=seed, size=size,
-        head=head, probe=probe, ema=ema, mixup=mixup, cutmix=cutmix, augment=augment, freeze_bn=freeze_bn,
-    )
-    if resume is None:
-        from catdog.train.models import get_entry
-
-        get_entry(arch)  # unknown arch: fail before scanning thousands of files
-    console = None if quiet else Console(stderr=True, soft_wrap=True)
-    if command == "cv":
-        from catdog.train.cv import cross_validate
-
-        if resume is not None:
-            raise ConfigError("cv runs every fold from scratch; --resume a single fold's folder instead")
-        with removed_if_unused(out), remembered_ctrl_c():
-            report = cross_validate(cfg, folds, out, device=device, console=console)
-        err.print(f"cv: val acc {report['val_acc_mean']:.4f} \u00b1 {report['val_acc_std']:.4f} over {folds} folds; "
-                  f"pooled {report['pooled']}; {out / 'cv.json'}", markup=False, highlight=False)
-        print(json.dumps({k: report[k] for k in ("folds", "val_acc_mean", "val_acc_std", "pooled",
-                                                   "probe_val_acc_mean")}))
-        return
+def _train_or_probe(command: Callable[[TrainOptions], dict[str, Any]], opts: TrainOptions) -> None:
+    """Run train or probe; print its summary line, or on Ctrl-C/SIGTERM what was saved and how to go on."""
     try:
-        with removed_if_unused(out), remembered_ctrl_c():  # a run that fails before its first file leaves no folder
-            summary = fit(None if resume is not None and epochs is None else cfg, out, device=device,
-                          resume=resume is not None, console=console, plots=plots)
-    except KeyboardInterrupt as e:  # more to say than the boundary's "interrupted": what was saved, how to go on
-        err.print(_interrupted_summary(out), markup=False, highlight=False)
+        summary = command(opts)
+    except KeyboardInterrupt as e:  # more to say than the boundary's "interrupted"
+        err.print(run.interrupted_summary(opts.run_dir), markup=False, highlight=False)
         raise typer.Exit(interrupt_exit(e)) from None
-    if summary.get("best_epoch") is not None and int(os.environ.get("RANK", "0")) == 0:
-        keys = ("epochs", "best_epoch", "best_val_acc", "best_val_loss", "probe_val_acc", "out")
-        print(json.dumps({**{k: summary[k] for k in keys},
-                          "temperature": (summary.get("calibration") or {}).get("temperature")}))
+    line = run.summary_line(summary)
+    if line is not None:
+        print(line)
 
 
-def _interrupted_summary(out: Path) -> str:
-    """What a Ctrl-C leaves: the last complete epoch (last.pth) and the best one (metrics.jsonl)."""
-    rows = []
-    try:
-        for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
-            rows.append(json.loads(line))
-    except (OSError, ValueError):
-        pass
-    try:
-        from catdog.train.checkpoint import load_checkpoint
-
-        done = int(load_checkpoint(out / "last.pth").epoch)
-    except CatdogError:
-        done = 0
-    rows = [r for r in rows if r.get("epoch", 1 << 30) <= done]  # a line past last.pth is redone on resume
-    if not rows:
-        return f"interrupted before the first epoch completed; nothing to resume in {out}"
-    best = max(rows, key=lambda r: (r.get("val_acc", 0), -r.get("val_loss", 0)))
-    return (f"interrupted; epoch {done} was the last complete one (best val acc "
-            f"{best['val_acc']:.4f} at epoch {best['epoch']}), saved in {out}; continue with --resume {out}")
+@_recipe_command
+def default(ctx: typer.Context, **given: Any) -> None:
+    """Train a classifier (the default command)."""
+    if ctx.invoked_subcommand is None and not _listed(given):
+        _train_or_probe(run.train, _options(ctx, given))
 
 
-app.callback(invoke_without_command=True)(train)
+@_recipe_command
+def train(ctx: typer.Context, **given: Any) -> None:
+    """Train a classifier."""
+    if not _listed(given):
+        _train_or_probe(run.train, _options(ctx, given))
+
+
+@_recipe_command
+def probe(ctx: typer.Context, **given: Any) -> None:
+    """The linear-probe baseline."""
+    if not _listed(given):
+        _train_or_probe(run.probe, _options(ctx, given, run.as_probe))
+
+
+@_recipe_command
+def cv(ctx: typer.Context, **given: Any) -> None:
+    """k-fold cross-validation."""
+    if not _listed(given):
+        opts = _options(ctx, given)
+        said, line = run.cv_lines(run.cv(opts), opts.out)
+        err.print(said, markup=False, highlight=False)
+        print(line)
+
+
+app.callback(invoke_without_command=True)(default)
 app.command("train", help="Train a classifier (same as calling catdog-train without a command).")(train)
 app.command("probe", help="The linear-probe baseline: frozen pretrained backbone + logistic regression "
-                          "(L-BFGS, L2 chosen on validation), saved as an ordinary checkpoint.")(train)
+                          "(L-BFGS, L2 chosen on validation), saved as an ordinary checkpoint.")(probe)
 app.command("cv", help="k-fold cross-validation of a recipe on --data (--folds K): mean \u00b1 std val "
-                       "accuracy, OUT/cv.json.")(train)
+                       "accuracy, OUT/cv.json.")(cv)
 
 
 @app.command()
@@ -186,13 +183,14 @@ app.command("cv", help="k-fold cross-validation of a recipe on --data (--folds K
 def prepare(
     src: Path = typer.Argument(..., help="Flat folder (cat.1.jpg, dog.1.jpg) or class folders."),
     dst: Path = typer.Argument(..., help="Output root: DST/<class>/<file>."),
-    move: bool = typer.Option(False, help="Move the files instead of copying them."),
-    resize: Optional[int] = typer.Option(None, help="Write JPEG copies with this shorter side (e.g. 256)."),
+    move: bool = typer.Option(PrepareOptions.move, help="Move the files instead of copying them."),
+    resize: Optional[int] = typer.Option(PrepareOptions.resize,
+                                         help="Write JPEG copies with this shorter side (e.g. 256)."),
 ) -> None:
     """Lay a dataset out as class folders (optionally a resized cache for fast training)."""
-    from catdog.train.prepare import prepare as run
+    from catdog.train.prepare import prepare as lay_out
 
-    rep = run(src, dst, move=move, resize=resize, console=err)
+    rep = lay_out(src, dst, move=move, resize=resize, console=err)
     print(f"{dst}: {rep.written} written, {rep.existing} already there, {len(rep.bad)} unreadable")
     for m in rep.bad:
         err.print(f"  skipped: {m}", markup=False, highlight=False)
@@ -204,7 +202,7 @@ def prepare(
 @cli_boundary
 def stats(
     root: Path = typer.Argument(..., help="Dataset folder (either layout)."),
-    short: int = typer.Option(STATS_SHORT, help="Resize each image's shorter side to this first (speed)."),
+    short: int = typer.Option(StatsOptions.short, help="Resize each image's shorter side to this first (speed)."),
 ) -> None:
     """Per-channel mean/std (RGB, 0-1) of a dataset, as JSON."""
     from catdog.train.prepare import channel_stats
@@ -220,9 +218,9 @@ def stats(
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="best.pth / last.pth."),
     data: List[Path] = typer.Argument(..., help="Labelled folders (either layout): held-out test sets, other sources."),
-    batch_size: int = typer.Option(D.batch_size),
-    workers: int = typer.Option(D.workers),
-    device: str = typer.Option("auto"),
+    batch_size: int = typer.Option(EvaluateOptions.batch_size),
+    workers: int = typer.Option(EvaluateOptions.workers),
+    device: str = typer.Option(EvaluateOptions.device),
 ) -> None:
     """Accuracy (95% Wilson interval, n) and calibration error of a checkpoint on each labelled folder."""
     from catdog.train.evaluate import evaluate_checkpoint
@@ -232,6 +230,27 @@ def evaluate(
         ece = f", ECE {100 * r['ece']:.2f}%" if "ece" in r else ""
         err.print(f"{folder}: {r['accuracy_text']}{ece}", markup=False, highlight=False)
     print(json.dumps(res))
+
+
+@app.command()
+@cli_boundary
+def bench(
+    data: str = typer.Option(..., help="Image folder, ideally a prepare --resize 256 cache."),
+    arch: str = typer.Option(D.arch),
+    batch_size: int = typer.Option(D.batch_size),
+    workers: int = typer.Option(D.workers),
+    size: Optional[int] = typer.Option(D.size),
+    amp: str = typer.Option(D.amp),
+    device: str = typer.Option(BenchOptions.device),
+    seconds: float = typer.Option(BenchOptions.seconds, help="Measuring time per phase."),
+) -> None:
+    """Images/s of the training data loader, the model step, and both together."""
+    from catdog.train.bench import bench as measure
+    from catdog.train.bench import bench_lines
+
+    recipe = TrainConfig(arch=arch, data=data, batch_size=batch_size, workers=workers, size=size, amp=amp)
+    for line in bench_lines(measure(BenchOptions(recipe, seconds, device))):
+        print(line)
 
 
 def main() -> None:

@@ -15,8 +15,9 @@ from catdog.runtime.spine.metrics import accuracy_record, ece, fit_temperature, 
 from catdog.train.checkpoint import build_model, load_checkpoint, save_checkpoint
 from catdog.train.data import ImageDataset, make_loader
 from catdog.train.engine import EvalResult, evaluate
+from catdog.train.options import EvaluateOptions
 from catdog.train.progress import bar
-from catdog.train.recipe import TrainConfig, resolve_device
+from catdog.train.recipe import resolve_device
 
 ECE_BINS = 15
 
@@ -35,8 +36,8 @@ def _report(res: EvalResult, classes: list[str], temperature: float) -> dict[str
 
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, folders: Sequence[str | os.PathLike],
-                        batch_size: int = TrainConfig.batch_size, workers: int = TrainConfig.workers,
-                        device: str = "auto", console: Any = None) -> dict[str, Any]:
+                        batch_size: int = EvaluateOptions.batch_size, workers: int = EvaluateOptions.workers,
+                        device: str = EvaluateOptions.device, console: Any = None) -> dict[str, Any]:
     """One report per folder: accuracy with its 95% Wilson interval and n, per-class accuracy,
     expected calibration error of the (temperature-scaled) scores, unreadable files."""
     ckpt = load_checkpoint(checkpoint)

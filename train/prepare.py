@@ -13,14 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog.runtime.spine.errors import InputError
+from catdog.runtime.spine.errors import ConfigError, InputError
 from catdog.runtime.spine.fileio import atomic_path
 from catdog.runtime.spine.folders import scan
 from catdog.runtime.spine.images import read_image
+from catdog.train.options import PrepareOptions, StatsOptions
 from catdog.train.progress import bar
-from catdog.train.recipe import ConfigError
-
-STATS_SHORT = 128  # shorter side the images are shrunk to before channel statistics
 
 
 @dataclass
@@ -51,7 +49,8 @@ def _copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, tmp)
 
 
-def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, move: bool = False, resize: int | None = None,
+def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, move: bool = PrepareOptions.move,
+            resize: int | None = PrepareOptions.resize,
             workers: int | None = None, console=None) -> PrepareReport:
     """Lay `src` (flat or class folders) out as `dst/<class>/<file>`."""
     src, dst = Path(src), Path(dst)
@@ -100,7 +99,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, move: bool = Fals
     return report
 
 
-def channel_stats(root: str | os.PathLike, short: int = STATS_SHORT, console=None) -> dict:
+def channel_stats(root: str | os.PathLike, short: int = StatsOptions.short, console=None) -> dict:
     """Per-channel mean/std in RGB order, pixels scaled to [0, 1], over every image (each resized to
     a shorter side of `short` px first: the statistics barely change and it is many times faster).
     Unreadable images are skipped and listed."""

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from catdog.runtime.spine.errors import DataError
+from catdog.runtime.spine.errors import ConfigError, DataError
 from catdog.runtime.spine.folders import scan
 from catdog.runtime.spine.metrics import format_accuracy
 from catdog.train.evaluate import evaluate_checkpoint
 from catdog.train.fit import load_data
 from catdog.train.prepare import channel_stats, prepare
-from catdog.train.recipe import ConfigError, TrainConfig
+from catdog.train.recipe import TrainConfig
 
 
 def tree(root):
@@ -217,3 +217,31 @@ def test_cli_error_in_a_real_process_and_debug(train_cli, tmp_path):
     assert "Traceback" not in r.stderr
     d = train_cli(*args, "--debug")
     assert d.returncode != 0 and "Traceback" in d.stderr and "DataError" in d.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["cv"], ["bench"]])
+def test_an_unknown_arch_on_the_command_line_is_a_config_error(command, small_flat, tmp_path, monkeypatch, capsys):
+    """The command line's mistake, not a checkpoint's: an arch a checkpoint names stays a CheckpointError."""
+    from catdog.runtime.spine.errors import CheckpointError
+    from catdog.train.models import get_entry
+
+    out = [] if command == ["bench"] else ["--out", str(tmp_path / "run")]
+    args = [*command, "--data", str(small_flat), "--arch", "vgg99", *out, "--debug"]
+    code, err = main_in_process(args, monkeypatch, capsys)
+    assert code == 2 and "catdog.runtime.spine.errors.ConfigError: unknown arch 'vgg99'; known: alexnet" in err, err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(CheckpointError, match="unknown arch 'vgg99'"):
+        get_entry("vgg99")
+
+
+@pytest.mark.slow
+def test_bench_times_the_loader_and_the_model(train_cli, small_flat):
+    r = train_cli("bench", "--data", str(small_flat), "--arch", "mobilenet_v3_small", "--size", "32",
+                  "--batch-size", "4", "--workers", "0", "--seconds", "0.05", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    res = json.loads(lines[-1])
+    assert lines[0] == f"mobilenet_v3_small @ 32px, batch 4, 0 loader workers, {res['threads']} torch threads, cpu"
+    assert [ln.split()[0] for ln in lines[1:4]] == ["data", "model", "loader"] and res["images"] == 12
+    assert res["bottleneck"] == ("loader" if res["loader_img_s"] < res["model_img_s"] else "model")
+    assert lines[4] == f"  bottleneck: {res['bottleneck']}"
