@@ -32,8 +32,8 @@ class ServeBenchConfig:
     rounds: int = 2
     soak_s: float = 60.0
     soak_clients: int = 8
-    video_frames: int = 2400
-    video_size: tuple[int, int] = (640, 480)
+    video_frames: int = 3000  # enough for one measurement at 150 FPS: each starts a fresh run
+    video_size: tuple[int, int] = (640, 480)  # a camera's VGA
     command: str = ""
 
 

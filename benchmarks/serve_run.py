@@ -68,20 +68,22 @@ def measure(cfg: ServeBenchConfig, log: Log) -> dict[str, Any]:
     finally:
         api.stop()
     video = _video(cfg, paths)
-    live = Server(video, *model)
     try:
-        time.sleep(2.0)
         runs: dict[int, list[dict[str, Any]]] = {n: [] for n in cfg.viewers}
         for r in range(cfg.rounds):  # interleaved: a drift in the machine's speed hits every count alike
             for n in cfg.viewers:
                 log(f"MJPEG, {n} viewer(s), round {r + 1}/{cfg.rounds}")
-                runs[n].append(_fps(live, n, cfg.window_s))
-        streams = [{"viewers": n, "inference_fps": statistics.median(x["inference_fps"] for x in rs),
-                    "stream_fps_per_viewer": statistics.median(x["stream_fps_per_viewer"] for x in rs),
-                    "rounds": [x["inference_fps"] for x in rs]} for n, rs in runs.items()]
+                live = Server(video, *model)  # a fresh run per measurement: the video never ends inside one
+                try:
+                    time.sleep(1.0)
+                    runs[n].append(_fps(live, n, cfg.window_s))
+                finally:
+                    live.stop()
     finally:
-        live.stop()
         video.unlink(missing_ok=True)
+    streams = [{"viewers": n, "inference_fps": statistics.median(x["inference_fps"] for x in rs),
+                "stream_fps_per_viewer": statistics.median(x["stream_fps_per_viewer"] for x in rs),
+                "rounds": [x["inference_fps"] for x in rs]} for n, rs in runs.items()]
     return {"reference": ref, "load": load, "soak": soak, "streams": streams}
 
 

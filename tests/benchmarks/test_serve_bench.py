@@ -11,7 +11,7 @@ from catdog.benchmarks.serve_run import run_serve_bench
 
 def test_a_short_serve_benchmark_writes_its_report(tmp_path, data_dir):
     cfg = ServeBenchConfig(data_dir, tmp_path / "serve", clients=(1, 4), requests=8, viewers=(0, 2),
-                           window_s=1.0, rounds=1, soak_s=2.0, soak_clients=2, video_frames=240,
+                           window_s=1.0, rounds=1, soak_s=2.0, soak_clients=2, video_frames=1500,
                            video_size=(160, 120), command="test")
     data = run_serve_bench(cfg, log=lambda m: None)
     rep = json.loads((tmp_path / "serve" / "report.json").read_text())
