@@ -181,13 +181,15 @@ app.command("cv", help="k-fold cross-validation of a recipe on --data (--folds K
 @app.command()
 @cli_boundary
 def prepare(
-    src: Path = typer.Argument(..., help="Flat folder (cat.1.jpg, dog.1.jpg) or class folders."),
-    dst: Path = typer.Argument(..., help="Output root: DST/<class>/<file>."),
+    src: Path = typer.Argument(..., help="Flat folder (cat.1.jpg, dog.1.jpg) or class folders; or cifar10:PATH, "
+                                         "cifar100:PATH, cifar100-coarse:PATH (a CIFAR archive or its folder)."),
+    dst: Path = typer.Argument(..., help="Output root: DST/<class>/<file> (CIFAR: DST/train/<class>/, DST/test/...)."),
     move: bool = typer.Option(PrepareOptions.move, help="Move the files instead of copying them."),
     resize: Optional[int] = typer.Option(PrepareOptions.resize,
                                          help="Write JPEG copies with this shorter side (e.g. 256)."),
 ) -> None:
-    """Lay a dataset out as class folders (optionally a resized cache for fast training)."""
+    """Lay a dataset out as class folders (optionally a resized cache for fast training); SRC cifar10:PATH
+    (cifar100:, cifar100-coarse:) writes a CIFAR archive or folder as PNGs in DST/train/<class>, DST/test/<class>."""
     from catdog.train.prepare import prepare as lay_out
 
     rep = lay_out(src, dst, move=move, resize=resize, console=err)

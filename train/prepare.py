@@ -52,7 +52,13 @@ def _copy(src: Path, dst: Path) -> None:
 def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, move: bool = PrepareOptions.move,
             resize: int | None = PrepareOptions.resize,
             workers: int | None = None, console=None) -> PrepareReport:
-    """Lay `src` (flat or class folders) out as `dst/<class>/<file>`."""
+    """Lay `src` (flat or class folders) out as `dst/<class>/<file>`; `cifar10:PATH` (cifar100:,
+    cifar100-coarse:) writes that CIFAR archive or folder as PNGs in `dst/train/<class>/`, `dst/test/<class>/`."""
+    from catdog.train.cifar import parse_source
+
+    cifar = parse_source(src)
+    if cifar is not None:
+        return _prepare_cifar(*cifar, Path(dst), move=move, resize=resize, workers=workers, console=console)
     src, dst = Path(src), Path(dst)
     if move and resize:
         raise ConfigError("--move with --resize would delete the full-size originals; use one or the other")
@@ -97,6 +103,17 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, move: bool = Prep
                 report.written += 1
             tick(i, {})
     return report
+
+
+def _prepare_cifar(kind: str, src: Path, dst: Path, *, move: bool, resize: int | None, workers: int | None,
+                   console) -> PrepareReport:
+    from catdog.train.cifar import read_cifar, write_class_folders
+
+    if move or resize:  # the archive is read, never changed; its images are 32x32 by definition
+        raise ConfigError(f"--{'move' if move else 'resize'} does not apply to {kind}: its images are written "
+                          "as 32x32 PNGs and the archive is only read")
+    written, existing = write_class_folders(read_cifar(kind, src), dst, workers=workers, console=console)
+    return PrepareReport(written=written, existing=existing)
 
 
 def channel_stats(root: str | os.PathLike, short: int = StatsOptions.short, console=None) -> dict:
