@@ -70,6 +70,7 @@ class RunOptions:
     token: Optional[str] = None
     no_auth: bool = False
     max_viewers: int = 8
+    stream_fps: float = 15.0
     max_body_mb: float = 20.0
     request_timeout: float = 10.0
     batch_wait_ms: float = 5.0
@@ -132,6 +133,8 @@ OPTIONS: dict[str, Opt] = {  # RunOptions' fields but `source` (the argument), i
                  "off loopback"),
     "no_auth": Opt(("--no-auth",), "--serve: no token even off loopback (warned about)"),
     "max_viewers": Opt(("--max-viewers",), "--serve: MJPEG viewers at once; the next gets 503", min=1),
+    "stream_fps": Opt(("--stream-fps",), "--serve: most MJPEG frames a second (inference keeps its own pace)",
+                      min=1.0, max=120.0),
     "max_body_mb": Opt(("--max-body-mb",), "--serve: largest POST /api/predict body, in MB", min=0.001),
     "request_timeout": Opt(("--request-timeout",), "--serve: seconds a prediction may take before 504", min=0.1),
     "batch_wait_ms": Opt(("--batch-wait-ms",), "--serve: how long the first request waits for others to batch "

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
 import anyio
@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from catdog.runtime.live.sinks import json_line
+from catdog.runtime.serve.feed import Feed
 from catdog.runtime.serve.page import PAGE
 from catdog.runtime.spine.errors import CatdogError
 from catdog.runtime.spine.images import decode_image
@@ -42,7 +43,7 @@ class ServeState:
     token: str | None = None
     max_body: int = 20_000_000
     timeout_s: float = 10.0
-    viewer_threads: Any = None  # an anyio CapacityLimiter: waiting viewers never starve decoding
+    feeds: dict[str, Feed] = field(default_factory=dict)  # "jpeg", "predictions": one per kind
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -101,12 +102,19 @@ async def events(request: Request, st: ServeState) -> Response:
         if st.hub.latest is not None:
             seen = st.hub.version
             yield f"data: {json.dumps(st.hub.latest)}\n\n".encode()
+        feed = _feed(st, "predictions", st.hub.wait_prediction)
         while not st.hub.closed:
-            record, seen = await anyio.to_thread.run_sync(st.hub.wait_prediction, seen, 1.0,
-                                                          abandon_on_cancel=True, limiter=st.viewer_threads)
+            record, seen = await feed.after(seen)
             yield f"data: {json.dumps(record)}\n\n".encode() if record is not None else b": keep-alive\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+def _feed(st: ServeState, name: str, wait: Any) -> Feed:
+    """The one Feed per kind, made in the event loop on first use."""
+    if name not in st.feeds:
+        st.feeds[name] = Feed(asyncio.get_running_loop(), wait, lambda: st.hub.closed)
+    return st.feeds[name]
 
 
 async def mjpeg(request: Request, st: ServeState) -> Response:
@@ -115,11 +123,10 @@ async def mjpeg(request: Request, st: ServeState) -> Response:
         return _error(503, f"{st.hub.max_viewers} viewers already watch (the cap, --max-viewers); try again later")
 
     async def frames() -> AsyncIterator[bytes]:
-        seen = 0
+        seen, feed = 0, _feed(st, "jpeg", st.hub.wait_jpeg)
         try:
             while not st.hub.closed:
-                jpeg, seen = await anyio.to_thread.run_sync(st.hub.wait_jpeg, seen, 1.0,
-                                                            abandon_on_cancel=True, limiter=st.viewer_threads)
+                jpeg, seen = await feed.after(seen)
                 if jpeg is not None:
                     yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                            .encode() + jpeg + b"\r\n")

@@ -1,7 +1,8 @@
 """Where the run meets its viewers: the newest prediction and the newest annotated frame, each
 with a version number, shared between the classifying thread and the server's. The run only swaps
 references (never waits on a viewer); one encoder thread turns the newest frame into a JPEG, once
-for every viewer, and only while someone watches. A slow viewer skips versions: no lag, no queue."""
+for every viewer, only while someone watches, and at most --stream-fps times a second. A slow
+viewer skips versions: no lag, no queue."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ JPEG_QUALITY = 80
 
 
 class Hub:
-    def __init__(self, max_viewers: int = 8):
+    def __init__(self, max_viewers: int = 8, stream_fps: float = 15.0):
         self.max_viewers = max_viewers
+        self.min_gap = 1.0 / stream_fps if stream_fps > 0 else 0.0  # the stream's pace, not inference's
         self.cond = threading.Condition()
         self.latest: dict[str, Any] | None = None  # the newest prediction, as /api/latest serves it
         self.version = 0  # bumps with every prediction
@@ -81,14 +83,20 @@ class Hub:
     def _encode_loop(self) -> None:
         import cv2
 
-        done = 0
+        done, last = 0, 0.0
         while True:
+            # A viewer sees at most stream_fps frames a second: each encode (and each send to every
+            # viewer) takes CPU from inference, which runs at its own pace whatever the stream's.
+            wait = last + self.min_gap - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
             with self.cond:
                 while not self.closed and (self.viewers == 0 or self._frame_version <= done):
                     self.cond.wait(0.5)
                 if self.closed:
                     return
                 frame, done = self._frame, self._frame_version
+            last = time.monotonic()
             ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             if ok:
                 with self.cond:

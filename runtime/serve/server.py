@@ -114,7 +114,6 @@ class ServeSink:
 
 def start(o: RunOptions, clf: Any, model: str, source: str | None, log: Callable[[str], None]) -> Serving:
     """Start serving next to the run (raises InputError/OutputError before the first frame)."""
-    import anyio
     import uvicorn
 
     from catdog.runtime.engine.classifier import Classifier
@@ -127,11 +126,10 @@ def start(o: RunOptions, clf: Any, model: str, source: str | None, log: Callable
     token = auth_token(o, host, log)
     api = Classifier(clf.session, clf.metadata, batch_size=16, unsure_below=clf.unsure_below,
                      full_decode=clf.full_decode)  # its own buffers and timings, the run's session
-    hub, batcher = Hub(o.max_viewers), Batcher(api, 16, o.batch_wait_ms / 1000.0)
+    hub, batcher = Hub(o.max_viewers, o.stream_fps), Batcher(api, 16, o.batch_wait_ms / 1000.0)
     metrics = Metrics(hub, batcher)
     state = ServeState(hub, batcher, metrics, api, model, clf.session.provider, source, token,
-                       int(o.max_body_mb * 1_000_000), o.request_timeout,
-                       anyio.CapacityLimiter(o.max_viewers + 8))
+                       int(o.max_body_mb * 1_000_000), o.request_timeout)
     config = uvicorn.Config(make_app(state, o.cors), host=host, port=port, log_level="error", access_log=False,
                             lifespan="off", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)

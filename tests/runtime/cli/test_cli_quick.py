@@ -30,7 +30,7 @@ TAKEN = [
     ["photos/", "--ray", "head:6379", "--out", "r.parquet", "--resume", "--actors", "2", "--gpus-per-actor", "0.5"],
     ["clip.mp4", "--serve", "0.0.0.0:8080", "--token", "t", "--max-viewers", "4", "--max-body-mb", "5",
      "--request-timeout", "3", "--batch-wait-ms", "2", "--cors", "http://x"],
-    ["0", "--serve", "8080", "--no-auth"],
+    ["0", "--serve", "8080", "--no-auth", "--stream-fps", "10"],
 ]
 HANDED_OVER = [
     [], ["--help"], ["x.jpg", "--model=m.onnx"], ["x.jpg", "--batch", "0"], ["x.jpg", "--batch", "-1"],

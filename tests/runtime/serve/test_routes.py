@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import time
 import zlib
 
 import cv2
@@ -166,3 +167,20 @@ def test_concurrent_predictions_share_session_calls(server, data_dir):
     assert [s for s, _ in results] == [200] * 16 and {r["label"] for _, r in results} == {"dog"}
     items, batches = gauge("catdog_predict_batched_items") - before_i, gauge("catdog_predict_batches") - before_b
     assert items == 16 and batches < 16, (items, batches)
+
+
+def test_the_stream_keeps_its_own_pace_and_inference_its_own(clip):
+    s = ServerProc(clip, "--realtime", "--stream-fps", "5")
+    try:
+        def frames_total() -> float:
+            body = s.request("GET", "/metrics")[2].decode()
+            return float(next(line.split()[-1] for line in body.splitlines() if line.startswith("catdog_frames_total")))
+
+        mjpeg_frames(s.port, 1)
+        f0, t0 = frames_total(), time.monotonic()
+        assert len(mjpeg_frames(s.port, 6)) == 6
+        elapsed, classified = time.monotonic() - t0, frames_total() - f0
+        assert elapsed >= 0.9  # 6 frames at most 5 a second: at least 5 gaps of 0.2 s
+        assert classified >= 2 * 6  # the 25 fps video is classified at its own pace meanwhile
+    finally:
+        s.kill()
