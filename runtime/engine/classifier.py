@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, Un
 import numpy as np
 
 from catdog.runtime.engine.fit import apply_overrides, check_fit, looks_like_probs, third_party_spec, warn_if_saturating
-from catdog.runtime.engine.session import Session, _stderr, open_session
+from catdog.runtime.engine.session import Session, open_session
 from catdog.runtime.engine.stats import StageTimes, Timer
+from catdog.runtime.spine.boundary import say
 from catdog.runtime.spine.errors import CatdogError, InputError, ModelError, error_line
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.labels import load_labels
@@ -115,7 +116,7 @@ class Classifier:
             if names is not None:
                 meta = meta.with_(classes=names)
         check_fit(session, meta, labels_file=str(labels) if isinstance(labels, (str, os.PathLike)) else None)
-        warn_if_saturating(session, meta, session_kw.get("log", _stderr))
+        warn_if_saturating(session, meta, session_kw.get("log", say))
         return cls(session, meta, batch_size=batch_size, workers=workers, unsure_below=unsure_below,
                    full_decode=full_decode)
 

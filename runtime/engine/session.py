@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,6 +25,7 @@ from catdog.runtime.engine.providers import (
     warmup_shape,
 )
 from catdog.runtime.engine.request import Log, Parsed, Request, parsed_once
+from catdog.runtime.spine.boundary import say
 from catdog.runtime.spine.errors import MetadataError, ModelError, ProviderError, error_line
 from catdog.runtime.spine.fileio import file_sha256
 from catdog.runtime.spine.metadata import ModelMetadata
@@ -33,10 +33,6 @@ from catdog.runtime.spine.metadata import ModelMetadata
 AUTO_ORDER = ("tensorrt", "cuda", "cpu")
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
 
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class Session:
@@ -223,7 +219,7 @@ def open_session(
     trt_fp16: bool = False,
     trt_int8: bool = False,
     trt_cache_dir: str | os.PathLike | None = None,
-    log: Log | None = _stderr,
+    log: Log | None = say,
     spinning: bool = True,
     device_id: int = 0,
     batches: Sequence[int] = (1,),

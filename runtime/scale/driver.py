@@ -13,7 +13,6 @@ where here it becomes an error row; and a resume needs the list of inputs on the
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, Callable, Sequence
 from catdog.runtime.engine.stats import model_line, summary_text
 from catdog.runtime.options import LOCAL_RAY as LOCAL  # `--ray` alone; Ray's own name for "a new local instance"
 from catdog.runtime.options import RunOptions, spec_overrides
-from catdog.runtime.spine.boundary import Terminated, interrupt_reason
+from catdog.runtime.spine.boundary import Terminated, interrupt_reason, say
 from catdog.runtime.spine.errors import CatdogError, ClusterError, InputError, error_line
 
 GPU_PROVIDERS = ("cuda",)
@@ -34,10 +33,6 @@ MAX_BLOCK_ROWS = 1024  # rows per part file at most: resume granularity vs numbe
 BLOCKS_PER_ACTOR = 8  # at least this many blocks per actor when inputs allow: the tail stays short
 
 Log = Callable[[str], None]
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -222,7 +217,7 @@ def execute(o: RunOptions, log: Log | None = None) -> Outcome:
     provider = _check_flags(o)
     sources = list_sources(o.source, o.recursive)  # before the model and Ray: a typo fails fast
     path, clf = _model(o, provider)
-    writer = PartWriter(o.out, Job(path.name, file_sha256(path), clf.classes), log or _stderr)
+    writer = PartWriter(o.out, Job(path.name, file_sha256(path), clf.classes), log or say)
     todo = writer.open(sources, o.resume)
     r = Outcome(inputs=len(sources), skipped=len(sources) - len(todo), set_aside=writer.set_aside,
                 model=model_line(clf))
@@ -252,7 +247,7 @@ def run_scaled(o: RunOptions, log: Log | None = None) -> int:
     interrupted, 143 if terminated (as without --ray)."""
     from catdog.runtime.spine.boundary import interrupt_exit
 
-    log = log or _stderr
+    log = log or say
     r = execute(o, log)
     if r.plan is None:
         log(f"-- nothing to do: all {r.inputs} input(s) are in {o.out}")
