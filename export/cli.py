@@ -35,8 +35,13 @@ def export(
     calib_method: Optional[str] = typer.Option(
         D.calib_method, "--calib-method",
         help="minmax | entropy | percentile (default: minmax or percentile, chosen on held-out calibration images)"),
-    int8_activations: str = typer.Option(D.int8_activations, "--int8-activations",
-                                         help="uint8 (U8S8 with 7-bit weights: fast on x86 AVX2) | int8 (S8S8)"),
+    int8_target: str = typer.Option(D.int8_target, "--int8-target",
+                                    help="the CPUs the CPU INT8 is for: avx2 (U8S8, 7-bit weights: exact on every "
+                                         "CPU) | vnni (U8S8, 8-bit weights: AVX-512 VNNI / AVX-VNNI) | arm (S8S8) "
+                                         "| auto (this CPU's); recorded in the metadata"),
+    int8_activations: Optional[str] = typer.Option(D.int8_activations, "--int8-activations",
+                                                   help="override the target's activations: uint8 (U8S8) | int8 "
+                                                        "(S8S8)"),
     calib_count: int = typer.Option(D.calib_count, "--calib-count",
                                     help="calibration images (fewer if the folder has fewer)"),
     int8_select: bool = typer.Option(D.int8_select, "--int8-select/--no-int8-select",
@@ -68,7 +73,7 @@ def export(
         ckpt=ckpt, out=out, int8_for=int8_targets(int8, int8_for), calib=calib, fp16=fp16, bake=bake, opset=opset,
         parity=tuple(parity),
         parity_count=parity_count, labels_from_names=labels_from_names, calib_method=calib_method,
-        int8_activations=int8_activations, calib_count=calib_count, int8_select=int8_select,
+        int8_target=int8_target, int8_activations=int8_activations, calib_count=calib_count, int8_select=int8_select,
         select_count=select_count, tta_flip=tta_flip, full_decode=full_decode, gates=tuple(gate),
         allow_gate_failure=allow_gate_failure, latency_runs=latency_runs, parity_provider=parity_provider,
     )

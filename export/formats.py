@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import torch
 
-from catdog.export.quantize import DEFAULT_ACTIVATIONS
+from catdog.export.quantize import DEFAULT_TARGET
 from catdog.runtime.spine.artifacts import ARTIFACTS, ArtifactFile
 from catdog.runtime.spine.errors import InputError, ModelError
 from catdog.runtime.spine.metadata import ModelMetadata
@@ -47,7 +47,8 @@ class BuildContext:
     opset: int
     calib: np.ndarray | None = None
     calib_method: str | None = None  # None: chosen on `held_out` (int8_choice)
-    int8_activations: str = DEFAULT_ACTIVATIONS
+    int8_target: str = DEFAULT_TARGET  # --int8-target (quantize.INT8_FORMATS or auto)
+    int8_activations: str | None = None  # None: the target's
     held_out: np.ndarray | None = None  # held-out calibration images for INT8's choices
     held_out_why: str = ""  # why there are none, when there are none
     notes: dict[str, str] = field(default_factory=dict)
@@ -121,14 +122,14 @@ def build_onnx(ctx: BuildContext, path: Path, meta: ModelMetadata, source: None 
     return _save_onnx(result.model, meta, path)
 
 
-def _int8(ctx: BuildContext, fp32: onnx.ModelProto, activations: str, symmetric: bool
-          ) -> tuple[onnx.ModelProto, Any]:
+def _int8(ctx: BuildContext, fp32: onnx.ModelProto, activations: str, symmetric: bool,
+          reduce_range: bool | None = None) -> tuple[onnx.ModelProto, Any]:
     from catdog.export.int8_choice import choose_int8
     from catdog.export.quantize import Int8Quantizer
 
     if ctx.calib is None:
         raise InputError("an INT8 artifact needs calibration images: pass --calib DIR")
-    with Int8Quantizer(fp32, ctx.calib, activations, symmetric=symmetric) as q:
+    with Int8Quantizer(fp32, ctx.calib, activations, symmetric=symmetric, reduce_range=reduce_range) as q:
         # The symmetric (TensorRT) model is chosen on what TensorRT computes, as its gates measure it.
         return choose_int8(q, fp32, ctx.held_out, ctx.calib_method, ctx.held_out_why, simulate_qdq=symmetric)
 
@@ -143,13 +144,20 @@ def _int8_record(ctx: BuildContext, name: str, model: onnx.ModelProto, choice: A
 
 
 def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata, fp32: onnx.ModelProto) -> onnx.ModelProto:
-    model, choice = _int8(ctx, fp32, ctx.int8_activations, symmetric=False)
-    _int8_record(ctx, "int8", model, choice, ctx.int8_activations)
-    weights = "7-bit int8 weights (reduce_range)" if ctx.int8_activations == "uint8" else "int8 weights"
-    ctx.notes["int8"] = (f"QDQ, per-channel {weights}, {ctx.int8_activations} activations, {choice.method} "
-                         f"calibration on {len(ctx.calib)} images; kept fp32: {choice.keep_fp32}; {choice.how}")
-    target = {"for": "cpu", "activations": ctx.int8_activations, "symmetric": False,
-              "max_int8_weight": ctx.details["int8"]["max_int8_weight"]}
+    from catdog.export.quantize import INT8_FORMATS, resolve_target
+
+    isa, chosen = resolve_target(ctx.int8_target)
+    fmt = INT8_FORMATS[isa]
+    activations = ctx.int8_activations or fmt.activations
+    model, choice = _int8(ctx, fp32, activations, symmetric=False, reduce_range=fmt.reduce_range)
+    _int8_record(ctx, "int8", model, choice, activations)
+    ctx.details["int8"].update(target_isa=isa, reduce_range=fmt.reduce_range)
+    weights = "7-bit int8 weights (reduce_range)" if fmt.reduce_range else "8-bit int8 weights"
+    ctx.notes["int8"] = (f"--int8-target {isa} ({chosen}): {fmt.why}; QDQ, per-channel {weights}, {activations} "
+                         f"activations, {choice.method} calibration on {len(ctx.calib)} images; kept fp32: "
+                         f"{choice.keep_fp32}; {choice.how}")
+    target = {"for": "cpu", "target_isa": isa, "activations": activations, "reduce_range": fmt.reduce_range,
+              "symmetric": False, "max_int8_weight": ctx.details["int8"]["max_int8_weight"]}
     return _save_onnx(model, meta.with_(extra={**meta.extra, "int8": target}), path)
 
 

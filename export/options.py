@@ -25,7 +25,9 @@ class ExportOptions:
     labels_from_names: bool = False
     # A key of quantize.CALIB_METHODS, or None: chosen on held-out calibration images (int8_choice).
     calib_method: str | None = None
-    int8_activations: str = "uint8"  # a key of quantize.ACTIVATION_TYPES (why uint8: see there)
+    # The CPU class the CPU INT8 is built for: a key of quantize.INT8_FORMATS, or "auto" (this CPU).
+    int8_target: str = "avx2"
+    int8_activations: str | None = None  # a key of quantize.ACTIVATION_TYPES; None: the target's
     calib_count: int = 200
     # INT8's calibration method (unless given) and fp32 layers chosen on held-out calibration images
     int8_select: bool = True

@@ -26,7 +26,7 @@ from catdog.export.parity import (
     run_parity,
 )
 from catdog.export.publish import gate_error, publish, report_stem
-from catdog.export.quantize import activation_type, calibration_method
+from catdog.export.quantize import activation_type, calibration_method, resolve_target
 from catdog.export.report import ExportReport, ParitySet, write_report
 from catdog.export.staging import Staging, remove_stale_temps
 from catdog.export.tta import TTA_NAME, with_tta
@@ -85,7 +85,9 @@ def _validate(opts: ExportOptions) -> dict[str, float]:
             raise InputError(f"--parity {p} is given twice; each parity set is a different folder")
     if opts.calib_method is not None:
         calibration_method(opts.calib_method)
-    activation_type(opts.int8_activations)
+    if opts.int8_activations is not None:
+        activation_type(opts.int8_activations)
+    resolve_target(opts.int8_target)
     for flag, value in (("--calib-count", opts.calib_count), ("--parity-count", opts.parity_count),
                         ("--select-count", opts.select_count)):
         if value < 1:
@@ -177,6 +179,7 @@ def _run_export(opts: ExportOptions, step: Callable[[str], None]) -> ExportRepor
         opset=opts.opset,
         calib=None if calib_set is None else preprocess_batch(list(calib_set.images), spec),
         calib_method=opts.calib_method,
+        int8_target=opts.int8_target,
         int8_activations=opts.int8_activations,
         held_out=preprocess_batch(list(held.images), spec) if held is not None and held.images else None,
         held_out_why=why_not,

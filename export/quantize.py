@@ -10,6 +10,7 @@ import contextlib
 import inspect
 import io
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,41 @@ CALIB_CANDIDATES = ("minmax", "percentile")  # entropy: slower, and it needs eve
 # quantizes weights to 7 bits (reduce_range), as the ORT docs advise for non-VNNI x86. Without it a
 # mobilenet_v3_small fell to 91.7% top-1 agreement; with it 100% (S8S8: 100%, but 1.5x slower).
 ACTIVATION_TYPES = {"uint8": "QUInt8", "int8": "QInt8"}
-DEFAULT_ACTIVATIONS = ExportOptions.int8_activations
+
+
+@dataclass(frozen=True)
+class Int8Format:
+    """What a CPU INT8 model is made of for one --int8-target (runtime/spine/isa.py's TARGETS)."""
+
+    activations: str  # a key of ACTIVATION_TYPES
+    reduce_range: bool  # 7-bit weights
+    why: str
+
+
+# Read by name. avx2 is the default because the exporting CPU is rarely the deploying one: 7-bit
+# weights cannot saturate VPMADDUBSW's int16 pair sums, so the model computes exactly on every CPU.
+INT8_FORMATS = {
+    "avx2": Int8Format("uint8", True, "U8S8 with 7-bit weights: exact on x86 without VNNI (no int16 saturation) "
+                                      "and on every other CPU"),
+    "vnni": Int8Format("uint8", False, "U8S8 with full 8-bit weights: VNNI's VPDPBUSD accumulates in int32; "
+                                       "on x86 without VNNI these weights can saturate"),
+    "arm": Int8Format("int8", False, "S8S8 with full 8-bit weights: ARM's dot-product and NEON kernels accumulate "
+                                     "in int32; on x86 S8S8 is slow (0.98x fp32 measured on AVX2)"),
+}
+DEFAULT_TARGET = ExportOptions.int8_target
+DEFAULT_ACTIVATIONS = INT8_FORMATS[DEFAULT_TARGET].activations
+
+
+def resolve_target(name: str) -> tuple[str, str]:
+    """(target, how it was chosen) for --int8-target NAME; auto: the CPU running the export."""
+    from catdog.runtime.spine.isa import int8_path, target_of
+
+    if name == "auto":
+        here = int8_path()
+        return target_of(here), f"auto: this CPU's integer path is {here}"
+    if name not in INT8_FORMATS:
+        raise InputError(f"unknown --int8-target {name!r}; known: {', '.join(INT8_FORMATS)}, auto")
+    return name, "given" if name != DEFAULT_TARGET else "the default (exact on every CPU)"
 # Layer sets kept in fp32 (names for the report -> which boundary layers), the candidates of
 # int8_choice. Both boundary layers are ~1% of the FLOPs, and quantizing the 3-channel normalized
 # input usually costs the most: efficientnet_lite0 agreed with fp32 on 97.25% of the 400 test
@@ -131,11 +166,13 @@ class Int8Quantizer:
     ranges do not depend on which layers stay fp32. Use as a context manager (temp files)."""
 
     def __init__(self, fp32: onnx.ModelProto, calib: np.ndarray, activations: str = DEFAULT_ACTIVATIONS,
-                 symmetric: bool = False):
+                 symmetric: bool = False, reduce_range: bool | None = None):
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         self.act_type = activation_type(activations)
         self.activations = activations
+        # None: 7-bit weights exactly when activations are uint8 (INT8_FORMATS["avx2"])
+        self.reduce_range = activations == "uint8" if reduce_range is None else reduce_range
         if symmetric and activations != "int8":
             raise InputError("symmetric INT8 (for TensorRT) needs int8 activations")
         self.symmetric = symmetric
@@ -172,7 +209,7 @@ class Int8Quantizer:
                 per_channel=True,
                 activation_type=self.act_type,
                 weight_type=QuantType.QInt8,
-                reduce_range=self.activations == "uint8",
+                reduce_range=self.reduce_range,
                 calibrate_method=calibrate_method,
                 nodes_to_exclude=boundary_nodes(self.layers, keep),
                 extra_options={"CalibStridedMinMax": _stride(len(self.calib)), **self._symmetry()},

@@ -96,7 +96,7 @@ class ExportReport:
             elif rows and top > SAFE_WEIGHT and self.int8_path not in SATURATING:
                 out.append(f"{name}: measured on {self.int8_path}, whose kernels accumulate in int32; its weights "
                            f"reach |{top}| > {SAFE_WEIGHT}, so on AVX2 or AVX-512 without VNNI its figures can be "
-                           "worse (int16 saturation): export with --int8-activations uint8 (7-bit weights) there")
+                           "worse (int16 saturation): export with --int8-target avx2 (7-bit weights) for those")
         return out
 
     @property

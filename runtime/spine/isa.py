@@ -60,6 +60,20 @@ def int8_path(flags: frozenset[str] | set[str] | None = None, machine: str | Non
     return machine or "unknown"
 
 
+# --int8-target NAME: the CPU class a CPU INT8 model is built for (export/quantize.py's INT8_FORMATS
+# says which format each gets); "auto" is the CPU running the export.
+TARGETS = ("avx2", "vnni", "arm")
+VNNI_PATHS = frozenset({AVX512_VNNI, AVX_VNNI})
+ARM_PATHS = frozenset({ARM_DOT, ARM_NEON})
+
+
+def target_of(path: str | None = None) -> str:
+    """The --int8-target that fits an integer path (this CPU's by default); an unknown CPU gets
+    avx2, the format every CPU computes exactly."""
+    path = path or int8_path()
+    return "vnni" if path in VNNI_PATHS else "arm" if path in ARM_PATHS else "avx2"
+
+
 def saturates(path: str, max_weight: int) -> bool:
     """Whether an INT8 model whose largest |quantized weight| is `max_weight` can saturate on `path`."""
     return path in SATURATING and max_weight > SAFE_WEIGHT
@@ -85,7 +99,10 @@ def saturation_warning(int8: dict | None, model: str, path: str | None = None) -
     if not saturates(here, top):
         return None
     _warned.add(model)
-    built = "TensorRT" if int8.get("for") == "tensorrt" else str(int8.get("for", "another CPU"))
+    if int8.get("for") == "tensorrt":
+        built = "TensorRT"
+    else:
+        built = f"--int8-target {int8['target_isa']}" if int8.get("target_isa") else str(int8.get("for", "another CPU"))
     return (f"warning: {model} is INT8 for {built} with weights up to |{top}|; ORT's {here} kernels on this CPU add "
             "int8 products in int16 and can saturate, changing answers; here run the fp32 model or one exported "
-            "with catdog-export --int8 (7-bit weights for x86 without VNNI)")
+            "with catdog-export --int8 --int8-target avx2 (7-bit weights, exact on every CPU)")

@@ -13,7 +13,8 @@ from testkit.export import check_artifact
 
 from catdog.export.formats import FORMATS
 from catdog.export.parity import artifact_runs, eager_logits, run_chunked
-from catdog.export.quantize import max_int8_weight, symmetric_qdq_problems
+from catdog.export.quantize import INT8_FORMATS, Int8Quantizer, max_int8_weight, resolve_target, symmetric_qdq_problems
+from catdog.runtime.spine.errors import InputError
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.isa import (
     ARM_DOT,
@@ -24,8 +25,11 @@ from catdog.runtime.spine.isa import (
     AVX_VNNI,
     SAFE_WEIGHT,
     SIMULATED,
+    TARGETS,
     int8_path,
     saturates,
+    saturation_warning,
+    target_of,
 )
 from catdog.runtime.spine.metadata import from_metadata_map
 from catdog.runtime.spine.preprocess import preprocess_batch
@@ -72,6 +76,42 @@ def test_cpu_int8_weights_cannot_saturate_any_x86(lite):
     assert 0 < max_int8_weight(model) <= SAFE_WEIGHT
     meta = from_metadata_map({p.key: p.value for p in model.metadata_props})
     assert meta.extra["int8"]["max_int8_weight"] == max_int8_weight(model)
+    assert meta.extra["int8"]["target_isa"] == "avx2" and meta.extra["int8"]["reduce_range"] is True
+    assert "--int8-target avx2 (the default" in report.notes["int8"]
+
+
+@pytest.mark.parametrize("path, target", [(AVX512_VNNI, "vnni"), (AVX_VNNI, "vnni"), (AVX512, "avx2"), (AVX2, "avx2"),
+                                          (ARM_DOT, "arm"), (ARM_NEON, "arm"), ("riscv64", "avx2")])
+def test_int8_target_follows_the_integer_path(path, target):
+    assert target_of(path) == target
+
+
+def test_int8_target_names_its_format_and_auto_is_this_cpu():
+    assert set(INT8_FORMATS) == set(TARGETS)
+    assert (INT8_FORMATS["avx2"].activations, INT8_FORMATS["avx2"].reduce_range) == ("uint8", True)
+    assert (INT8_FORMATS["vnni"].activations, INT8_FORMATS["vnni"].reduce_range) == ("uint8", False)
+    assert (INT8_FORMATS["arm"].activations, INT8_FORMATS["arm"].reduce_range) == ("int8", False)
+    target, how = resolve_target("auto")
+    assert target == target_of(int8_path()) and int8_path() in how
+    assert resolve_target("vnni") == ("vnni", "given")
+    with pytest.raises(InputError, match="unknown --int8-target 'avx3'; known: avx2, vnni, arm, auto"):
+        resolve_target("avx3")
+
+
+def test_a_vnni_int8_has_full_range_weights_and_warns_where_they_saturate(lite):
+    """Built for VNNI: 8-bit weights (exact there); on AVX2/AVX-512 without VNNI the runtime's
+    one-line warning names the target and the fix; on VNNI or ARM it says nothing."""
+    out, _, x, *_ = lite
+    fp32 = onnx.load(str(out / "model.onnx"))
+    fmt = INT8_FORMATS["vnni"]
+    with Int8Quantizer(fp32, x[:8], fmt.activations, reduce_range=fmt.reduce_range) as q:
+        top = max_int8_weight(q.build())
+    assert top > SAFE_WEIGHT  # 8-bit: the largest weight of a channel maps to 127
+    record = {"for": "cpu", "target_isa": "vnni", "max_int8_weight": top}
+    line = saturation_warning(record, "v/model.int8.onnx", AVX2)
+    assert line and "--int8-target vnni" in line and "--int8-target avx2" in line and "AVX2" in line
+    for path in (AVX512_VNNI, AVX_VNNI, ARM_DOT):
+        assert saturation_warning(record, f"{path}/model.int8.onnx", path) is None
 
 
 def test_trt_int8_is_gated_on_simulated_quantization_with_the_cpu_figures_beside(lite):

@@ -100,6 +100,8 @@ def test_unwritable_output_fails_before_any_work(ckpt_factory, photo_dir, tmp_pa
          "unknown --calib-method 'median'; known: minmax, entropy, percentile"),
         (["--parity", "{photos}", "--int8-activations", "int4"],
          "unknown --int8-activations 'int4'; known: uint8, int8"),
+        (["--parity", "{photos}", "--int8-target", "avx3"],
+         "unknown --int8-target 'avx3'; known: avx2, vnni, arm, auto"),
         (["--parity", "{photos}", "--gate", "int8.speed=2"], "unknown gate; known: "),
         (["--parity", "{tmp}/nowhere"], "nowhere: not a folder of images"),
         (["--parity", "{tmp}"], "no images"),
@@ -112,7 +114,7 @@ def test_unwritable_output_fails_before_any_work(ckpt_factory, photo_dir, tmp_pa
         (["--parity", "{photos}", "--parity-provider", MISSING_PROVIDER],
          f"--parity-provider {MISSING_PROVIDER}: not available in this onnxruntime build; install: "),
     ],
-    ids=["int8-without-calib", "no-images", "calib-method", "activations", "gate-name", "parity-missing",
+    ids=["int8-without-calib", "no-images", "calib-method", "activations", "int8-target", "gate-name", "parity-missing",
          "parity-empty", "parity-twice", "select-count", "int8-for-without-calib", "int8-for-unknown",
          "parity-provider-unknown", "parity-provider-missing"],
 )
