@@ -187,6 +187,36 @@ def serve(
 
 @app.command()
 @cli_boundary
+def int8(
+    data: List[Path] = typer.Argument(..., help="Labelled evaluation folders (class folders or cat.1.jpg names)."),
+    fp32: Optional[Path] = typer.Option(None, help="The fp32 ONNX model (default: the shipped one)."),
+    model: List[Path] = typer.Option([], "--int8", help="An INT8 model to compare, repeatable (default: the "
+                                                        "shipped one); the first is the one the targets name."),
+    label: List[str] = typer.Option([], "--label", help="Report names of the --int8 models, in order."),
+    batches: str = typer.Option("1,16", help="Batch sizes, comma-separated."),
+    threads: str = typer.Option("1,2", help="Thread counts, comma-separated."),
+    iters: int = typer.Option(40, min=4, help="Timed runs per model at batch 1."),
+    name: str = typer.Option("int8", help="Report name (reports/<name>/)."),
+    out: Path = typer.Option(REPORTS, help="Folder that holds the report folders."),
+) -> None:
+    """CPU INT8 against its fp32 in one run: errors per set, speed per batch x threads, the op profile."""
+    from catdog.benchmarks.int8 import Int8BenchConfig, run_int8_bench
+    from catdog.benchmarks.int8_report import target_lines
+    from catdog.runtime.engine.shipped import shipped_model
+
+    if label and len(label) != len(model or [None]):
+        raise InputError(f"--label is given {len(label)} times for {len(model or [None])} INT8 model(s)")
+    cfg = Int8BenchConfig(fp32 or shipped_model("fp32"), tuple(model) or (shipped_model("int8"),), tuple(data),
+                          out / report_name(name, data[0]), _ints(batches, "batches"), _ints(threads, "threads"),
+                          iters, command="catdog-bench " + " ".join(sys.argv[1:]), names=tuple(label))
+    report = run_int8_bench(cfg, log=lambda msg: typer.echo(msg, err=True))
+    for line in target_lines(report):
+        typer.echo(line)
+    typer.echo(f"report: {cfg.out_dir / 'report.md'} (+ report.json)")
+
+
+@app.command()
+@cli_boundary
 def compare(a: Path = typer.Argument(..., help="Reference report.json"),
             b: Path = typer.Argument(..., help="Candidate report.json")) -> None:
     """Print B / A ratios for every latency row both reports share (p50 < 1: B is faster)."""

@@ -1,0 +1,152 @@
+"""catdog-bench int8: CPU INT8 models against their fp32, side by side in one run on this CPU.
+Errors on labelled evaluation folders (the runtime's own decode and preprocess), speed at each
+batch x thread count (interleaved blocks, medians, ratios), and where the INT8 time goes (ORT's
+profiler: per op type, and depthwise vs other convolutions against the same layers in fp32).
+Every speed figure is named with the CPU's integer path (runtime/spine/isa.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from catdog.benchmarks.config import LoopConfig
+from catdog.benchmarks.measure import interleaved, latency_stats
+from catdog.runtime.engine.classifier import Classifier
+from catdog.runtime.engine.session import open_session
+from catdog.runtime.spine.folders import scan
+from catdog.runtime.spine.images import read_image
+from catdog.runtime.spine.isa import int8_path
+from catdog.runtime.spine.metadata import from_metadata_map
+from catdog.runtime.spine.preprocess import preprocess_batch
+
+
+@dataclass(frozen=True)
+class Int8BenchConfig:
+    fp32: Path
+    int8: tuple[Path, ...]  # each compared with fp32; the first is the one the targets name
+    data: tuple[Path, ...]  # labelled evaluation folders (class folders or cat.1.jpg names)
+    out_dir: Path
+    batches: tuple[int, ...] = (1, 16)
+    threads: tuple[int, ...] = (1, 2)
+    iters: int = 40  # timed runs per model at batch 1 (fewer at larger batches, same seconds roughly)
+    command: str = ""
+    names: tuple[str, ...] = field(default=())  # report names of the int8 models (default: file names)
+
+
+def _meta(path: Path):
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return from_metadata_map({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+def errors(models: dict[str, Path], folder: Path) -> dict[str, Any]:
+    """Each model's errors on one labelled folder, and which photos each gets wrong."""
+    first = _meta(next(iter(models.values())))
+    data = scan(folder, first.classes)
+    truth = {Path(p).name: data.classes[y] for p, y in data.samples}
+    out: dict[str, Any] = {"folder": str(folder), "n": len(truth), "models": {}}
+    for name, path in models.items():
+        clf = Classifier.from_file(path, provider="cpu", log=None)
+        labels = {}
+        for src, pred in clf.iter_predict([p for p, _ in data.samples]):
+            labels[Path(str(src)).name] = pred if isinstance(pred, str) else pred.label
+        wrong = sorted(k for k, v in labels.items() if v != truth[k])
+        out["models"][name] = {"errors": len(wrong), "wrong": wrong, "labels": labels}
+    ref = out["models"]["fp32"]["labels"]
+    for rec in out["models"].values():
+        rec["disagree_with_fp32"] = sum(rec["labels"][k] != ref[k] for k in ref)
+    for rec in out["models"].values():
+        del rec["labels"]
+    return out
+
+
+def speed(models: dict[str, Path], x: np.ndarray, cfg: Int8BenchConfig, log: Callable[[str], None]) -> list[dict]:
+    """Median latency of every model per (threads, batch, spin-wait), interleaved per group."""
+    rows = []
+    for threads in cfg.threads:
+        spins = (True, False) if threads > 1 else (True,)  # one thread has no pool to spin
+        for spin in spins:
+            sessions = {n: open_session(p, "cpu", threads=threads, log=None, spinning=spin, batches=cfg.batches)
+                        for n, p in models.items()}
+            for b in cfg.batches:
+                xb = np.ascontiguousarray(x[np.arange(b) % len(x)])
+                iters = max(8, cfg.iters // b * 4) if b > 1 else cfg.iters
+                log(f"speed: {threads} thread(s), batch {b}, spin-wait {'on' if spin else 'off'}")
+                fns = {n: (lambda s=s, xb=xb: s.run(xb)) for n, s in sessions.items()}
+                samples = interleaved(fns, LoopConfig(warmup=3, iters=iters, block=4))
+                p50 = {n: latency_stats(v, b).p50_ms for n, v in samples.items()}
+                for n in models:
+                    rows.append({"model": n, "threads": threads, "batch": b, "spinning": spin, "p50_ms": p50[n],
+                                 "img_s": 1000.0 * b / p50[n], "speedup_vs_fp32": p50["fp32"] / p50[n],
+                                 "runs": len(samples[n])})
+    return rows
+
+
+def _profile(path: Path, x1: np.ndarray, runs: int = 10) -> dict[str, float]:
+    """ms per run by node name, from ORT's profiler (1 thread, batch 1)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    opts.enable_profiling = True
+    with tempfile.TemporaryDirectory(prefix="catdog-prof-") as tmp:
+        opts.profile_file_prefix = os.path.join(tmp, "p")
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        for _ in range(runs):
+            sess.run(None, {name: x1})
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    ops: dict[str, float] = defaultdict(float)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            ops[e["args"]["op_name"]] += e["dur"] / runs / 1000.0
+    return dict(ops)
+
+
+def _conv_groups(path: Path) -> tuple[int, int]:
+    """(depthwise convs, other convs) of an ONNX graph."""
+    import onnx
+
+    g = onnx.load(str(path), load_external_data=False).graph
+    groups = [next((a.i for a in n.attribute if a.name == "group"), 1) for n in g.node if n.op_type == "Conv"]
+    return sum(1 for v in groups if v > 1), sum(1 for v in groups if v <= 1)
+
+
+def profiles(models: dict[str, Path], x1: np.ndarray) -> dict[str, Any]:
+    """Where each model's batch-1 time goes, per op type (profiled, so slower than the speed rows)."""
+    out = {name: _profile(path, x1) for name, path in models.items()}
+    dw, other = _conv_groups(models["fp32"])
+    return {"ops": out, "depthwise_convs": dw, "other_convs": other}
+
+
+def run_int8_bench(cfg: Int8BenchConfig, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+    from catdog.benchmarks.env import collect_env
+
+    names = cfg.names or tuple(p.name for p in cfg.int8)
+    models = {"fp32": cfg.fp32, **dict(zip(names, cfg.int8, strict=True))}
+    meta = _meta(cfg.fp32)
+    photos = scan(cfg.data[0], meta.classes).samples[:32] if cfg.data else []
+    x = preprocess_batch([read_image(p, meta.spec) for p, _ in photos], meta.spec)
+    report: dict[str, Any] = {"command": cfg.command, "env": collect_env(), "int8_path": int8_path(),
+                              "models": {n: str(p) for n, p in models.items()},
+                              "int8_records": {n: _meta(p).extra.get("int8") for n, p in models.items() if n != "fp32"}}
+    report["accuracy"] = []
+    for folder in cfg.data:
+        log(f"errors: {folder}")
+        report["accuracy"].append(errors(models, folder))
+    report["speed"] = speed(models, x, cfg, log)
+    log("profile")
+    report["profile"] = profiles(models, x[:1])
+    from catdog.benchmarks.int8_report import write_int8_report
+
+    write_int8_report(report, cfg.out_dir)
+    return report

@@ -1,0 +1,116 @@
+"""reports/<name>/report.{json,md} of catdog-bench int8: errors per evaluation set, the speed grid
+with INT8/fp32 ratios named by the CPU's integer path, the targets, and the op profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from catdog.benchmarks.env import env_lines
+from catdog.runtime.spine.reports import md_table, write_report_pair
+
+SPEED_TARGET = {"AVX-512 VNNI": 2.0, "AVX-VNNI": 2.0}  # issue 24: >= 2.0x where VNNI is, else >= 1.7x
+DEFAULT_TARGET = 1.7
+
+
+def target_for(path: str) -> float:
+    return SPEED_TARGET.get(path, DEFAULT_TARGET)
+
+
+def accuracy_lines(report: dict[str, Any]) -> list[str]:
+    names = list(report["models"])
+    rows = []
+    for s in report["accuracy"]:
+        ms = s["models"]
+        rows.append([f"`{s['folder']}`", s["n"]]
+                    + [f"{ms[n]['errors']} ({ms[n]['disagree_with_fp32']})" for n in names])
+    lines = ["## Errors on the evaluation sets", "",
+             "Errors of each model (in brackets: photos where it disagrees with fp32), the runtime's decode and "
+             "preprocess, ORT CPU.", ""]
+    lines += md_table(["set", "photos"] + names, rows, right=range(1, len(names) + 2))
+    for s in report["accuracy"]:
+        for n in names[1:]:
+            extra = sorted(set(s["models"][n]["wrong"]) - set(s["models"]["fp32"]["wrong"]))
+            fixed = sorted(set(s["models"]["fp32"]["wrong"]) - set(s["models"][n]["wrong"]))
+            if extra or fixed:
+                lines.append(f"- `{s['folder']}`, {n}: wrong where fp32 is right: {', '.join(extra) or 'none'}; "
+                             f"right where fp32 is wrong: {', '.join(fixed) or 'none'}")
+    return lines + [""]
+
+
+def speed_lines(report: dict[str, Any]) -> list[str]:
+    path = report["int8_path"]
+    names = [n for n in report["models"] if n != "fp32"]
+    by = {(r["model"], r["threads"], r["batch"], r["spinning"]): r for r in report["speed"]}
+    keys = sorted({(r["threads"], r["batch"], r["spinning"]) for r in report["speed"]},
+                  key=lambda k: (k[0], not k[2], k[1]))
+    rows = []
+    for t, b, spin in keys:
+        fp = by[("fp32", t, b, spin)]
+        row = [t, b, "on" if spin else "off", f"{fp['p50_ms']:.2f}"]
+        for n in names:
+            r = by[(n, t, b, spin)]
+            row.append(f"{r['p50_ms']:.2f} ({r['speedup_vs_fp32']:.2f}x)")
+        rows.append(row)
+    lines = [f"## Speed on this CPU (integer path: {path})", "",
+             "Median ms per batch, ORT CPU, the same photos for every model, interleaved in blocks of 4 runs; "
+             "in brackets INT8's speed-up over fp32 in the same group (> 1: faster). Spin-wait: ORT's idle "
+             "threads spin for the next op (the runtime's setting for single photos) or sleep (its setting "
+             "for folder runs).", ""]
+    lines += md_table(["threads", "batch", "spin-wait", "fp32 ms"] + names, rows, right=(0, 1))
+    return lines + [""]
+
+
+def target_lines(report: dict[str, Any]) -> list[str]:
+    path = report["int8_path"]
+    need = target_for(path)
+    first = [n for n in report["models"] if n != "fp32"][0]
+    rows = [r for r in report["speed"] if r["model"] == first and r["spinning"]]
+    lines = [f"## Targets ({first}, {path})", ""]
+    worst = min(rows, key=lambda r: r["speedup_vs_fp32"])
+    met = all(r["speedup_vs_fp32"] >= need for r in rows)
+    lines.append(f"- INT8 >= {need}x fp32 at every batch and thread count ({path}): "
+                 f"{'met' if met else 'NOT met'}; lowest {worst['speedup_vs_fp32']:.2f}x at batch {worst['batch']}, "
+                 f"{worst['threads']} thread(s)")
+    slower = [r for r in report["speed"] if r["model"] != "fp32" and r["speedup_vs_fp32"] < 1.0]
+    said = ", ".join(f"{r['model']} at batch {r['batch']}, {r['threads']} thread(s)" for r in slower)
+    lines.append(f"- no INT8 configuration slower than fp32: {'met' if not slower else 'NOT met: ' + said}")
+    for s in report["accuracy"]:
+        fp = s["models"]["fp32"]["errors"]
+        q = s["models"][first]["errors"]
+        lines.append(f"- `{s['folder']}`: {first} {q} errors vs fp32 {fp}: {'met' if q <= fp else 'NOT met'} "
+                     "(the same number of errors or fewer)")
+    lines.append("- unmeasured here: " + ", ".join(p for p in ("AVX-512 VNNI", "AVX2", "ARM") if p not in path))
+    return lines + [""]
+
+
+def profile_lines(report: dict[str, Any]) -> list[str]:
+    prof = report["profile"]
+    fp32 = sum(prof["ops"]["fp32"].values())
+    lines = ["## Where the time goes (ORT profiler, 1 thread, batch 1)", "",
+             f"The graph has {prof['depthwise_convs']} depthwise and {prof['other_convs']} other convolutions. "
+             "Profiling adds overhead to every node, so these totals exceed the speed rows.", ""]
+    rows = []
+    for name, ops in prof["ops"].items():
+        total = sum(ops.values())
+        top = ", ".join(f"{op} {ms:.2f}" for op, ms in sorted(ops.items(), key=lambda kv: -kv[1])[:4])
+        rows.append([name, f"{total:.2f}", f"{fp32 / total:.2f}x" if total else "n/a", top])
+    lines += md_table(["model", "ms (profiled)", "vs fp32", "largest op types (ms)"], rows, right=(1, 2))
+    return lines + [""]
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    lines = ["# catdog-bench int8", "", f"Created with `{report['command']}`.", "", "## Environment", ""]
+    lines += [f"- {line}" for line in env_lines({**report["env"], "int8_path": report["int8_path"]})] + [""]
+    lines += ["## Models", ""]
+    for n, p in report["models"].items():
+        rec = report["int8_records"].get(n)
+        lines.append(f"- {n}: `{p}`" + (f" (int8 record: {rec})" if rec else ""))
+    lines.append("")
+    return "\n".join(lines + accuracy_lines(report) + speed_lines(report) + target_lines(report)
+                     + profile_lines(report))
+
+
+def write_int8_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return write_report_pair(out_dir, "report", report, to_markdown(report))

@@ -1,0 +1,56 @@
+"""catdog-bench int8 on the tiny export (real ORT sessions, real photos): errors per set against
+the truth of the photos' names, every (threads, batch, spin) row for each model with its ratio to
+fp32, the targets named by this CPU's integer path, and the profile of both graphs."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from catdog.benchmarks.cli import app
+from catdog.benchmarks.int8 import Int8BenchConfig, run_int8_bench
+from catdog.benchmarks.int8_report import target_for
+from catdog.runtime.engine.classifier import Classifier
+from catdog.runtime.spine.isa import int8_path
+
+
+def test_int8_bench_counts_errors_and_times_every_configuration(tiny_export, labeled_dir, tmp_path):
+    cfg = Int8BenchConfig(tiny_export / "model.onnx", (tiny_export / "model.int8.onnx",), (labeled_dir,),
+                          tmp_path / "rep", batches=(1, 2), threads=(1, 2), iters=4, command="test",
+                          names=("int8",))
+    report = run_int8_bench(cfg)
+    [acc] = report["accuracy"]
+    truth = {p.name: p.name.split(".")[0] for p in labeled_dir.iterdir()}
+    for name, path in (("fp32", tiny_export / "model.onnx"), ("int8", tiny_export / "model.int8.onnx")):
+        clf = Classifier.from_file(path, provider="cpu", log=None)
+        wrong = sorted(p.name for p in labeled_dir.iterdir() if clf.predict(p).label != truth[p.name])
+        assert acc["models"][name]["wrong"] == wrong and acc["models"][name]["errors"] == len(wrong)
+    assert acc["n"] == len(truth)
+    keys = {(r["model"], r["threads"], r["batch"], r["spinning"]) for r in report["speed"]}
+    # 1 thread: no pool to spin; 2 threads: spin-wait on and off, each batch, both models
+    want = {(m, 1, b, True) for m in ("fp32", "int8") for b in (1, 2)}
+    want |= {(m, 2, b, s) for m in ("fp32", "int8") for b in (1, 2) for s in (True, False)}
+    assert keys == want
+    for r in report["speed"]:
+        fp = next(f for f in report["speed"] if f["model"] == "fp32" and
+                  (f["threads"], f["batch"], f["spinning"]) == (r["threads"], r["batch"], r["spinning"]))
+        assert r["p50_ms"] > 0 and abs(r["speedup_vs_fp32"] - fp["p50_ms"] / r["p50_ms"]) < 1e-9
+    assert set(report["profile"]["ops"]) == {"fp32", "int8"}
+    assert "QLinearConv" in report["profile"]["ops"]["int8"] or "QLinearMatMul" in str(report["profile"]["ops"])
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert f"integer path: {int8_path()}" in md and f"INT8 >= {target_for(int8_path())}x fp32" in md
+    assert "| threads | batch | spin-wait | fp32 ms | int8 |" in md
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["int8_path"] == int8_path()
+
+
+def test_int8_bench_cli_names_the_targets(tiny_export, labeled_dir, tmp_path):
+    res = CliRunner().invoke(app, ["int8", str(labeled_dir), "--fp32", str(tiny_export / "model.onnx"),
+                                   "--int8", str(tiny_export / "model.int8.onnx"), "--batches", "1",
+                                   "--threads", "1", "--iters", "4", "--name", "t", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert f"({int8_path()})" in res.output and "errors vs fp32" in res.output
+    assert (tmp_path / "t" / "report.md").is_file()
+    bad = CliRunner().invoke(app, ["int8", str(labeled_dir), "--fp32", str(tiny_export / "model.onnx"),
+                                   "--label", "a", "--label", "b", "--out", str(tmp_path)])
+    assert bad.exit_code != 0 and "--label is given 2 times for 1 INT8 model(s)" in bad.output
