@@ -256,6 +256,11 @@ def open_session(
         # the cores the decode threads need (+10% img/s on 2 cores without it); on an idle CPU the
         # spin is what makes batch-1 latency low (-30%), so it stays on everywhere else.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    else:
+        # ...but only while a run lasts: by default the pool keeps spinning after run() returns,
+        # taking the cores from whatever runs next (the next frame's decode, another session: the
+        # benchmark's interleaved models, whose INT8 lost to fp32 at batch 1 on 2 threads that way).
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
     req = Request(path, opts, device_id, tuple(batches), cuda_tf32, log)
     names = _candidates(provider, available_providers())
     trt: dict[str, Any] | None = {}

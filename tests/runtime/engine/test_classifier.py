@@ -163,13 +163,17 @@ def test_provider_auto_and_explicit_missing_providers(models, tmp_path):
 
 
 def test_spin_wait_is_off_only_when_asked(models, photos):
-    """Folder runs turn ORT's spin-wait off (the decode threads need the cores); answers are the same."""
+    """Folder runs turn ORT's spin-wait off (the decode threads need the cores), other runs spin only
+    inside run(); answers are the same."""
     key = "session.intra_op.allow_spinning"
     default = open_session(models["float"], provider="cpu", log=None)
     quiet = open_session(models["float"], provider="cpu", log=None, spinning=False)
     assert quiet.ort.get_session_options().get_session_config_entry(key) == "0"
     with pytest.raises(RuntimeError, match="does not have configuration"):  # ORT's default: spin
         default.ort.get_session_options().get_session_config_entry(key)
+    # ...while a run lasts: the pool stops spinning when run() returns, freeing the cores between runs
+    stop = "session.force_spinning_stop"
+    assert default.ort.get_session_options().get_session_config_entry(stop) == "1"
     x = np.concatenate([preprocess(read_image(p), SPEC) for p in photos[:3]])
     np.testing.assert_array_equal(default.run(x), quiet.run(x))
 
