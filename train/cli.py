@@ -1,6 +1,8 @@
 """catdog-train, the entry module: it parses the command line and calls the library; nothing imports
 it. `catdog-train --data DIR --arch NAME --epochs N --out RUN_DIR` trains (the app's default action,
-also `catdog-train train ...`); probe, cv, prepare, stats, evaluate and bench are subcommands.
+also `catdog-train train ...`); probe, cv, presets, prepare, stats, evaluate and bench are subcommands.
+`--preset NAME` starts train, probe and cv from a preset (train/presets.py); a flag given on the
+command line (click's parameter source says which) wins over the preset.
 Train, probe and cv share one set of options, declared once (_recipe_options) and parsed into
 TrainOptions; every default is read from the options' dataclasses (options.py) and TrainConfig
 (recipe.py). Every command goes through the one CLI boundary: errors print one line to stderr and
@@ -28,12 +30,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions
 err = Console(stderr=True, soft_wrap=True)
 D, T = TrainConfig, TrainOptions  # every option's default is theirs
 RENAMED = {"accum": "accum_steps", "arch_kw": "arch_kwargs"}  # CLI name -> TrainConfig field, where they differ
-PATHS = ("data", "val", "weights")  # paths on the command line, str in the recipe (it is stored as JSON)
+PATHS = ("val", "weights")  # paths on the command line, str in the recipe (it is stored as JSON)
 
 
 def _recipe_options(
     ctx: typer.Context,
-    data: Optional[Path] = typer.Option(None, help="Training images: flat (cat.1.jpg) or one folder per class."),
+    preset: Optional[str] = typer.Option(None, help="Start from a preset (catdog-train presets lists them); "
+                                                    "every flag given here overrides it."),
+    data: Optional[str] = typer.Option(None, help="Training images: flat (cat.1.jpg) or one folder per class; or "
+                                                  "cifar10:PATH, cifar100:PATH, cifar100-coarse:PATH (a CIFAR "
+                                                  "archive or its folder, extracted once into a cache)."),
     val: Optional[Path] = typer.Option(None, help="Validation folder; default: a seeded --val-fraction of --data."),
     arch: str = typer.Option(D.arch, help="Model name (see --list-archs)."),
     pretrained: bool = typer.Option(D.pretrained, help="Start from ImageNet weights."),
@@ -77,6 +83,7 @@ def _recipe_options(
 
 
 RUN_FIELDS = ("out", "resume", "folds", "device", "list_archs", "quiet", "plots")  # TrainOptions' own
+NOT_RECIPE = (*RUN_FIELDS, "preset")
 
 
 def _recipe_command(fn: Callable[..., None]) -> Callable[..., None]:
@@ -102,9 +109,13 @@ def _parse_kw(items: list[str]) -> dict:
 def _options(ctx: typer.Context, given: dict[str, Any],
              adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> TrainOptions:
     """The command line as TrainOptions; `adjust` sets the recipe fields a command decides (probe's)."""
-    recipe = {RENAMED.get(k, k): v for k, v in given.items() if k not in RUN_FIELDS}
+    recipe = {RENAMED.get(k, k): v for k, v in given.items() if k not in NOT_RECIPE}
     for k in PATHS:
         recipe[k] = None if recipe[k] is None else str(recipe[k])
+    if recipe["data"]:  # a folder as a path (as before), cifar10:PATH as typed (train/cifar_cache.py reads it)
+        from catdog.train.cifar import parse_source
+
+        recipe["data"] = recipe["data"] if parse_source(recipe["data"]) else str(Path(recipe["data"]))
     recipe["data"] = recipe["data"] or D.data
     recipe["arch_kwargs"] = _parse_kw(recipe["arch_kwargs"])
     recipe["epochs"] = D.epochs if recipe["epochs"] is None else recipe["epochs"]
@@ -113,9 +124,16 @@ def _options(ctx: typer.Context, given: dict[str, Any],
 
         recipe["workers"] = default_workers()
     typed = frozenset(RENAMED.get(k, k) for k in given
-                      if k not in RUN_FIELDS and ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE)
+                      if k not in NOT_RECIPE and ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE)
+    if given["preset"] is not None:
+        if given["resume"] is not None:
+            raise ConfigError("--preset starts a new run; --resume RUN_DIR continues that run's own recipe: "
+                              "leave --preset out")
+        from catdog.train.presets import apply_preset
+
+        recipe = apply_preset(given["preset"], recipe, typed)
     return TrainOptions(TrainConfig(**(adjust(recipe) if adjust else recipe)), typed,
-                        **{k: given[k] for k in RUN_FIELDS})
+                        **{k: given[k] for k in RUN_FIELDS}, preset=given["preset"])
 
 
 def _listed(given: dict[str, Any]) -> bool:
@@ -176,6 +194,17 @@ app.command("probe", help="The linear-probe baseline: frozen pretrained backbone
                           "(L-BFGS, L2 chosen on validation), saved as an ordinary checkpoint.")(probe)
 app.command("cv", help="k-fold cross-validation of a recipe on --data (--folds K): mean \u00b1 std val "
                        "accuracy, OUT/cv.json.")(cv)
+
+
+@app.command()
+@cli_boundary
+def presets(
+    as_json: bool = typer.Option(False, "--json", help="One JSON list (every field and note) instead of the table."),
+) -> None:
+    """The presets --preset NAME starts from: the seeds' exercises and the shipped model's recipe, as data."""
+    from catdog.train.presets import list_presets, listing, table
+
+    print(json.dumps(listing(), indent=2) if as_json else table(list_presets()))
 
 
 @app.command()

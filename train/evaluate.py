@@ -22,7 +22,8 @@ from catdog.train.recipe import resolve_device
 ECE_BINS = 15
 
 
-def _report(res: EvalResult, classes: list[str], temperature: float) -> dict[str, Any]:
+def accuracy_report(res: EvalResult, classes: list[str], temperature: float) -> dict[str, Any]:
+    """Accuracy with its interval, per-class accuracy (classes with images), loss, ECE at `temperature`."""
     logits, labels = res.logits.double().numpy(), res.labels.numpy()
     pred = logits.argmax(1) if len(labels) else np.zeros(0, int)
     correct = int((pred == labels).sum())
@@ -51,16 +52,17 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, folders: Sequence[str | o
         loader = make_loader(ImageDataset(data, ckpt.spec, train=False), batch_size, workers, shuffle=False,
                              seed=0)
         with bar(console, f"evaluate {Path(folder).name}", len(data.samples)) as tick:
-            sets[str(folder)] = _report(evaluate(model, loader, dev, None, tick), classes, temperature)
+            sets[str(folder)] = accuracy_report(evaluate(model, loader, dev, None, tick), classes, temperature)
     return {"checkpoint": str(checkpoint), "arch": ckpt.arch, "classes": classes, "temperature": temperature,
             "sets": sets}
 
 
 def calibrate_checkpoint(best: Path, best_val: EvalResult | None, val_ds: ImageDataset, device: Any,
-                         say: Callable[..., None], *, batch_size: int, workers: int) -> dict[str, float]:
+                         say: Callable[..., None], *, batch_size: int, workers: int
+                         ) -> tuple[dict[str, float], EvalResult]:
     """Temperature scaling (Guo et al. 2017): the T minimising validation NLL of softmax(logits / T),
     stored in best.pth (and so in every exported artifact's metadata) with the ECE before and after.
-    It changes scores, never labels."""
+    It changes scores, never labels. -> (the calibration, best.pth's validation result)."""
     ckpt = load_checkpoint(best)
     if best_val is None:  # resumed after the best epoch: score best.pth on the split again
         model = build_model(ckpt, str(best)).to(device)
@@ -80,4 +82,4 @@ def calibrate_checkpoint(best: Path, best_val: EvalResult | None, val_ds: ImageD
     else:
         say(f"calibration: temperature {t:.3f} on {len(labels)} val images ({errors} errors); ECE "
             f"{100 * cal['ece_before']:.2f}% -> {100 * cal['ece_after']:.2f}%")
-    return cal
+    return cal, best_val

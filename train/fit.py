@@ -23,12 +23,12 @@ from catdog.train import dist
 from catdog.train.checkpoint import Checkpoint
 from catdog.train.data import ImageDataset, split
 from catdog.train.epochs import Run, probe_epoch, run_epochs
-from catdog.train.evaluate import calibrate_checkpoint
+from catdog.train.evaluate import accuracy_report, calibrate_checkpoint
 from catdog.train.models import get_entry, get_model
 from catdog.train.probe import probe_bar
 from catdog.train.recipe import TrainConfig, amp_dtype, build_optimizer, build_scaler, build_scheduler
 from catdog.train.resume import open_run
-from catdog.train.rundir import BEST, CLASSES, LAST, METRICS, check_free_space, trim_metrics, write_plots
+from catdog.train.rundir import BEST, CLASSES, LAST, METRICS, check_free_space, trim_metrics, write_plots, write_report
 
 
 def resolve_arch(cfg: TrainConfig) -> tuple[PreprocessSpec, dict[str, Any]]:
@@ -127,8 +127,11 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
                "probe_val_loss": (run.base["probe"] or {}).get("val_loss"), "out": str(out),
                "skipped": sorted(run.reported)}
     if info.main and state["best_acc"] >= 0:
-        summary["calibration"] = calibrate_checkpoint(out / BEST, best_val, val_ds, info.device, say,
-                                                      batch_size=cfg.batch_size, workers=cfg.workers)
+        summary["calibration"], best_val = calibrate_checkpoint(out / BEST, best_val, val_ds, info.device, say,
+                                                                batch_size=cfg.batch_size, workers=cfg.workers)
+        val = accuracy_report(best_val, classes, summary["calibration"]["temperature"])
+        summary["per_class"] = val["per_class"]
+        write_report(out, summary, val, classes, say)
     if plots and info.main and (best_val or val_result) is not None:
         write_plots(out, run.history, best_val or val_result, classes, say)
     return summary

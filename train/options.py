@@ -27,6 +27,7 @@ class TrainOptions:
     list_archs: bool = False
     quiet: bool = False
     plots: bool = True
+    preset: str | None = None  # the preset (train/presets.py) the recipe started from; flags given override it
 
     @property
     def run_dir(self) -> Path | None:

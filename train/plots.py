@@ -1,5 +1,7 @@
 """Training plots (matplotlib Agg, PNGs written atomically): loss/accuracy curves, confusion
-matrix, and ROC with AUC when there are two classes."""
+matrix, per-class accuracy, and ROC with AUC when there are two classes. The class plots stay
+readable from 2 to 100+ classes: the figure grows with the class count, tick labels shrink, and
+above CELL_NUMBERS classes the confusion matrix drops its per-cell counts for a colour bar."""
 
 from __future__ import annotations
 
@@ -12,6 +14,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from catdog.runtime.spine.fileio import atomic_path  # noqa: E402
+from catdog.runtime.spine.metrics import wilson  # noqa: E402
+
+CELL_NUMBERS = 20  # above this many classes the confusion matrix shows colours only
+
+
+def _side(n: int) -> float:
+    """Inches for n class rows/columns: roomy for a few, 0.22 in each for many (100 classes: ~25 in)."""
+    return min(max(4.0, 0.22 * n + 2.5 if n > CELL_NUMBERS else 0.8 * n + 2.5), 40.0)
+
+
+def _tick_font(n: int) -> float:
+    return 10.0 if n <= CELL_NUMBERS else max(5.0, 10.0 - 0.06 * (n - CELL_NUMBERS))
 
 
 def _save(fig, path: Path) -> Path:
@@ -49,15 +63,44 @@ def confusion(probs: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> 
 
 def confusion_plot(cm: torch.Tensor, classes: list[str], path: Path) -> Path:
     n = len(classes)
-    fig, ax = plt.subplots(figsize=(1.2 * n + 3, 1.2 * n + 2))
-    ax.imshow(cm.numpy(), cmap="Blues")
-    ax.set(xticks=range(n), yticks=range(n), xticklabels=classes, yticklabels=classes,
-           xlabel="predicted", ylabel="true", title="confusion matrix (best epoch, validation)")
-    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    fig, ax = plt.subplots(figsize=(_side(n) + 1.5, _side(n)))
+    im = ax.imshow(cm.numpy(), cmap="Blues")
+    font = _tick_font(n)
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true",
+           title="confusion matrix (best epoch, validation)")
+    ax.set_xticklabels(classes, rotation=45 if n <= CELL_NUMBERS else 90, ha="right" if n <= CELL_NUMBERS else "center",
+                       fontsize=font)
+    ax.set_yticklabels(classes, fontsize=font)
     top = int(cm.max()) if cm.numel() else 0
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, int(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > top / 2 else "black")
+    if n <= CELL_NUMBERS:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center",
+                        color="white" if cm[i, j] > top / 2 else "black")
+    else:
+        fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="images")
+    return _save(fig, path)
+
+
+def per_class_plot(cm: torch.Tensor, classes: list[str], path: Path) -> Path:
+    """Each class's validation accuracy (the confusion matrix's diagonal over its row) with its 95%
+    Wilson interval, the overall accuracy as a line; classes without validation images are left out."""
+    rows = [(c, int(cm[i, i]), int(cm[i].sum())) for i, c in enumerate(classes) if int(cm[i].sum())]
+    n = len(rows)
+    acc = [k / m for _, k, m in rows]
+    bounds = [wilson(k, m) for _, k, m in rows]
+    err = [[max(0.0, a - b[0]) for a, b in zip(acc, bounds, strict=True)],
+           [max(0.0, b[1] - a) for a, b in zip(acc, bounds, strict=True)]]
+    fig, ax = plt.subplots(figsize=(7, max(2.5, (0.22 if n > CELL_NUMBERS else 0.4) * n + 1.2)))
+    ax.barh(range(n), acc, xerr=err, color="tab:blue", ecolor="gray", capsize=0 if n > CELL_NUMBERS else 2)
+    overall = float(cm.diagonal().sum()) / max(1, int(cm.sum()))
+    ax.axvline(overall, color="black", linestyle="--", linewidth=1, label=f"overall {100 * overall:.1f}%")
+    ax.set(xlim=(0, 1.0), xlabel="accuracy (95% Wilson interval)", ylim=(n - 0.5, -0.5),
+           title="per-class accuracy (best epoch, validation)")
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([f"{c} (n={m})" for c, _, m in rows], fontsize=_tick_font(n))
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
 
 
@@ -92,7 +135,9 @@ def save_all(out: Path, history: list[dict], probs: torch.Tensor, labels: torch.
     if history:
         written.append(curves(history, out / "curves.png"))
     if len(labels):
-        written.append(confusion_plot(confusion(probs, labels, classes), classes, out / "confusion.png"))
+        cm = confusion(probs, labels, classes)
+        written.append(confusion_plot(cm, classes, out / "confusion.png"))
+        written.append(per_class_plot(cm, classes, out / "per_class.png"))
         if len(classes) == 2:
             fpr, tpr, auc = roc(probs[:, 1], labels == 1)
             written.append(roc_plot(fpr, tpr, auc, classes[1], out / "roc.png"))

@@ -37,13 +37,26 @@ def as_probe(recipe: dict[str, Any]) -> dict[str, Any]:
             "pretrained": recipe["pretrained"] or recipe["weights"] is None}
 
 
+def _prepared(opts: TrainOptions, *, val: bool = True) -> TrainOptions:
+    """Say the preset the recipe started from; a cifar10:PATH --data as its cached class folders."""
+    from catdog.train.cifar_cache import with_cifar
+
+    console = _console(opts)
+    say = (lambda line: console.print(line, markup=False, highlight=False)) if console else (lambda line: None)
+    if opts.preset is not None:
+        given = ", ".join(sorted(opts.given)) or "none"
+        say(f"preset {opts.preset}: {opts.recipe.arch}, {opts.recipe.epochs} epochs; flags given over it: {given}")
+    return with_cifar(opts, say, val=val)
+
+
 def train(opts: TrainOptions) -> dict[str, Any]:
     """A new run into --out, or --resume's run going on; -> fit's summary."""
     if opts.resume is not None:
         if opts.out is not None and opts.out != opts.resume:
             raise ConfigError("--resume RUN_DIR continues that folder; leave --out out")
     else:
-        _new_run(opts)
+        _new_run(opts)  # checked before a CIFAR archive is written out
+    opts = _prepared(opts)
     from catdog.train.fit import fit
 
     with removed_if_unused(opts.run_dir), remembered_ctrl_c():  # a run failing before its first file leaves no folder
@@ -63,6 +76,7 @@ def cv(opts: TrainOptions) -> dict[str, Any]:
     if opts.resume is not None:
         raise ConfigError("cv runs every fold from scratch; --resume a single fold's folder instead")
     _new_run(opts)
+    opts = _prepared(opts, val=False)
     from catdog.train.cv import cross_validate
 
     with removed_if_unused(opts.out), remembered_ctrl_c():

@@ -1,5 +1,6 @@
 """The run folder's files beside the checkpoints: metrics.jsonl (appended and fsynced per epoch,
-trimmed to the checkpointed epochs on --resume), the free-space check before epoch 1, the report of
+trimmed to the checkpointed epochs on --resume), report.json (the run's summary and best.pth's
+accuracy on validation, overall and per class), the free-space check before epoch 1, the report of
 unreadable images, and the plots."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from catdog.runtime.spine.fileio import atomic_write
 from catdog.train.engine import EvalResult
 
 BEST, LAST, METRICS, CLASSES = "best.pth", "last.pth", "metrics.jsonl", "class_indices.json"  # a run's files
+REPORT = "report.json"
 
 
 def append_line(path: Path, record: dict) -> None:
@@ -59,6 +61,19 @@ def report_bad(messages: list[str], reported: set[str], say) -> None:
         say(f"[yellow]skipped {len(new)} unreadable image(s):[/]")
         for m in new:
             say(f"  {m}", markup=False, highlight=False)
+
+
+def write_report(out: Path, summary: dict, val: dict, classes: list[str], say) -> Path:
+    """report.json: the summary, and the best model's validation accuracy overall and per class
+    (each with its 95% Wilson interval and n), loss and ECE at the calibrated temperature."""
+    keys = ("epochs", "best_epoch", "best_val_acc", "best_val_loss", "probe_val_acc", "calibration")
+    body = {**{k: summary.get(k) for k in keys}, "classes": list(classes),
+            "validation": {k: v for k, v in val.items() if k != "skipped"}, "skipped": summary.get("skipped", [])}
+    atomic_write(out / REPORT, json.dumps(body, indent=2) + "\n")
+    worst = sorted(val["per_class"].items(), key=lambda kv: kv[1]["accuracy"])[:3]
+    lowest = ", ".join(f"{escape(c)} {100 * r['accuracy']:.1f}% (n={r['n']})" for c, r in worst)
+    say(f"per-class val accuracy (best epoch), lowest: {lowest}; all in {escape(str(out / REPORT))}")
+    return out / REPORT
 
 
 def write_plots(out: Path, history: list[dict], val: EvalResult, classes: list[str], say) -> None:

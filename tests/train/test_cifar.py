@@ -217,8 +217,40 @@ def test_cli_prepare_refuses_a_code_running_pickle_in_one_line(c10, tmp_path):
                                              f"in it was run); use the archive from {URL}"]
 
 
+def test_data_cifar10_path_trains_from_prepare_s_folders_written_once(c10, tmp_path, monkeypatch):
+    """--data cifar10:PATH: prepare's own folders in a cache, CIFAR's test batch as validation unless
+    --val or --val-fraction says otherwise, read from the archive once."""
+    from catdog.train import cifar_cache
+    from catdog.train.options import TrainOptions
+    from catdog.train.recipe import TrainConfig
+
+    _, _, archives = c10
+    monkeypatch.setenv("CATDOG_DATA_CACHE", str(tmp_path / "cache"))
+    said: list[str] = []
+
+    def opts(given=frozenset({"data"}), **recipe):
+        return TrainOptions(TrainConfig(data=f"cifar10:{archives['binary']}", **recipe), given, quiet=True)
+
+    got = cifar_cache.with_cifar(opts(), said.append).recipe
+    folder = Path(got.data).parent
+    assert (got.data, got.val) == (str(folder / "train"), str(folder / "test")) and folder.parent == tmp_path / "cache"
+    assert said == [f"cifar10:{archives['binary']}: 200 train / 50 test images, 10 classes, as class folders in "
+                    f"{folder}; validation: CIFAR-10's own test batch (50 images, {folder / 'test'})"]
+    prepare(f"cifar10:{archives['python']}", tmp_path / "prepared")
+    assert {k: v for k, v in tree(folder).items() if k != "complete.json"} == tree(tmp_path / "prepared")
+    monkeypatch.setattr(cifar_cache, "read_cifar", lambda *a: pytest.fail("the cache was written already"))
+    assert cifar_cache.with_cifar(opts(val="mine"), said.append).recipe.val == "mine"
+    assert said[-1].endswith("validation: --val mine")
+    split = cifar_cache.with_cifar(opts(frozenset({"data", "val_fraction"}), val_fraction=0.3), said.append).recipe
+    assert split.val is None and said[-1].endswith("validation: a seeded 0.3 of the train split (--val-fraction)")
+    assert cifar_cache.with_cifar(opts(), said.append, val=False).recipe.val is None  # cv: folds of train/
+    missing = TrainOptions(TrainConfig(data=f"cifar100:{tmp_path / 'none.tar.gz'}"), quiet=True)
+    with pytest.raises(DataError, match=f"none.tar.gz: does not exist; expected cifar-100-python.tar.gz .*{URL}"):
+        cifar_cache.with_cifar(missing, said.append)
+
+
 @pytest.mark.slow
-def test_cifar10_train_export_runtime_round_trip_labels_are_cifar_s(tmp_path):
+def test_cifar10_train_export_runtime_round_trip_labels_are_cifar_s(tmp_path, monkeypatch):
     made = make(60, 20, 10, seed=3)
     src = archive(write_cifar10(tmp_path / "src", made, "binary"), tmp_path / "dl")
     out = tmp_path / "cifar10"
@@ -226,9 +258,11 @@ def test_cifar10_train_export_runtime_round_trip_labels_are_cifar_s(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"{out}: 80 written, 0 already there, 0 unreadable"
     run = tmp_path / "run"
-    r = cli("catdog.train.cli", "--data", out / "train", "--val", out / "test", "--arch", "alexnet_cifar",
-            "--epochs", "1", "--batch-size", "8", "--workers", "0", "--out", run, "--no-plots", "--quiet")
+    monkeypatch.setenv("CATDOG_DATA_CACHE", str(tmp_path / "cache"))  # --data cifar10:PATH, no prepare step
+    r = cli("catdog.train.cli", "--data", f"cifar10:{src}", "--arch", "alexnet_cifar", "--arch-kw", "width=0.25",
+            "--epochs", "1", "--batch-size", "8", "--workers", "0", "--out", run, "--no-plots")
     assert r.returncode == 0, r.stderr
+    assert "60 train / 20 test images, 10 classes" in r.stderr and "validation: CIFAR-10's own test batch" in r.stderr
     exp = tmp_path / "export"
     r = cli("catdog.export.cli", "--ckpt", run / "best.pth", "--out", exp, "--parity", out / "test",
             "--latency-runs", "1")
@@ -240,4 +274,16 @@ def test_cifar10_train_export_runtime_round_trip_labels_are_cifar_s(tmp_path):
     assert len(results) == 20 and {x["label"] for x in results} <= set(CIFAR10_NAMES)
     from catdog.export.meta import read_onnx_metadata
 
-    assert tuple(read_onnx_metadata(exp / "model.onnx").classes) == tuple(sorted(CIFAR10_NAMES))
+    meta = read_onnx_metadata(exp / "model.onnx")
+    assert tuple(meta.classes) == tuple(sorted(CIFAR10_NAMES))
+    from catdog.train.checkpoint import load_checkpoint
+
+    assert meta.spec == load_checkpoint(run / "best.pth").spec and meta.spec.size == 32  # mean/std too
+    # any photo: the runtime shrinks it to 32 px through the same preprocess(), and names CIFAR's classes
+    r = subprocess.run([sys.executable, "-m", "catdog.runtime", str(Path(__file__).parents[1] / "data" / "dog.jpg"),
+                        "-m", str(exp / "model.onnx"), "--topk", "3", "--provider", "cpu"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    head, *rows = [line.split() for line in r.stdout.strip().splitlines()]
+    assert head == ["source", "top", "3", "score"] and len(rows) == 3
+    assert {row[-2] for row in rows} <= set(CIFAR10_NAMES) and len({row[-2] for row in rows}) == 3
