@@ -134,3 +134,23 @@ def test_a_large_photo_is_shrunk_to_32_px_and_named_with_the_classes(built):
     table = _table(runtime(DATA / "dog.jpg", "--model", exp / "model.onnx", "--topk", K).stdout)
     (top,) = table.values()
     assert len(top) == K and {t[0] for t in top} <= set(names)
+
+
+def test_the_benchmark_measures_the_export_on_the_labelled_folder(built, tmp_path):
+    """catdog-bench run on the export, with the validation folder as --data: a latency row for every
+    artifact and an accuracy row each, counted against the dataset's own class folders."""
+    from typer.testing import CliRunner
+
+    from catdog.benchmarks.cli import app
+
+    names, _, val, _, exp = built
+    res = CliRunner().invoke(app, ["run", str(exp), "--data", str(val), "--name", "many", "--out", str(tmp_path),
+                                   "--providers", "cpu", "--batch", "1,2", "--threads", "1", "--warmup", "1",
+                                   "--iters", "3", "--block", "2", "--coldstart-runs", "0"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "many" / "report.json").read_text())
+    acc = {r["artifact"]: r for r in rep["accuracy"]["rows"]}
+    assert {"onnx-fp32", "onnx-int8"} <= set(acc), sorted(acc)
+    assert all(r["n"] == 4 * len(names) and 0.0 <= r["accuracy"] <= 1.0 for r in acc.values())
+    assert acc["onnx-int8"]["top1_agreement"] is not None
+    assert {r["artifact"] for r in rep["latency"] if r["status"] == "ok"} >= {"onnx-fp32", "onnx-int8"}
