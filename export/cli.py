@@ -49,6 +49,13 @@ def export(
                                           "images, never on parity images (off: minmax, stem + classifier in fp32)"),
     select_count: int = typer.Option(D.select_count, "--select-count",
                                      help="held-out calibration images for the INT8 choice"),
+    int8_sensitivity: bool = typer.Option(D.int8_sensitivity, "--int8-sensitivity/--no-int8-sensitivity",
+                                          help="measure each INT8 layer's error on the held-out images and keep "
+                                               "the most sensitive in fp32 when that closes a gap"),
+    sensitivity_count: int = typer.Option(D.sensitivity_count, "--sensitivity-count",
+                                          help="held-out images of the per-layer sweep (those INT8 gets most wrong)"),
+    sensitivity_keep: int = typer.Option(D.sensitivity_keep, "--sensitivity-keep",
+                                         help="at most this many extra layers kept in fp32"),
     tta_flip: bool = typer.Option(D.tta_flip, "--tta-flip",
                                   help="every artifact averages the logits of the image and its mirror image "
                                        "(two passes in the graph, ~2x the latency)"),
@@ -74,7 +81,8 @@ def export(
         parity=tuple(parity),
         parity_count=parity_count, labels_from_names=labels_from_names, calib_method=calib_method,
         int8_target=int8_target, int8_activations=int8_activations, calib_count=calib_count, int8_select=int8_select,
-        select_count=select_count, tta_flip=tta_flip, full_decode=full_decode, gates=tuple(gate),
+        select_count=select_count, int8_sensitivity=int8_sensitivity, sensitivity_count=sensitivity_count,
+        sensitivity_keep=sensitivity_keep, tta_flip=tta_flip, full_decode=full_decode, gates=tuple(gate),
         allow_gate_failure=allow_gate_failure, latency_runs=latency_runs, parity_provider=parity_provider,
     )
     try:

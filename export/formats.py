@@ -51,6 +51,7 @@ class BuildContext:
     int8_activations: str | None = None  # None: the target's
     held_out: np.ndarray | None = None  # held-out calibration images for INT8's choices
     held_out_why: str = ""  # why there are none, when there are none
+    int8_sensitivity: Any = None  # sensitivity.SensitivityConfig; None: its defaults
     notes: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -131,7 +132,8 @@ def _int8(ctx: BuildContext, fp32: onnx.ModelProto, activations: str, symmetric:
         raise InputError("an INT8 artifact needs calibration images: pass --calib DIR")
     with Int8Quantizer(fp32, ctx.calib, activations, symmetric=symmetric, reduce_range=reduce_range) as q:
         # The symmetric (TensorRT) model is chosen on what TensorRT computes, as its gates measure it.
-        return choose_int8(q, fp32, ctx.held_out, ctx.calib_method, ctx.held_out_why, simulate_qdq=symmetric)
+        return choose_int8(q, fp32, ctx.held_out, ctx.calib_method, ctx.held_out_why, simulate_qdq=symmetric,
+                           sensitivity=ctx.int8_sensitivity)
 
 
 def _int8_record(ctx: BuildContext, name: str, model: onnx.ModelProto, choice: Any, activations: str) -> None:
@@ -157,7 +159,8 @@ def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata, fp32: onnx.Mo
                          f"activations, {choice.method} calibration on {len(ctx.calib)} images; kept fp32: "
                          f"{choice.keep_fp32}; {choice.how}")
     target = {"for": "cpu", "target_isa": isa, "activations": activations, "reduce_range": fmt.reduce_range,
-              "symmetric": False, "max_int8_weight": ctx.details["int8"]["max_int8_weight"]}
+              "symmetric": False, "max_int8_weight": ctx.details["int8"]["max_int8_weight"],
+              "kept_fp32_layers": choice.kept_layers}
     return _save_onnx(model, meta.with_(extra={**meta.extra, "int8": target}), path)
 
 

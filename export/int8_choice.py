@@ -1,7 +1,9 @@
 """INT8's choices, made on photos no gate looks at: the calibration method (unless --calib-method
 fixes it) and which boundary layers stay fp32 are picked among a few candidates by top-1 agreement
 with the fp32 ONNX graph, then the smallest max |dprob|, on held-out calibration-folder images
-that were neither calibration nor parity images. The parity sets only measure the result."""
+that were neither calibration nor parity images; then the per-layer sensitivity (sensitivity.py)
+may keep a few more layers in fp32, on the same held-out images. The parity sets only measure the
+result."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 import onnx
 
 from catdog.export.quantize import CALIB_CANDIDATES, DEFAULT_CALIB_METHOD, DEFAULT_KEEP, KEEP_FP32, Int8Quantizer
+from catdog.export.sensitivity import Sensitivity, SensitivityConfig, refine
 from catdog.export.simplify import run_onnx
 from catdog.runtime.spine.isa import SIMULATED, int8_path, kernels_label
 from catdog.runtime.spine.metrics import softmax
@@ -38,11 +41,22 @@ class Int8Choice:
     held_out: int  # images the choice was made on; 0: no choice was made (see `how`)
     how: str
     candidates: list[Candidate] = field(default_factory=list)
+    sensitivity: Sensitivity | None = None  # None: not measured (`sensitivity_why`)
+    sensitivity_why: str = ""
+
+    @property
+    def kept_layers(self) -> list[str]:
+        """Node names kept in fp32 besides the KEEP_FP32[keep_fp32] set."""
+        return list(self.sensitivity.kept) if self.sensitivity is not None else []
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for c, obj in zip(d["candidates"], self.candidates, strict=True):
             c["agreement"] = obj.agreement
+        d["kept_layers"] = self.kept_layers
+        if self.sensitivity is not None:
+            d["sensitivity"]["k"] = self.sensitivity.k
+            d["sensitivity"]["share_sum"] = sum(r.share for r in self.sensitivity.layers)
         return d
 
 
@@ -57,15 +71,18 @@ def _measured_on(simulate_qdq: bool) -> str:
 
 
 def choose_int8(q: Int8Quantizer, fp32: onnx.ModelProto, held: np.ndarray | None, method: str | None,
-                why_not: str | None = None, simulate_qdq: bool = False) -> tuple[onnx.ModelProto, Int8Choice]:
-    """The INT8 model of the best candidate. `held`: preprocessed held-out calibration images, or
-    None with `why_not` saying why there are none (the defaults are then used, and said so).
-    `simulate_qdq`: score candidates by simulated quantization, not this CPU's integer kernels
-    (for a model that another engine will run)."""
+                why_not: str | None = None, simulate_qdq: bool = False,
+                sensitivity: SensitivityConfig | None = None) -> tuple[onnx.ModelProto, Int8Choice]:
+    """The INT8 model of the best candidate, with the layers the per-layer sensitivity keeps in
+    fp32. `held`: preprocessed held-out calibration images, or None with `why_not` saying why there
+    are none (the defaults are then used, and said so). `simulate_qdq`: score candidates by
+    simulated quantization, not this CPU's integer kernels (for a model that another engine will
+    run). `sensitivity`: its settings (None: the defaults)."""
     if held is None or len(held) == 0:
         chosen = method or DEFAULT_CALIB_METHOD
         how = f"nothing chosen ({why_not}): {'the given' if method else 'the default'} method, default fp32 layers"
-        return q.build(chosen, DEFAULT_KEEP), Int8Choice(chosen, DEFAULT_KEEP, 0, how)
+        return q.build(chosen, DEFAULT_KEEP), Int8Choice(chosen, DEFAULT_KEEP, 0, how,
+                                                         sensitivity_why=f"not measured: nothing chosen ({why_not})")
     ref = run_onnx(fp32, held)
     methods = (method,) if method else CALIB_CANDIDATES
     best: tuple[tuple, onnx.ModelProto, Candidate] | None = None
@@ -82,4 +99,16 @@ def choose_int8(q: Int8Quantizer, fp32: onnx.ModelProto, held: np.ndarray | None
     fixed = f"--calib-method {method} given; " if method else ""
     how = (f"{fixed}chosen on {len(held)} held-out calibration images, not on the parity sets: "
            f"top-1 agreement with fp32 ONNX, then max |dprob|, measured on {_measured_on(simulate_qdq)}")
-    return model, Int8Choice(cand.method, cand.keep_fp32, len(held), how, results)
+    choice = Int8Choice(cand.method, cand.keep_fp32, len(held), how, results)
+    cfg = sensitivity or SensitivityConfig()
+    if not cfg.enabled:
+        choice.sensitivity_why = "not measured: per-layer sensitivity switched off (--no-int8-sensitivity)"
+        return model, choice
+    def score(m: onnx.ModelProto) -> Candidate:
+        return _measure(cand.method, cand.keep_fp32, ref, run_onnx(m, held, simulate_qdq=simulate_qdq))
+
+    model, choice.sensitivity = refine(q, cand.method, cand.keep_fp32, model, cand, score, held, cfg)
+    if choice.kept_layers:
+        choice.how += (f"; per-layer sensitivity also kept {len(choice.kept_layers)} layer(s) in fp32: "
+                       + ", ".join(choice.kept_layers))
+    return model, choice

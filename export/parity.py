@@ -227,11 +227,19 @@ def run_parity(fmt: ArtifactFormat, runs: ArtifactRun, inputs: np.ndarray, ref: 
                labels: np.ndarray | None, overrides: dict[str, float], temperature: float = 1.0,
                parity_set: str = "") -> ArtifactParity:
     """One artifact's gates on one set, run as `runs` says, saying what measured them."""
-    result = parity_of(fmt, run_chunked(runs.run, inputs), ref, labels, overrides, temperature, parity_set)
+    return parity_outputs(fmt, runs, inputs, ref, labels, overrides, temperature, parity_set)[0]
+
+
+def parity_outputs(fmt: ArtifactFormat, runs: ArtifactRun, inputs: np.ndarray, ref: np.ndarray,
+                   labels: np.ndarray | None, overrides: dict[str, float], temperature: float = 1.0,
+                   parity_set: str = "") -> tuple[ArtifactParity, np.ndarray]:
+    """run_parity, and the logits its gates read (for the report's per-class and INT8 tables)."""
+    got = run_chunked(runs.run, inputs)
+    result = parity_of(fmt, got, ref, labels, overrides, temperature, parity_set)
     result.measured_on = runs.measured_on
     if runs.kernels is not None:
         result.cpu_kernels = kernel_figures(ref, run_chunked(runs.kernels, inputs))
-    return result
+    return result, got
 
 
 def artifact_info(fmt: ArtifactFormat, path: Path, runs: ArtifactRun, x1: np.ndarray,

@@ -13,6 +13,7 @@ import torch
 
 from catdog.export.build import build_all, build_order
 from catdog.export.formats import ALWAYS, FORMATS, BuildContext, gate_overrides
+from catdog.export.gallery import attach, write_galleries
 from catdog.export.images import ImageSet, held_out, load_images
 from catdog.export.meta import base_metadata
 from catdog.export.onnx_export import EXPORTER
@@ -23,11 +24,12 @@ from catdog.export.parity import (
     calibration_figures,
     check_parity_provider,
     eager_logits,
-    run_parity,
+    parity_outputs,
 )
 from catdog.export.publish import gate_error, publish, report_stem
 from catdog.export.quantize import activation_type, calibration_method, resolve_target
 from catdog.export.report import ExportReport, ParitySet, write_report
+from catdog.export.sensitivity import SensitivityConfig
 from catdog.export.staging import Staging, remove_stale_temps
 from catdog.export.tta import TTA_NAME, with_tta
 from catdog.runtime.spine.errors import CheckpointError, InputError, OutputError
@@ -88,8 +90,9 @@ def _validate(opts: ExportOptions) -> dict[str, float]:
     if opts.int8_activations is not None:
         activation_type(opts.int8_activations)
     resolve_target(opts.int8_target)
+    _sensitivity(opts)  # its counts, checked before any work
     for flag, value in (("--calib-count", opts.calib_count), ("--parity-count", opts.parity_count),
-                        ("--select-count", opts.select_count)):
+                        ("--select-count", opts.select_count), ("--sensitivity-count", opts.sensitivity_count)):
         if value < 1:
             raise InputError(f"{flag} must be at least 1, got {value}")
     check_writable_dir(opts.out)
@@ -106,6 +109,10 @@ def _load(opts: ExportOptions) -> tuple[Checkpoint, torch.nn.Module]:
         raise CheckpointError(f"{opts.ckpt}: model has {n_out} outputs but the checkpoint lists {len(ckpt.classes)} "
                               "classes")
     return ckpt, model
+
+
+def _sensitivity(opts: ExportOptions) -> SensitivityConfig:
+    return SensitivityConfig(opts.int8_sensitivity, opts.sensitivity_count, opts.sensitivity_keep)
 
 
 def decode_spec(opts: ExportOptions, spec: PreprocessSpec) -> PreprocessSpec | None:
@@ -183,6 +190,7 @@ def _run_export(opts: ExportOptions, step: Callable[[str], None]) -> ExportRepor
         int8_activations=opts.int8_activations,
         held_out=preprocess_batch(list(held.images), spec) if held is not None and held.images else None,
         held_out_why=why_not,
+        int8_sensitivity=_sensitivity(opts),
     )
     remove_stale_temps(opts.out, [FORMATS[n].filename for n in FORMATS])
     staging = Staging(opts.out)
@@ -205,19 +213,25 @@ def _run_export(opts: ExportOptions, step: Callable[[str], None]) -> ExportRepor
             report.parity_sets.append(ParitySet(
                 s.name, len(s.x), _labels_source(s.images), figs["accuracy"], figs["ece"], figs["ece_calibrated"],
                 skipped_images=list(s.images.skipped)))
+        outputs: list[dict[str, np.ndarray]] = [{} for _ in sets]  # per set: artifact -> the logits gated
         for name in names:
             fmt, path = FORMATS[name], staging.path(FORMATS[name].filename)
             step(f"parity + latency: {fmt.filename}")
             runs = artifact_runs(fmt, path, opts.parity_provider)
-            for s, ref, out in zip(sets, refs, report.parity_sets, strict=True):
-                out.artifacts.append(run_parity(fmt, runs, s.inputs(fmt.input_format), ref, s.labels, overrides,
-                                                meta.temperature, s.name))
+            for s, ref, out, got in zip(sets, refs, report.parity_sets, outputs, strict=True):
+                parity, got[name] = parity_outputs(fmt, runs, s.inputs(fmt.input_format), ref, s.labels, overrides,
+                                                   meta.temperature, s.name)
+                out.artifacts.append(parity)
             report.artifacts.append(artifact_info(fmt, path, runs, sets[0].inputs(fmt.input_format)[:1],
                                                   opts.latency_runs, opts.parity_provider))
+        for s, ref, out, got in zip(sets, refs, report.parity_sets, outputs, strict=True):
+            attach(out, s.images.paths, s.labels, ref, got, meta.classes, meta.temperature)
         if report.passed or opts.allow_gate_failure:
             report.stale = publish(staging, opts.out)  # and an older export's other files moved aside
             report.published = True
-        _, md = write_report(report, opts.out, report_stem(opts.out, report.published))
+        stem = report_stem(opts.out, report.published)
+        write_galleries(report, [s.images.images for s in sets], opts.out, stem)
+        _, md = write_report(report, opts.out, stem)
     except OSError as e:  # a library's own write failed (disk full, folder removed): one line, not a trace
         raise OutputError(f"cannot write to {opts.out}: {e.strerror or e}; nothing was published; "
                           "free some disk space or choose another --out") from None

@@ -3,7 +3,8 @@
 - publishing: the staged artifacts are renamed in; then any artifact-table file this export did
   not build (an older export's model.int8.onnx beside a new model.onnx) and an older failed
   attempt's report are stale: each is renamed, never deleted, into `stale/<when>/` (the same
-  filesystem: one atomic rename each) and the report lists it;
+  filesystem: one atomic rename each) and the report lists it; so are a failed report's INT8
+  disagreement grids (gallery.py: each report's grids go with it);
 - a gate failure publishes nothing, and over an earlier export (artifacts in --out) its report is
   export-report.failed.json/.md, so export-report.json/.md keep describing the artifacts beside
   them. In a folder without artifacts the failure report is export-report.json/.md itself."""
@@ -14,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+from catdog.export.gallery import galleries
 from catdog.export.report import FAILED_JSON, FAILED_MD, FAILED_STEM, REPORT_MD, REPORT_STEM, ExportReport
 from catdog.export.staging import Staging
 from catdog.runtime.spine.artifacts import ARTIFACTS
@@ -29,7 +31,7 @@ def _present(out_dir: Path, names: list[str]) -> list[str]:
 def stale_files(out_dir: Path, built: list[str]) -> list[str]:
     """Files in `out_dir` that an export building `built` (file names) would leave mixed with its own."""
     return _present(out_dir, [a.filename for a in ARTIFACTS.values() if a.filename not in built]
-                    + [FAILED_JSON, FAILED_MD])
+                    + [FAILED_JSON, FAILED_MD] + galleries(out_dir, FAILED_STEM.removeprefix(REPORT_STEM)))
 
 
 def _stale_folder(out_dir: Path) -> Path:

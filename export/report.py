@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from catdog.export.parity import ECE_BINS, ArtifactInfo, ArtifactParity
+from catdog.export.report_sections import disagreement_lines, per_class_lines, sensitivity_lines
 from catdog.runtime.spine.isa import SAFE_WEIGHT, SATURATING, int8_path
 from catdog.runtime.spine.metrics import format_accuracy
 from catdog.runtime.spine.reports import md_table, write_report_pair
@@ -40,6 +41,10 @@ class ParitySet:
     eager_ece_calibrated: float | None = None
     artifacts: list[ArtifactParity] = field(default_factory=list)
     skipped_images: list[str] = field(default_factory=list)
+    # gallery.attach: [{"class", "n", "correct": {"eager" | artifact: count}}] (labelled sets), and per
+    # INT8 artifact the photos whose top-1 class is not fp32 ONNX's ({"count", "rows", "gallery", ...})
+    per_class: list[dict[str, Any]] = field(default_factory=list)
+    disagreements: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -164,8 +169,10 @@ class ExportReport:
                             "PASS" if self.artifact_passed(a.name) else "FAIL") for a in self.artifacts],
                           right=(2, 3))
         for s in self.parity_sets:
-            lines += self._set_lines(s)
+            lines += self._set_lines(s) + per_class_lines(s.per_class)
+        lines += disagreement_lines(self.parity_sets, self.temperature)
         lines += self._int8_choice_lines()
+        lines += sensitivity_lines(self.details)
         lines.append("")
         if any(g.overridden for s in self.parity_sets for a in s.artifacts for g in a.gates):
             lines.append("`*` gate limit overridden on the command line.")

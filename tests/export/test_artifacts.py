@@ -91,8 +91,9 @@ def test_metadata_identical_in_every_artifact_except_precision_and_input_format(
     assert metas["baked"].input_format == "uint8"
     # the INT8 artifacts also say which target their quantization is for (--trt-int8 reads it), and
     # their largest |int8 weight| (runtime/spine/isa.py: what decides saturation on x86 without VNNI)
-    assert metas["int8"].extra["int8"] == {"for": "cpu", "activations": "uint8", "symmetric": False,
-                                           "max_int8_weight": 64}  # reduce_range: 7-bit weights
+    assert metas["int8"].extra["int8"] == {"for": "cpu", "target_isa": "avx2", "activations": "uint8",
+                                           "reduce_range": True, "symmetric": False, "max_int8_weight": 64,
+                                           "kept_fp32_layers": []}  # reduce_range: 7-bit weights
     trt = metas["int8-trt"].extra["int8"]
     assert {k: v for k, v in trt.items() if k != "max_int8_weight"} == {
         "for": "tensorrt", "activations": "int8", "weights": "int8 per-channel", "symmetric": True}

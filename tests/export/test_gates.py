@@ -87,7 +87,9 @@ def test_fragile_int8_model_fails_cli_with_exit_3_and_publishes_nothing(ckpt_fac
     assert code == GateError.exit_code == 3
     assert len(err) == 1 and "Traceback" not in err[0]
     assert "int8: top1_agreement" in err[0] and "(gate int8.agreement)" in err[0] and "nothing published" in err[0]
-    assert sorted(p.name for p in out.iterdir()) == ["export-report.json", "export-report.md"]
+    # the report, and its grid of the photos whose answer INT8 changed (export/gallery.py): no model
+    assert sorted(p.name for p in out.iterdir()) == ["export-report.json", "export-report.md",
+                                                     "int8-disagreements-1.png"]
     report = json.loads((out / "export-report.json").read_text())
     assert not report["passed"] and not report["published"]
     assert {a["name"]: a["passed"] for a in report["artifacts"]} == {"torchscript": True, "onnx": True, "int8": False}
