@@ -55,17 +55,41 @@ def errors(models: dict[str, Path], folder: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"folder": str(folder), "n": len(truth), "models": {}}
     for name, path in models.items():
         clf = Classifier.from_file(path, provider="cpu", log=None)
-        labels = {}
+        answers = {}
         for src, pred in clf.iter_predict([p for p, _ in data.samples]):
-            labels[Path(str(src)).name] = pred if isinstance(pred, str) else pred.label
-        wrong = sorted(k for k, v in labels.items() if v != truth[k])
-        out["models"][name] = {"errors": len(wrong), "wrong": wrong, "labels": labels}
-    ref = out["models"]["fp32"]["labels"]
+            answers[str(src)] = {"class": pred, "score": 0.0} if isinstance(pred, str) else \
+                {"class": pred.label, "score": float(pred.score)}
+        wrong = sorted(Path(k).name for k, v in answers.items() if v["class"] != truth[Path(k).name])
+        out["models"][name] = {"errors": len(wrong), "wrong": wrong, "answers": answers}
+    ref = out["models"]["fp32"]["answers"]
     for rec in out["models"].values():
-        rec["disagree_with_fp32"] = sum(rec["labels"][k] != ref[k] for k in ref)
+        rec["disagree_with_fp32"] = sum(rec["answers"][k]["class"] != ref[k]["class"] for k in ref)
+        # the photos whose class differs from fp32's, the most confident fp32 answer first (export/gallery.py's rows)
+        rows = [{"file": Path(k).name, "path": k, "label": truth[Path(k).name], "fp32": ref[k], "int8": a}
+                for k, a in rec["answers"].items() if a["class"] != ref[k]["class"]]
+        rec["disagreements"] = sorted(rows, key=lambda r: -r["fp32"]["score"])
     for rec in out["models"].values():
-        del rec["labels"]
+        del rec["answers"]
     return out
+
+
+def write_galleries(report: dict[str, Any], out_dir: Path) -> None:
+    """A PNG grid of each INT8 model's disagreements with fp32 per set (export/gallery.py's grid)."""
+    import cv2
+
+    from catdog.export.gallery import grid
+    from catdog.runtime.spine.fileio import atomic_write
+
+    for i, s in enumerate(report["accuracy"], start=1):
+        for name, rec in s["models"].items():
+            rows = rec["disagreements"]
+            if name == "fp32" or not rows:
+                continue
+            rows = [dict(r, index=k) for k, r in enumerate(rows)]
+            png = cv2.imencode(".png", grid([read_image(r["path"]) for r in rows], rows, name))[1].tobytes()
+            file = f"{name}-disagreements-{i}.png"
+            atomic_write(out_dir / file, png)
+            rec["gallery"] = file
 
 
 def speed(models: dict[str, Path], x: np.ndarray, cfg: Int8BenchConfig, log: Callable[[str], None]) -> list[dict]:
@@ -143,6 +167,8 @@ def run_int8_bench(cfg: Int8BenchConfig, log: Callable[[str], None] = lambda m: 
     for folder in cfg.data:
         log(f"errors: {folder}")
         report["accuracy"].append(errors(models, folder))
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    write_galleries(report, cfg.out_dir)
     report["speed"] = speed(models, x, cfg, log)
     log("profile")
     report["profile"] = profiles(models, x[:1])

@@ -35,7 +35,23 @@ def accuracy_lines(report: dict[str, Any]) -> list[str]:
             if extra or fixed:
                 lines.append(f"- `{s['folder']}`, {n}: wrong where fp32 is right: {', '.join(extra) or 'none'}; "
                              f"right where fp32 is wrong: {', '.join(fixed) or 'none'}")
-    return lines + [""]
+    return lines + [""] + gallery_lines(report)
+
+
+def gallery_lines(report: dict[str, Any]) -> list[str]:
+    """Each INT8 model's disagreements with fp32: file, true label, both answers (calibrated scores)."""
+    lines = ["## Where INT8 and fp32 disagree", ""]
+    rows = []
+    for s in report["accuracy"]:
+        for n, rec in s["models"].items():
+            for r in rec.get("disagreements", []) if n != "fp32" else []:
+                fp, q = r["fp32"], r["int8"]
+                rows.append([f"`{s['folder']}`", n, r["file"], r["label"], f"{fp['class']} {fp['score']:.3f}",
+                             f"{q['class']} {q['score']:.3f}", f"`{rec.get('gallery', '')}`"])
+    if not rows:
+        return lines + ["None: every INT8 model gives fp32's class on every photo.", ""]
+    lines += ["Scores are the runtime's (softmax of logits / T). The grids show the photos.", ""]
+    return lines + md_table(["set", "model", "file", "true", "fp32", "INT8", "grid"], rows) + [""]
 
 
 def speed_lines(report: dict[str, Any]) -> list[str]:

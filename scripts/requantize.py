@@ -35,7 +35,8 @@ from catdog.runtime.spine.preprocess import preprocess_batch
 
 
 def requantize(fp32_path: Path, out: Path, calib: Path, exclude: list[Path], target: str = "avx2",
-               calib_count: int = 200, select_count: int = 100, held_dir: Path | None = None) -> dict:
+               calib_count: int = 200, select_count: int = 100, held_dir: Path | None = None,
+               calib_method: str | None = None) -> dict:
     meta = read_onnx_metadata(fp32_path)
     if meta.precision != "fp32":
         raise CatdogError(f"{fp32_path}: is {meta.precision}, not an fp32 model; pass the fp32 ONNX")
@@ -48,6 +49,7 @@ def requantize(fp32_path: Path, out: Path, calib: Path, exclude: list[Path], tar
     held = held_out(held_dir or calib, select_count, list(calib_set.paths) + never, spec)
     ctx = BuildContext(model=None, example=None, check_inputs=None, meta=meta, spec=spec, opset=0,
                        calib=preprocess_batch(list(calib_set.images), spec), int8_target=target,
+                       calib_method=calib_method,
                        held_out=preprocess_batch(list(held.images), spec) if held.images else None,
                        held_out_why="" if held.images else f"no held-out images left in {calib}")
     fmt = FORMATS["int8"]
@@ -88,11 +90,13 @@ def main() -> int:
     ap.add_argument("--int8-target", default="avx2")
     ap.add_argument("--calib-count", type=int, default=200)
     ap.add_argument("--select-count", type=int, default=100)
+    ap.add_argument("--calib-method", default=None, help="minmax | entropy | percentile (default: chosen)")
     a = ap.parse_args()
     try:
         with tempfile.TemporaryDirectory(prefix="catdog-split-") as tmp:
             calib, held = split_folders(a.calib, Path(tmp)) if a.split else (a.calib, None)
-            choice = requantize(a.fp32, a.out, calib, a.exclude, a.int8_target, a.calib_count, a.select_count, held)
+            choice = requantize(a.fp32, a.out, calib, a.exclude, a.int8_target, a.calib_count, a.select_count, held,
+                                a.calib_method)
     except CatdogError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -54,3 +54,30 @@ def test_int8_bench_cli_names_the_targets(tiny_export, labeled_dir, tmp_path):
     bad = CliRunner().invoke(app, ["int8", str(labeled_dir), "--fp32", str(tiny_export / "model.onnx"),
                                    "--label", "a", "--label", "b", "--out", str(tmp_path)])
     assert bad.exit_code != 0 and "--label is given 2 times for 1 INT8 model(s)" in bad.output
+
+
+def test_int8_bench_shows_each_disagreement_in_a_table_and_a_grid(tiny_export, labeled_dir, tmp_path):
+    """A model whose classifier is negated disagrees with fp32 on every photo: each is a row (both
+    answers, the true label) and a tile of the grid, which decodes."""
+    import cv2
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(tiny_export / "model.onnx"))
+    for t in m.graph.initializer:
+        if t.name in ("fc_w", "fc_b"):
+            t.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(t), t.name))
+    flipped = tmp_path / "flipped.onnx"
+    flipped.write_bytes(m.SerializeToString())
+    cfg = Int8BenchConfig(tiny_export / "model.onnx", (flipped,), (labeled_dir,), tmp_path / "rep",
+                          batches=(1,), threads=(1,), iters=4, names=("flipped",))
+    report = run_int8_bench(cfg)
+    rec = report["accuracy"][0]["models"]["flipped"]
+    n = len(list(labeled_dir.iterdir()))
+    assert rec["disagree_with_fp32"] == n and len(rec["disagreements"]) == n
+    for r in rec["disagreements"]:
+        assert r["fp32"]["class"] != r["int8"]["class"] and r["label"] == r["file"].split(".")[0]
+    png = cv2.imread(str(tmp_path / "rep" / rec["gallery"]))
+    assert png is not None and png.shape[0] > 0 and png.shape[1] >= min(n, 6) * 100
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Where INT8 and fp32 disagree" in md and all(r["file"] in md for r in rec["disagreements"])
