@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from testkit.export import cli as export_cli
+from testkit.export import run_app
 from testkit.shapes import FLOWERS, TEN, shapes_folder
 
 from catdog.export.formats import FORMATS
@@ -29,14 +30,10 @@ ARTIFACTS = ["torchscript", "onnx", "int8", "fp16", "baked"]
 
 
 def train_cli(*args) -> int:
-    """catdog-train in this process (typer app, argv strings); -> exit code."""
+    """catdog-train in this process; -> exit code."""
     from catdog.train.cli import app
 
-    try:
-        app(args=[str(a) for a in args], prog_name="catdog-train")
-    except SystemExit as e:
-        return 0 if e.code is None else int(e.code)
-    return 0
+    return run_app(app, "catdog-train", *args)
 
 
 def runtime(*args) -> subprocess.CompletedProcess:

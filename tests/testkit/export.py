@@ -161,15 +161,20 @@ def make_ckpt(path: Path, arch: str, data_dir: Path, pretrained: bool | None = N
     return save_checkpoint(path, **ckpt)
 
 
-def cli(*args) -> int:
-    """Run catdog-export in-process as a user would (typer app, argv strings); -> exit code."""
-    from catdog.export.cli import app
-
+def run_app(app, prog: str, *args) -> int:
+    """Run a typer app in-process as a user would (argv strings); -> exit code."""
     try:
-        app(args=[str(a) for a in args], prog_name="catdog-export")
+        app(args=[str(a) for a in args], prog_name=prog)
     except SystemExit as e:
         return 0 if e.code is None else int(e.code)
     return 0
+
+
+def cli(*args) -> int:
+    """catdog-export in-process; -> exit code."""
+    from catdog.export.cli import app
+
+    return run_app(app, "catdog-export", *args)
 
 
 def check_artifact(fmt: ArtifactFormat, path: Path, ref: np.ndarray, inputs: np.ndarray, labels: np.ndarray | None,
