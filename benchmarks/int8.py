@@ -18,12 +18,12 @@ import numpy as np
 
 from catdog.benchmarks.config import LoopConfig
 from catdog.benchmarks.measure import interleaved, latency_stats
+from catdog.export.meta import read_onnx_metadata
 from catdog.runtime.engine.classifier import Classifier
 from catdog.runtime.engine.session import open_session
 from catdog.runtime.spine.folders import scan
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.isa import int8_path
-from catdog.runtime.spine.metadata import from_metadata_map
 from catdog.runtime.spine.preprocess import preprocess_batch
 
 
@@ -40,16 +40,9 @@ class Int8BenchConfig:
     names: tuple[str, ...] = field(default=())  # report names of the int8 models (default: file names)
 
 
-def _meta(path: Path):
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return from_metadata_map({p.key: p.value for p in model.metadata_props}, str(path))
-
-
 def errors(models: dict[str, Path], folder: Path) -> dict[str, Any]:
     """Each model's errors on one labelled folder, and which photos each gets wrong."""
-    first = _meta(next(iter(models.values())))
+    first = read_onnx_metadata(next(iter(models.values())))
     data = scan(folder, first.classes)
     truth = {Path(p).name: data.classes[y] for p, y in data.samples}
     out: dict[str, Any] = {"folder": str(folder), "n": len(truth), "models": {}}
@@ -157,12 +150,13 @@ def run_int8_bench(cfg: Int8BenchConfig, log: Callable[[str], None] = lambda m: 
 
     names = cfg.names or tuple(p.name for p in cfg.int8)
     models = {"fp32": cfg.fp32, **dict(zip(names, cfg.int8, strict=True))}
-    meta = _meta(cfg.fp32)
+    meta = read_onnx_metadata(cfg.fp32)
     photos = scan(cfg.data[0], meta.classes).samples[:32] if cfg.data else []
     x = preprocess_batch([read_image(p, meta.spec) for p, _ in photos], meta.spec)
     report: dict[str, Any] = {"command": cfg.command, "env": collect_env(), "int8_path": int8_path(),
                               "models": {n: str(p) for n, p in models.items()},
-                              "int8_records": {n: _meta(p).extra.get("int8") for n, p in models.items() if n != "fp32"}}
+                              "int8_records": {n: read_onnx_metadata(p).extra.get("int8")
+                                               for n, p in models.items() if n != "fp32"}}
     report["accuracy"] = []
     for folder in cfg.data:
         log(f"errors: {folder}")
