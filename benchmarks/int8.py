@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -107,8 +108,47 @@ def speed(models: dict[str, Path], x: np.ndarray, cfg: Int8BenchConfig, log: Cal
     return rows
 
 
-def _profile(path: Path, x1: np.ndarray, runs: int = 10) -> dict[str, float]:
-    """ms per run by node name, from ORT's profiler (1 thread, batch 1)."""
+def conv_kind(weight: list[int], group: int) -> str:
+    """A convolution's kind from its weight's [O, I/group, kh, kw]: the stem (on the image's <= 4
+    channels), depthwise, pointwise (1x1) or other. Why kinds: ORT's INT8 kernels differ by kind far
+    more than by layer (on AVX2 depthwise INT8 barely beats fp32 while pointwise nearly doubles)."""
+    if group > 1 and weight[1] == 1:
+        return "depthwise"
+    if group == 1 and weight[1] <= 4:
+        return "stem"
+    return "pointwise" if list(weight[2:]) == [1, 1] else "other"
+
+
+def conv_weights(path: Path) -> dict[str, tuple[list[int], int]]:
+    """Conv node name -> (weight dims, group), through a DequantizeLinear for a QDQ graph."""
+    import onnx
+
+    g = onnx.load(str(path), load_external_data=False).graph
+    dims = {t.name: list(t.dims) for t in g.initializer}
+    for n in g.node:
+        if n.op_type == "DequantizeLinear" and n.input[0] in dims:
+            dims[n.output[0]] = dims[n.input[0]]
+    return {n.name: (dims[n.input[1]], next((a.i for a in n.attribute if a.name == "group"), 1))
+            for n in g.node if n.op_type == "Conv" and n.input[1] in dims}
+
+
+CONV_OPS = frozenset({"Conv", "FusedConv", "QLinearConv", "ConvInteger", "NhwcFusedConv"})
+
+
+def _event_kind(e: dict, weights: dict[str, tuple[list[int], int]]) -> str:
+    """The kind of a profiled conv node: by its source node's name (ORT keeps it in fused INT8 nodes,
+    adding "_token_N"), else by the float weight shape the profiler records (fp32 NCHWc convs)."""
+    name = re.sub(r"(_token_\d+|_nchwc)$", "", e["name"][:-len("_kernel_time")])
+    if name in weights:
+        return conv_kind(*weights[name])
+    shapes = [next(iter(d.values())) for d in e["args"].get("input_type_shape", [])]
+    if len(shapes) > 1 and len(shapes[0]) == 4 and len(shapes[1]) == 4 and shapes[1][1]:
+        return conv_kind(shapes[1], max(1, shapes[0][1] // shapes[1][1]))
+    return "other"
+
+
+def _profile(path: Path, x1: np.ndarray, runs: int = 10) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """(ms per run by op type, {conv kind: {layers, ms}}) from ORT's profiler (1 thread, batch 1)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -122,27 +162,33 @@ def _profile(path: Path, x1: np.ndarray, runs: int = 10) -> dict[str, float]:
         for _ in range(runs):
             sess.run(None, {name: x1})
         events = json.loads(Path(sess.end_profiling()).read_text())
+    weights = conv_weights(path)
     ops: dict[str, float] = defaultdict(float)
+    kinds: dict[str, dict[str, float]] = defaultdict(lambda: {"layers": 0.0, "ms": 0.0})
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            ops[e["args"]["op_name"]] += e["dur"] / runs / 1000.0
-    return dict(ops)
+            op = e["args"]["op_name"]
+            ops[op] += e["dur"] / runs / 1000.0
+            if op in CONV_OPS:
+                k = kinds[_event_kind(e, weights)]
+                k["layers"] += 1 / runs
+                k["ms"] += e["dur"] / runs / 1000.0
+    return dict(ops), {k: {"layers": round(v["layers"]), "ms": v["ms"]} for k, v in kinds.items()}
 
 
 def _conv_groups(path: Path) -> tuple[int, int]:
     """(depthwise convs, other convs) of an ONNX graph."""
-    import onnx
-
-    g = onnx.load(str(path), load_external_data=False).graph
-    groups = [next((a.i for a in n.attribute if a.name == "group"), 1) for n in g.node if n.op_type == "Conv"]
-    return sum(1 for v in groups if v > 1), sum(1 for v in groups if v <= 1)
+    kinds = [conv_kind(*w) for w in conv_weights(path).values()]
+    return kinds.count("depthwise"), len(kinds) - kinds.count("depthwise")
 
 
 def profiles(models: dict[str, Path], x1: np.ndarray) -> dict[str, Any]:
-    """Where each model's batch-1 time goes, per op type (profiled, so slower than the speed rows)."""
-    out = {name: _profile(path, x1) for name, path in models.items()}
+    """Where each model's batch-1 time goes, per op type and per conv kind (profiled, so slower than
+    the speed rows)."""
+    both = {name: _profile(path, x1) for name, path in models.items()}
     dw, other = _conv_groups(models["fp32"])
-    return {"ops": out, "depthwise_convs": dw, "other_convs": other}
+    return {"ops": {n: v[0] for n, v in both.items()}, "conv_kinds": {n: v[1] for n, v in both.items()},
+            "depthwise_convs": dw, "other_convs": other}
 
 
 def run_int8_bench(cfg: Int8BenchConfig, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:

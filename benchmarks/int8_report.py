@@ -112,7 +112,27 @@ def profile_lines(report: dict[str, Any]) -> list[str]:
         top = ", ".join(f"{op} {ms:.2f}" for op, ms in sorted(ops.items(), key=lambda kv: -kv[1])[:4])
         rows.append([name, f"{total:.2f}", f"{fp32 / total:.2f}x" if total else "n/a", top])
     lines += md_table(["model", "ms (profiled)", "vs fp32", "largest op types (ms)"], rows, right=(1, 2))
-    return lines + [""]
+    return lines + [""] + conv_kind_lines(prof.get("conv_kinds", {}))
+
+
+def conv_kind_lines(kinds: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Convolution time per kind (stem, depthwise, pointwise, other), each INT8 model against fp32's."""
+    if not kinds.get("fp32"):
+        return []
+    names = list(kinds)
+    order = [k for k in ("stem", "depthwise", "pointwise", "other") if any(k in v for v in kinds.values())]
+    rows = []
+    for kind in order:
+        ref = kinds["fp32"].get(kind, {}).get("ms", 0.0)
+        row: list[Any] = [kind, "/".join(str(kinds[n].get(kind, {}).get("layers", 0)) for n in names)]
+        for n in names:
+            ms = kinds[n].get(kind, {}).get("ms", 0.0)
+            row.append(f"{ms:.2f}" if n == "fp32" else f"{ms:.2f} ({ref / ms:.2f}x)" if ms else "-")
+        rows.append(row)
+    lines = ["Convolutions by kind (same profile; layers per model; in brackets fp32 ms / INT8 ms for the same "
+             "kind, > 1: INT8 faster). A layer an INT8 model keeps in fp32 counts under its kind.", ""]
+    return lines + md_table(["kind", "layers"] + [f"{n} ms" for n in names], rows,
+                            right=range(1, len(names) + 2)) + [""]
 
 
 def to_markdown(report: dict[str, Any]) -> str:

@@ -81,3 +81,57 @@ def test_int8_bench_shows_each_disagreement_in_a_table_and_a_grid(tiny_export, l
     assert png is not None and png.shape[0] > 0 and png.shape[1] >= min(n, 6) * 100
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Where INT8 and fp32 disagree" in md and all(r["file"] in md for r in rec["disagreements"])
+
+
+def _three_kind_model(path):
+    """stem 3x3 (3 -> 16 channels), depthwise 3x3 (16 groups), pointwise 1x1 (16 -> 32): one of each kind."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = {"w_stem": (16, 3, 3, 3), "w_dw": (16, 1, 3, 3), "w_pw": (32, 16, 1, 1)}
+    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32) * 0.3, n) for n, s in w.items()]
+    nodes = [helper.make_node("Conv", ["input", "w_stem"], ["a"], name="stem", kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("Relu", ["a"], ["ar"]),
+             helper.make_node("Conv", ["ar", "w_dw"], ["b"], name="dw", kernel_shape=[3, 3], pads=[1] * 4, group=16),
+             helper.make_node("Relu", ["b"], ["br"]),
+             helper.make_node("Conv", ["br", "w_pw"], ["logits"], name="pw", kernel_shape=[1, 1])]
+    g = helper.make_graph(nodes, "kinds", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_profile_times_each_conv_kind_in_fp32_and_int8(tmp_path):
+    """The profile's per-kind table finds the stem, the depthwise and the pointwise layer in both the
+    fp32 graph (ORT's NCHWc convs, named after their outputs) and the INT8 one (QLinearConv nodes,
+    named after their source convs), each timed, and the report shows the kind rows."""
+    import numpy as np
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    from catdog.benchmarks.int8 import conv_kind, profiles
+    from catdog.benchmarks.int8_report import conv_kind_lines
+
+    _three_kind_model(tmp_path / "fp32.onnx")
+
+    class Calib(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(1)
+            self.it = iter([{"input": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)} for _ in range(4)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(tmp_path / "fp32.onnx"), str(tmp_path / "int8.onnx"), Calib(), quant_format=QuantFormat.QDQ,
+                    per_channel=True)
+    x = np.random.default_rng(2).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    prof = profiles({"fp32": tmp_path / "fp32.onnx", "int8": tmp_path / "int8.onnx"}, x)
+    assert (prof["depthwise_convs"], prof["other_convs"]) == (1, 2)
+    for name in ("fp32", "int8"):
+        kinds = prof["conv_kinds"][name]
+        assert set(kinds) == {"stem", "depthwise", "pointwise"}, (name, kinds)
+        assert all(k["layers"] == 1 and k["ms"] > 0 for k in kinds.values()), (name, kinds)
+    assert "QLinearConv" in prof["ops"]["int8"]
+    md = "\n".join(conv_kind_lines(prof["conv_kinds"]))
+    assert "| depthwise | 1/1 |" in md and "| pointwise | 1/1 |" in md and "| stem | 1/1 |" in md
+    assert conv_kind([8, 8, 3, 3], 1) == "other" and conv_kind([8, 4, 1, 1], 1) == "stem"
