@@ -191,7 +191,7 @@ def int8(
     data: List[Path] = typer.Argument(..., help="Labelled evaluation folders (class folders or cat.1.jpg names)."),
     fp32: Optional[Path] = typer.Option(None, help="The fp32 ONNX model (default: the shipped one)."),
     model: List[Path] = typer.Option([], "--int8", help="An INT8 model to compare, repeatable (default: the "
-                                                        "shipped one); the first is the one the targets name."),
+                                                        "shipped one); each gets its own target lines."),
     label: List[str] = typer.Option([], "--label", help="Report names of the --int8 models, in order."),
     batches: str = typer.Option("1,16", help="Batch sizes, comma-separated."),
     threads: str = typer.Option("1,2", help="Thread counts, comma-separated."),

@@ -31,7 +31,7 @@ from catdog.runtime.spine.preprocess import preprocess_batch
 @dataclass(frozen=True)
 class Int8BenchConfig:
     fp32: Path
-    int8: tuple[Path, ...]  # each compared with fp32; the first is the one the targets name
+    int8: tuple[Path, ...]  # each compared with fp32, each with its own target lines
     data: tuple[Path, ...]  # labelled evaluation folders (class folders or cat.1.jpg names)
     out_dir: Path
     batches: tuple[int, ...] = (1, 16)
