@@ -18,7 +18,7 @@ from testkit.runtime import png_header_bomb, run_cli, with_exif_orientation
 
 from catdog.runtime.engine.classifier import Classifier
 from catdog.runtime.engine.session import INSTALL_HINTS, available_providers
-from catdog.runtime.engine.shipped import default_name, resolve_model
+from catdog.runtime.engine.shipped import SHIPPED, default_name, int8_for_this_cpu, resolve_model, shipped_model
 from catdog.runtime.spine.images import read_image
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -244,11 +244,13 @@ def test_explicit_provider_this_build_lacks_is_one_error_line_and_no_stdout(mode
         f"{', '.join(available_providers())}); install: {INSTALL_HINTS[name]}"]
 
 
-@pytest.mark.parametrize("which, used", [([], "model.int8.onnx (int8)"), (["--model", "fp32"], "model.onnx (fp32)"),
-                                         (["--model", "int8"], "model.int8.onnx (int8)")],
-                         ids=["default-for-cpu-is-int8", "fp32", "int8"])
+@pytest.mark.parametrize("which, used", [([], f"{SHIPPED[int8_for_this_cpu()]} (int8)"),
+                                         (["--model", "fp32"], "model.onnx (fp32)"),
+                                         (["--model", "int8-avx2"], "model.int8.onnx (int8)")],
+                         ids=["default-for-cpu-is-this-cpus-int8", "fp32", "int8-avx2"])
 def test_shipped_model_labels_real_photos(which, used, data_dir):
-    """The shipped efficientnet_lite2 (no --model with --provider cpu: INT8) on the real photos in tests/data."""
+    """The shipped efficientnet_lite2 (no --model with --provider cpu: the INT8 for this CPU's
+    integer path) on the real photos in tests/data."""
     r = run_cli(data_dir, "--json", "--provider", "cpu", *which)
     assert r.returncode == 0, r.stderr
     assert re.search(rf"model\s+{re.escape(used)}", r.stderr), r.stderr
@@ -263,13 +265,27 @@ def test_shipped_precision_follows_the_provider():
     assert default_name("cpu") == "int8" and default_name("openvino") == "int8"
     assert default_name("cuda") == "fp32" and default_name("tensorrt") == "fp32"
     assert default_name("auto") == ("fp32" if {"cuda", "tensorrt"} & set(available_providers()) else "int8")
-    assert resolve_model(None, "cuda").name == "model.onnx" and resolve_model(None, "cpu").name == "model.int8.onnx"
+    assert resolve_model(None, "cuda").name == "model.onnx"
+    assert resolve_model(None, "cpu") == resolve_model("int8") == shipped_model(int8_for_this_cpu())
+
+
+def test_the_int8_for_a_cpu_follows_its_integer_path():
+    """8-bit weights only where VNNI adds in int32; the 7-bit model everywhere else (AVX2 and AVX-512
+    without VNNI would saturate the other). Both are shipped, with the metadata record saying which."""
+    from catdog.runtime.spine.isa import ARM_DOT, ARM_NEON, AVX2, AVX512, AVX512_VNNI, AVX_VNNI
+
+    assert [int8_for_this_cpu(p) for p in (AVX512_VNNI, AVX_VNNI)] == ["int8-vnni"] * 2
+    assert [int8_for_this_cpu(p) for p in (AVX2, AVX512, ARM_DOT, ARM_NEON, "riscv64")] == ["int8-avx2"] * 5
+    vnni = Classifier.from_file(shipped_model("int8-vnni"), provider="cpu", log=None).metadata.extra["int8"]
+    assert vnni["target_isa"] == "vnni" and vnni["reduce_range"] is False and vnni["max_int8_weight"] > 64
+    for name in SHIPPED:
+        assert shipped_model(name).is_file() and resolve_model(name) == shipped_model(name)
 
 
 def test_unknown_shipped_model_name_lists_the_known(dog_jpg):
     r = run_cli(dog_jpg, "--model", "int4")
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "int4" in r.stderr
+    assert "int4" in r.stderr and all(name in r.stderr for name in ("int8", *SHIPPED))
 
 
 def test_runtime_never_imports_torch_and_cli_import_is_lazy(models, dog_jpg):
