@@ -130,10 +130,15 @@ def _int8(ctx: BuildContext, fp32: onnx.ModelProto, activations: str, symmetric:
 
     if ctx.calib is None:
         raise InputError("an INT8 artifact needs calibration images: pass --calib DIR")
+    from catdog.runtime.spine.isa import SAFE_WEIGHT, int8_path, saturates
+
     with Int8Quantizer(fp32, ctx.calib, activations, symmetric=symmetric, reduce_range=reduce_range) as q:
-        # The symmetric (TensorRT) model is chosen on what TensorRT computes, as its gates measure it.
-        return choose_int8(q, fp32, ctx.held_out, ctx.calib_method, ctx.held_out_why, simulate_qdq=symmetric,
-                           sensitivity=ctx.int8_sensitivity)
+        # Chosen on what the target computes, as its gates measure it (parity.simulated_target): the
+        # symmetric model on TensorRT's int32 sums, a full-range CPU model (vnni, arm) on simulated
+        # quantization where this CPU's kernels would saturate its weights.
+        full_range = not q.reduce_range and saturates(int8_path(), SAFE_WEIGHT + 1)
+        return choose_int8(q, fp32, ctx.held_out, ctx.calib_method, ctx.held_out_why,
+                           simulate_qdq=symmetric or full_range, sensitivity=ctx.int8_sensitivity)
 
 
 def _int8_record(ctx: BuildContext, name: str, model: onnx.ModelProto, choice: Any, activations: str) -> None:

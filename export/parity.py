@@ -18,7 +18,7 @@ import torch
 from catdog.export.formats import ArtifactFormat, Gate
 from catdog.runtime.engine.session import open_session
 from catdog.runtime.spine.errors import InputError, ProviderError
-from catdog.runtime.spine.isa import SIMULATED, int8_path, kernels_label
+from catdog.runtime.spine.isa import SIMULATED, int8_path, kernels_label, saturates
 from catdog.runtime.spine.metrics import accuracy_record, ece, softmax, softmax_t
 
 CHUNK = 16  # images per forward pass: bounds memory for big archs at 224 px
@@ -122,19 +122,36 @@ class ArtifactRun:
     kernels: Callable[[np.ndarray], np.ndarray] | None = None
 
 
-def measured_on(fmt: ArtifactFormat, provider: str, simulated: bool) -> str:
+def measured_on(fmt: ArtifactFormat, provider: str, simulated: str | None) -> str:
+    """How an artifact's figures were measured; `simulated`: the target a simulated run stands for."""
     if fmt.kind == "torchscript":
         return "torch CPU"
     if provider != "cpu":
         return f"ORT {provider}"
     if simulated:
-        return f"ORT CPU, {SIMULATED}, for {fmt.target}"
+        return f"ORT CPU, {SIMULATED}, for {simulated}"
     return kernels_label(int8_path()) if fmt.precision == "int8" else "ORT CPU"
 
 
+def simulated_target(fmt: ArtifactFormat, path: Path, here: str | None = None) -> str | None:
+    """The engine an INT8 artifact must be gated for by simulation rather than on this CPU's
+    kernels (`here`: their integer path): another engine's (TensorRT), or a CPU INT8 built for
+    CPUs that add in int32 (--int8-target vnni|arm) whose weights this CPU's kernels can saturate:
+    gating those on AVX2 would measure this machine's saturation, not what the target computes."""
+    if fmt.target not in (None, "cpu"):
+        return fmt.target
+    if fmt.precision != "int8":
+        return None
+    from catdog.export.meta import read_onnx_metadata
+
+    rec = read_onnx_metadata(path).extra.get("int8") or {}
+    top = int(rec.get("max_int8_weight") or 0)
+    return f"--int8-target {rec.get('target_isa', '?')}" if saturates(here or int8_path(), top) else None
+
+
 def artifact_runs(fmt: ArtifactFormat, path: Path, provider: str = "cpu") -> ArtifactRun:
-    simulated = provider == "cpu" and fmt.target not in (None, "cpu")
-    run = artifact_runner(fmt, path, provider, simulate_qdq=simulated)
+    simulated = simulated_target(fmt, path) if provider == "cpu" else None
+    run = artifact_runner(fmt, path, provider, simulate_qdq=simulated is not None)
     kernels = artifact_runner(fmt, path, provider) if simulated else None
     return ArtifactRun(run, measured_on(fmt, provider, simulated), kernels)
 
@@ -248,4 +265,4 @@ def artifact_info(fmt: ArtifactFormat, path: Path, runs: ArtifactRun, x1: np.nda
     (the simulated run is a reference, not a speed)."""
     run = runs.kernels or runs.run
     return ArtifactInfo(fmt.name, fmt.filename, path.stat().st_size / 1e6, measure_latency(run, x1, latency_runs),
-                        measured_on(fmt, provider, simulated=False))
+                        measured_on(fmt, provider, simulated=None))

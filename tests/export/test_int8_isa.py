@@ -27,6 +27,7 @@ from catdog.runtime.spine.isa import (
     SIMULATED,
     TARGETS,
     int8_path,
+    kernels_label,
     saturates,
     saturation_warning,
     target_of,
@@ -170,3 +171,58 @@ def test_a_broken_symmetric_artifact_fails_the_trt_gate(lite, tmp_path):
     assert SIMULATED in result.measured_on
     assert not result.passed and result.reasons[0].startswith("int8-trt: top1_agreement")
     assert check_artifact(FORMATS["int8-trt"], out / "model.int8-trt.onnx", ref, x, labels, {}).passed
+
+
+def _vnni_int8(out, x, path):
+    """A real --int8-target vnni model (8-bit weights) of the lite export, with export's int8 record."""
+    from catdog.export.meta import read_onnx_metadata, set_onnx_metadata
+
+    fmt = INT8_FORMATS["vnni"]
+    with Int8Quantizer(onnx.load(str(out / "model.onnx")), x[:8], fmt.activations, reduce_range=fmt.reduce_range) as q:
+        model = q.build()
+    meta = read_onnx_metadata(out / "model.int8.onnx")
+    record = {"for": "cpu", "target_isa": "vnni", "reduce_range": False, "max_int8_weight": max_int8_weight(model)}
+    path.write_bytes(set_onnx_metadata(model, meta.with_(extra={**meta.extra, "int8": record})).SerializeToString())
+    return path
+
+
+def test_a_full_range_cpu_int8_is_gated_for_its_target_where_this_cpu_would_saturate(lite, tmp_path):
+    """Gating a VNNI model on AVX2's kernels would measure this machine's saturation, not what a
+    VNNI CPU computes: where the weights can saturate, the gate runs simulated quantization (and
+    the kernels' figures go beside it); the 7-bit model is gated on the kernels everywhere."""
+    from catdog.export.parity import simulated_target
+
+    out, _, x, *_ = lite
+    vnni = _vnni_int8(out, x, tmp_path / "vnni.int8.onnx")
+    fmt = FORMATS["int8"]
+    assert simulated_target(fmt, vnni, AVX2) == simulated_target(fmt, vnni, AVX512) == "--int8-target vnni"
+    for here in (AVX512_VNNI, AVX_VNNI, ARM_DOT, ARM_NEON):
+        assert simulated_target(fmt, vnni, here) is None
+    for here in (AVX2, AVX512, AVX512_VNNI, ARM_DOT):
+        assert simulated_target(fmt, out / "model.int8.onnx", here) is None
+    assert simulated_target(FORMATS["int8-trt"], out / "model.int8-trt.onnx", AVX512_VNNI) == "tensorrt"
+    runs = artifact_runs(fmt, vnni)
+    assert (runs.kernels is not None) == saturates(int8_path(), SAFE_WEIGHT + 1)
+    assert (SIMULATED in runs.measured_on) == (runs.kernels is not None)
+
+
+@pytest.mark.parametrize("here, simulated", [(AVX2, True), (AVX512_VNNI, False)])
+def test_a_vnni_int8_is_chosen_on_what_its_target_computes(lite, monkeypatch, tmp_path, here, simulated):
+    """The INT8 choices for --int8-target vnni are scored by simulated quantization on a CPU whose
+    kernels would saturate its weights, else on this CPU's kernels (the integer path is set; the
+    builds and sessions are real)."""
+    import catdog.runtime.spine.isa as isa
+    from catdog.export.formats import BuildContext
+    from catdog.export.meta import read_onnx_metadata
+    from catdog.export.sensitivity import SensitivityConfig
+
+    out, _, x, *_ = lite
+    monkeypatch.setattr(isa, "int8_path", lambda *a, **k: here)
+    meta = read_onnx_metadata(out / "model.onnx")
+    ctx = BuildContext(model=None, example=None, check_inputs=None, meta=meta, spec=meta.spec, opset=0, calib=x[:8],
+                       calib_method="minmax", int8_target="vnni", held_out=x,
+                       int8_sensitivity=SensitivityConfig(enabled=False))
+    FORMATS["int8"].builder(ctx, tmp_path / "model.int8.onnx", meta, onnx.load(str(out / "model.onnx")))
+    reference = SIMULATED if simulated else kernels_label()  # the label of the kernels it really ran on
+    assert ctx.details["int8_choice"]["how"].endswith(f"measured on {reference}")
+    assert ctx.details["int8"]["target_isa"] == "vnni" and ctx.details["int8"]["max_int8_weight"] > SAFE_WEIGHT
