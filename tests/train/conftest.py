@@ -69,3 +69,29 @@ def _run_cli(*args: str, timeout: float = 180, env: dict | None = None) -> subpr
 def train_cli():
     """catdog-train in a subprocess, through the console script's main()."""
     return _run_cli
+
+
+@pytest.fixture
+def train_main(monkeypatch, capsys):
+    """catdog-train's main() in this process, as train_cli runs it but without a new interpreter
+    (torch and torchvision imported once, not per run): -> a CompletedProcess of its exit code,
+    stdout and stderr."""
+    from rich.console import Console
+
+    from catdog.train import cli
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        argv = ["catdog-train", *map(str, args)]
+        capsys.readouterr()  # what the test printed before is not this run's output
+        with monkeypatch.context() as m:
+            m.setattr(sys, "argv", argv)
+            m.setattr(cli, "err", Console(stderr=True, soft_wrap=True))  # bound to capsys' stderr
+            try:
+                cli.main()
+                code = 0
+            except SystemExit as e:
+                code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out.out, out.err)
+
+    return run

@@ -6,8 +6,6 @@ validation."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -48,10 +46,9 @@ def test_probe_is_an_ordinary_checkpoint_that_exports_and_runs(probe_run, small_
 
     ck = load_checkpoint(save_checkpoint(tmp_path / "hot.pth", **{**ck.fields_to_save(), "temperature": 2.5}))
     out = tmp_path / "export"
-    r = subprocess.run([sys.executable, "-m", "catdog.export.cli", "--ckpt", str(tmp_path / "hot.pth"), "--out",
-                        str(out), "--calib", str(small_flat), "--latency-runs", "2"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
+    from testkit.export import cli as export_cli  # catdog-export in-process (its real processes: tests/export)
+
+    assert export_cli("--ckpt", tmp_path / "hot.pth", "--out", out, "--calib", small_flat, "--latency-runs", "2") == 0
     from catdog.runtime.engine.classifier import Classifier
     from catdog.runtime.spine.preprocess import preprocess
 
@@ -68,13 +65,13 @@ def test_probe_is_an_ordinary_checkpoint_that_exports_and_runs(probe_run, small_
     assert np.abs(got - want).max() < 1e-4 and (got.argmax(1) == want.argmax(1)).all()
 
 
-def test_lp_ft_starts_from_the_probe_head(probe_run, train_cli, small_flat, tmp_path):
+def test_lp_ft_starts_from_the_probe_head(probe_run, train_main, small_flat, tmp_path):
     """With lr 0 the fine-tuning moves nothing, so the saved head is exactly where LP-FT started."""
     run, _ = probe_run
     probe_fc = load_checkpoint(run / "best.pth").state_dict["fc.weight"]
     for head, same in (("probe", True), ("random", False)):
         out = tmp_path / head
-        r = train_cli("--data", str(small_flat), *LITE, "--pretrained", "--head", head, "--epochs", "1", "--lr", "0",
+        r = train_main("--data", str(small_flat), *LITE, "--pretrained", "--head", head, "--epochs", "1", "--lr", "0",
                       "--out", str(out))
         assert r.returncode == 0, r.stderr
         fc = load_checkpoint(out / "best.pth").state_dict["fc.weight"]
@@ -82,9 +79,9 @@ def test_lp_ft_starts_from_the_probe_head(probe_run, train_cli, small_flat, tmp_
         assert json.loads(r.stdout.strip().splitlines()[-1])["probe_val_acc"] is not None  # the bar is reported
 
 
-def test_ema_weights_are_what_gets_saved(train_cli, small_flat, tmp_path):
+def test_ema_weights_are_what_gets_saved(train_main, small_flat, tmp_path):
     out = tmp_path / "ema"
-    r = train_cli("--data", str(small_flat), *LITE, "--pretrained", "--no-probe", "--ema", "0.5", "--epochs", "1",
+    r = train_main("--data", str(small_flat), *LITE, "--pretrained", "--no-probe", "--ema", "0.5", "--epochs", "1",
                   "--lr", "1e-3", "--out", str(out))
     assert r.returncode == 0, r.stderr
     best, last = load_checkpoint(out / "best.pth"), load_checkpoint(out / "last.pth")
@@ -132,9 +129,9 @@ def test_cv_folds_are_disjoint_stratified_and_reproducible(tmp_path):
     assert [f[1].samples for f in folds] != [f[1].samples for f in stratified_folds(data, 5, seed=2)]
 
 
-def test_cv_cli_of_the_probe_recipe(train_cli, small_flat, tmp_path):
+def test_cv_cli_of_the_probe_recipe(train_main, small_flat, tmp_path):
     out = tmp_path / "cv"
-    r = train_cli("cv", "--folds", "3", "--data", str(small_flat), *LITE, "--pretrained", "--head", "probe",
+    r = train_main("cv", "--folds", "3", "--data", str(small_flat), *LITE, "--pretrained", "--head", "probe",
                   "--epochs", "0", "--out", str(out))
     assert r.returncode == 0, r.stderr
     report = json.loads((out / "cv.json").read_text())
@@ -152,14 +149,14 @@ def test_logistic_regression_separates_and_maps_back_to_raw_features():
     assert w.shape == (2, 4) and ((x @ w.T + b).argmax(1) == y).mean() > 0.95  # raw features, no scaling step
 
 
-def test_freeze_bn_keeps_the_pretrained_statistics(train_cli, small_flat, tmp_path):
+def test_freeze_bn_keeps_the_pretrained_statistics(train_main, small_flat, tmp_path):
     from catdog.train.models.efficientnet_lite import imagenet_state_dict
 
     imagenet = imagenet_state_dict("efficientnet_lite0")
     for frozen in (True, False):
         out = tmp_path / f"bn-{frozen}"
         flag = "--freeze-bn" if frozen else "--no-freeze-bn"
-        r = train_cli("--data", str(small_flat), *LITE, "--pretrained", "--no-probe", flag, "--epochs", "1",
+        r = train_main("--data", str(small_flat), *LITE, "--pretrained", "--no-probe", flag, "--epochs", "1",
                       "--lr", "1e-3", "--out", str(out))
         assert r.returncode == 0, r.stderr
         sd = load_checkpoint(out / "best.pth").state_dict
