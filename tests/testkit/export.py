@@ -8,6 +8,7 @@ the export stage that only tests call (check_artifact, save_onnx, quantize_int8)
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -82,21 +83,44 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor, var_floor: float) -> None:
         m.running_var.clamp_(min=var_floor * float(m.running_var.median()))
 
 
+class _Seen(Exception):
+    """Raised by lsuv's hook once the layer it measures has run: the layers after it do not matter."""
+
+
+@functools.lru_cache(maxsize=None)
+def _orthogonal(shape: tuple[int, ...], index: int) -> torch.Tensor:
+    """nn.init.orthogonal_ from a generator of its own, seeded by the layer's place and shape: the same
+    for every model with that layer (alexnet and alexnet_s0 share every shape), so each QR (seconds
+    for AlexNet's 4096 x 9216 classifier) is done once per session."""
+    gen = torch.Generator().manual_seed(hash((shape, index)) % 2**31)
+    return nn.init.orthogonal_(torch.empty(shape), generator=gen)
+
+
 def lsuv(model: nn.Module, x: torch.Tensor) -> None:
     """Layer-sequential unit-variance init (Mishkin & Matas 2016) for nets without BatchNorm:
     orthogonal weights, zero biases, then each conv/linear rescaled so its output has unit variance
     on the real photos, as in a trained net. At torchvision's default init AlexNet's activations
     shrink layer after layer until the photos differ by less than INT8's rounding."""
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))][:-1]  # not the head
-    for layer in layers:
-        nn.init.orthogonal_(layer.weight)
+    for i, layer in enumerate(layers):
+        with torch.no_grad():
+            layer.weight.copy_(_orthogonal(tuple(layer.weight.shape), i))
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
         seen: list[torch.Tensor] = []
-        hook = layer.register_forward_hook(lambda mod, inp, out, seen=seen: seen.append(out.detach()))
+
+        def hook(mod, inp, out, seen=seen):
+            seen.append(out.detach())
+            raise _Seen
+
+        handle = layer.register_forward_hook(hook)
         with torch.no_grad():
-            model(x)
-            hook.remove()
+            try:
+                model(x)
+            except _Seen:
+                pass
+            finally:
+                handle.remove()
             std = float(seen[0].std())
             layer.weight.div_(std)
             if layer.bias is not None:
