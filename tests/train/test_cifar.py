@@ -250,23 +250,25 @@ def test_data_cifar10_path_trains_from_prepare_s_folders_written_once(c10, tmp_p
 
 
 @pytest.mark.slow
-def test_cifar10_train_export_runtime_round_trip_labels_are_cifar_s(tmp_path, monkeypatch):
+def test_cifar10_train_export_runtime_round_trip_labels_are_cifar_s(tmp_path, monkeypatch, train_main):
+    """prepare, train and export in this process (each CLI's real processes are tested in its own
+    files), the runtime as a user runs it."""
+    from testkit.export import cli as export_cli
+
     made = make(60, 20, 10, seed=3)
     src = archive(write_cifar10(tmp_path / "src", made, "binary"), tmp_path / "dl")
     out = tmp_path / "cifar10"
-    r = cli("catdog.train.cli", "prepare", f"cifar10:{src}", out)
+    r = train_main("prepare", f"cifar10:{src}", out)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"{out}: 80 written, 0 already there, 0 unreadable"
     run = tmp_path / "run"
     monkeypatch.setenv("CATDOG_DATA_CACHE", str(tmp_path / "cache"))  # --data cifar10:PATH, no prepare step
-    r = cli("catdog.train.cli", "--data", f"cifar10:{src}", "--arch", "alexnet_cifar", "--arch-kw", "width=0.25",
-            "--epochs", "1", "--batch-size", "8", "--workers", "0", "--out", run, "--no-plots")
+    r = train_main("--data", f"cifar10:{src}", "--arch", "alexnet_cifar", "--arch-kw", "width=0.25",
+                   "--epochs", "1", "--batch-size", "8", "--workers", "0", "--out", run, "--no-plots")
     assert r.returncode == 0, r.stderr
     assert "60 train / 20 test images, 10 classes" in r.stderr and "validation: CIFAR-10's own test batch" in r.stderr
     exp = tmp_path / "export"
-    r = cli("catdog.export.cli", "--ckpt", run / "best.pth", "--out", exp, "--parity", out / "test",
-            "--latency-runs", "1")
-    assert r.returncode == 0, r.stderr
+    assert export_cli("--ckpt", run / "best.pth", "--out", exp, "--parity", out / "test", "--latency-runs", "1") == 0
     r = subprocess.run([sys.executable, "-m", "catdog.runtime", str(out / "test"), "-r", "-m", str(exp / "model.onnx"),
                         "--json", "--provider", "cpu"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -178,7 +178,7 @@ def test_kill_9_leaves_loadable_checkpoints_and_resume_works(small_flat, tmp_pat
     assert 1 <= done < 60 and 1 <= best.epoch <= done
     build_model(last)
     build_model(best)
-    r = subprocess.run(train_cmd("--resume", str(run), "--epochs", str(done + 1), "--quiet"), cwd=REPO,
+    r = subprocess.run(train_cmd("--resume", str(run), "--epochs", str(done + 1), "--quiet", "--no-plots"), cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert load_checkpoint(run / LAST).epoch == done + 1
