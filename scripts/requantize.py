@@ -11,7 +11,9 @@ calibration or choice photos (by path or by bytes). Writes OUT atomically and OU
       --exclude ../shared/datasets/pet-breeds-dev --split --select-count 400
 
 --split: calibrate on the training part of the reference run's split of --calib (train/data.py
-split, seed 0, 20%), choose on its 400 validation photos, which the model never trained on.
+split, seed 0, 20%), choose on its 400 validation photos, which the model never trained on. The
+shipped runtime/assets/model.int8-vnni.onnx is the same command with --int8-target vnni
+--calib-count 1600 (on a CPU without VNNI its choices are scored by simulated quantization).
 """
 
 from __future__ import annotations
