@@ -1,5 +1,5 @@
 """Ray test fixtures: real photos with broken files among them, the single-process reference
-(`catdog-runtime --json` with the shipped model), and one real 2-CPU Ray head per module."""
+(`catdog-runtime --json` with the shipped model), and one real 2-CPU Ray head per session."""
 
 from __future__ import annotations
 
@@ -39,8 +39,10 @@ def reference(messy) -> dict[str, dict]:
     return rows
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_head():
-    head = RayHead(cpus=2, gpus=1)  # the one GPU is declared only: see test_a_worker_that_cannot_start...
+    """One head for the session (test_scale.py's cluster runs, test_scale_resume.py's resumes): a local
+    Ray costs each run ~4 s more to start than a job on a running head."""
+    head = RayHead(cpus=2, gpus=1)  # the one GPU is declared only: see test_an_actor_that_cannot_start...
     yield head.address
     head.stop()

@@ -1,6 +1,7 @@
 """`--resume` counts only the parts its manifest vouches for: a copied part, a damaged one, one that
 repeats another's inputs or an entry whose part never arrived never turns into "nothing to do" over
-wrong results. Real Ray runs on a few real photos, and real part files written by PartWriter."""
+wrong results. Real Ray runs on a few real photos (on the session's Ray head; the local `--ray` is
+test_scale.py's and the SIGTERM test's), and real part files written by PartWriter."""
 
 from __future__ import annotations
 
@@ -20,23 +21,24 @@ CLASSES = ("cat", "dog")
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, photos) -> tuple[Path, Path]:
-    """(photos folder, OUT) of one finished local-Ray run: 24 real photos in blocks of 4 (6 parts)."""
+def finished(tmp_path_factory, photos, ray_head) -> tuple[Path, Path]:
+    """(photos folder, OUT) of one finished Ray run: 24 real photos in blocks of 4 (6 parts)."""
     tmp = tmp_path_factory.mktemp("resume")
     copies(photos, tmp / "photos", 24)
     out = tmp / "out"
-    r = run_cli(tmp / "photos", "--ray", "--out", out, "--batch", "4")
+    r = run_cli(tmp / "photos", "--ray", ray_head, "--out", out, "--batch", "4")
     assert r.returncode == 0 and len(parts(out)) > 2, r.stderr[-3000:]
     return tmp / "photos", out
 
 
-def _resume(finished: tuple[Path, Path], tmp_path: Path, damage) -> tuple[subprocess.CompletedProcess, Path, Path]:
+def _resume(finished: tuple[Path, Path], tmp_path: Path, damage, address: str
+            ) -> tuple[subprocess.CompletedProcess, Path, Path]:
     """A copy of the finished OUT, damaged by `damage(out) -> the part it touched`, then resumed."""
     photos, done = finished
     out = tmp_path / "out"
     shutil.copytree(done, out)
     touched = damage(out)
-    return run_cli(photos, "--ray", "--out", out, "--resume"), out, touched
+    return run_cli(photos, "--ray", address, "--out", out, "--resume"), out, touched
 
 
 def _warning(stderr: str, name: str) -> str:
@@ -53,12 +55,12 @@ def _assert_complete(out: Path, photos: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_a_copied_part_is_set_aside_not_counted_twice(finished, tmp_path):
+def test_a_copied_part_is_set_aside_not_counted_twice(finished, ray_head, tmp_path):
     def copy_one(out: Path) -> Path:
         shutil.copyfile(parts(out)[1], out / "part-copy.parquet")
         return out / "part-copy.parquet"
 
-    r, out, copy = _resume(finished, tmp_path, copy_one)
+    r, out, copy = _resume(finished, tmp_path, copy_one, ray_head)
     assert r.returncode == 0 and "nothing to do" in r.stderr, r.stderr[-3000:]  # the original still holds them
     assert "not listed in _manifest/" in _warning(r.stderr, "part-copy.parquet")
     _assert_complete(out, finished[0])
@@ -67,7 +69,7 @@ def test_a_copied_part_is_set_aside_not_counted_twice(finished, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_damaged_part_is_detected_and_its_inputs_redone(finished, tmp_path):
+def test_a_damaged_part_is_detected_and_its_inputs_redone(finished, ray_head, tmp_path):
     import pyarrow.parquet as pq
 
     def dogs_to_cats(out: Path) -> Path:
@@ -82,7 +84,7 @@ def test_a_damaged_part_is_detected_and_its_inputs_redone(finished, tmp_path):
         return part
 
     before = {x["source"]: x["label"] for x in read_rows(finished[1])}
-    r, out, part = _resume(finished, tmp_path, dogs_to_cats)
+    r, out, part = _resume(finished, tmp_path, dogs_to_cats, ray_head)
     assert r.returncode == 0 and "done earlier" in r.stderr, r.stderr[-3000:]  # its inputs ran again
     assert "sha256 differs" in _warning(r.stderr, part.name)
     rows = _assert_complete(out, finished[0])
