@@ -65,14 +65,16 @@ def test_probe_is_an_ordinary_checkpoint_that_exports_and_runs(probe_run, small_
     assert np.abs(got - want).max() < 1e-4 and (got.argmax(1) == want.argmax(1)).all()
 
 
-def test_lp_ft_starts_from_the_probe_head(probe_run, train_main, small_flat, tmp_path):
-    """With lr 0 the fine-tuning moves nothing, so the saved head is exactly where LP-FT started."""
+def test_lp_ft_starts_from_the_probe_head(probe_run, train_cli, train_main, small_flat, tmp_path):
+    """With lr 0 the fine-tuning moves nothing, so the saved head is exactly where LP-FT started.
+    The probe case runs in a fresh process, as probe_run did: bit-equal heads need the same float
+    sums, and this process's torch may run on other threads (catdog-bench's tests set them)."""
     run, _ = probe_run
     probe_fc = load_checkpoint(run / "best.pth").state_dict["fc.weight"]
-    for head, same in (("probe", True), ("random", False)):
+    for head, same, train in (("probe", True, train_cli), ("random", False, train_main)):
         out = tmp_path / head
-        r = train_main("--data", str(small_flat), *LITE, "--pretrained", "--head", head, "--epochs", "1", "--lr", "0",
-                      "--out", str(out))
+        r = train("--data", str(small_flat), *LITE, "--pretrained", "--head", head, "--epochs", "1", "--lr", "0",
+                  "--out", str(out))
         assert r.returncode == 0, r.stderr
         fc = load_checkpoint(out / "best.pth").state_dict["fc.weight"]
         assert torch.equal(fc, probe_fc) is same, head
