@@ -78,3 +78,14 @@ def torch_artifacts(tmp_path_factory):
     ts = torch.jit.trace(model, torch.zeros(1, 3, 32, 32))
     torch.jit.save(ts, str(d / "model.ts"), _extra_files={METADATA_FILE: meta.to_json()})
     return d
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """catdog-bench's torch rows set torch's process-wide thread count on every call; a later
+    in-process training test must not inherit 1 thread (its bit-equal checks then differ)."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
