@@ -217,12 +217,13 @@ def test_a_vnni_int8_is_chosen_on_what_its_target_computes(lite, monkeypatch, tm
     from catdog.export.sensitivity import SensitivityConfig
 
     out, _, x, *_ = lite
+    real = kernels_label()  # the kernels a run that is not simulated really takes, whatever `here` says
     monkeypatch.setattr(isa, "int8_path", lambda *a, **k: here)
     meta = read_onnx_metadata(out / "model.onnx")
     ctx = BuildContext(model=None, example=None, check_inputs=None, meta=meta, spec=meta.spec, opset=0, calib=x[:8],
                        calib_method="minmax", int8_target="vnni", held_out=x,
                        int8_sensitivity=SensitivityConfig(enabled=False))
     FORMATS["int8"].builder(ctx, tmp_path / "model.int8.onnx", meta, onnx.load(str(out / "model.onnx")))
-    reference = SIMULATED if simulated else kernels_label()  # the label of the kernels it really ran on
+    reference = SIMULATED if simulated else real
     assert ctx.details["int8_choice"]["how"].endswith(f"measured on {reference}")
     assert ctx.details["int8"]["target_isa"] == "vnni" and ctx.details["int8"]["max_int8_weight"] > SAFE_WEIGHT
