@@ -16,6 +16,7 @@ from catdog.runtime.spine.errors import ModelError
 # on either evaluation set, where the 7-bit one made one more on each (reports/int8-vnni).
 SHIPPED = {"fp32": ARTIFACTS["onnx"].filename, "int8-avx2": ARTIFACTS["int8"].filename,
            "int8-vnni": "model.int8-vnni.onnx"}
+NAMES = ("int8", *SHIPPED)  # what --model takes by name; "int8": the INT8 for this CPU
 # On a CPU the INT8 model (U8S8 QDQ) is the faster one at about the same accuracy (README's table;
 # reports/cpu-reference for the speed). GPU providers
 # run QDQ INT8 no faster than fp32 (CUDA) or need their own calibration (TensorRT): fp32 there.
@@ -44,7 +45,7 @@ def shipped_model(name: str) -> Path:
     if name == "int8":
         name = int8_for_this_cpu()
     if name not in SHIPPED:
-        raise ModelError(f"no shipped model named {name!r}; known: {', '.join(['int8', *SHIPPED])}")
+        raise ModelError(f"no shipped model named {name!r}; known: {', '.join(NAMES)}")
     # Package data sits beside this module in every pip install (wheel, sdist, editable); a plain
     # path, because importlib.resources costs ~8 ms of a one-photo cold start.
     path = Path(__file__).parents[1] / "assets" / SHIPPED[name]  # runtime/assets, beside the rooms
@@ -54,16 +55,14 @@ def shipped_model(name: str) -> Path:
 
 
 def resolve_model(model: str | Path | None, provider: str = "auto") -> Path:
-    """None -> the shipped model for `provider`; an existing path -> itself; a SHIPPED name or 'int8'
-    -> shipped."""
+    """None -> the shipped model for `provider`; an existing path -> itself; a name in NAMES -> shipped."""
     if model is None:
         return shipped_model(default_name(provider))
     path = Path(model)
     if path.exists():
         return path
-    if str(model) in SHIPPED or str(model) == "int8":
+    if str(model) in NAMES:
         return shipped_model(str(model))
     if not path.suffix and len(path.parts) == 1:  # a bare word: most likely a mistyped name
-        known = ", ".join(["int8", *SHIPPED])
-        raise ModelError(f"{model}: no such model file, nor a shipped model name (known: {known})")
+        raise ModelError(f"{model}: no such model file, nor a shipped model name (known: {', '.join(NAMES)})")
     return path
