@@ -68,7 +68,7 @@ def test_probe_is_an_ordinary_checkpoint_that_exports_and_runs(probe_run, small_
 def test_lp_ft_starts_from_the_probe_head(probe_run, train_cli, train_main, small_flat, tmp_path):
     """With lr 0 the fine-tuning moves nothing, so the saved head is exactly where LP-FT started.
     The probe case runs in a fresh process, as probe_run did: bit-equal heads need the same float
-    sums, and this process's torch may run on other threads (catdog-bench's tests set them)."""
+    sums, which a fresh process guarantees whatever this process's earlier tests set (torch threads)."""
     run, _ = probe_run
     probe_fc = load_checkpoint(run / "best.pth").state_dict["fc.weight"]
     for head, same, train in (("probe", True, train_cli), ("random", False, train_main)):
