@@ -150,6 +150,16 @@ def option_types() -> dict[str, type]:
             for f in fields(RunOptions)}
 
 
+OUTPUT_FIELDS = ("csv_path", "save", "trt_cache", "out")  # the path options a run writes; it reads every other one
+
+
+def read_paths(o: RunOptions) -> list[Path]:
+    """The files the options name for reading (--model, --labels, ...): no output may be one of them."""
+    types = option_types()
+    return [Path(v) for name, v in ((f.name, getattr(o, f.name)) for f in fields(o))
+            if v is not None and types[name] is Path and name not in OUTPUT_FIELDS]
+
+
 def spec_overrides(o: RunOptions) -> dict[str, Any]:
     """--size/--mean/--std/--bgr/--scale as Classifier.from_file's spec overrides (the given ones)."""
     overrides = {"size": o.size, "mean": _floats3(o.mean, "--mean"), "std": _floats3(o.std, "--std"),

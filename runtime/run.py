@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from catdog.runtime.engine.stats import model_line, summary_text
-from catdog.runtime.options import RunOptions, spec_overrides
+from catdog.runtime.options import RunOptions, read_paths, spec_overrides
 from catdog.runtime.spine.boundary import interrupt_exit, interrupt_reason, say, signals_deferred
 from catdog.runtime.spine.errors import InputError
 
@@ -55,12 +55,27 @@ def _run_batch(batch: int, src: Any) -> int:
     return max(1, min(batch, len(src.files))) if src.kind == "files" else 1
 
 
+def _inputs(o: RunOptions, src: Any) -> list[Path]:
+    """Every file the run reads: the images or the video, the files the options name (--model,
+    --labels, ...), and the shipped models (what --model NAME or no --model opens)."""
+    from catdog.runtime.engine.shipped import SHIPPED, shipped_model
+    from catdog.runtime.spine.errors import CatdogError
+
+    files = [*src.files] if src.kind == "files" else [Path(src.target)] if src.kind == "video" else []
+    for name in SHIPPED:
+        try:
+            files.append(shipped_model(name))
+        except CatdogError:  # not in this install: nothing there to protect
+            pass
+    return files + read_paths(o)
+
+
 def _outputs(o: RunOptions, src: Any) -> tuple[Path | None, Path | None]:
-    """--csv and --save checked (runtime.files.check_output_file): never an input, a folder or a
-    read-only file. --save applies to frame sources only (image runs ignore it, and say so)."""
+    """--csv and --save checked (spine.fileio.check_output_file): never an input (_inputs), a folder
+    or a read-only file. --save applies to frame sources only (image runs ignore it, and say so)."""
     from catdog.runtime.spine.fileio import check_output_file
 
-    inputs = src.files if src.kind == "files" else (src.target,) if src.kind == "video" else ()
+    inputs = _inputs(o, src)
     csv_path = check_output_file(o.csv_path, inputs, "--csv") if o.csv_path else None
     save_path = check_output_file(o.save, inputs, "--save") if o.save and src.kind != "files" else None
     if csv_path and save_path and csv_path.resolve() == save_path.resolve():

@@ -63,7 +63,7 @@ class CsvSink:
 
     def __init__(self, path: str | os.PathLike, classes: tuple[str, ...]):
         self.path = Path(path)
-        check_writable_dir(self.path.parent if str(self.path.parent) else Path("."))  # fail before the run
+        check_writable_dir(self.path.parent, create=False)  # fail before the run; the folder comes with the file
         self.classes = classes
         self.rows: list[list[Any]] = []
 

@@ -63,7 +63,7 @@ class VideoSaver:
         self.path = Path(path)
         if self.path.suffix.lower() not in self.FOURCC:
             raise OutputError(f"{self.path}: --save needs one of {', '.join(self.FOURCC)}")
-        check_writable_dir(self.path.parent if str(self.path.parent) else Path("."))
+        check_writable_dir(self.path.parent, create=False)  # made with the first frame: none if none comes
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self.fps = fps if fps and 1 <= fps <= 240 else 25.0
         self.writer: Any = None
@@ -74,6 +74,11 @@ class VideoSaver:
 
         if self.writer is None:
             fourcc = cv2.VideoWriter_fourcc(*self.FOURCC[self.path.suffix.lower()])
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OutputError(f"cannot write to {self.path.parent}: {e.strerror}; choose a writable folder"
+                                  ) from None
             self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (frame.shape[1], frame.shape[0]))
             if not self.writer.isOpened():
                 self.writer = None

@@ -1,5 +1,5 @@
 """File I/O at the boundary: atomic writes (temp + fsync + rename, so a crash never leaves a
-half-written file under a final name) and image decoding with clear, per-file errors."""
+half-written file under a final name) and the checks every output path gets before any work."""
 
 from __future__ import annotations
 
@@ -8,22 +8,17 @@ import errno
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from catdog.runtime.spine.errors import OutputError
-
-if TYPE_CHECKING:
-    pass
-
-
-
 
 
 def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), flag: str = "output"
                       ) -> Path:
     """Every output file's check, before any work: not a folder, not read-only, not one of the
-    `inputs` (same file, whatever the spelling or link), and a folder it can be written in.
-    Returns the path normalised (`a/../b.csv` is `b.csv`: no folder is made for `a/`)."""
+    `inputs` (every file the run reads: same file, whatever the spelling or link), and a folder it
+    can be written in. Makes no folder (atomic_path makes them when the file is written: a run that
+    fails first leaves none). Returns the path normalised (`a/../b.csv` is `b.csv`)."""
     p = Path(os.path.normpath(os.path.expanduser(os.fspath(path))))
     _check_replaceable(p, flag)
     if p.exists():
@@ -36,7 +31,7 @@ def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
             if same:
                 raise OutputError(f"{flag} {path}: is one of the inputs ({src}); writing there would destroy it; "
                                   "choose another file")
-    check_writable_dir(p.parent)
+    check_writable_dir(p.parent, create=False)
     return p
 
 
@@ -113,16 +108,24 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     return Path(path)
 
 
-def check_writable_dir(path: str | os.PathLike) -> Path:
-    """Fail early (before long work) if `path` cannot hold our outputs."""
+def check_writable_dir(path: str | os.PathLike, create: bool = True) -> Path:
+    """Fail early (before long work) if `path` cannot hold our outputs. With create=False no folder
+    is made: the nearest existing one must be a folder this process can create files in."""
     path = Path(path)
+    probe = path
+    if not create:  # the folders mkdir -p would make are missing: check where it would start
+        while not os.path.lexists(probe) and probe != probe.parent and str(probe) not in ("", "."):
+            probe = probe.parent
     try:
-        if path.exists() and not path.is_dir():
+        if probe.exists() and not probe.is_dir():
+            if probe != path:  # a file where mkdir -p would make a folder: what mkdir itself would say
+                raise OutputError(f"cannot write to {path}: {os.strerror(errno.ENOTDIR)}; choose a writable folder")
             raise OutputError(f"cannot write to {path}: it is a file, not a folder; choose another folder")
-        path.mkdir(parents=True, exist_ok=True)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
         import tempfile
 
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe.", delete=True):
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".probe.", delete=True):
             pass
     except OSError as e:
         raise OutputError(f"cannot write to {path}: {e.strerror}; choose a writable folder") from None
@@ -138,15 +141,3 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-
-
-
-
-
-
-
-
-
-

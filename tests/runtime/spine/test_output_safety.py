@@ -107,3 +107,42 @@ def test_outputs_are_checked_on_a_writable_spot_even_as_root(models, folder, tmp
         _refused(run_cli(folder, "--model", models["float"], "--csv", out), "is read-only")
     finally:
         out.chmod(0o644)
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--save"])
+def test_an_output_over_the_model_is_refused_and_the_model_kept(models, folder, photos, tmp_path, flag):
+    """Issue 32 #11: every file the run reads is protected, not only the images: the model too,
+    by any spelling (a symlink to it included)."""
+    model = tmp_path / "m.onnx"
+    model.write_bytes(models["float"].read_bytes())
+    link = tmp_path / "link.onnx"
+    link.symlink_to(model)
+    before = model.read_bytes()
+    source = folder if flag == "--csv" else write_video(tmp_path / "in.avi", photos, 6)
+    for target in (model, link):
+        _refused(run_cli(source, "--model", model, flag, target), flag, "is one of the inputs", str(model))
+    assert model.read_bytes() == before
+
+
+def test_csv_over_the_labels_file_is_refused_and_the_labels_kept(models, folder, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\n")
+    _refused(run_cli(folder, "--model", models["nometa"], "--labels", labels, "--csv", labels),
+             "--csv", "is one of the inputs", str(labels))
+    assert labels.read_text() == "cat\ndog\n"
+    r = run_cli(folder, "--model", models["nometa"], "--labels", labels)  # still a good labels file
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_failed_run_leaves_no_output_folder_it_made(photos, folder, tmp_path):
+    """Issue 32 #15: a run that fails (here: a model that is not one) leaves no empty folder behind
+    for its --csv or --save; a run that succeeds makes the folders it needs."""
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("# not a model\n")
+    clip = write_video(tmp_path / "in.avi", photos, 6)
+    for source, flag, target in ((folder, "--csv", "leftover/deep/x.csv"), (clip, "--save", "leftv/x.avi")):
+        r = run_cli(source, "--model", bad, flag, tmp_path / target)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / target.split("/")[0]).exists(), target
+    r = run_cli(folder, "--model", "fp32", "--csv", tmp_path / "leftover/deep/x.csv")
+    assert r.returncode == 0 and (tmp_path / "leftover/deep/x.csv").is_file(), r.stderr
