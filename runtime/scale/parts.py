@@ -6,7 +6,8 @@ sha256), also written atomically and before its part is renamed into place.
 `--resume` counts a part as done only when its entry vouches for it: a part with no entry (copied in,
 or left by anything but this job), a size, checksum or row count that differs (damaged since), or
 rows that repeat inputs another part already holds is moved aside (`_NAME.bad`, never deleted) with
-one line on stderr, and its inputs are classified again. A job killed at any moment (kill -9
+one line on stderr, and its inputs are classified again. Anything else in OUT that readers would take
+as results (`other.parquet`, a folder) is refused: it is not this job's to move. A job killed at any moment (kill -9
 included) leaves whole parts and entries, at worst an entry whose part never arrived: that block is
 simply classified again. Readers take the folder as one table (pyarrow.parquet.read_table(OUT),
 pandas.read_parquet(OUT)); they skip names starting with "_" or "." (the job file, the manifest,
@@ -14,6 +15,7 @@ parts set aside, temp files)."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import time
@@ -124,6 +126,7 @@ class PartWriter:
             atomic_write(out / JOB_FILE, self.job.to_json())
             return list(sources)
         self._check_same_job()
+        self._refuse_foreign(entries)
         for stale in [*out.glob(".part-*.tmp"), *self.manifest.glob(".*.tmp")]:  # killed mid-file: redone
             stale.unlink(missing_ok=True)
         held = self._counted(self._verified(), sources)
@@ -133,7 +136,19 @@ class PartWriter:
         return remaining(sources, held)
 
     def parts(self) -> list[Path]:
-        return sorted(self.out.glob(PART_GLOB))
+        return sorted(p for p in self.out.glob(PART_GLOB) if p.is_file())
+
+    def _refuse_foreign(self, names: list[str]) -> None:
+        """Readers take every name in OUT not starting with "_" or "." as results: anything there but
+        this job's part files (another table, a copy under another name, a folder) would be read with
+        them, duplicates included, and no resume could vouch for it. Not ours to move: refused."""
+        foreign = [n for n in names if not n.startswith(("_", ".")) and
+                   not (fnmatch.fnmatchcase(n, PART_GLOB) and (self.out / n).is_file())]
+        if foreign:
+            shown = ", ".join(foreign[:SHOWN_SET_ASIDE]) + (" ..." if len(foreign) > SHOWN_SET_ASIDE else "")
+            raise OutputError(f"{self.out}: holds {len(foreign)} file(s) that are not this job's part files "
+                              f"({shown}); readers of the folder would take them as results: move them out of "
+                              f"{self.out}, then rerun with --resume")
 
     def _check_same_job(self) -> None:
         path = self.out / JOB_FILE

@@ -16,6 +16,7 @@ import pytest
 from testkit.scale import CLI, RAY_ENV, RAY_TIMEOUT, copies, parts, read_rows, run_cli, wait_for_parts
 
 from catdog.runtime.scale.parts import MANIFEST_DIR, Job, PartWriter, schema
+from catdog.runtime.spine.errors import OutputError
 
 CLASSES = ("cat", "dog")
 
@@ -165,3 +166,35 @@ def test_an_entry_whose_part_never_arrived_is_redone(tmp_path):
     todo, said = _reopen(out, ["a", "b"])
     assert todo == ["b"] and len(said) == 1 and "its part is missing" in said[0], said
     assert len(list((out / MANIFEST_DIR).glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize("foreign", ["other.parquet", "results/part-0.parquet", "part-x.parquet/a.parquet"])
+def test_files_in_out_that_are_not_parts_are_refused(tmp_path, foreign):
+    """Issue 32 #16: readers take the whole folder (subfolders too) as one table, so a file that is
+    not this job's part, whatever its name, would come back as results: refused, named, left as it was."""
+    out = tmp_path / "out"
+    _writer(out, [["a", "b"], ["c", "d"]])
+    ours = parts(out)
+    extra = out / foreign
+    extra.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ours[0], extra)
+    with pytest.raises(OutputError) as e:
+        _reopen(out, ["a", "b", "c", "d"])
+    assert foreign.split("/")[0] in str(e.value) and "not this job's part files" in str(e.value), e.value
+    assert extra.is_file() and all(p.is_file() for p in ours)  # nothing moved, nothing set aside
+    assert not list(out.glob("_*.bad"))
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_foreign_parquet_file_instead_of_nothing_to_do(finished, ray_head, tmp_path):
+    """Issue 32 #16 through the CLI: a Parquet file not named part-* used to be ignored ("nothing to
+    do") while pandas.read_parquet(OUT) returned its rows twice."""
+    def foreign_copy(out: Path) -> Path:
+        shutil.copyfile(parts(out)[0], out / "extra.parquet")
+        return out / "extra.parquet"
+
+    r, out, extra = _resume(finished, tmp_path, foreign_copy, ray_head)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "extra.parquet" in last and "move them out" in last, last
+    assert "nothing to do" not in r.stderr and extra.is_file()
