@@ -187,6 +187,40 @@ def serve(
 
 @app.command()
 @cli_boundary
+def live(
+    photos: Path = typer.Argument(..., help="A folder of real photos: what the RTSP camera shows."),
+    fps: str = typer.Option("15,30", help="Camera frame rates, comma-separated."),
+    backends: str = typer.Option("ffmpeg,gstreamer", help="ffmpeg (pip OpenCV) and/or gstreamer (system OpenCV)."),
+    seconds: float = typer.Option(45.0, min=1.0, help="Measured seconds per frame rate and backend."),
+    warmup: float = typer.Option(3.0, min=0.0, help="Seconds after the first classified frame before measuring."),
+    size: str = typer.Option("640x480", help="The camera's WIDTHxHEIGHT."),
+    ffmpeg_python: Path = typer.Option(Path(sys.executable), help="The Python whose catdog-runtime reads rtsp:// "
+                                       "through OpenCV's FFmpeg backend (default: this one)."),
+    gst_python: Optional[Path] = typer.Option(None, help="The Python of a Jetson-recipe venv (system python3-opencv "
+                                              "with GStreamer) whose catdog-runtime reads a gst: rtspsrc pipeline."),
+    camera_python: Path = typer.Option(Path("/usr/bin/python3"), help="Debian's python3 with python3-gi and "
+                                       "GStreamer's RTSP server: runs the camera."),
+    model: Optional[Path] = typer.Option(None, help="ONNX model (default: the shipped one for the CPU)."),
+    name: str = typer.Option("live", help="Report name (reports/<name>/)."),
+    out: Path = typer.Option(REPORTS, help="Folder that holds the report folders."),
+) -> None:
+    """A real RTSP camera at each frame rate, both backends: classified vs sent, drops, frame age, CPU, RSS, decode."""
+    from catdog.benchmarks.live import LiveBenchConfig, backends_arg, size_arg
+    from catdog.benchmarks.live_report import summary_lines
+    from catdog.benchmarks.live_run import run_live_bench
+
+    pythons = {"ffmpeg": str(ffmpeg_python), "gstreamer": str(gst_python) if gst_python else None}
+    cfg = LiveBenchConfig(photos, out / report_name(name, Path(name)), pythons, str(camera_python),
+                          _ints(fps, "fps"), backends_arg(backends), seconds, warmup, size_arg(size),
+                          model=model, command="catdog-bench " + " ".join(sys.argv[1:]))
+    data = run_live_bench(cfg, log=lambda msg: typer.echo(msg, err=True))
+    for line in summary_lines(data):
+        typer.echo(line)
+    typer.echo(f"report: {cfg.out_dir / 'report.md'} (+ report.json)")
+
+
+@app.command()
+@cli_boundary
 def int8(
     data: List[Path] = typer.Argument(..., help="Labelled evaluation folders (class folders or cat.1.jpg names)."),
     fp32: Optional[Path] = typer.Option(None, help="The fp32 ONNX model (default: the shipped one)."),
