@@ -100,7 +100,7 @@ def run(o: RunOptions) -> int:
     if o.serve is not None:
         from catdog.runtime.serve.server import start
 
-        serving = start(o, clf, model_line(clf), src.spec if src else None, say)
+        serving = start(o, clf, model_line(clf), src.shown if src else None, say)
     try:
         if src is None:
             return _api_only(clf, serving)
@@ -173,7 +173,7 @@ def _live(o: RunOptions, clf: Any, src: Any, csv_path: Path | None, save_path: P
     if res.error:
         extra.append(("error", res.error))
         say(f"error: {res.error}")
-    _summary(clf, f"{src.kind} {src.spec}", extra + _served(serving))
+    _summary(clf, f"{src.kind} {src.shown}", extra + _served(serving))
     if res.interrupted:
         return interrupt_exit(res.interrupted)
     return EXIT_SOME_FAILED if clf.times.failed else 0

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, Un
 
 import numpy as np
 
-from catdog.runtime.engine.fit import apply_overrides, check_fit, looks_like_probs, third_party_spec, warn_if_saturating
+from catdog.runtime.engine import fit
 from catdog.runtime.engine.session import Session, open_session
 from catdog.runtime.engine.stats import StageTimes, Timer
 from catdog.runtime.spine.boundary import say
 from catdog.runtime.spine.errors import CatdogError, InputError, ModelError, error_line
-from catdog.runtime.spine.images import read_image
+from catdog.runtime.spine.images import CLASSIFY, check_size, decode_image, read_image
 from catdog.runtime.spine.labels import load_labels
 from catdog.runtime.spine.metadata import ModelMetadata
 from catdog.runtime.spine.metrics import softmax
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
 UNSURE = "unsure"  # the label of a prediction whose top probability is below `unsure_below`
-MIN_SIDE = 8  # pixels: a smaller image (a 1x1 tracking pixel, a broken thumbnail) is refused, not labelled
 
 
 @dataclass(frozen=True)
@@ -45,12 +44,6 @@ class Prediction:
 
     def top(self, k: int) -> list[tuple[str, float]]:
         return sorted(self.probs.items(), key=lambda kv: kv[1], reverse=True)[:k]
-
-
-
-
-
-
 
 
 class Classifier:
@@ -73,6 +66,7 @@ class Classifier:
         self.temperature = metadata.temperature  # fitted on validation at training time (metadata schema 2)
         self.times = StageTimes()
         self._buf: np.ndarray | None = None
+        self._output_checked = metadata.output != "probs"  # see infer_crops
 
     @classmethod
     def from_file(
@@ -105,20 +99,23 @@ class Classifier:
                 raise ModelError(f"{path}: has no catdog-edge metadata (a third-party model?); pass --labels FILE "
                                  "with its class names, and --size/--mean/--std/--bgr/--scale if its "
                                  "preprocessing is not ImageNet's")
-            full = spec if isinstance(spec, PreprocessSpec) else third_party_spec(session, spec or {})
+            full = spec if isinstance(spec, PreprocessSpec) else fit.third_party_spec(session, spec or {})
             fmt = "uint8" if session.input_dtype == np.uint8 else "float"
             meta = ModelMetadata(classes=names, spec=full, arch="third-party", input_format=fmt)
         else:
             if isinstance(spec, PreprocessSpec):
                 meta = meta.with_(spec=spec)
             elif spec:
-                meta = meta.with_(spec=apply_overrides(meta.spec, spec))
+                meta = meta.with_(spec=fit.apply_overrides(meta.spec, spec))
             if names is not None:
                 meta = meta.with_(classes=names)
-        check_fit(session, meta, labels_file=str(labels) if isinstance(labels, (str, os.PathLike)) else None)
-        warn_if_saturating(session, meta, session_kw.get("log", say))
-        return cls(session, meta, batch_size=batch_size, workers=workers, unsure_below=unsure_below,
-                   full_decode=full_decode)
+        fit.check_fit(session, meta, labels_file=str(labels) if isinstance(labels, (str, os.PathLike)) else None)
+        fit.warn_if_saturating(session, meta, session_kw.get("log", say))
+        clf = cls(session, meta, batch_size=batch_size, workers=workers, unsure_below=unsure_below,
+                  full_decode=full_decode)
+        if meta.output == "probs":  # prove the claim before the first photo (or the server's first request)
+            clf.infer_crops(np.full((1, meta.spec.size, meta.spec.size, 3), 128, np.uint8)), clf.reset_times()
+        return clf
 
     def reset_times(self) -> StageTimes:
         """Start a fresh timing record (the clock starts now, not at model load)."""
@@ -135,14 +132,15 @@ class Classifier:
         """Decoded image -> uint8 (S, S, 3) crop (the spine's geometry)."""
         return resize_crop(image, self.spec)
 
-    def load(self, source: ImageLike) -> tuple[np.ndarray, float, float]:
-        """Path or decoded image -> (crop, decode seconds, resize seconds). Raises InputError."""
+    def load(self, source: ImageLike | bytes, name: str | None = None) -> tuple[np.ndarray, float, float]:
+        """Path, encoded bytes (an upload, named `name`) or decoded image -> (crop, decode s, resize s), or
+        InputError. The spine's one image-size guard (images.CLASSIFY) for the CLI, the API and --ray alike."""
         with Timer() as td:
-            image = source if isinstance(source, np.ndarray) else read_image(source, self.decode_spec)
-        if min(image.shape[:2]) < MIN_SIDE:  # nothing to classify: a label for it would be noise
-            h, w = image.shape[:2]
-            raise InputError(f"{_name(source)}: {w}x{h} pixels is too small to classify (at least {MIN_SIDE} px "
-                             "a side); remove it")
+            if isinstance(source, np.ndarray):
+                check_size(source.shape[1], source.shape[0], name or _name(source), CLASSIFY)
+            elif isinstance(source, (bytes, bytearray)):
+                source = decode_image(bytes(source), name or "upload", self.decode_spec, CLASSIFY)
+            image = source if isinstance(source, np.ndarray) else read_image(source, self.decode_spec, CLASSIFY)
         with Timer() as tp:
             crop = self.prepare(image)
         return crop, td.s, tp.s
@@ -166,9 +164,11 @@ class Classifier:
         with Timer() as ti:
             out = self.session.run(feed)
         self.times.add("inference", ti.s, n)
+        if not self._output_checked:  # once: the metadata's output: probs, against what the model gives
+            self._output_checked = fit.check_output_claim(self.session, self.metadata, np.asarray(out))
         with Timer() as tq:
             out = np.asarray(out, dtype=np.float32).reshape(n, -1)
-            if (not self.trust_logits and looks_like_probs(out)) or self.metadata.output == "probs":
+            if (not self.trust_logits and fit.looks_like_probs(out)) or self.metadata.output == "probs":
                 probs = out
             else:
                 probs = softmax(out / self.temperature if self.temperature != 1.0 else out)

@@ -19,6 +19,34 @@ def looks_like_probs(x: np.ndarray) -> bool:
     return bool(x.size) and x.min() >= 0.0 and x.max() <= 1.0 and np.allclose(x.sum(axis=1), 1.0, atol=1e-3)
 
 
+def probs_problem(x: np.ndarray, tol: float = 1e-3) -> str | None:
+    """What is wrong with outputs a model's metadata calls probabilities (`output: probs`), or None:
+    every value in [0, 1] and every row summing to 1 (an fp16 softmax is off by ~1e-3 at most)."""
+    if not x.size or not np.isfinite(x).all():
+        return None  # NaN/inf is the Classifier's own error, per row
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -tol or hi > 1.0 + tol:
+        return f"values from {lo:.4g} to {hi:.4g}, outside [0, 1]"
+    sums = x.sum(axis=1)
+    worst = float(sums[np.argmax(np.abs(sums - 1.0))])
+    if abs(worst - 1.0) > 10 * tol:
+        return f"a row summing to {worst:.4g}, not 1"
+    return None
+
+
+def check_output_claim(session: Session, meta: ModelMetadata, out: np.ndarray) -> bool:
+    """Refuse a model whose output contradicts its metadata's `output: probs`: scores taken as
+    probabilities without a softmax would be reported as they are (a score of 5.51, a probability of
+    -4.76). Logits need no check: any finite numbers are logits. True once checked."""
+    if meta.output != "probs":
+        return True
+    problem = probs_problem(np.asarray(out, np.float32).reshape(len(out), -1))
+    if problem:
+        raise ModelError(f"{session.path}: its metadata says the output is probabilities (output: probs) but the "
+                         f"model gives {problem}; fix the metadata (output: logits) or re-export the model")
+    return True
+
+
 def third_party_spec(session: Session, overrides: Mapping[str, Any]) -> PreprocessSpec:
     """ImageNet defaults at the model's own input size, then the user's flags."""
     shape = session.input_shape

@@ -1,15 +1,26 @@
 """Frames from videos, cameras and streams. Video files are read frame by frame (every frame, in
-order). Live sources go through LatestFrameReader: a thread reads as fast as frames arrive and keeps
-only the newest, so a slow model never builds up lag; it counts the frames it dropped, stamps each
-frame's capture time (for its age), and reopens a dropped stream with backoff."""
+order). Live sources go through LatestFrameReader: a thread reads as fast as frames arrive and hands
+over the newest (a frame younger than one camera frame interval is kept for the classifier even
+when a newer one arrives, so the bursts a network camera delivers are classified, not dropped); it
+counts the frames it dropped, stamps each frame's arrival (for its age), times the capture thread's
+own CPU per frame apart from its waiting, and reopens a dropped stream with backoff, saying
+"reconnected" once a frame has come again.
+
+Capture properties are set only where the backend honours them: CAP_PROP_BUFFERSIZE on V4L2
+cameras; FFmpeg streams get open/read timeouts; a GStreamer pipeline carries its latency settings in
+its appsink (sources.gst_pipeline), is checked by GStreamer itself before it is opened when PyGObject
+(gi, optional, never a dependency) is there, and a pipeline that cannot play is reported with
+GStreamer's own reason (read from OpenCV's log)."""
 
 from __future__ import annotations
 
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -22,14 +33,19 @@ from catdog.runtime.spine.errors import InputError
 # say what failed. Set before OpenCV opens its first video.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
+STREAM_TIMEOUT_S = 10.0  # FFmpeg: a stream that does not answer (open) or goes silent (read) this long fails
+GST_START_TIMEOUT_S = 30.0  # a GStreamer pipeline still not playing after this is reported (rtspsrc gives up at 20 s)
+MAX_KEPT = 3  # frames a burst may hold for the classifier; older ones are dropped for newer ones
+
 
 @dataclass
 class Frame:
     image: np.ndarray  # BGR uint8
     index: int  # frame number since the source opened
-    t_capture: float  # perf_counter when the frame was read
-    decode_s: float  # time spent in cap.read()
-    wait_s: float = 0.0  # time the consumer waited for it
+    t_capture: float  # perf_counter when the frame was read (its arrival, for its age)
+    decode_s: float  # files: wall time of cap.read(); live: CPU time of the capture thread on this frame
+    wait_s: float = 0.0  # time the classifier waited for it
+    read_s: float = 0.0  # live: wall time the capture thread spent in grab() + retrieve() (waiting included)
 
 
 def _quiet_cv2() -> Any:
@@ -47,17 +63,139 @@ def describe(source: Source) -> str:
             "pipeline": "GStreamer pipeline"}.get(source.kind, source.spec)
 
 
+def has_gstreamer(cv2: Any) -> bool:
+    return bool(re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()))
+
+
+def gst_parse_problem(pipeline: str) -> str | None:
+    """GStreamer's own complaint about a pipeline it cannot build (a missing element such as
+    nvarguscamerasrc, a syntax error), from Gst.parse_launch without starting it; None when it
+    builds, or when PyGObject (python3-gi) is not installed (it is optional). Needed because
+    OpenCV's GStreamer backend waits for ever on a pipeline whose source element does not exist."""
+    try:
+        import gi
+
+        gi.require_version("Gst", "1.0")
+        from gi.repository import GLib, Gst
+    except (ImportError, ValueError):
+        return None
+    if not Gst.is_initialized():
+        Gst.init(None)
+    try:
+        element = Gst.parse_launch_full(pipeline, None, Gst.ParseFlags.FATAL_ERRORS)
+    except GLib.Error as e:
+        return e.message
+    element.set_state(Gst.State.NULL)
+    return None
+
+
+def gst_reason(log: str) -> str | None:
+    """GStreamer's reason in OpenCV's log of a failed open: what the failing element reported
+    ("module rtspsrc0 reported: Could not open resource for reading and writing."), else the
+    backend's own last word ("cannot find appsink in manual pipeline")."""
+    reported = re.findall(r"module (\S+) reported: (.+)", log)
+    if reported:
+        element, text = reported[-1]
+        return f"{re.sub(r'[0-9]+$', '', element)}: {text.strip()}"
+    warned = [w.strip() for w in re.findall(r"GStreamer warning: (.+)", log)
+              if not re.search(r"pipeline have not been created|unable to start pipeline|query", w)]
+    return warned[-1] if warned else None
+
+
+def _with_opencv_log(cv2: Any, fn: Callable[[], Any], timeout: float) -> tuple[Any, str, bool]:
+    """(fn(), what OpenCV logged meanwhile, finished). OpenCV's warnings are GStreamer's only way
+    to say why a pipeline did not play; they go to file descriptor 2, so it is pointed at a
+    temporary file for the call (lines other threads wrote to stderr meanwhile are passed on).
+    fn runs in a thread and is abandoned after `timeout` s (OpenCV releases the GIL while it waits)."""
+    result: dict[str, Any] = {}
+    done = threading.Event()
+
+    def call() -> None:
+        try:
+            result["value"] = fn()
+        except Exception as e:  # noqa: BLE001 - handed to the caller below
+            result["error"] = e
+        done.set()
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING)
+            threading.Thread(target=call, name="gst-open", daemon=True).start()
+            finished = done.wait(timeout)
+        finally:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        log = tmp.read().decode("utf-8", "replace")
+    ours = [ln for ln in log.splitlines() if ln.strip() and not _library_line(ln)]
+    if ours:
+        print("\n".join(ours), file=sys.stderr, flush=True)
+    if "error" in result:
+        raise result["error"]
+    return result.get("value"), log, finished
+
+
+def _library_line(line: str) -> bool:
+    """A line OpenCV or GLib/GStreamer wrote (kept from the user), not one of the program's own."""
+    return bool(re.match(r"\[ ?(WARN|INFO|ERROR|DEBUG)|\(\S+:\d+\): |\s|Trying to dispose|You need to|This problem|"
+                         r"dropping the final|to allow them|application or some", line))
+
+
+def _open_gstreamer(cv2: Any, source: Source) -> Any:
+    what = describe(source)
+    if not has_gstreamer(cv2):
+        raise InputError(f"{what}: this OpenCV build has no GStreamer support, so it cannot open a pipeline; on a "
+                         "Jetson use the system OpenCV (apt install python3-opencv) instead of the pip wheel "
+                         "(pip uninstall opencv-python opencv-python-headless)")
+    problem = gst_parse_problem(str(source.target))
+    if problem:
+        raise InputError(f"{what}: GStreamer cannot build it: {problem} (check the element names with "
+                         "gst-inspect-1.0 and install the plugin that provides a missing one)")
+    cap, log, finished = _with_opencv_log(cv2, lambda: cv2.VideoCapture(source.target, cv2.CAP_GSTREAMER),
+                                          GST_START_TIMEOUT_S)
+    if not finished:
+        raise InputError(f"{what}: GStreamer did not start it within {GST_START_TIMEOUT_S:.0f} s (a missing "
+                         "element? install python3-gi for GStreamer's own reason, or run the pipeline with "
+                         "gst-launch-1.0)")
+    if cap.isOpened():
+        return cap
+    cap.release()
+    reason = gst_reason(log) or "no reason given"
+    raise InputError(f"{what}: GStreamer cannot play it: {reason} (check the camera, the URL or the pipeline; "
+                     "gst-launch-1.0 runs it alone)")
+
+
+def _open_stream(cv2: Any, target: str) -> Any:
+    """A URL through FFmpeg, with timeouts instead of FFmpeg's 30 s; another backend where this
+    OpenCV has no FFmpeg (CAP_ANY: e.g. GStreamer's)."""
+    ms = int(STREAM_TIMEOUT_S * 1000)
+    if cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) and hasattr(cv2, "CAP_PROP_OPEN_TIMEOUT_MSEC"):
+        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG,
+                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        if cap.isOpened():
+            return cap
+        cap.release()
+        return cap
+    return cv2.VideoCapture(target, cv2.CAP_ANY)
+
+
 def open_capture(source: Source) -> Any:
     """An opened cv2.VideoCapture, or InputError saying why not and what to check."""
     cv2 = _quiet_cv2()
-    if source.backend == "gstreamer" and not re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()):
-        raise InputError("this OpenCV build has no GStreamer support, so it cannot open a pipeline; on a Jetson "
-                         "use the system OpenCV (apt install python3-opencv) instead of the pip wheel")
-    api = {"gstreamer": cv2.CAP_GSTREAMER, "v4l2": cv2.CAP_V4L2}.get(source.backend, cv2.CAP_ANY)
-    cap = cv2.VideoCapture(source.target, api)
+    if source.backend == "gstreamer":
+        return _open_gstreamer(cv2, source)
+    if source.kind == "stream":
+        cap = _open_stream(cv2, str(source.target))
+    else:
+        cap = cv2.VideoCapture(source.target, cv2.CAP_V4L2 if source.backend == "v4l2" else cv2.CAP_ANY)
     if cap.isOpened():
-        if source.is_live:
-            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # where the backend honours it: less queued latency
+        if source.kind == "camera" and cap.getBackendName() == "V4L2":
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # V4L2 honours it: one driver buffer, not four old frames
         return cap
     cap.release()
     what = describe(source)
@@ -66,7 +204,8 @@ def open_capture(source: Source) -> Any:
                          "(ls /dev/video*) and that no other program uses it")
     if source.kind == "video":
         raise InputError(f"{what}: cannot open the video (corrupt, truncated or an unsupported codec)")
-    raise InputError(f"{what}: cannot connect (check the URL or pipeline, the network and credentials)")
+    raise InputError(f"{what}: cannot connect within {STREAM_TIMEOUT_S:.0f} s (refused, or no video came; check "
+                     "the URL, the network and credentials)")
 
 
 class FileReader:
@@ -97,10 +236,11 @@ class FileReader:
             yield Frame(img, self.read + self.bad_frames, t1, t1 - t0)
             self.read += 1
         if self.read + self.bad_frames < self.frame_count:
-            self.error = (f"{self.source.spec}: video ended after {self.read} of {self.frame_count} frames "
+            self.error = (f"{self.source.shown}: video ended after {self.read} of {self.frame_count} frames "
                           "(truncated or corrupt)")
         elif self.bad_frames:
-            self.error = f"{self.source.spec}: {self.bad_frames} corrupt frame(s) could not be decoded and were skipped"
+            self.error = (f"{self.source.shown}: {self.bad_frames} corrupt frame(s) could not be decoded and "
+                          "were skipped")
 
     def _recover(self) -> np.ndarray | None:
         """A frame that fails to decode before the end the header promises: try the next few."""

@@ -96,7 +96,7 @@ def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any
             now = time.perf_counter()
             fps = 0.9 * fps + 0.1 / max(now - last_t, 1e-6) if fps else 1.0 / max(now - last_t, 1e-6)
             last_t = now
-            name = f"{source.spec}#{frame.index}"
+            name = f"{source.shown}#{frame.index}"
             with signals_deferred():  # a frame reaches every output (lines, CSV, the saved video) or none
                 for sink in sinks:
                     sink.add(name, pred)
@@ -128,7 +128,7 @@ def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any
     if res.error:
         times.failed += 1
         for sink in sinks:
-            sink.add(source.spec, res.error)
+            sink.add(source.shown, res.error)
     return res
 
 

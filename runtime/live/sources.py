@@ -12,19 +12,29 @@ from pathlib import Path
 from catdog.runtime.spine.errors import InputError
 from catdog.runtime.spine.folders import list_images
 from catdog.runtime.spine.images import IMAGE_SUFFIXES
+from catdog.runtime.spine.redact import redact_url
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mjpeg")
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 GST_PREFIX = "gst:"
+# What a live pipeline's appsink needs so that GStreamer never queues frames for us: keep one
+# buffer, drop older ones, and hand each over when it arrives rather than when the clock says.
+APPSINK_LATENCY = "drop=true max-buffers=1 sync=false"
 
 
 @dataclass(frozen=True)
 class Source:
     kind: str  # "files" | "video" | "camera" | "stream" | "pipeline"
-    spec: str  # what the user typed (used as the `source` of results)
+    spec: str  # what the user typed: may hold a camera's password; show `shown`, never this
     files: tuple[Path, ...] = field(default=())  # kind == "files"
     target: str | int = ""  # what cv2.VideoCapture opens
     backend: str = "any"  # "any" | "v4l2" | "gstreamer"
+
+    @property
+    def shown(self) -> str:
+        """The source as every output names it (results, lines, summary, page, /healthz): `spec`
+        with a URL's credentials redacted (spine.redact). Only cv2.VideoCapture gets `target`."""
+        return redact_url(self.spec)
 
     @property
     def is_live(self) -> bool:
@@ -41,6 +51,26 @@ def csi_pipeline(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: 
         f"nvvidconv flip-method={flip} ! video/x-raw, format=BGRx ! videoconvert ! "
         "video/x-raw, format=BGR ! appsink drop=true max-buffers=1 sync=false"
     )
+
+
+def gst_pipeline(pipe: str) -> str:
+    """The pipeline OpenCV opens for `gst:PIPE`. Without an appsink, a BGR appsink is appended with
+    APPSINK_LATENCY. A user's own appsink gets `drop=true max-buffers=1` where it does not say
+    otherwise (a live source keeps only the newest frame, and GStreamer must not queue in front of
+    it); its `sync` is left as written (sync=true plays a file at its own rate). Latency belongs in
+    the pipeline: OpenCV's GStreamer backend does not handle CAP_PROP_BUFFERSIZE, and setting it
+    stops the playing pipeline."""
+    pipe = pipe.strip()
+    m = None
+    for m in re.finditer(r"(?:^|!)\s*appsink\b([^!]*)", pipe):
+        pass
+    if m is None:
+        return f"{pipe} ! videoconvert ! video/x-raw, format=BGR ! appsink {APPSINK_LATENCY}"
+    props = m.group(1)
+    extra = [f"{k}={v}" for k, v in (("drop", "true"), ("max-buffers", "1")) if not re.search(rf"\b{k}\s*=", props)]
+    if not extra:
+        return pipe
+    return pipe[: m.end(1)].rstrip() + " " + " ".join(extra) + (" " if m.end(1) < len(pipe) else "") + pipe[m.end(1):]
 
 
 def is_image(path: Path) -> bool:
@@ -61,10 +91,7 @@ def open_source(spec: str, recursive: bool = False) -> Source:
     """Classify SOURCE. Raises InputError for something that is none of the known kinds."""
     spec = str(spec)
     if spec.startswith(GST_PREFIX):
-        pipe = spec[len(GST_PREFIX):].strip()
-        if "appsink" not in pipe:
-            pipe += " ! videoconvert ! video/x-raw, format=BGR ! appsink drop=true max-buffers=1"
-        return Source("pipeline", spec, target=pipe, backend="gstreamer")
+        return Source("pipeline", spec, target=gst_pipeline(spec[len(GST_PREFIX):]), backend="gstreamer")
     if spec.lower().startswith(URL_SCHEMES):
         return Source("stream", spec, target=spec)
     if re.fullmatch(r"\d{1,3}", spec):

@@ -15,7 +15,6 @@ import numpy as np
 
 from catdog.runtime.engine.classifier import Classifier, ImageLike, Prediction
 from catdog.runtime.spine.errors import InputError, error_line
-from catdog.runtime.spine.images import decode_image
 from catdog.runtime.spine.spec import PreprocessSpec
 
 URI_MARK = "://"
@@ -33,9 +32,9 @@ class _UriClassifier(Classifier):
         super().__init__(*args, **kwargs)
         self._filesystems: dict[str, tuple[Any, str | None]] = {}
 
-    def load(self, source: ImageLike) -> tuple[np.ndarray, float, float]:
+    def load(self, source: ImageLike, name: str | None = None) -> tuple[np.ndarray, float, float]:
         if isinstance(source, str) and is_uri(source):
-            source = decode_image(self._read_uri(source), source, self.decode_spec)  # as read_image does
+            return super().load(self._read_uri(source), source)  # decoded and guarded as a file is
         return super().load(source)
 
     def _read_uri(self, uri: str) -> bytes:

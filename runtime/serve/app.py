@@ -24,7 +24,6 @@ from catdog.runtime.live.sinks import json_line
 from catdog.runtime.serve.feed import Feed
 from catdog.runtime.serve.page import PAGE
 from catdog.runtime.spine.errors import CatdogError
-from catdog.runtime.spine.images import decode_image
 
 COOKIE = "catdog_session"
 IMAGE_TYPES = ("image/jpeg", "image/jpg", "image/png", "application/octet-stream", "image/bmp", "image/webp")
@@ -167,7 +166,7 @@ async def predict(request: Request, st: ServeState) -> Response:
         raise HTTPException(400, "empty body: send the image's bytes")
     st.batcher.expect()
     try:
-        crop = await anyio.to_thread.run_sync(lambda: st.clf.prepare(decode_image(data, name, st.clf.decode_spec)))
+        crop = await anyio.to_thread.run_sync(lambda: st.clf.load(data, name)[0])  # the CLI's guard and decode
     except CatdogError as e:
         st.batcher.submit(None)
         st.metrics.errors.labels("bad_image").inc()

@@ -1,19 +1,32 @@
 """The one image reader and decoder: a regular file's bytes (never a FIFO or a device), a header
 check against decompression bombs, libjpeg's reduced decode at the model's size, clear per-file
 errors. Training validation, export calibration and parity, the runtime and the benchmarks all
-decode through here, so validated and deployed pixels are the same."""
+decode through here, so validated and deployed pixels are the same.
+
+The image-size guard for what is classified (the runtime's CLI, its HTTP API and --ray, all
+through Classifier.load with limits=CLASSIFY) is here too, one check on the header's size before
+any pixel is decoded: each side at least MIN_SIDE, no side more than MAX_ASPECT times the other
+(the resize to the model's shorter side would make a 8x20000 strip 293x732000), and at most
+CLASSIFY_MAX_PIXELS decoded pixels (after libjpeg's reduction), with every decode in the process
+sharing one budget of that many pixels, so concurrent requests cannot add up. A JPEG that libjpeg
+reports as damaged ("Corrupt JPEG data", "Premature end of JPEG file") is refused there too: its
+missing pixels are invented, and a label for them would be a guess."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
-import struct
+import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from catdog.runtime.spine.errors import InputError, error_line
+from catdog.runtime.spine.headers import header_size
 
 if TYPE_CHECKING:
     from catdog.runtime.spine.spec import PreprocessSpec
@@ -30,6 +43,23 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
+@dataclass(frozen=True)
+class SizeLimits:
+    """What a decode accepts, checked on the header's size before decoding (see the module's doc)."""
+
+    max_pixels: int = MAX_PIXELS  # decoded pixels (a JPEG's after libjpeg's reduction)
+    min_side: int = 1
+    max_aspect: float | None = None  # longer side / shorter side
+    strict: bool = False  # refuse formats whose size the header does not give, and damaged JPEGs
+
+
+MIN_SIDE = 8  # a smaller image (a 1x1 tracking pixel, a broken thumbnail) is refused, not labelled
+MAX_ASPECT = 20.0
+CLASSIFY_MAX_PIXELS = 16_000_000  # 48 MB decoded; a JPEG decodes reduced, so this binds PNG/BMP/TIFF/WebP
+ANY_IMAGE = SizeLimits()  # training, prepare, export: only the bomb check (training decodes big photos whole)
+CLASSIFY = SizeLimits(CLASSIFY_MAX_PIXELS, MIN_SIDE, MAX_ASPECT, strict=True)
+
+
 # libjpeg decodes a JPEG at 1/2, 1/4 or 1/8 scale in the DCT domain (OpenCV's IMREAD_REDUCED_COLOR_N).
 # A 12 MP phone photo decodes ~2x faster at 1/8, and the 12 MP resize that followed disappears.
 _REDUCED_COLOR = {2: 17, 4: 33, 8: 65}  # cv2.IMREAD_REDUCED_COLOR_2/4/8 (cv2 is imported lazily)
@@ -38,29 +68,46 @@ _REDUCED_COLOR = {2: 17, 4: 33, 8: 65}  # cv2.IMREAD_REDUCED_COLOR_2/4/8 (cv2 is
 _IMREAD_COLOR = 1
 
 
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header without decoding; None for other formats."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return struct.unpack(">II", data[16:24])
-    if data[:2] != b"\xff\xd8":
-        return None
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-            i += 1 if marker == 0xFF else 2
-            continue
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return w, h
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        i += 2 + length
-    return None
+def check_size(width: int, height: int, source: str, limits: SizeLimits = CLASSIFY, decoded: int | None = None,
+               hint: str = "") -> None:
+    """THE image-size guard: raise InputError naming `source` unless a width x height image fits
+    `limits`. `decoded`: the pixels the decode will make (a reduced JPEG's), if not width*height."""
+    short, long_ = min(width, height), max(width, height)
+    if short < limits.min_side:
+        raise InputError(f"{source}: {width}x{height} pixels is too small to classify (at least "
+                         f"{limits.min_side} px a side); remove it")
+    if limits.max_aspect and long_ > limits.max_aspect * short:
+        raise InputError(f"{source}: {width}x{height} pixels is too elongated to classify (over "
+                         f"{limits.max_aspect:g}:1; the centre crop would see a sliver of it); crop it first")
+    pixels = width * height if decoded is None else decoded
+    if pixels > limits.max_pixels:
+        raise InputError(f"{source}: {width}x{height} pixels would decode to {pixels / 1e6:.1f} MP, over the "
+                         f"{limits.max_pixels / 1e6:g} MP limit on a decode here; downscale the image{hint}")
 
 
+class _PixelBudget:
+    """Decoded pixels in flight in this process, at most `total` (one decode alone always runs): N
+    threads decoding large images (the API's concurrent requests) take N times the memory otherwise."""
+
+    def __init__(self, total: int):
+        self.total, self.used = total, 0
+        self.cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        with self.cond:
+            while self.used and self.used + pixels > self.total:
+                self.cond.wait()
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.used -= pixels
+                self.cond.notify_all()
+
+
+_BUDGET = _PixelBudget(CLASSIFY_MAX_PIXELS)
 def jpeg_reduction(width: int, height: int, min_side: int) -> int:
     """The largest libjpeg scale-down (8, 4 or 2; 1 = none) that keeps the shorter side >= min_side.
     libjpeg rounds a scaled side up; rounding down here keeps the promise even at the boundary."""
@@ -68,13 +115,15 @@ def jpeg_reduction(width: int, height: int, min_side: int) -> int:
     return next((f for f in (8, 4, 2) if short // f >= min_side), 1)
 
 
-def decode_image(data: bytes, source: str = "image", spec: PreprocessSpec | None = None) -> np.ndarray:
+def decode_image(data: bytes, source: str = "image", spec: PreprocessSpec | None = None,
+                 limits: SizeLimits = ANY_IMAGE) -> np.ndarray:
     """Encoded bytes -> BGR uint8 HxWx3. EXIF orientation is applied; gray, alpha, 16-bit and
     CMYK are converted (IMREAD_COLOR does all of that in one decode).
     With `spec`, a JPEG is decoded at the smallest libjpeg scale whose shorter side is still at
     least spec.min_side (never smaller: the resize after it only ever shrinks). Other formats, and
     spec=None (--full-decode), decode at full size. Every stage passes the model's spec here, so
-    validated, calibrated and deployed pixels are the same."""
+    validated, calibrated and deployed pixels are the same. `limits`: the size guard (CLASSIFY for
+    what is classified; see the module's doc), checked before a pixel is decoded."""
     if len(data) == 0:
         raise InputError(f"{source}: empty file (0 bytes); replace or remove it")
     size = header_size(data)
@@ -83,31 +132,109 @@ def decode_image(data: bytes, source: str = "image", spec: PreprocessSpec | None
             f"{source}: header claims {size[0]}x{size[1]} pixels (over {MAX_PIXELS // 1_000_000} MP); "
             "refusing to decode a possible decompression bomb; downscale the image"
         )
+    jpeg = data[:2] == b"\xff\xd8"
     factor = 1
-    if spec is not None and size is not None and data[:2] == b"\xff\xd8":
+    if spec is not None and size is not None and jpeg:
         factor = jpeg_reduction(size[0], size[1], spec.min_side)
-    img = _imdecode(data, _REDUCED_COLOR.get(factor, _IMREAD_COLOR), source)
-    if factor > 1 and min(img.shape[:2]) < spec.min_side:  # type: ignore[union-attr]
-        # Only if the header's size was not the frame's (a JPEG with two frames): keep the promise.
-        img = _imdecode(data, _IMREAD_COLOR, source)
+    if not limits.strict:
+        img = _imdecode(data, _REDUCED_COLOR.get(factor, _IMREAD_COLOR), source)
+        if factor > 1 and min(img.shape[:2]) < spec.min_side:  # type: ignore[union-attr]
+            # Only if the header's size was not the frame's (a JPEG with two frames): keep the promise.
+            img = _imdecode(data, _IMREAD_COLOR, source)
+        return img
+    if size is None:
+        raise InputError(f"{source}: not a readable image (corrupt, truncated, or not JPEG, PNG, BMP, GIF, WebP or "
+                         "TIFF, whose size is checked before decoding); convert it to JPEG or PNG")
+    w, h = size
+    decoded = -(-w // factor) * -(-h // factor)  # libjpeg rounds a scaled side up
+    hint = "" if spec is not None or not jpeg else ", or drop --full-decode (a JPEG then decodes reduced)"
+    check_size(w, h, source, limits, decoded, hint)
+    with _BUDGET.hold(decoded):
+        img = _imdecode(data, _REDUCED_COLOR.get(factor, _IMREAD_COLOR), source, watch=jpeg)
+        if factor > 1 and min(img.shape[:2]) < spec.min_side:  # type: ignore[union-attr]
+            check_size(w, h, source, limits, None, hint)  # the full decode this fallback makes
+            img = _imdecode(data, _IMREAD_COLOR, source, watch=True)
+    check_size(img.shape[1], img.shape[0], source, limits)  # what was decoded: a header may lie
     return img
 
 
-def _imdecode(data: bytes, flags: int, source: str) -> np.ndarray:
+# libjpeg's warnings that mean pixels are missing or wrong (it decodes on and invents the rest); its
+# other warnings (an unknown JFIF revision, an odd thumbnail) leave the pixels right.
+_JPEG_DAMAGE = (b"Corrupt JPEG data", b"Premature end of JPEG file")
+_WATCH_LOCK = threading.Lock()
+
+
+def _imdecode(data: bytes, flags: int, source: str, watch: bool = False) -> np.ndarray:
+    """cv2.imdecode. `watch` (a JPEG being classified): refuse it if libjpeg reports it damaged.
+    libjpeg says so only on the process's stderr (OpenCV ignores its warning count), so the decode
+    runs with fd 2 pointed at a file, one watched decode at a time; whatever else reached fd 2
+    meanwhile is passed on to it."""
     import cv2
 
+    buf = np.frombuffer(data, dtype=np.uint8)
+    damage: list[bytes] = []
     try:
-        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+        if watch:
+            img, damage = _imdecode_watched(cv2, buf, flags)
+        else:
+            img = cv2.imdecode(buf, flags)
     except cv2.error as e:
         raise InputError(f"{source}: cannot decode image ({error_line(e, last=True)})") from None
     if img is None or img.size == 0:
         raise InputError(f"{source}: not a readable image (corrupt, truncated or not an image format)")
+    if damage:
+        said = damage[0].decode("ascii", "replace").strip()
+        raise InputError(f"{source}: damaged JPEG (libjpeg: {said}): part of the picture is invented, so a label "
+                         "would be a guess; replace the file")
     return img
 
 
-def read_image(path: str | os.PathLike, spec: PreprocessSpec | None = None) -> np.ndarray:
+def _imdecode_watched(cv2: object, buf: np.ndarray, flags: int) -> tuple[np.ndarray | None, list[bytes]]:
+    with _WATCH_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no stderr to watch (a daemon): decode unwatched
+            return cv2.imdecode(buf, flags), []  # type: ignore[attr-defined]
+        tmp = _watch_file()
+        try:
+            os.dup2(tmp, 2)
+            try:
+                img = cv2.imdecode(buf, flags)  # type: ignore[attr-defined]
+            finally:
+                os.dup2(saved, 2)
+            said = os.pread(tmp, 1 << 16, 0) if os.fstat(tmp).st_size else b""
+            os.ftruncate(tmp, 0)
+            os.lseek(tmp, 0, os.SEEK_SET)  # fd 2 was its dup: they share the offset
+        finally:
+            os.close(saved)
+    lines = said.splitlines(keepends=True)
+    damage = [ln for ln in lines if ln.startswith(_JPEG_DAMAGE)]
+    rest = b"".join(ln for ln in lines if not ln.startswith(_JPEG_DAMAGE))
+    if rest:
+        with contextlib.suppress(OSError):
+            os.write(2, rest)
+    return img, damage
+
+
+_watch_fd: list[int] = []
+
+
+def _watch_file() -> int:
+    """One unlinked temp file per process (under _WATCH_LOCK), reused by every watched decode."""
+    if not _watch_fd:
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix="catdog-libjpeg-")
+        os.unlink(name)
+        _watch_fd.append(fd)
+    return _watch_fd[0]
+
+
+def read_image(path: str | os.PathLike, spec: PreprocessSpec | None = None,
+               limits: SizeLimits = ANY_IMAGE) -> np.ndarray:
     """Read and decode an image file -> BGR uint8 HxWx3, or raise InputError naming the file.
-    `spec`: the model's preprocessing, for the reduced JPEG decode (see decode_image)."""
+    `spec`: the model's preprocessing, for the reduced JPEG decode; `limits`: see decode_image."""
     path = Path(path)
     try:
         data = _read_regular(path)  # bytes first: works for non-ASCII paths where cv2.imread does not
@@ -119,7 +246,7 @@ def read_image(path: str | os.PathLike, spec: PreprocessSpec | None = None) -> n
         raise InputError(f"{path}: permission denied; check the file's permissions") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
-    return decode_image(data, str(path), spec)
+    return decode_image(data, str(path), spec, limits)
 
 
 def _read_regular(path: Path) -> bytes:

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from catdog.runtime.spine.errors import InputError
+from catdog.runtime.spine.jsonsafe import TooDeep, loads_bounded
 
 _IDX_LINE = re.compile(r"^\s*(\d+)\s*[,;\t:]\s*(.*?)\s*$")
 
@@ -22,7 +23,9 @@ def _from_index_map(pairs: list[tuple[int, str]], path: Path) -> list[str]:
 
 def _parse_json(text: str, path: Path) -> list[str]:
     try:
-        data = json.loads(text)
+        data = loads_bounded(text)
+    except TooDeep as e:
+        raise InputError(f"{path}: {e}; use a list of names or an {{index: name}} object") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: not valid JSON ({e}); use a list of names or an {{index: name}} object") from None
     if isinstance(data, list):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from catdog.runtime.spine.errors import MetadataError
+from catdog.runtime.spine.jsonsafe import TooDeep, loads_bounded
 from catdog.runtime.spine.spec import PreprocessSpec
 
 # Schema 2 added `temperature` (calibrated scores); schema 1 files load with temperature 1.
@@ -113,7 +114,9 @@ class ModelMetadata:
     @classmethod
     def from_json(cls, text: str, source: str = "model") -> "ModelMetadata":
         try:
-            d = json.loads(text)
+            d = loads_bounded(text)
+        except TooDeep as e:
+            raise MetadataError(f"{source}: catdog metadata is malformed ({e}); re-export the model") from None
         except (json.JSONDecodeError, TypeError) as e:
             raise MetadataError(f"{source}: catdog metadata is not valid JSON ({e}); re-export the model") from None
         return cls.from_dict(d, source)

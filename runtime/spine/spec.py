@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from catdog.runtime.spine.errors import MetadataError
+from catdog.runtime.spine.jsonsafe import TooDeep, loads_bounded
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 RESIZE_MODES = ("shorter", "stretch")  # shorter side -> resize then center crop | straight to size
@@ -80,7 +81,9 @@ class PreprocessSpec:
     @classmethod
     def from_json(cls, text: str) -> "PreprocessSpec":
         try:
-            return cls.from_dict(json.loads(text))
+            return cls.from_dict(loads_bounded(text))
+        except TooDeep as e:
+            raise MetadataError(f"preprocessing spec is malformed: {e}") from None
         except json.JSONDecodeError as e:
             raise MetadataError(f"preprocessing spec is not valid JSON: {e}") from None
 
