@@ -236,6 +236,8 @@ class Sampler:
             r = self.rss[k]
             out[k] = {"cpu_percent": 100.0 * (cpu1[k] - self.cpu0[k]) / wall if wall > 0 else None,
                       "rss_mb_median": pct(r, 0.5), "rss_mb_max": max(r) if r else None}
+        ours = sum(out[k]["cpu_percent"] or 0.0 for k in self.procs)
+        out["others_cpu_percent"] = max(0.0, machine * out["cores"] - ours)  # other jobs, % of one core
         return out
 
 

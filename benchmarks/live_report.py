@@ -81,7 +81,8 @@ def _cost_rows(data: dict[str, Any]) -> list[list[Any]]:
         rows.append([c["fps"], c["backend"], _f(a["p50"]), _f(a["p99"]), _f(g["p50"]), _f(g["p99"]),
                      c.get("summary_frame_age") or "n/a", _f(u["runtime"]["cpu_percent"], ".0f"),
                      _f(u["runtime"]["rss_mb_median"], ".0f"), _f(u["runtime"]["rss_mb_max"], ".0f"),
-                     _f(u["camera"]["cpu_percent"], ".0f"), _f(u["machine_cpu_percent"], ".0f")])
+                     _f(u["camera"]["cpu_percent"], ".0f"), _f(u["machine_cpu_percent"], ".0f"),
+                     _f(u.get("others_cpu_percent"), ".0f")])
     return rows
 
 
@@ -107,10 +108,11 @@ def render(data: dict[str, Any]) -> str:
           "*age*: capture to label, from the runtime's per-frame timings (`--timings`). *lag*: each label's "
           "lateness on the camera's clock (label time - frame number / fps) over the fastest frame's, measured "
           "from outside: what queueing and stalls add to the glass-to-label time. CPU: % of one core over the "
-          "window (runtime, camera); machine: all cores busy, other jobs included. RSS sampled every 0.5 s.", ""]
+          "window (runtime, camera); machine: all cores busy; other jobs: what the machine's cores spent beyond "
+          "the runtime, the camera and this benchmark, in % of one core. RSS sampled every 0.5 s.", ""]
     L += md_table(["fps", "backend", "age p50 ms", "age p99 ms", "lag p50 ms", "lag p99 ms", "runtime's frame age",
-                   "runtime CPU %", "RSS MB median", "RSS MB max", "camera CPU %", "machine CPU %"],
-                  _cost_rows(data), right=(2, 3, 4, 5, 7, 8, 9, 10, 11))
+                   "runtime CPU %", "RSS MB median", "RSS MB max", "camera CPU %", "machine CPU %",
+                   "other jobs CPU %"], _cost_rows(data), right=(2, 3, 4, 5, 7, 8, 9, 10, 11, 12))
     L += ["", "The runtime's own stage means over the whole run (its summary), ms per frame:", ""]
     L += md_table(["fps", "backend", "capture wait", "decode (in cap.read)", "preprocess", "inference"],
                   [[c["fps"], c["backend"], *(_f(c["stage_ms"][k], ".2f") for k in

@@ -4,6 +4,7 @@ reports/<name>/report.{md,json} (benchmarks/live_report.py renders)."""
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import time
@@ -104,7 +105,7 @@ def measure_cell(cfg: LiveBenchConfig, backend: str, fps: int, images: list[Path
                 why = last or next((e.strip() for e in reversed(rt.err) if e.strip()), "no frame, no message")
                 return {**cell, "error": f"no frame classified within {FIRST_FRAME_S:.0f} s: {why}"}
             time.sleep(max(0.0, rt.lines[0][0] + cfg.warmup_s - time.perf_counter()))
-            sampler = Sampler({"runtime": rt.p.pid, "camera": cam.p.pid})
+            sampler = Sampler({"runtime": rt.p.pid, "camera": cam.p.pid, "bench": os.getpid()})
             n_a, t_a = len(rt.lines), time.perf_counter()
             while time.perf_counter() - t_a < cfg.seconds and rt.p.poll() is None:
                 time.sleep(0.1)
