@@ -42,6 +42,26 @@ def split(data: LabelledFolder, val_fraction: float = 0.2, seed: int = 0) -> tup
     return data.subset(train), data.subset(val)
 
 
+def check_classes_readable(data: LabelledFolder) -> None:
+    """Refuse a class none of whose images can be read: training would go on without it and export a
+    model that lists a class it never saw, as an empty class folder would (folders.scan refuses that).
+    Decodes each class's files in order until one reads: one decode per class on healthy data."""
+    for y, name in enumerate(data.classes):
+        paths = [p for p, label in data.samples if label == y]
+        first = None
+        for p in paths:
+            try:
+                read_image(p, None)
+                break
+            except InputError as e:
+                first = first or str(e)
+        else:
+            if paths:
+                where = os.path.commonpath(paths) if len(paths) > 1 else paths[0]
+                raise DataError(f"{where}: class {name!r} has no readable image among its {len(paths)} training "
+                                f"file(s) (e.g. {first}); add readable photos of it or remove the class")
+
+
 def train_transform(spec: PreprocessSpec, augment: str = "seed"):
     """The augmentation on a uint8 CHW tensor in RGB (ColorJitter's saturation/hue assume RGB).
     Resize to the spec's shorter side first so rotation and cropping work on small images.

@@ -21,7 +21,7 @@ from catdog.runtime.spine.folders import LabelledFolder, scan
 from catdog.runtime.spine.spec import PreprocessSpec
 from catdog.train import dist
 from catdog.train.checkpoint import Checkpoint
-from catdog.train.data import ImageDataset, split
+from catdog.train.data import ImageDataset, check_classes_readable, split
 from catdog.train.epochs import Run, probe_epoch, run_epochs
 from catdog.train.evaluate import accuracy_report, calibrate_checkpoint
 from catdog.train.models import get_entry, get_model
@@ -35,6 +35,7 @@ def resolve_arch(cfg: TrainConfig) -> tuple[PreprocessSpec, dict[str, Any]]:
     """The run's PreprocessSpec and builder kwargs. --size rescales the arch's default spec; an arch
     whose layers depend on the input size (alexnet_cifar) also gets it as its `size` kwarg."""
     entry = get_entry(cfg.arch)
+    entry.check_kwargs(cfg.arch_kwargs)
     spec, kwargs = entry.spec, dict(cfg.arch_kwargs)
     takes_size = "size" in inspect.signature(entry.builder).parameters
     size = cfg.size or (kwargs.get("size") if takes_size else None)
@@ -90,6 +91,7 @@ def _fit(cfg: TrainConfig | None, out: Path, info: dist.DistInfo, resume: bool, 
     classes = list(train_set.classes)
     if last and classes != list(last.classes):
         raise DataError(f"{cfg.data}: classes {classes} differ from the run's {list(last.classes)}")
+    check_classes_readable(train_set)
     spec, arch_kwargs = resolve_arch(cfg)
     say(f"[bold]{cfg.arch}[/] on {info.device}{f' x{info.world}' if info.enabled else ''}: "
         f"{len(train_set.samples)} train / {len(val_set.samples)} val images, classes {escape(str(classes))} "

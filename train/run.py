@@ -23,11 +23,12 @@ SUMMARY_KEYS = ("epochs", "best_epoch", "best_val_acc", "best_val_loss", "probe_
 CV_KEYS = ("folds", "val_acc_mean", "val_acc_std", "pooled", "probe_val_acc_mean")
 
 
-def check_arch(name: str) -> None:
-    """An --arch the registry lacks is the command line's mistake (ConfigError), found before any scan."""
+def check_arch(name: str, kwargs: dict[str, Any]) -> None:
+    """An --arch the registry lacks, or an --arch-kw its builder does not take, is the command line's
+    mistake (ConfigError), found before any scan."""
     from catdog.train.models import get_entry
 
-    get_entry(name, error=ConfigError)
+    get_entry(name, error=ConfigError).check_kwargs(kwargs)
 
 
 def as_probe(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def cv(opts: TrainOptions) -> dict[str, Any]:
 def _new_run(opts: TrainOptions) -> None:
     if not opts.recipe.data or opts.out is None:
         raise ConfigError("catdog-train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR); see --help")
-    check_arch(opts.recipe.arch)
+    check_arch(opts.recipe.arch, opts.recipe.arch_kwargs)
 
 
 def _console(opts: TrainOptions) -> Console | None:

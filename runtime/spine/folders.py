@@ -9,6 +9,7 @@ Policy, in one place:
   and so is an empty class folder beside others when the folders define the classes (it would drop its class);
 - walks follow symlinked folders once each (a folder already seen, by device and inode, is
   skipped), so a symlink loop cannot trap them; results are sorted, so order is reproducible;
+- one file reached under two classes (a link from one class folder into another) is an error;
 - `read_images` decodes with the spine's `read_image` and reports each unreadable file in one line
   instead of failing the whole folder."""
 
@@ -139,9 +140,27 @@ def scan(root: str | os.PathLike, classes: Sequence[str] | None = None) -> Label
                         f"{len(names)}: {list(names)}; class names must match the training data")
     if classes is None and len(names) < 2:
         raise DataError(f"{root}: only one class ({names[0]!r}); a classifier needs at least two")
+    _refuse_shared_images(root, by_class)
     index = {c: i for i, c in enumerate(names)}
     samples = tuple((str(p), index[c]) for c in sorted(by_class) for p in by_class[c])
     return LabelledFolder(root, layout, names, samples)
+
+
+def _refuse_shared_images(root: Path, by_class: dict[str, list[Path]]) -> None:
+    """One file (by device and inode) reached under two classes, through a symlinked folder
+    (`cat/more -> ../dog`), a file link or a hard link, would be taught and scored as both. The same
+    file twice within one class is left alone. A path that cannot be stat'ed is its reader's error."""
+    seen: dict[tuple[int, int], tuple[str, Path]] = {}
+    for cls in sorted(by_class):
+        for p in by_class[cls]:
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            first = seen.setdefault((st.st_dev, st.st_ino), (cls, p))
+            if first[0] != cls:
+                raise DataError(f"{root}: {p} and {first[1]} are the same image under two classes ({cls}, "
+                                f"{first[0]}), through a link; give each photo one class: remove the link")
 
 
 def _refuse_empty_classes(root: Path, empty: list[str], others: int) -> None:

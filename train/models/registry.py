@@ -5,11 +5,13 @@ trains with; the spec, and so validation and inference, keep their own."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from catdog.runtime.spine.errors import CatdogError, CheckpointError
+from catdog.runtime.spine.errors import CatdogError, CheckpointError, ConfigError
 from catdog.runtime.spine.spec import PreprocessSpec
+from catdog.train.recipe import RESERVED_ARCH_KWARGS
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,21 @@ class ModelEntry:
     builder: Callable[..., Any]  # builder(num_classes, pretrained=False, weights=None, **kw) -> nn.Module
     spec: PreprocessSpec
     train_interpolation: str | None = None  # None: training resizes as the spec does
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The builder's own keyword options (what --arch-kw may set); its **_ takes old checkpoints' extras."""
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return tuple(sorted(p.name for p in inspect.signature(self.builder).parameters.values()
+                            if p.kind in named and p.name not in RESERVED_ARCH_KWARGS))
+
+    def check_kwargs(self, kwargs: dict[str, Any], error: type[CatdogError] = ConfigError) -> None:
+        """A key the builder does not take would be swallowed by its **_ (a typo trains the default);
+        the trainer's own (num_classes, pretrained, weights) are TrainConfig's to refuse."""
+        unknown = sorted(set(kwargs) - set(self.options) - set(RESERVED_ARCH_KWARGS))
+        if unknown:
+            raise error(f"--arch-kw {unknown[0]}: {self.name} takes no such option; known: "
+                        f"{', '.join(self.options) or 'none'}")
 
     def train_spec(self, spec: PreprocessSpec) -> PreprocessSpec:
         """`spec` (this arch's, possibly resized) as the training augmentation uses it."""
