@@ -25,16 +25,20 @@ APPSINK_LATENCY = "drop=true max-buffers=1 sync=false"
 @dataclass(frozen=True)
 class Source:
     kind: str  # "files" | "video" | "camera" | "stream" | "pipeline"
-    spec: str  # what the user typed: may hold a camera's password; show `shown`, never this
+    spec: str  # what the user typed, credentials redacted (__post_init__): every output names the source so
     files: tuple[Path, ...] = field(default=())  # kind == "files"
     target: str | int = ""  # what cv2.VideoCapture opens
     backend: str = "any"  # "any" | "v4l2" | "gstreamer"
 
+    def __post_init__(self) -> None:
+        # A camera URL's user:pass@ and secret parameters stay in `target` (what cv2.VideoCapture opens)
+        # and nowhere else: `spec` is redacted once, here, so no line, result or page can show them.
+        object.__setattr__(self, "spec", redact_url(self.spec))
+
     @property
     def shown(self) -> str:
-        """The source as every output names it (results, lines, summary, page, /healthz): `spec`
-        with a URL's credentials redacted (spine.redact). Only cv2.VideoCapture gets `target`."""
-        return redact_url(self.spec)
+        """The source as every output names it (results, lines, summary, page, /healthz)."""
+        return self.spec
 
     @property
     def is_live(self) -> bool:
