@@ -110,3 +110,222 @@ def test_a_stream_that_never_answers_says_it_is_waiting(models):
         p.kill()
         p.wait(10)
         srv.close()
+
+
+# -- issue 32: credentials, the shared image-size guard, damaged JPEGs, a lying model, deep JSON ----------------
+
+class _AuthMjpegCamera:
+    """A real HTTP MJPEG camera on 127.0.0.1 that wants basic auth (admin:hunter2), as IP cameras do:
+    401 with a Basic challenge without it, frames of a real photo with it."""
+
+    def __init__(self, photo, user: str = "admin", password: str = "hunter2"):
+        import base64
+        import http.server
+        import threading
+
+        import cv2
+
+        jpg = cv2.imencode(".jpg", cv2.resize(cv2.imread(str(photo)), (64, 48)))[1].tobytes()
+        want = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.authorized = self.refused = 0
+        self.stopped = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.headers.get("Authorization") != want:
+                    outer.refused += 1
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                outer.authorized += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    while not outer.stopped.is_set():
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                                         % len(jpg) + jpg + b"\r\n")
+                        time.sleep(0.05)
+                except OSError:
+                    pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_camera_credentials_never_leave_the_process(models, photos, tmp_path):
+    """The URL's password and token reach the camera (it answers only with them) and nothing else:
+    not stdout's JSON, the CSV, stderr's lines and summary, /healthz (no token needed), /api/latest,
+    /metrics or the page."""
+    from testkit.serve import ServerProc
+
+    cam = _AuthMjpegCamera(photos[0])
+    url = f"http://admin:hunter2@127.0.0.1:{cam.port}/stream.mjpg?token=s3cr3t&fps=5"
+    shown = f"http://***@127.0.0.1:{cam.port}/stream.mjpg?token=***&fps=5"
+    out = tmp_path / "o.csv"
+    srv = ServerProc(url, "--model", models["float"], "--json", "--csv", out, "--token", "T0K", "--reconnects", "0")
+    try:
+        auth = {"Authorization": "Bearer T0K"}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and srv.request("GET", "/api/latest", headers=auth)[0] != 200:
+            time.sleep(0.2)
+        seen = {path: srv.request("GET", path, headers=auth)[2].decode()
+                for path in ("/healthz", "/api/latest", "/metrics", "/")}
+        seen["/healthz (no token)"] = srv.request("GET", "/healthz")[2].decode()
+    finally:
+        code, stdout, stderr = srv.stop()
+        cam.stop()
+    assert cam.authorized >= 1, stderr  # the real URL, credentials included, reached the camera
+    assert json.loads(seen["/healthz (no token)"])["source"] == shown
+    assert json.loads(seen["/api/latest"])["source"].startswith(shown + "#")
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    assert rows and all(r["source"].startswith(shown + "#") for r in rows), stdout[:500]
+    assert f"stream {shown}" in stderr  # the summary names the source, redacted
+    everything = {**seen, "stdout": stdout, "stderr": stderr, "csv": out.read_text()}
+    for where, text in everything.items():
+        assert "hunter2" not in text and "s3cr3t" not in text and "admin:" not in text, (where, text[:2000])
+    assert code == 143 and "Traceback" not in stderr
+
+
+def test_credentials_of_a_stream_that_cannot_connect_are_not_printed(models, tmp_path):
+    out = tmp_path / "o.csv"
+    r = run_cli("rtsp://admin:hunter2@127.0.0.1:9/live?password=hunter3", "--model", models["float"], "--json",
+                "--csv", out, "--reconnects", "0", timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "stream rtsp://***@127.0.0.1:9/live?password=***: cannot connect" in r.stderr, r.stderr
+    for text in (r.stdout, r.stderr, out.read_text() if out.exists() else ""):
+        assert "hunter2" not in text and "hunter3" not in text
+
+
+def _hostile_images(tmp_path, photos):
+    import cv2
+
+    from catdog.runtime.spine.images import header_size
+
+    d = tmp_path / "hostile"
+    d.mkdir()
+    for name, (h, w) in {"pixel.png": (1, 1), "strip.png": (20000, 8), "thin.png": (2000, 1)}.items():
+        cv2.imwrite(str(d / name), np.zeros((h, w, 3), np.uint8))
+    assert (d / "strip.png").stat().st_size < 30_000 and header_size((d / "strip.png").read_bytes()) == (8, 20000)
+    photo = photos[0].read_bytes()
+    mid = len(photo) // 2
+    (d / "damaged.jpg").write_bytes(photo[:mid] + photo[mid + 300:])  # 300 bytes of scan data lost
+    (d / "cut.jpg").write_bytes(photo[:mid] + b"\xff\xd9")
+    shutil.copy(photos[1], d / photos[1].name)
+    return d
+
+
+def test_cli_and_api_refuse_the_same_hostile_images_with_the_same_words(models, photos, tmp_path):
+    """One guard for both paths: the API used to label a 1x1 image the CLI refused, and both labelled
+    damaged JPEGs with exit 0 / 200 (only libjpeg's own line on stderr)."""
+    from testkit.serve import ServerProc
+
+    d = _hostile_images(tmp_path, photos)
+    r = run_cli(d, "--model", models["float"], "--json")
+    rows = {os.path.basename(k): v for k, v in _rows(r.stdout).items()}
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "Corrupt JPEG data" not in r.stderr.replace(
+        "(libjpeg: Corrupt JPEG data", "")
+    assert "label" in rows[photos[1].name] and "5 failed" in r.stderr
+    want = {"pixel.png": "1x1 pixels is too small to classify", "strip.png": "8x20000 pixels is too elongated",
+            "thin.png": "1x2000 pixels is too small", "damaged.jpg": "damaged JPEG (libjpeg: Corrupt JPEG data",
+            "cut.jpg": "damaged JPEG (libjpeg: Corrupt JPEG data"}
+    srv = ServerProc("--model", models["float"])
+    try:
+        for name, why in want.items():
+            cli = rows[name]["error"]
+            status, body = srv.json("POST", "/api/predict", (d / name).read_bytes(), {"Content-Type": "image/png"})
+            assert why in cli and status == 400, (name, cli, status, body)
+            assert body["error"].split(": ", 1)[1] == cli.split(": ", 1)[1]  # the same words, another name
+        status, body = srv.json("POST", "/api/predict", photos[1].read_bytes(), {"Content-Type": "image/jpeg"})
+        assert status == 200 and "label" in body
+    finally:
+        code, _, stderr = srv.stop()
+    assert "Traceback" not in stderr and "Corrupt JPEG data: " not in stderr.replace("(libjpeg: Corrupt", "")
+
+
+def _peak_rss_mb(*args) -> tuple[float, subprocess.CompletedProcess]:
+    """Peak RSS (MB) of a real `catdog-runtime` process, from the kernel's own count (wait4)."""
+    import tempfile
+
+    argv = [sys.executable, "-m", "catdog.runtime", *map(str, args), "--provider", "cpu", "--json"]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(argv, stdout=out, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(argv, p.returncode, out.read().decode(), err.read().decode())
+    return usage.ru_maxrss / 1024, done
+
+
+def test_a_tiny_hostile_image_costs_less_than_twice_a_normal_photo(tmp_path, photos):
+    """The bomb guard counted the header's pixels, not the resize's: a 557-byte 8x20000 PNG, resized to
+    a 293-pixel shorter side, made 293x732000 pixels (640 MB). Now refused before decoding."""
+    from testkit.runtime import build_model
+
+    from catdog.runtime.spine.spec import PreprocessSpec
+
+    spec = PreprocessSpec(size=260, resize=293, interpolation="bicubic")  # the shipped lite2's geometry
+    model = build_model(tmp_path / "m.onnx", metadata=meta(spec=spec), size=260, spec=spec)
+    d = _hostile_images(tmp_path, photos)
+    normal, ok = _peak_rss_mb(photos[1], "--model", model)
+    assert ok.returncode == 0, ok.stderr
+    for name in ("strip.png", "thin.png"):
+        peak, r = _peak_rss_mb(d / name, "--model", model)
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert peak < 2 * normal, (name, peak, normal)
+
+
+def test_a_model_whose_metadata_says_probs_but_gives_logits_is_refused(tmp_path, folder):
+    """`output: probs` on a graph without its softmax: the scores were reported as they came (a score
+    of 5.51, a probability of -4.76) and the run said ok."""
+    from testkit.serve import ServerProc
+
+    bias = np.array([5.0, -5.0], np.float32)  # logits far outside [0, 1] on any photo
+    liar = build_model(tmp_path / "liar.onnx", metadata=meta(output="probs"), fc_b=bias)
+    for args in ((folder, "--json"), (folder / "cat.168.jpg",)):
+        r = run_cli(*args, "--model", liar)
+        err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+        assert r.returncode == 2 and "Traceback" not in r.stderr and '"label"' not in r.stdout, r.stdout + r.stderr
+        assert len(err) == 1 and "says the output is probabilities (output: probs) but the model gives values" in err[0]
+        assert "outside [0, 1]" in err[0] and "liar.onnx" in err[0]
+    with pytest.raises(AssertionError, match="output: probs"):  # the API-only server refuses to start
+        ServerProc("--model", liar, timeout=60)
+    honest = build_model(tmp_path / "honest.onnx", metadata=meta(output="probs"), softmax_out=True)
+    assert run_cli(folder, "--model", honest).returncode == 0
+
+
+@pytest.mark.parametrize("where", ["metadata", "labels"])
+def test_json_nested_too_deep_is_one_line_not_a_recursion_error(tmp_path, folder, where):
+    from onnx import helper
+
+    from catdog.runtime.spine.metadata import METADATA_KEY
+
+    deep = "[" * 100_000 + "]" * 100_000
+    if where == "metadata":
+        model = onnx.load(str(build_model(tmp_path / "deep.onnx", metadata=meta())))
+        del model.metadata_props[:]
+        helper.set_model_props(model, {METADATA_KEY: deep})
+        onnx.save(model, str(tmp_path / "deep.onnx"))
+        args, named = ("--model", tmp_path / "deep.onnx"), "deep.onnx"
+    else:
+        (tmp_path / "deep.json").write_text(deep)
+        args = ("--model", build_model(tmp_path / "nometa.onnx"), "--labels", tmp_path / "deep.json")
+        named = "deep.json"
+    r = run_cli(folder, *args)
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith(("error:", "internal error:"))]
+    assert r.returncode == 2 and len(err) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert err[0].startswith("error:") and named in err[0] and "nested too deeply" in err[0], err
