@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -149,10 +150,8 @@ def viewer(port: int, stop: threading.Event, counts: list[int]) -> None:
     """One MJPEG viewer that costs this machine as little as a client can: big raw reads, counting
     part boundaries (the viewers share the 2 cores with the server here; on a real deployment they
     are other machines, so their own parsing must not be charged to the server)."""
-    import socket
-
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: bench\r\n\r\n")
+    sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     mark, tail = b"--frame\r\n", b""
     try:
         while not stop.is_set():
@@ -164,3 +163,82 @@ def viewer(port: int, stop: threading.Event, counts: list[int]) -> None:
             tail = data[-(len(mark) - 1):]
     finally:
         sock.close()
+
+
+# -- the fault mix's clients: raw sockets on loopback, each bounded in bytes and time ------------------
+
+HEAD = "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n"
+
+
+def _head(method: str, path: str, headers: dict[str, str]) -> bytes:
+    return HEAD.format(method=method, path=path, headers="".join(f"{k}: {v}\r\n" for k, v in headers.items())).encode()
+
+
+def aborted_upload(port: int, declared: int = 100_000, sent: int = 5_000) -> None:
+    """A client that promises `declared` bytes of a photo, sends `sent` of them, then hangs up."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(_head("POST", "/api/predict", {"Content-Type": "image/jpeg", "Content-Length": str(declared)})
+                  + b"\xff" * sent)
+
+
+def idle_viewer(port: int) -> socket.socket:
+    """A viewer that asks for /stream.mjpg and never reads a byte (a small receive buffer, so the
+    server's sends back up as they would across a slow or dead network)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    s.sendall(_head("GET", "/stream.mjpg", {}))
+    return s
+
+
+def half_open(port: int, partial: bytes = b"") -> socket.socket:
+    """A connection that sends nothing, or the start of a request (`partial`), then waits."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if partial:
+        s.sendall(partial)
+    return s
+
+
+def closed_by_server(sock: socket.socket, within_s: float) -> bool:
+    """True when the server closes `sock` (EOF or reset) within `within_s`; what it sends first is
+    read and dropped (at most 64 MB)."""
+    deadline, got = time.monotonic() + within_s, 0
+    try:
+        while got < 64 << 20:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            sock.settimeout(left)
+            data = sock.recv(1 << 16)
+            if not data:
+                return True
+            got += len(data)
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except OSError:  # socket.timeout
+        return False
+    return False
+
+
+def chunked_post(port: int, body: bytes, content_type: str, chunk: int = 1 << 16, timeout: float = 60.0
+                 ) -> tuple[int, bytes]:
+    """POST /api/predict with Transfer-Encoding: chunked (no Content-Length): (status, body). It
+    stops sending as soon as the server answers (a 413 comes before the end of the body)."""
+    import select
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(_head("POST", "/api/predict", {"Content-Type": content_type, "Transfer-Encoding": "chunked"}))
+            for i in range(0, len(body), chunk):
+                if select.select([s], [], [], 0)[0]:  # an early answer: stop sending, read it
+                    break
+                part = body[i:i + chunk]
+                s.sendall(b"%x\r\n" % len(part) + part + b"\r\n")
+            else:
+                s.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        r = http.client.HTTPResponse(s)
+        r.begin()
+        return r.status, r.read()

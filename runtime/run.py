@@ -90,6 +90,10 @@ def run(o: RunOptions) -> int:
         return run_scaled(o)
     from catdog.runtime.live.sources import GST_PREFIX, csi_pipeline, open_source
 
+    if o.serve is not None:  # the [serve] extra, before anything loads
+        from catdog.runtime.serve.server import require_extra
+
+        require_extra()
     source = GST_PREFIX + csi_pipeline(o.csi) if o.csi is not None else o.source
     if not source and o.serve is None:
         raise InputError("give a SOURCE (image, folder, glob, video, camera index, URL or gst:PIPELINE) or --csi N")

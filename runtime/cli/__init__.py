@@ -33,7 +33,7 @@ def quick_options(argv: list[str]) -> tuple[RunOptions, bool] | None:
             given["source"], i = tok, i + 1
             continue
         name = by_flag.get(tok)
-        if name is None or name in given:
+        if name is None or (name in given and not OPTIONS[name].repeatable):
             return None
         if types[name] is bool:
             given[name], i = True, i + 1
@@ -47,7 +47,7 @@ def quick_options(argv: list[str]) -> tuple[RunOptions, bool] | None:
         o = OPTIONS[name]
         if (o.min is not None and value < o.min) or (o.max is not None and value > o.max):
             return None
-        given[name], i = value, i + 2
+        given[name], i = (*given.get(name, ()), value) if o.repeatable else value, i + 2
     return (RunOptions(**given), debug) if "source" in given else None
 
 

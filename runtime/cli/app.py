@@ -27,13 +27,15 @@ def _signature() -> inspect.Signature:
             continue
         o, t = OPTIONS[f.name], types[f.name]
         bounds = {k: v for k, v in (("min", o.min), ("max", o.max)) if v is not None}
+        kind = list[t] if o.repeatable else t  # type: ignore[valid-type]
         params.append(inspect.Parameter(
-            f.name, inspect.Parameter.KEYWORD_ONLY, annotation=t if t is bool else Optional[t],
+            f.name, inspect.Parameter.KEYWORD_ONLY, annotation=t if t is bool else Optional[kind],
             default=typer.Option(f.default, *o.flags, help=o.help, **bounds)))
     return inspect.Signature(params)
 
 
 def main_command(**given: Any) -> None:
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}  # repeatable flags
     raise typer.Exit(run(RunOptions(**given)))
 
 

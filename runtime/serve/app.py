@@ -1,7 +1,10 @@
 """The HTTP surface (Starlette): the page, the MJPEG stream, the newest prediction as JSON and as
 Server-Sent Events, POST /api/predict through the one decoder and the batcher, /healthz and
 /metrics. Every route but /healthz needs the token when one is set; every bad request is a 4xx
-with a one-line JSON error, never a traceback."""
+with a one-line JSON error, never a traceback. Only this server's names are answered (the Host:
+check against DNS rebinding); a body is read within its limit and its idle time whatever its
+framing; a stream viewer that takes nothing for --idle-timeout is dropped; a client that leaves is
+counted, not reported."""
 
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ from typing import Any, AsyncIterator
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from catdog.runtime.live.sinks import json_line
+from catdog.runtime.serve.batcher import StoppedError
 from catdog.runtime.serve.feed import Feed
 from catdog.runtime.serve.page import PAGE
 from catdog.runtime.spine.errors import CatdogError
@@ -42,11 +47,68 @@ class ServeState:
     token: str | None = None
     max_body: int = 20_000_000
     timeout_s: float = 10.0
+    idle_s: float = 10.0  # --idle-timeout: a body that stops, a viewer that takes nothing
+    hosts: frozenset[str] = frozenset({"localhost"})  # the Host: names answered besides IP literals of this server
+    connections: Any = None  # serve.protocol.Connections: drops a connection by its scope (None: no dropping)
     feeds: dict[str, Feed] = field(default_factory=dict)  # "jpeg", "predictions": one per kind
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, close: bool = False) -> JSONResponse:
+    """close: the request's body was not all read, so the connection cannot carry another request."""
+    return JSONResponse({"error": message}, status_code=status, headers={"Connection": "close"} if close else None)
+
+
+class _BodyError(Exception):
+    """The body was refused while it streamed in: over the limit (413) or stalled (408)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def host_name(header: str) -> str:
+    """The name in a Host: header, without its port, lowercased: '[::1]:8080' -> '::1'."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        return h[1:h.find("]")] if "]" in h else h
+    name, sep, port = h.rpartition(":")
+    return (name if sep and port.isdigit() else h).rstrip(".")
+
+
+def host_allowed(name: str, hosts: frozenset[str], local: str | None) -> bool:
+    """Loopback addresses, the address the connection came in on, and the server's names; '*' in
+    hosts allows any. A page on another name (DNS rebinding) is refused."""
+    import ipaddress
+
+    if name in hosts or "*" in hosts:
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return ip.is_loopback or (local is not None and name == local.lower())
+
+
+class HostCheck:
+    """Every request's Host: must be one of this server's names (403 otherwise, before any route)."""
+
+    def __init__(self, app: Any, state: ServeState):
+        self.app, self.st = app, state
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            header = next((v for k, v in scope["headers"] if k == b"host"), None)
+            if header is not None:  # a browser always sends one; a client without one is no page
+                name = host_name(header.decode("latin-1"))
+                local = (scope.get("server") or (None,))[0]
+                if not host_allowed(name, self.st.hosts, local):
+                    self.st.metrics.errors.labels("host").inc()
+                    port = (scope.get("server") or (None, 0))[1]
+                    await _error(403, f"Host {name!r} is not a name of this server (DNS rebinding guard): open "
+                                      f"http://127.0.0.1:{port}/, or start the server with --allow-host {name}"
+                                 )(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 def session_value(token: str) -> str:
@@ -106,7 +168,40 @@ async def events(request: Request, st: ServeState) -> Response:
             record, seen = await feed.after(seen)
             yield f"data: {json.dumps(record)}\n\n".encode() if record is not None else b": keep-alive\n\n"
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return Watched(stream(), st, "stalled_events", media_type="text/event-stream",
+                   headers={"Cache-Control": "no-store"})
+
+
+class Watched(StreamingResponse):
+    """A stream its client must keep taking: a part that cannot go out within --idle-timeout (the
+    client reads nothing, its buffers are full) drops the connection, is counted under `kind`, and
+    `on_close` runs however the stream ends (a viewer's slot is given back)."""
+
+    def __init__(self, content: Any, st: ServeState, kind: str, on_close: Any = None, **kw: Any):
+        super().__init__(content, **kw)
+        self.st, self.kind, self.on_close = st, kind, on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        st, dropped = self.st, []
+        if st.connections is not None:
+            st.connections.for_stream(scope)  # small buffers: a client that stops reading shows in seconds
+
+        async def watched(message: Any) -> None:
+            if dropped:
+                return
+            with anyio.move_on_after(st.idle_s) as waited:
+                await send(message)
+            if waited.cancelled_caught:
+                dropped.append(True)
+                st.metrics.errors.labels(self.kind).inc()
+                if st.connections is not None:
+                    st.connections.drop(scope)  # the client's disconnect then ends the stream
+
+        try:
+            await super().__call__(scope, receive, watched)
+        finally:
+            if self.on_close is not None:
+                self.on_close()
 
 
 def _feed(st: ServeState, name: str, wait: Any) -> Feed:
@@ -117,51 +212,81 @@ def _feed(st: ServeState, name: str, wait: Any) -> Feed:
 
 
 async def mjpeg(request: Request, st: ServeState) -> Response:
+    if not st.source:
+        return _error(404, "no stream: this server has no SOURCE; POST /api/predict")
     if not st.hub.join():
         st.metrics.errors.labels("viewer_cap").inc()
         return _error(503, f"{st.hub.max_viewers} viewers already watch (the cap, --max-viewers); try again later")
 
     async def frames() -> AsyncIterator[bytes]:
         seen, feed = 0, _feed(st, "jpeg", st.hub.wait_jpeg)
-        try:
-            while not st.hub.closed:
-                jpeg, seen = await feed.after(seen)
-                if jpeg is not None:
-                    yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-                           .encode() + jpeg + b"\r\n")
-        finally:
-            st.hub.leave()
+        while not st.hub.closed:
+            jpeg, seen = await feed.after(seen)
+            if jpeg is not None:
+                yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                       .encode() + jpeg + b"\r\n")
 
-    return StreamingResponse(frames(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                             headers={"Cache-Control": "no-store"})
+    return Watched(frames(), st, "stalled_viewer", on_close=st.hub.leave,
+                   media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}", headers={"Cache-Control": "no-store"})
+
+
+async def _read(request: Request, st: ServeState) -> bytes:
+    """The whole body, whatever its framing (Content-Length or chunked): refused as soon as it passes
+    --max-body-mb (413), or when no byte comes for --idle-timeout (408); ClientDisconnect when the
+    client leaves first."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > st.max_body:
+        raise _BodyError(413, f"body of {int(declared)} bytes is over the {st.max_body}-byte limit (--max-body-mb)")
+    data = bytearray()
+    while True:
+        with anyio.move_on_after(st.idle_s):
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            data += message.get("body", b"")
+            if len(data) > st.max_body:
+                raise _BodyError(413, f"body over the {st.max_body}-byte limit (--max-body-mb)")
+            if not message.get("more_body", False):
+                return bytes(data)
+            continue
+        raise _BodyError(408, f"the body stopped: no byte for {st.idle_s:g} s (--idle-timeout); send it whole")
 
 
 async def _body(request: Request, st: ServeState) -> tuple[bytes, str]:
-    """The image bytes and their name: a raw body, or the first file of a multipart form."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > st.max_body:
-        raise HTTPException(413, f"body of {int(declared)} bytes is over the {st.max_body}-byte limit (--max-body-mb)")
+    """The image bytes and their name: a raw body, or the first file of a multipart form (parsed
+    from the body already read within its limit)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=4, max_part_size=st.max_body)
-        upload = next((v for v in form.values() if hasattr(v, "read")), None)
-        if upload is None:
-            raise HTTPException(400, "the form has no file: send the image as a file field, e.g. curl -F file=@x.jpg")
-        return await upload.read(), upload.filename or "upload"
-    if kind and kind not in IMAGE_TYPES:
+    if kind and kind != "multipart/form-data" and kind not in IMAGE_TYPES:
         raise HTTPException(415, f"content type {kind!r} is not an image: send image/jpeg or image/png "
                                  "(or multipart/form-data)")
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > st.max_body:
-            raise HTTPException(413, f"body over the {st.max_body}-byte limit (--max-body-mb)")
-    return bytes(data), "upload"
+    data = await _read(request, st)
+    if kind != "multipart/form-data":
+        return data, "upload"
+    sent = [False]
+
+    async def replay() -> dict:
+        if sent[0]:
+            return {"type": "http.disconnect"}
+        sent[0] = True
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    form = await Request(request.scope, replay).form(max_files=1, max_fields=4, max_part_size=st.max_body)
+    upload = next((v for v in form.values() if hasattr(v, "read")), None)
+    if upload is None:
+        raise HTTPException(400, "the form has no file: send the image as a file field, e.g. curl -F file=@x.jpg")
+    return await upload.read(), upload.filename or "upload"
 
 
 async def predict(request: Request, st: ServeState) -> Response:
     t0 = time.perf_counter()
-    data, name = await _body(request, st)
+    try:
+        data, name = await _body(request, st)
+    except ClientDisconnect:  # the client left mid-upload: normal, counted, nobody to answer
+        st.metrics.errors.labels("aborted").inc()
+        return Response(status_code=400)
+    except _BodyError as e:
+        st.metrics.errors.labels("too_large" if e.status == 413 else "stalled_body").inc()
+        return _error(e.status, str(e), close=True)
     if not data:
         raise HTTPException(400, "empty body: send the image's bytes")
     st.batcher.expect()
@@ -176,9 +301,12 @@ async def predict(request: Request, st: ServeState) -> Response:
         raise
     try:
         pred, _, _ = await asyncio.wait_for(asyncio.wrap_future(st.batcher.submit(crop)), st.timeout_s)
-    except asyncio.TimeoutError:
+    except asyncio.TimeoutError:  # the batcher skips the cancelled request if it has not run it yet
         st.metrics.errors.labels("timeout").inc()
         raise HTTPException(504, f"no answer within {st.timeout_s:g} s; the device is overloaded") from None
+    except StoppedError as e:
+        st.metrics.errors.labels("stopped").inc()
+        raise HTTPException(503, str(e)) from None
     if isinstance(pred, str):  # NaN/inf scores: the model's fault, not the request's
         st.metrics.errors.labels("model").inc()
         return _error(500, pred)
@@ -188,9 +316,15 @@ async def predict(request: Request, st: ServeState) -> Response:
 
 
 async def healthz(request: Request) -> Response:
+    """200 only while the API can answer: a stopped prediction thread is a 503 that says so."""
     st: ServeState = request.app.state.serve
-    return JSONResponse({"status": "ok", "model": st.model, "provider": st.provider, "source": st.source,
-                         "source_alive": st.hub.source_alive})
+    body = {"status": "ok", "model": st.model, "provider": st.provider, "source": st.source,
+            "source_alive": st.hub.source_alive}
+    if not st.batcher.alive:
+        body.update(status="error", error="the prediction thread has stopped: POST /api/predict cannot answer; "
+                                          "restart the server")
+        return JSONResponse(body, status_code=503)
+    return JSONResponse(body)
 
 
 async def metrics(request: Request, st: ServeState) -> Response:
@@ -213,9 +347,8 @@ def make_app(state: ServeState, cors: str | None = None) -> Starlette:
         Route("/api/events", guarded(events)), Route("/api/predict", guarded(predict), methods=["POST"]),
         Route("/metrics", guarded(metrics)),
     ]
-    middleware = []
+    middleware = [Middleware(HostCheck, state=state)]
     if cors:
-        from starlette.middleware import Middleware
         from starlette.middleware.cors import CORSMiddleware
 
         middleware.append(Middleware(CORSMiddleware, allow_origins=[cors], allow_methods=["GET", "POST"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 import numpy as np
@@ -36,13 +36,22 @@ class Batcher:
         with self._lock:
             self.incoming += 1
 
+    @property
+    def alive(self) -> bool:
+        """The thread that runs the batches is running (/healthz says so when it is not)."""
+        return self._thread.is_alive()
+
     def submit(self, crop: np.ndarray | None) -> Future:
-        """Queue a decoded crop (None: the expected request failed before it had one)."""
+        """Queue a decoded crop (None: the expected request failed before it had one). A stopped
+        batcher answers at once with StoppedError."""
         fut: Future = Future()
         with self._lock:
             self.incoming = max(0, self.incoming - 1)
         if crop is not None:
-            self.q.put((crop, fut))
+            if self.alive:
+                self.q.put((crop, fut))
+            else:
+                fut.set_exception(StoppedError("the prediction thread has stopped; restart the server"))
         return fut
 
     def close(self) -> None:
@@ -70,17 +79,46 @@ class Batcher:
 
     def _loop(self) -> None:
         while (group := self._take()) is not None:
-            crops = [c for c, _ in group]
+            # A request that timed out meanwhile has cancelled its future: skip it. The others are
+            # marked running, so that a timeout from now on can no longer cancel them (and setting
+            # their result cannot fail).
+            group = [(c, fut) for c, fut in group if fut.set_running_or_notify_cancel()]
+            if not group:
+                continue
             try:
                 t0 = time.perf_counter()
-                probs = self.clf.infer_crops(crops)
+                probs = self.clf.infer_crops([c for c, _ in group])
                 preds = self.clf.predictions(probs)
                 seconds = time.perf_counter() - t0
             except Exception as e:  # noqa: BLE001 - every waiting request gets the failure, the server lives on
                 for _, fut in group:
-                    fut.set_exception(e)
+                    _settle(fut, exception=e)
                 continue
             self.batches += 1
             self.items += len(group)
             for (_, fut), pred in zip(group, preds, strict=True):
-                fut.set_result((pred, seconds, len(group)))
+                _settle(fut, result=(pred, seconds, len(group)))
+        while True:  # closed: whatever is still queued is answered, not left to time out
+            try:
+                item = self.q.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                _settle(item[1], exception=StoppedError("the server is stopping"))
+
+
+class StoppedError(RuntimeError):
+    """The batcher's thread has ended: a prediction asked of it now is refused at once (503)."""
+
+
+def _settle(fut: Future, result: Any = None, exception: BaseException | None = None) -> None:
+    """Set a future's outcome unless it already has one (cancelled by its request's timeout)."""
+    if fut.done():
+        return
+    try:
+        if exception is not None:
+            fut.set_exception(exception)
+        else:
+            fut.set_result(result)
+    except InvalidStateError:  # cancelled between the check and the set
+        pass

@@ -1,13 +1,16 @@
 """--serve [HOST:]PORT: the server beside a run. uvicorn runs the app in a thread of its own (its
 own event loop; the run keeps the main thread, so Ctrl-C and SIGTERM stop the run exactly as
 without --serve, and the server is stopped after the outputs are closed). Safe by default: it
-binds 127.0.0.1 unless a host is given, and any other address needs --token (or CATDOG_TOKEN), or
-an explicit --no-auth, which is warned about."""
+binds 127.0.0.1 unless a host is given, and any other address needs --token (or --token-file, or
+CATDOG_TOKEN), or an explicit --no-auth, which is warned about; it answers only its own names
+(Host:), and --allow-host adds more. The [serve] extra is checked before anything loads."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import socket
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -15,10 +18,27 @@ from typing import Any, Callable
 
 import numpy as np
 
+from catdog.runtime.live.sinks import text_name
 from catdog.runtime.options import RunOptions
 from catdog.runtime.spine.errors import InputError, OutputError
 
 TOKEN_ENV = "CATDOG_TOKEN"
+EXTRA = "pip install 'catdog-edge[serve]'"
+
+
+def require_extra() -> None:
+    """--serve's libraries import, or one line naming the extra: checked before the model loads."""
+    try:
+        try:
+            import python_multipart  # noqa: F401  (python-multipart; `multipart` before 0.0.13)
+        except ModuleNotFoundError:
+            import multipart  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        what = e.name or str(e)
+        raise InputError(f"--serve needs the [serve] extra, and {what} does not import ({e}): {EXTRA}") from None
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -39,16 +59,58 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def read_token_file(path: Any, log: Callable[[str], None]) -> str:
+    """--token-file: one line, not empty; a file that others may read is warned about."""
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputError(f"--token-file {path}: not a file; write the token into a file, e.g. "
+                             f"(umask 077; openssl rand -hex 16 > {path})")
+        text = open(path, "rb").read(4097)
+    except FileNotFoundError:
+        raise InputError(f"--token-file {path}: no such file; make one, e.g. (umask 077; openssl rand -hex 16 > "
+                         f"{path})") from None
+    except PermissionError:
+        raise InputError(f"--token-file {path}: permission denied; run as a user who can read it") from None
+    try:
+        token = text.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        token = None
+    if token is None or len(text) > 4096 or "\n" in token:
+        raise InputError(f"--token-file {path}: expected one line of text (the token), e.g. from openssl rand -hex 16")
+    if not token:
+        raise InputError(f"--token-file {path} is empty; put the token in it, e.g. openssl rand -hex 16 > {path}")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log(f"warning: --token-file {path} may be read by other users (mode {stat.S_IMODE(mode):04o}); "
+            f"chmod 600 {path}")
+    return token
+
+
 def auth_token(o: RunOptions, host: str, log: Callable[[str], None]) -> str | None:
-    token = o.token or os.environ.get(TOKEN_ENV) or None
+    if o.token and o.token_file:
+        raise InputError("--token and --token-file both give the token; give one")
+    token = o.token or (read_token_file(o.token_file, log) if o.token_file else None) or os.environ.get(TOKEN_ENV)
+    token = token or None
     if token and o.no_auth:
         raise InputError("--token and --no-auth contradict each other; give one")
     if not token and not o.no_auth and not is_loopback(host):
-        raise InputError(f"--serve {host}: a non-loopback address needs --token TOKEN (or {TOKEN_ENV}), "
-                         "or --no-auth to serve anyone who can reach it")
+        raise InputError(f"--serve {host}: a non-loopback address needs --token-file FILE (or --token, or "
+                         f"{TOKEN_ENV}), or --no-auth to serve anyone who can reach it")
     if o.no_auth and not is_loopback(host):
         log(f"warning: --no-auth: anyone who can reach {host} can watch the stream and use the API")
     return token
+
+
+def allowed_hosts(host: str, extra: tuple[str, ...]) -> frozenset[str]:
+    """The Host: names the server answers besides IP literals of its own (app.host_allowed): localhost,
+    the address given to --serve, this machine's names when it serves beyond loopback, --allow-host."""
+    from catdog.runtime.serve.app import host_name
+
+    names = {"localhost", host.lower()}
+    if not is_loopback(host):
+        names |= {n.lower() for n in (socket.gethostname(), socket.getfqdn()) if n}
+        names |= {n.split(".")[0] + ".local" for n in set(names) if n and not n[0].isdigit()}
+    return frozenset(names | {host_name(h) for h in extra})
 
 
 @dataclass
@@ -67,7 +129,7 @@ class Serving:
 
     def record(self, source: str, pred: Any, frame: int | None, fps: float, stage_ms: dict[str, float],
                topk: int = 5) -> dict[str, Any]:
-        return {"source": source, "frame": frame, "time": time.time(), "label": pred.label,
+        return {"source": text_name(source), "frame": frame, "time": time.time(), "label": pred.label,
                 "score": float(pred.score), "topk": [[k, float(v)] for k, v in pred.top(topk)],
                 "probs": {k: float(v) for k, v in pred.probs.items()}, "unsure": pred.unsure,
                 "stage_ms": stage_ms, "fps": fps, "model": self.model, "provider": self.provider}
@@ -113,6 +175,7 @@ class ServeSink:
 
 
 def start(o: RunOptions, clf: Any, model: str, source: str | None, log: Callable[[str], None]) -> Serving:
+    require_extra()
     """Start serving next to the run (raises InputError/OutputError before the first frame)."""
     import uvicorn
 
@@ -120,6 +183,7 @@ def start(o: RunOptions, clf: Any, model: str, source: str | None, log: Callable
     from catdog.runtime.serve.app import ServeState, make_app
     from catdog.runtime.serve.batcher import Batcher
     from catdog.runtime.serve.hub import Hub
+    from catdog.runtime.serve.protocol import Connections
     from catdog.runtime.serve.metrics import Metrics
 
     host, port = parse_address(o.serve or "")
@@ -128,10 +192,13 @@ def start(o: RunOptions, clf: Any, model: str, source: str | None, log: Callable
                      full_decode=clf.full_decode)  # its own buffers and timings, the run's session
     hub, batcher = Hub(o.max_viewers, o.stream_fps), Batcher(api, 16, o.batch_wait_ms / 1000.0)
     metrics = Metrics(hub, batcher)
-    state = ServeState(hub, batcher, metrics, api, model, clf.session.provider, source, token,
-                       int(o.max_body_mb * 1_000_000), o.request_timeout)
+    conns = Connections(o.idle_timeout, lambda kind: metrics.errors.labels(kind).inc())
+    state = ServeState(hub, batcher, metrics, api, text_name(model), clf.session.provider,
+                       text_name(source) if source else source, token, int(o.max_body_mb * 1_000_000),
+                       o.request_timeout, o.idle_timeout, allowed_hosts(host, o.allow_host), conns)
     config = uvicorn.Config(make_app(state, o.cors), host=host, port=port, log_level="error", access_log=False,
-                            lifespan="off", timeout_graceful_shutdown=2)
+                            lifespan="off", timeout_graceful_shutdown=2, http=conns.protocol(),
+                            timeout_keep_alive=max(1, round(o.idle_timeout)))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="serve", daemon=True)
     thread.start()

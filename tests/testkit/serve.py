@@ -14,6 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from catdog.benchmarks.serve import (  # noqa: F401 - re-exported: the fault mix's clients, shared with the soak
+    aborted_upload,
+    chunked_post,
+    closed_by_server,
+    half_open,
+    idle_viewer,
+)
+
 
 class ServerProc:
     def __init__(self, *args: Any, env: dict | None = None, timeout: float = 60.0):
@@ -52,6 +60,12 @@ class ServerProc:
     def json(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, Any]:
         status, _, data = self.request(method, path, body, headers)
         return status, json.loads(data)
+
+    def metric(self, sample: str) -> float:
+        """One sample of /metrics by its full name and labels, e.g. 'catdog_errors_total{kind="timeout"}'
+        (0.0 when the server has not made it yet)."""
+        body = self.request("GET", "/metrics")[2].decode()
+        return next((float(line.split()[-1]) for line in body.splitlines() if line.startswith(sample + " ")), 0.0)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> tuple[int, str, str]:
         if self.p.poll() is None:

@@ -31,6 +31,8 @@ TAKEN = [
     ["clip.mp4", "--serve", "0.0.0.0:8080", "--token", "t", "--max-viewers", "4", "--max-body-mb", "5",
      "--request-timeout", "3", "--batch-wait-ms", "2", "--cors", "http://x"],
     ["0", "--serve", "8080", "--no-auth", "--stream-fps", "10"],
+    ["0", "--serve", "8080", "--token-file", "tok", "--allow-host", "cam.lan", "--allow-host", "pi.local",
+     "--idle-timeout", "2"],
 ]
 HANDED_OVER = [
     [], ["--help"], ["x.jpg", "--model=m.onnx"], ["x.jpg", "--batch", "0"], ["x.jpg", "--batch", "-1"],

@@ -87,7 +87,7 @@ def test_non_loopback_needs_a_token_or_an_explicit_no_auth():
 def _vanish(port: int) -> None:
     """A viewer that asks for the stream, takes a few bytes of a frame and resets the connection."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     sock.recv(300)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
     sock.close()
