@@ -68,15 +68,15 @@ class RunOptions:
     gpus_per_actor: float = 1.0
     serve: Optional[str] = None  # --serve [HOST:]PORT (runtime/serve/)
     token: Optional[str] = None
-    no_auth: bool = False
     token_file: Optional[Path] = None
-    max_viewers: int = 8
+    no_auth: bool = False
     allow_host: tuple[str, ...] = ()  # --allow-host NAME, repeatable
+    max_viewers: int = 8
     stream_fps: float = 15.0
     max_body_mb: float = 20.0
     request_timeout: float = 10.0
-    batch_wait_ms: float = 5.0
     idle_timeout: float = 10.0
+    batch_wait_ms: float = 5.0
     cors: Optional[str] = None
 
 
@@ -86,8 +86,8 @@ class Opt:
     help: str
     min: float | None = None
     max: float | None = None
-
     repeatable: bool = False  # the flag may be given several times; the field is a tuple of the values
+
 
 SOURCE_HELP = "image, folder, glob, video, camera index, /dev/videoN, URL, or gst:PIPELINE (GStreamer)"
 
@@ -138,19 +138,19 @@ OPTIONS: dict[str, Opt] = {  # RunOptions' fields but `source` (the argument), i
     "token_file": Opt(("--token-file",), "--serve: read the token from this file (mode 600), which keeps it out "
                       "of the process list"),
     "no_auth": Opt(("--no-auth",), "--serve: no token even off loopback (warned about)"),
+    "allow_host": Opt(("--allow-host",), "--serve: also answer requests whose Host: is NAME (repeatable; by "
+                      "default only loopback names and the address served on)", repeatable=True),
     "max_viewers": Opt(("--max-viewers",), "--serve: MJPEG viewers at once; the next gets 503", min=1),
     "stream_fps": Opt(("--stream-fps",), "--serve: most MJPEG frames a second (inference keeps its own pace)",
                       min=1.0, max=120.0),
     "max_body_mb": Opt(("--max-body-mb",), "--serve: largest POST /api/predict body, in MB", min=0.001),
-    "allow_host": Opt(("--allow-host",), "--serve: also answer requests whose Host: is NAME (repeatable; by "
-                      "default only loopback names and the address served on)", repeatable=True),
     "request_timeout": Opt(("--request-timeout",), "--serve: seconds a prediction may take before 504", min=0.1),
+    "idle_timeout": Opt(("--idle-timeout",), "--serve: drop a connection silent this long: no request, a body "
+                        "that stops, a stream viewer that takes no frame", min=0.5),
     "batch_wait_ms": Opt(("--batch-wait-ms",), "--serve: how long the first request waits for others to batch "
                          "with", min=0.0, max=1000.0),
     "cors": Opt(("--cors",), "--serve: allow this browser origin (no CORS unless given)"),
 }
-    "idle_timeout": Opt(("--idle-timeout",), "--serve: drop a connection silent this long: no request, a body "
-                        "that stops, a stream viewer that takes no frame", min=0.5),
 
 
 def option_types() -> dict[str, type]:

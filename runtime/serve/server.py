@@ -175,16 +175,16 @@ class ServeSink:
 
 
 def start(o: RunOptions, clf: Any, model: str, source: str | None, log: Callable[[str], None]) -> Serving:
-    require_extra()
     """Start serving next to the run (raises InputError/OutputError before the first frame)."""
+    require_extra()
     import uvicorn
 
     from catdog.runtime.engine.classifier import Classifier
     from catdog.runtime.serve.app import ServeState, make_app
     from catdog.runtime.serve.batcher import Batcher
     from catdog.runtime.serve.hub import Hub
-    from catdog.runtime.serve.protocol import Connections
     from catdog.runtime.serve.metrics import Metrics
+    from catdog.runtime.serve.protocol import Connections
 
     host, port = parse_address(o.serve or "")
     token = auth_token(o, host, log)
