@@ -36,6 +36,26 @@ LONG_FAULTS = [  # too slow for this table; each is a test in the suite
      "tests/runtime/live/test_video.py::test_ctrl_c_stops_cleanly_with_summary_and_saved_video"),
     ("stream that drops mid-run (HTTP MJPEG)",
      "tests/runtime/live/test_video.py::test_http_mjpeg_stream_that_drops_mid_run_reconnects_then_ends_cleanly"),
+    ("--serve: a burst of POSTs past --request-timeout (504s), then normal requests",
+     "tests/runtime/serve/test_faults.py::test_timeouts_leave_the_api_alive"),
+    ("--serve: the prediction thread stopped (/healthz 503)",
+     "tests/runtime/serve/test_faults.py::test_healthz_says_so_when_the_batcher_has_stopped"),
+    ("--serve: chunked multipart body over --max-body-mb",
+     "tests/runtime/serve/test_faults.py::test_a_chunked_multipart_body_over_the_limit_is_413"),
+    ("--serve: a foreign Host: (DNS rebinding)",
+     "tests/runtime/serve/test_faults.py::test_only_this_servers_names_are_answered"),
+    ("--serve: stream viewers that never read",
+     "tests/runtime/serve/test_faults.py::test_viewers_that_never_read_give_their_slots_back"),
+    ("--serve: half-open, half-head, idle and stalled-body connections",
+     "tests/runtime/serve/test_faults.py::test_half_open_and_idle_connections_are_closed"),
+    ("--serve: file names that are not UTF-8",
+     "tests/runtime/serve/test_faults.py::test_a_non_utf8_file_name_is_shown_safely"),
+    ("--serve: uploads cut short",
+     "tests/runtime/serve/test_faults.py::test_aborted_uploads_are_counted_without_a_traceback"),
+    ("--serve without the [serve] extra",
+     "tests/runtime/serve/test_faults.py::test_serve_without_the_extra_says_which_to_install"),
+    ("--serve fault mix: timeouts, aborted uploads, idle viewers, half-open sockets at once",
+     "tests/benchmarks/test_serve_bench.py::test_a_short_fault_soak_keeps_the_server_honest"),
 ]
 
 
@@ -82,6 +102,7 @@ def build_corpus(t: Path) -> dict[str, Path]:
     build_model(t / "nometa.onnx")
     build_model(t / "future.onnx", metadata=dict(meta().to_dict(), schema_version=3))
     (t / "a-file").write_text("a file where a folder should be")
+    (t / "empty-token").write_text("\n")
     # Training data and checkpoints.
     flat = t / "flat"
     flat.mkdir()
@@ -138,6 +159,9 @@ def cases(t: Path, p: dict[str, Path]) -> list[tuple[str, list, dict]]:
         ("--save in an unwritable folder", rt + [p["video"], *m, "--save", t / "a-file" / "o.avi"], {}),
         ("--csv on a full disk", rt + [p["video"], *m, "--csv", "FULL/r.csv"], {"full": {"r.csv": b"old\n"}}),
         ("--save on a full disk", rt + [p["video"], *m, "--save", "FULL/o.avi"], {"full": {"o.avi": b"old"}}),
+        ("--serve --token-file that does not exist",
+         rt + ["--serve", "127.0.0.1:0", "--token-file", t / "no-token"], {}),
+        ("--serve --token-file that is empty", rt + ["--serve", "127.0.0.1:0", "--token-file", t / "empty-token"], {}),
         ("train: empty data folder", tr + ["--data", t / "empty", "--out", t / "r1", *tiny], {}),
         ("train: unknown arch", tr + ["--data", t / "flat", "--out", t / "r2", "--arch", "vgg99"], {}),
         ("train: --weights of another arch",
