@@ -27,19 +27,42 @@ EXPORTER = "torch.onnx TorchScript-based (dynamo=False)"
 
 
 @contextlib.contextmanager
-def _captured_stderr() -> Iterator[Path]:
-    """On failure torch's C++ side dumps the whole IR graph to fd 2; keep it out of the user's
-    terminal (it is in the file for --debug) and report one line instead."""
+def _captured_output() -> Iterator[Path]:
+    """On failure torch's C++ side dumps the whole IR graph (on fd 1, its warnings on fd 2); keep both
+    out of the user's terminal (they are in the file for --debug) and report one line instead. A log
+    that stays empty is removed on the way out: only one worth reading is left (and named)."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.NamedTemporaryFile(prefix="catdog-onnx-export-", suffix=".log", delete=False) as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            yield Path(log.name)
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+    log = tempfile.NamedTemporaryFile(prefix="catdog-onnx-export-", suffix=".log", delete=False)
+    path = Path(log.name)
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    try:
+        for fd in saved:
+            os.dup2(log.fileno(), fd)
+        yield path
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _flush_c_stdio()  # what C++ left in its buffers belongs in the log, not on the terminal
+        for fd, orig in saved.items():
+            os.dup2(orig, fd)
+            os.close(orig)
+        log.close()
+        if path.stat().st_size == 0:
+            path.unlink(missing_ok=True)
+
+
+def _flush_c_stdio() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to ask (not on Linux or macOS): nothing buffered there
+        pass
+
+
+def _log_note(log: Path) -> str:
+    return f" (exporter log: {log})" if log.exists() else ""
 
 
 def export_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
@@ -48,7 +71,7 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int = DEFA
         raise ModelError(f"--opset {opset} is too old; use {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
     buf = io.BytesIO()
     try:
-        with _captured_stderr() as log, warnings.catch_warnings(), torch.no_grad():
+        with _captured_output() as log, warnings.catch_warnings(), torch.no_grad():
             # The deprecation notice of the TorchScript-based exporter is known (see module doc).
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=FutureWarning)
@@ -67,7 +90,7 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int = DEFA
     except Exception as e:  # the exporter raises many types; the user needs the op and the opset
         first = error_line(e).split("Please feel free to request support")[0].strip()
         raise ModelError(
-            f"ONNX export failed at opset {opset}: {first} (exporter log: {log}); "
+            f"ONNX export failed at opset {opset}: {first}{_log_note(log)}; "
             "the arch or its input size is not exportable as is (another --opset may help)"
         ) from None
     Path(log).unlink(missing_ok=True)

@@ -28,12 +28,12 @@ from catdog.export.parity import (
 )
 from catdog.export.publish import gate_error, publish, report_stem
 from catdog.export.quantize import activation_type, calibration_method, resolve_target
-from catdog.export.report import ExportReport, ParitySet, write_report
+from catdog.export.report import FAILED_JSON, FAILED_MD, REPORT_JSON, REPORT_MD, ExportReport, ParitySet, write_report
 from catdog.export.sensitivity import SensitivityConfig
 from catdog.export.staging import Staging, remove_stale_temps
 from catdog.export.tta import TTA_NAME, with_tta
 from catdog.runtime.spine.errors import CheckpointError, InputError, OutputError
-from catdog.runtime.spine.fileio import check_writable_dir
+from catdog.runtime.spine.fileio import check_output_file, check_writable_dir
 from catdog.runtime.spine.preprocess import preprocess_batch, resize_crop
 from catdog.runtime.spine.spec import PreprocessSpec
 from catdog.train.checkpoint import Checkpoint, build_model, load_checkpoint
@@ -96,7 +96,17 @@ def _validate(opts: ExportOptions) -> dict[str, float]:
         if value < 1:
             raise InputError(f"{flag} must be at least 1, got {value}")
     check_writable_dir(opts.out)
+    check_outputs(opts)
     return overrides
+
+
+def check_outputs(opts: ExportOptions) -> None:
+    """Every file this export may publish into --out (its artifacts, its reports), checked as the
+    runtime and training check theirs (spine.fileio.check_output_file): not read-only, not a folder,
+    not the checkpoint it reads. Before any work, so nothing is built only to be refused."""
+    names = [FORMATS[n].filename for n in artifact_names(opts)] + [REPORT_JSON, REPORT_MD, FAILED_JSON, FAILED_MD]
+    for name in names:
+        check_output_file(Path(opts.out) / name, (opts.ckpt,), "--out")
 
 
 def _load(opts: ExportOptions) -> tuple[Checkpoint, torch.nn.Module]:
