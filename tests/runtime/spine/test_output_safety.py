@@ -146,3 +146,14 @@ def test_a_failed_run_leaves_no_output_folder_it_made(photos, folder, tmp_path):
         assert not (tmp_path / target.split("/")[0]).exists(), target
     r = run_cli(folder, "--model", "fp32", "--csv", tmp_path / "leftover/deep/x.csv")
     assert r.returncode == 0 and (tmp_path / "leftover/deep/x.csv").is_file(), r.stderr
+
+
+def test_csv_over_any_file_an_option_reads_is_refused(photos, tmp_path):
+    """Not a list of flags: every path option that is not an output (options.OUTPUT_FIELDS) is an
+    input, so a file option added later (here --token-file) is protected without a word here."""
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef0123456789abcdef\n")
+    token.chmod(0o600)
+    _refused(run_cli(photos[0], "--model", "fp32", "--serve", "127.0.0.1:0", "--token-file", token, "--csv", token),
+             "--csv", "is one of the inputs")
+    assert token.read_text() == "0123456789abcdef0123456789abcdef\n"
