@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bad_inputs_issue32 import cases_issue32, corpus_issue32  # scripts/, beside this file
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 BIN = Path(sys.executable).parent
@@ -125,59 +127,10 @@ def build_corpus(t: Path) -> dict[str, Path]:
                     state_dict=get_model("mobilenet_v3_small", 2).state_dict())
     torch.save(get_model("resnet18", 2).state_dict(), t / "r18_weights.pth")
     torch.save({"format": "catdog-checkpoint", "arch": _Payload(t / "code-ran")}, t / "evil.pth")
-    _corpus_issue32(t, p)
+    corpus_issue32(t, p)
     return p
 
 
-def _corpus_issue32(t: Path, p: dict[str, Path]) -> None:
-    """Issue 32's outputs over inputs, a foreign file in a --ray --out, and training data that
-    used to train the wrong model silently."""
-    import pyarrow as pa
-
-    from catdog.runtime.scale.parts import Job, PartWriter, schema
-    from catdog.runtime.spine.fileio import file_sha256
-
-    shutil.copy(p["model"], t / "victim.onnx")
-    (t / "labels.txt").write_text("cat\ndog\n")
-    w = PartWriter(t / "ray-out", Job("tiny.onnx", file_sha256(p["model"]), ("cat", "dog")), log=lambda line: None)
-    w.open([str(t / "flat" / "cat.168.jpg")], resume=False)
-    part = w.write(pa.table({"source": [str(t / "flat" / "cat.168.jpg")], "label": ["cat"], "score": [0.9],
-                             "probs": [{"cat": 0.9, "dog": 0.1}], "error": [None]}, schema=schema(("cat", "dog"))))
-    shutil.copy(part, t / "ray-out" / "extra.parquet")
-    for name, broken, link in (("unreadable-class", True, False), ("linked-class", False, True)):
-        for ph in sorted((t / "flat").iterdir()):
-            cls = ph.name.split(".")[0]
-            (t / name / cls).mkdir(parents=True, exist_ok=True)
-            if broken and cls == "dog":
-                (t / name / cls / ph.name).write_text("not a photo\n")
-            else:
-                shutil.copy(ph, t / name / cls / ph.name)
-        if link:
-            (t / name / "cat" / "more").symlink_to("../dog", target_is_directory=True)
-    (t / "e-ro").mkdir()
-    (t / "e-ro" / "model.onnx").write_text("an export the user locked\n")
-    (t / "e-ro" / "model.onnx").chmod(0o444)
-
-
-def _cases_issue32(t: Path, p: dict[str, Path], tiny: list) -> list[tuple[str, list, dict]]:
-    rt, tr, ex = ["catdog-runtime"], ["catdog-train"], ["catdog-export"]
-    return [
-        ("--csv naming the model", rt + [p["photo"], "--model", t / "victim.onnx", "--csv", t / "victim.onnx"], {}),
-        ("--csv naming the --labels file",
-         rt + [p["photo"], "--model", t / "nometa.onnx", "--labels", t / "labels.txt", "--csv", t / "labels.txt"], {}),
-        ("bad model, --csv in new folders (none left behind)",
-         rt + [p["photo"], "--model", t / "readme.onnx", "--csv", t / "leftover" / "deep" / "x.csv"], {}),
-        ("--ray --resume, a foreign Parquet file in --out",
-         rt + [t / "flat", "--model", p["model"], "--ray", "--out", t / "ray-out", "--resume"], {}),
-        ("train: a class whose images are all unreadable",
-         tr + ["--data", t / "unreadable-class", "--out", t / "r5", *tiny], {}),
-        ("train: a symlink from one class folder into another",
-         tr + ["--data", t / "linked-class", "--out", t / "r6", *tiny], {}),
-        ("train: mistyped --arch-kw", tr + ["--data", t / "flat", "--out", t / "r7", *tiny, "--arch-kw", "dropuot=0.1"],
-         {}),
-        ("export: read-only model.onnx in --out",
-         ex + ["--ckpt", t / "run" / "last.pth", "--out", t / "e-ro", "--parity", t / "flat"], {}),
-    ]
 
 
 class _Payload:
@@ -238,7 +191,7 @@ def cases(t: Path, p: dict[str, Path]) -> list[tuple[str, list, dict]]:
         ("export: full disk",
          ex + ["--ckpt", t / "run" / "last.pth", "--out", "FULL", "--parity", t / "flat", "--latency-runs", "1"],
          {"full": {"model.onnx": b"old"}}),
-    ] + _cases_issue32(t, p, tiny)
+    ] + cases_issue32(t, p, tiny)
 
 
 def run_case(t: Path, n: int, cmd: list, opt: dict) -> tuple[subprocess.CompletedProcess | None, str]:
