@@ -15,7 +15,7 @@ from typing import Any, List, Optional
 import typer
 
 from catdog.benchmarks.config import EVERY_PROVIDER, REPORTS, BenchConfig, Log, ScaleConfig
-from catdog.benchmarks.serve import ServeBenchConfig
+from catdog.benchmarks.serve import FaultMix, ServeBenchConfig
 from catdog.runtime.spine.boundary import cli_boundary
 from catdog.runtime.spine.errors import InputError
 
@@ -171,14 +171,17 @@ def serve(
     requests: int = typer.Option(ServeBenchConfig.requests, min=1, help="POSTs per concurrency level."),
     soak: float = typer.Option(ServeBenchConfig.soak_s, min=1.0, help="Soak seconds at 8 clients."),
     window: float = typer.Option(ServeBenchConfig.window_s, min=1.0, help="Seconds per MJPEG viewer measurement."),
+    faults: float = typer.Option(FaultMix.seconds, min=0.0, help="Fault soak seconds (timeouts, uploads cut short, "
+                                 "idle viewers, half-open sockets); 0: none."),
     name: str = typer.Option("serve", help="Report name (reports/<name>/)."),
     out: Path = typer.Option(REPORTS, help="Folder that holds the report folders."),
 ) -> None:
-    """What --serve costs: POST throughput and latency at 1/8/32 clients vs in-process, MJPEG viewers vs FPS."""
+    """What --serve costs: POST throughput and latency at 1/8/32 clients vs in-process, MJPEG viewers vs FPS,
+    and what it withstands (the fault soak)."""
     from catdog.benchmarks.serve_run import run_serve_bench
 
     cfg = ServeBenchConfig(photos, out / name, model, requests=requests, soak_s=soak, window_s=window,
-                           command="catdog-bench " + " ".join(sys.argv[1:]))
+                           faults=FaultMix(seconds=faults), command="catdog-bench " + " ".join(sys.argv[1:]))
     data = run_serve_bench(cfg, log=lambda msg: typer.echo(msg, err=True))
     for t in data["targets"]:
         typer.echo(f"{t['target']}: {t['measured']} ({'met' if t['met'] else 'NOT met'})")

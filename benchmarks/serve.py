@@ -1,8 +1,10 @@
 """catdog-bench serve: what --serve costs, measured in one run on this machine. POST /api/predict
 throughput and p50/p90/p99 at 1, 8 and 32 concurrent clients against the in-process runtime on
 the same photos; MJPEG with 0, 1 and 10 viewers against the inference FPS they may cost; RSS of
-the server over a soak. The server is a real `catdog-runtime --serve 127.0.0.1:0` process; the
-load generator is bounded in requests and time and targets loopback only."""
+the server over a soak; then the fault mix (issue 32): requests that time out, uploads cut short,
+viewers that never read and half-open sockets at once, with /healthz watched throughout and
+normal requests checked after. The server is a real `catdog-runtime --serve 127.0.0.1:0` process;
+every load is bounded in requests and time and targets loopback only."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -35,7 +38,29 @@ class ServeBenchConfig:
     soak_clients: int = 8
     video_frames: int = 3000  # enough for one measurement at 150 FPS: each starts a fresh run
     video_size: tuple[int, int] = (640, 480)  # a camera's VGA
+    faults: "FaultMix | None" = None  # the fault soak (None: FaultMix's defaults; FaultMix(seconds=0): none)
     command: str = ""
+
+
+@dataclass(frozen=True)
+class FaultMix:
+    """The fault soak: `clients` POST in a loop for `seconds`; of each 10 of a client's requests,
+    `timeouts` ask ?timeout= shorter than any batch takes (504: the batcher drops them) and
+    `aborts` send half their body and hang up; beside them `idle_viewers` watch /stream.mjpg and
+    never read, and `half_open` sockets send nothing or half a request head (each put back when
+    the server closes it). Then `after` normal requests, one at a time."""
+
+    seconds: float = 60.0
+    clients: int = 8
+    timeouts: int = 1  # of every 10 requests
+    aborts: int = 1  # of every 10 requests
+    idle_viewers: int = 8
+    half_open: int = 200
+    after: int = 100
+    request_timeout: float = 2.0  # --request-timeout: a normal request never comes near it
+    ask_timeout: float = 0.001  # ?timeout= of the requests meant to time out
+    idle_timeout: float = 5.0  # --idle-timeout
+    video_fps: float = 10.0  # the served camera (a video file, --realtime) the viewers watch
 
 
 class Server:
@@ -53,7 +78,14 @@ class Server:
                 break
         if not self.port:
             raise RuntimeError("the server did not start: " + "".join(lines))
-        threading.Thread(target=lambda: [None for _ in iter(self.p.stderr.readline, "")], daemon=True).start()
+        self.stderr: deque[str] = deque(lines, maxlen=2000)  # what it printed (the last 2000 lines)
+        self.tracebacks = 0
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for line in iter(self.p.stderr.readline, ""):
+            self.stderr.append(line)
+            self.tracebacks += "Traceback" in line or "Exception in ASGI" in line
 
     def get(self, path: str) -> bytes:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -65,6 +97,12 @@ class Server:
     def gauge(self, name: str) -> float:
         text = self.get("/metrics").decode()
         return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
+
+    def errors(self) -> dict[str, float]:
+        """catdog_errors_total by kind."""
+        text = self.get("/metrics").decode()
+        found = (re.match(r'catdog_errors_total\{kind="([^"]+)"\} (\S+)', line) for line in text.splitlines())
+        return {m.group(1): float(m.group(2)) for m in found if m}
 
     def rss_mb(self) -> float:
         import psutil
@@ -242,3 +280,178 @@ def chunked_post(port: int, body: bytes, content_type: str, chunk: int = 1 << 16
         r = http.client.HTTPResponse(s)
         r.begin()
         return r.status, r.read()
+
+
+def _post(port: int, body: bytes, path: str = "/api/predict", timeout: float = 30.0) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("POST", path, body=body, headers={"Content-Type": "image/jpeg"})
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    except OSError:
+        return 0
+    finally:
+        conn.close()
+
+
+def _health(port: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/healthz")
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    except OSError:
+        return 0
+    finally:
+        conn.close()
+
+
+def _closed_now(sock: socket.socket) -> bool:
+    """The server has closed `sock` (EOF or reset), seen without waiting; what it sent is dropped."""
+    import select
+
+    try:
+        while select.select([sock], [], [], 0)[0]:
+            if not sock.recv(1 << 16):
+                return True
+    except OSError:
+        return True
+    return False
+
+
+def _frames_seen(port: int, want: int, within_s: float) -> int:
+    """Frames a new viewer gets within `within_s` (at most `want`): retried while the cap is full."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(_head("GET", "/stream.mjpg", {}))
+                data = b""
+                while time.monotonic() < deadline and len(data) < 64 << 20:
+                    chunk = s.recv(1 << 16)
+                    if not chunk:
+                        break
+                    data += chunk
+                    if b" 503 " in data[:32]:
+                        break
+                    if data.count(b"--frame\r\n") >= want:
+                        return want
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return 0
+
+
+def fault_soak(server: Server, bodies: list[bytes], mix: FaultMix, log: Log) -> dict[str, Any]:
+    """The fault mix against a running server (a live source, so that viewers have frames): counts
+    of each request's outcome, /healthz every half second, the sockets the server closed, RSS
+    before and after, tracebacks printed, then `mix.after` normal requests one at a time."""
+    port, lock = server.port, threading.Lock()
+    n = {"ok": 0, "timed_out": 0, "aborted": 0, "unexpected": 0, "health_checks": 0, "health_not_200": 0,
+         "half_open_closed": 0}
+    unexpected: list[str] = []
+    # Warm, before RSS is read: batches as large as the mix makes, the decoder's and the session's
+    # pools, every route and error path once (what grows once is start-up, not a leak).
+    post_load(port, bodies, 2 * mix.clients, 8 * mix.clients)
+    for _ in range(mix.clients):
+        _post(port, bodies[0], f"/api/predict?timeout={mix.ask_timeout:g}")
+        aborted_upload(port, declared=len(bodies[0]), sent=len(bodies[0]) // 2)
+    _frames_seen(port, 3, within_s=10)
+    time.sleep(1.0)
+    rss0, errors0 = server.rss_mb(), server.errors()
+    stop = threading.Event()
+    stop_at = time.monotonic() + mix.seconds
+
+    def count(key: str, what: str = "") -> None:
+        with lock:
+            n[key] += 1
+            if what and len(unexpected) < 20:
+                unexpected.append(what)
+
+    def client(c: int) -> None:
+        k = c  # clients start at different places of the 10-request cycle
+        while not stop.is_set() and time.monotonic() < stop_at:
+            slot, body = k % 10, bodies[k % len(bodies)]
+            k += 1
+            if slot < mix.timeouts:
+                status = _post(port, body, f"/api/predict?timeout={mix.ask_timeout:g}")
+                count("timed_out") if status == 504 else count("unexpected", f"timeout request: {status}")
+            elif slot < mix.timeouts + mix.aborts:
+                try:
+                    aborted_upload(port, declared=len(body), sent=len(body) // 2)
+                    count("aborted")
+                except OSError as e:
+                    count("unexpected", f"aborted upload: {e}")
+            else:
+                status = _post(port, body)
+                count("ok") if status == 200 else count("unexpected", f"normal request: {status}")
+
+    def health() -> None:
+        while not stop.is_set() and time.monotonic() < stop_at:
+            status = _health(port)
+            count("health_checks")
+            if status != 200:
+                count("health_not_200", f"/healthz: {status}")
+            stop.wait(0.5)
+
+    def keep(kind: str, make: Callable[[int], socket.socket], want: int, closed_key: str | None) -> None:
+        """`want` sockets of a kind open throughout; each the server closes is counted and replaced
+        (closed_key None: a viewer that never reads cannot see its close behind the frames it has
+        not read, so each is replaced after 2 idle timeouts, and the server's metrics count the drops)."""
+        socks: list[tuple[socket.socket, float]] = []
+        try:
+            while not stop.is_set() and time.monotonic() < stop_at:
+                alive = []
+                for s, born in socks:
+                    old = closed_key is None and time.monotonic() - born > 2 * mix.idle_timeout + 1
+                    if old or (closed_key is not None and _closed_now(s)):
+                        s.close()
+                        if closed_key is not None:
+                            count(closed_key)
+                    else:
+                        alive.append((s, born))
+                socks = alive
+                while len(socks) < want and time.monotonic() < stop_at:
+                    try:
+                        socks.append((make(len(socks)), time.monotonic()))
+                    except OSError as e:
+                        count("unexpected", f"{kind}: {e}")
+                        break
+                stop.wait(0.25)
+        finally:
+            for s, _ in socks:
+                s.close()
+
+    partial = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(mix.clients)]
+    threads += [threading.Thread(target=health),
+                threading.Thread(target=keep, args=("idle viewer", lambda i: idle_viewer(port), mix.idle_viewers,
+                                                    None)),
+                threading.Thread(target=keep, args=("half-open", lambda i: half_open(port, partial if i % 2 else b""),
+                                                    mix.half_open, "half_open_closed"))]
+    log(f"fault soak: {mix.seconds:g} s, {mix.clients} clients ({10 * mix.timeouts}% timing out, "
+        f"{10 * mix.aborts}% aborted mid-body), {mix.idle_viewers} idle viewers, {mix.half_open} half-open sockets")
+    for t in threads:
+        t.start()
+    rss_peak = rss0
+    while time.monotonic() < stop_at:
+        time.sleep(min(1.0, max(0.0, stop_at - time.monotonic())))
+        rss_peak = max(rss_peak, server.rss_mb())
+    for t in threads:
+        t.join(60)
+    stop.set()
+    rss_end = server.rss_mb()
+    after = [_post(port, bodies[i % len(bodies)]) for i in range(mix.after)]
+    frames_after = _frames_seen(port, 3, within_s=2 * mix.idle_timeout + 10)
+    total = n["ok"] + n["timed_out"] + n["aborted"] + n["unexpected"]
+    return {**n, "seconds": mix.seconds, "clients": mix.clients, "requests": total,
+            "timed_out_share": n["timed_out"] / max(1, total), "aborted_share": n["aborted"] / max(1, total),
+            "idle_viewers": mix.idle_viewers, "half_open": mix.half_open, "unexpected_examples": unexpected,
+            "after_requests": len(after), "after_ok": after.count(200), "health_after": _health(port),
+            "viewer_frames_after": frames_after,
+            "rss_start_mb": rss0, "rss_peak_mb": rss_peak, "rss_end_mb": rss_end,
+            "server_errors": {k: v - errors0.get(k, 0.0) for k, v in server.errors().items()},  # during the soak
+            "tracebacks": server.tracebacks,
+            "request_timeout": mix.request_timeout, "ask_timeout": mix.ask_timeout, "idle_timeout": mix.idle_timeout}

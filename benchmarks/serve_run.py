@@ -1,29 +1,30 @@
 """catdog-bench serve, end to end: the in-process reference, POST load at each concurrency, MJPEG
-viewers against inference FPS, the soak; then reports/<name>/report.{md,json} with the targets of
-issue 23 checked against the numbers of this one run (benchmarks/serve.py measures)."""
+viewers against inference FPS, the soak, the fault soak; then reports/<name>/report.{md,json} with
+the targets of issues 23 and 32 checked against the numbers of this one run (benchmarks/serve.py
+measures)."""
 
 from __future__ import annotations
 
-import platform
 import statistics
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from catdog.benchmarks.serve import Log, ServeBenchConfig, Server, in_process, post_load, viewer
+from catdog.benchmarks.serve import FaultMix, Log, ServeBenchConfig, Server, fault_soak, in_process, post_load, viewer
 from catdog.runtime.spine.folders import list_images
 from catdog.runtime.spine.isa import int8_path
 from catdog.runtime.spine.reports import md_table, write_report_pair
 
 
-def _video(cfg: ServeBenchConfig, photos: list[Path]) -> Path:
+def _video(cfg: ServeBenchConfig, photos: list[Path], fps: float = 30.0, frames: int | None = None,
+           name: str = ".bench-video.avi") -> Path:
     import cv2
 
-    path = cfg.out_dir / ".bench-video.avi"
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, cfg.video_size)
+    path = cfg.out_dir / name
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, cfg.video_size)
     imgs = [cv2.resize(cv2.imread(str(p)), cfg.video_size) for p in photos[:24]]
-    for i in range(cfg.video_frames):
+    for i in range(frames or cfg.video_frames):
         vw.write(imgs[i % len(imgs)])
     vw.release()
     return path
@@ -84,7 +85,28 @@ def measure(cfg: ServeBenchConfig, log: Log) -> dict[str, Any]:
     streams = [{"viewers": n, "inference_fps": statistics.median(x["inference_fps"] for x in rs),
                 "stream_fps_per_viewer": statistics.median(x["stream_fps_per_viewer"] for x in rs),
                 "rounds": [x["inference_fps"] for x in rs]} for n, rs in runs.items()]
-    return {"reference": ref, "load": load, "soak": soak, "streams": streams}
+    out = {"reference": ref, "load": load, "soak": soak, "streams": streams}
+    mix = cfg.faults or FaultMix()
+    if mix.seconds > 0:
+        out["faults"] = run_faults(cfg, mix, paths, bodies, model, log)
+    return out
+
+
+def run_faults(cfg: ServeBenchConfig, mix: FaultMix, paths: list[Path], bodies: list[bytes], model: list,
+               log: Log) -> dict[str, Any]:
+    """The fault soak on a fresh server that serves a camera-like video (--realtime, so that the
+    stream has frames for the viewers that never read)."""
+    video = _video(cfg, paths, fps=mix.video_fps, frames=int(mix.video_fps * (mix.seconds + 90)),
+                   name=".bench-faults.avi")
+    try:
+        server = Server(video, *model, "--realtime", "--request-timeout", mix.request_timeout,
+                        "--idle-timeout", mix.idle_timeout)
+        try:
+            return fault_soak(server, bodies, mix, log)
+        finally:
+            server.stop()
+    finally:
+        video.unlink(missing_ok=True)
 
 
 def verdicts(m: dict[str, Any]) -> list[tuple[str, str, bool]]:
@@ -105,12 +127,55 @@ def verdicts(m: dict[str, Any]) -> list[tuple[str, str, bool]]:
     growth = soak["rss_end_mb"] / soak["rss_start_mb"] - 1
     out.append((f"soak {soak['requests']} requests: 0 errors", str(soak["errors"]), soak["errors"] == 0))
     out.append(("soak RSS growth <= 10%", f"{100 * growth:.1f}%", growth <= 0.10))
-    return out
+    return out + fault_verdicts(m["faults"]) if "faults" in m else out
+
+
+def fault_verdicts(f: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    growth = f["rss_end_mb"] / f["rss_start_mb"] - 1
+    return [
+        ("fault soak: requests meant to time out got 504, the others 200 (unexpected outcomes)",
+         f"{f['unexpected']} of {f['requests']}", f["unexpected"] == 0),
+        ("fault soak: /healthz 200 throughout (the batcher alive, as the 200s show)",
+         f"{f['health_checks'] - f['health_not_200']}/{f['health_checks']}",
+         f["health_not_200"] == 0 and f["health_checks"] > 0),
+        (f"after it: {f['after_requests']} normal requests all succeed", f"{f['after_ok']}/{f['after_requests']}",
+         f["after_ok"] == f["after_requests"] and f["health_after"] == 200),
+        ("after it: a new viewer gets frames (idle viewers' slots given back)", f"{f['viewer_frames_after']} frames",
+         f["viewer_frames_after"] > 0),
+        ("fault soak RSS growth <= 15%", f"{100 * growth:.1f}%", growth <= 0.15),
+        ("fault soak: no traceback printed", str(f["tracebacks"]), f["tracebacks"] == 0),
+    ]
+
+
+def render_faults(f: dict[str, Any]) -> list[str]:
+    e = f["server_errors"]
+    kinds = ", ".join(f"{k} {v:.0f}" for k, v in sorted(e.items())) or "none"
+    return ["## Fault soak", "",
+            f"{f['seconds']:g} s at {f['clients']} clients: {f['requests']} requests, {f['ok']} normal ones answered "
+            f"200, {f['timed_out']} timed out ({100 * f['timed_out_share']:.1f}%: `?timeout={f['ask_timeout']:g}`, "
+            f"shorter than any batch, under `--request-timeout {f['request_timeout']:g}`), {f['aborted']} aborted "
+            f"mid-body ({100 * f['aborted_share']:.1f}%), {f['unexpected']} unexpected; beside them "
+            f"{f['idle_viewers']} stream viewers that never read and {f['half_open']} half-open sockets (half send "
+            f"nothing, half half a request head; `--idle-timeout {f['idle_timeout']:g}`), each put back when the "
+            f"server closed it ({f['half_open_closed']} closed). `/healthz`: {f['health_checks']} checks, "
+            f"{f['health_not_200']} not 200. Server RSS {f['rss_start_mb']:.0f} -> {f['rss_end_mb']:.0f} MB (peak "
+            f"{f['rss_peak_mb']:.0f}); tracebacks printed: {f['tracebacks']}.", "",
+            f"After it: {f['after_ok']}/{f['after_requests']} normal requests answered 200, `/healthz` "
+            f"{f['health_after']}, a new viewer got {f['viewer_frames_after']} frames.", "",
+            f"What the server counted (`catdog_errors_total` by kind): {kinds}.", ""]
+
+
+def _cpu() -> str:
+    """The CPU's model and the cores this process may use, e.g. 'AMD EPYC 9B14 (2 cores)'."""
+    from catdog.benchmarks.env import cpu_info
+
+    info = cpu_info()
+    return f"{info['cpu']} ({info.get('cores_usable') or info.get('cores_logical') or '?'} cores)"
 
 
 def render(m: dict[str, Any], cfg: ServeBenchConfig) -> str:
     ref = m["reference"]
-    cpu = f"{platform.processor() or platform.machine()}, integer path {int8_path()}"
+    cpu = f"{_cpu()}, integer path {int8_path()}"
     L = ["# catdog-bench serve", "", f"`{cfg.command}`; CPU: {cpu}; model {ref['model']}.", "",
          f"In-process (the same photos): folder run {ref['folder_images_per_s']:.1f} img/s; one photo at a time "
          f"(decode + inference) p50 {ref['b1_p50_ms']:.1f} ms, p99 {ref['b1_p99_ms']:.1f} ms.", "",
@@ -125,8 +190,10 @@ def render(m: dict[str, Any], cfg: ServeBenchConfig) -> str:
                    for x in m["streams"]], right=(1, 2))
     s = m["soak"]
     L += ["", "## Soak", "", f"{s['requests']} requests from {cfg.soak_clients} clients in {cfg.soak_s:g} s, "
-          f"{s['errors']} errors; server RSS {s['rss_start_mb']:.0f} -> {s['rss_end_mb']:.0f} MB.", "",
-          "## Targets", ""]
+          f"{s['errors']} errors; server RSS {s['rss_start_mb']:.0f} -> {s['rss_end_mb']:.0f} MB.", ""]
+    if "faults" in m:
+        L += render_faults(m["faults"])
+    L += ["## Targets", ""]
     L += md_table(["target", "measured", "met"], [[t, v, "yes" if ok else "NO"] for t, v, ok in verdicts(m)])
     return "\n".join(L) + "\n"
 
@@ -134,7 +201,7 @@ def render(m: dict[str, Any], cfg: ServeBenchConfig) -> str:
 def run_serve_bench(cfg: ServeBenchConfig, log: Log) -> dict[str, Any]:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     m = measure(cfg, log)
-    data = {**m, "cpu": platform.processor() or platform.machine(), "int8_path": int8_path(),
+    data = {**m, "cpu": _cpu(), "int8_path": int8_path(),
             "command": cfg.command, "targets": [{"target": t, "measured": v, "met": ok} for t, v, ok in verdicts(m)]}
     write_report_pair(cfg.out_dir, "report", data, render(m, cfg), sort_keys=False)
     return data

@@ -277,8 +277,24 @@ async def _body(request: Request, st: ServeState) -> tuple[bytes, str]:
     return await upload.read(), upload.filename or "upload"
 
 
+def _timeout(request: Request, st: ServeState) -> float:
+    """--request-timeout, or less when the client asks (?timeout=SECONDS: it cannot use a later
+    answer, so the batcher need not compute one)."""
+    asked = request.query_params.get("timeout")
+    if asked is None:
+        return st.timeout_s
+    try:
+        value = float(asked)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise HTTPException(400, f"timeout={asked!r}: expected seconds above 0, e.g. ?timeout=0.5")
+    return min(value, st.timeout_s)
+
+
 async def predict(request: Request, st: ServeState) -> Response:
     t0 = time.perf_counter()
+    timeout_s = _timeout(request, st)
     try:
         data, name = await _body(request, st)
     except ClientDisconnect:  # the client left mid-upload: normal, counted, nobody to answer
@@ -300,10 +316,10 @@ async def predict(request: Request, st: ServeState) -> Response:
         st.batcher.submit(None)
         raise
     try:
-        pred, _, _ = await asyncio.wait_for(asyncio.wrap_future(st.batcher.submit(crop)), st.timeout_s)
+        pred, _, _ = await asyncio.wait_for(asyncio.wrap_future(st.batcher.submit(crop)), timeout_s)
     except asyncio.TimeoutError:  # the batcher skips the cancelled request if it has not run it yet
         st.metrics.errors.labels("timeout").inc()
-        raise HTTPException(504, f"no answer within {st.timeout_s:g} s; the device is overloaded") from None
+        raise HTTPException(504, f"no answer within {timeout_s:g} s; the device is overloaded") from None
     except StoppedError as e:
         st.metrics.errors.labels("stopped").inc()
         raise HTTPException(503, str(e)) from None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import stat
 import threading
@@ -83,6 +82,22 @@ def test_timeouts_leave_the_api_alive(data_dir):
     finally:
         code, _, stderr = s.stop(signal.SIGTERM)
     assert code == 143
+    _quiet(stderr)
+
+
+def test_a_client_may_ask_for_a_shorter_timeout(data_dir):
+    photo = (data_dir / "cat.379.jpg").read_bytes()
+    s = ServerProc()
+    try:
+        for bad in ("abc", "0", "-1", "nan", "inf"):
+            status, err = s.json("POST", f"/api/predict?timeout={bad}", photo, JPEG)
+            assert status == 400 and "timeout=" in err["error"], (bad, status, err)
+        statuses = [s.json("POST", "/api/predict?timeout=0.000001", photo, JPEG)[0] for _ in range(5)]
+        assert statuses == [504] * 5  # no batch is that quick: the batcher drops each unrun
+        assert s.json("POST", "/api/predict?timeout=30", photo, JPEG)[0] == 200
+        assert s.metric('catdog_errors_total{kind="timeout"}') == 5
+    finally:
+        code, _, stderr = s.stop(signal.SIGTERM)
     _quiet(stderr)
 
 
