@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bad_inputs_guards import cases_guards, corpus_guards  # scripts/, beside this file
 from bad_inputs_issue32 import cases_issue32, corpus_issue32  # scripts/, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,6 +129,7 @@ def build_corpus(t: Path) -> dict[str, Path]:
     torch.save(get_model("resnet18", 2).state_dict(), t / "r18_weights.pth")
     torch.save({"format": "catdog-checkpoint", "arch": _Payload(t / "code-ran")}, t / "evil.pth")
     corpus_issue32(t, p)
+    corpus_guards(t, p)
     return p
 
 
@@ -191,7 +193,7 @@ def cases(t: Path, p: dict[str, Path]) -> list[tuple[str, list, dict]]:
         ("export: full disk",
          ex + ["--ckpt", t / "run" / "last.pth", "--out", "FULL", "--parity", t / "flat", "--latency-runs", "1"],
          {"full": {"model.onnx": b"old"}}),
-    ] + cases_issue32(t, p, tiny)
+    ] + cases_issue32(t, p, tiny) + cases_guards(t, p)
 
 
 def run_case(t: Path, n: int, cmd: list, opt: dict) -> tuple[subprocess.CompletedProcess | None, str]:
