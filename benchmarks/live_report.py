@@ -113,11 +113,17 @@ def render(data: dict[str, Any]) -> str:
     L += md_table(["fps", "backend", "age p50 ms", "age p99 ms", "lag p50 ms", "lag p99 ms", "runtime's frame age",
                    "runtime CPU %", "RSS MB median", "RSS MB max", "camera CPU %", "machine CPU %",
                    "other jobs CPU %"], _cost_rows(data), right=(2, 3, 4, 5, 7, 8, 9, 10, 11, 12))
-    L += ["", "The runtime's own stage means over the whole run (its summary), ms per frame:", ""]
-    L += md_table(["fps", "backend", "capture wait", "decode (in cap.read)", "preprocess", "inference"],
-                  [[c["fps"], c["backend"], *(_f(c["stage_ms"][k], ".2f") for k in
-                                              ("capture wait", "decode", "preprocess", "inference"))]
-                   for c in data["cells"] if not c.get("error")], right=range(2, 6))
+    L += ["", "The runtime's own per-frame stage times in the steady window (`--timings`: wait for the camera's "
+          "next frame; decode = the capture thread's CPU on the frame, where FFmpeg decodes, while GStreamer "
+          "decodes in its own threads), p50 / p99 ms; and its summary's means over the whole run:", ""]
+    keys = ("wait_ms", "decode_ms", "preprocess_ms", "inference_ms")
+    L += md_table(["fps", "backend", *(k.removesuffix("_ms") + " p50 / p99" for k in keys),
+                   "summary means: wait / decode / inference"],
+                  [[c["fps"], c["backend"],
+                    *(f"{_f(t.get('p50'), '.2f')} / {_f(t.get('p99'), '.2f')}"
+                      for t in ((c.get("timings_ms") or {}).get(k, {}) for k in keys)),
+                    " / ".join(_f(c["stage_ms"][k], ".2f") for k in ("capture wait", "decode", "inference"))]
+                   for c in data["cells"] if not c.get("error")], right=range(2, 7))
     L += ["", "## Decoding alone", "",
           "The camera's H.264 (same encoder settings, same photos) as a Matroska file, decoded to BGR as fast as "
           "each backend's OpenCV goes (no camera pacing, no inference), decoder threads at their defaults; "

@@ -45,7 +45,7 @@ def has_timings(python: str) -> bool:
 
     try:
         p = subprocess.run([python, "-m", "catdog.runtime", "--help"], capture_output=True, text=True, timeout=60,
-                           env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+                           env={**os.environ, "COLUMNS": "200"})
     except (OSError, subprocess.SubprocessError):
         return False
     return "--timings" in p.stdout
@@ -77,6 +77,16 @@ def _summary_int(rows: dict[str, str], key: str, pattern: str) -> int | None:
 def _summary_ms(rows: dict[str, str], key: str) -> float | None:
     m = re.match(r"([\d.]+) ms/item", rows.get(key, ""))
     return float(m.group(1)) if m else None
+
+
+def _timing_lists(lines: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each numeric field of the runtime's per-frame `timings` (--timings) over these lines."""
+    out: dict[str, list[float]] = {}
+    for d in lines:
+        for k, v in (d.get("timings") or {}).items():
+            if isinstance(v, (int, float)):
+                out.setdefault(k, []).append(float(v))
+    return out
 
 
 def lag_ms(stamps: list[tuple[float, int | None]], fps: int) -> list[float]:
@@ -134,9 +144,9 @@ def measure_cell(cfg: LiveBenchConfig, backend: str, fps: int, images: list[Path
         "age_ms": {"p50": pct(ages, 0.5), "p99": pct(ages, 0.99), "n": len(ages), "source": "--timings"}
         if ages else {"p50": None, "p99": None, "n": 0, "source": "the runtime has no --timings"},
         "lag_ms": {"p50": pct(lag, 0.5), "p99": pct(lag, 0.99), "max": max(lag, default=None)},
+        "timings_ms": {k: {"p50": pct(v, 0.5), "p99": pct(v, 0.99)} for k, v in _timing_lists(win).items()},
         "stage_ms": {k: _summary_ms(rows, k) for k in ("capture wait", "decode", "preprocess", "inference")},
-        "summary_frame_age": rows.get("frame age"), "timings_keys": sorted((win[0].get("timings") or {}).keys())
-        if win else []})
+        "summary_frame_age": rows.get("frame age")})
     w = cell["window"]
     w["camera_fps"] = w["camera_frames"] / span if w["camera_frames"] and span > 0 else None
     w["classified_per_s"] = w["classified"] / span if span > 0 else None

@@ -43,8 +43,12 @@ def test_a_short_live_benchmark_writes_a_consistent_report(tmp_path, labeled_dir
     assert w["classified_per_s"] <= w["camera_fps"] and w["seconds"] > 0
     assert c["classified_of_sent"] == c["classified"] / c["sent"]
     assert 0 <= c["lag_ms"]["p50"] <= c["lag_ms"]["p99"] <= c["lag_ms"]["max"]
-    if c["age_ms"]["n"]:  # once the runtime has --timings
-        assert 0 < c["age_ms"]["p50"] <= c["age_ms"]["p99"]
+    if c["age_ms"]["n"]:  # a runtime with --timings: one age per label of the window, and its stage times
+        assert c["age_ms"]["n"] == w["classified"] and 0 < c["age_ms"]["p50"] <= c["age_ms"]["p99"]
+        t = c["timings_ms"]
+        assert {"inference_ms", "age_ms"} <= set(t) and all(v["p50"] <= v["p99"] for v in t.values())
+        for q in ("p50", "p99"):  # each label's age includes its own inference, so every quantile does
+            assert t["inference_ms"][q] <= t["age_ms"][q] == c["age_ms"][q]
     u = c["usage"]
     assert u["runtime"]["rss_mb_max"] >= u["runtime"]["rss_mb_median"] > 10 and u["runtime"]["cpu_percent"] > 0
     assert u["others_cpu_percent"] >= 0 and u["camera"]["cpu_percent"] > 0 and c["stage_ms"]["inference"] > 0
