@@ -17,7 +17,7 @@ from catdog.runtime.engine.session import Session, open_session
 from catdog.runtime.engine.stats import StageTimes, Timer
 from catdog.runtime.spine.boundary import say
 from catdog.runtime.spine.errors import CatdogError, InputError, ModelError, error_line
-from catdog.runtime.spine.images import CLASSIFY, check_size, decode_image, read_image
+from catdog.runtime.spine.images import ARRAY, CLASSIFY, check_size, decode_image, read_image
 from catdog.runtime.spine.labels import load_labels
 from catdog.runtime.spine.metadata import ModelMetadata
 from catdog.runtime.spine.metrics import softmax
@@ -137,7 +137,7 @@ class Classifier:
         InputError. The spine's one image-size guard (images.CLASSIFY) for the CLI, the API and --ray alike."""
         with Timer() as td:
             if isinstance(source, np.ndarray):
-                check_size(source.shape[1], source.shape[0], name or _name(source), CLASSIFY)
+                check_size(source.shape[1], source.shape[0], name or _name(source), ARRAY)
             elif isinstance(source, (bytes, bytearray)):
                 source = decode_image(bytes(source), name or "upload", self.decode_spec, CLASSIFY)
             image = source if isinstance(source, np.ndarray) else read_image(source, self.decode_spec, CLASSIFY)

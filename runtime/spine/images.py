@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from catdog.runtime.spine.errors import InputError, error_line
-from catdog.runtime.spine.headers import header_size
+from catdog.runtime.spine.headers import PROGRESSIVE, header_size, jpeg_frame
 
 if TYPE_CHECKING:
     from catdog.runtime.spine.spec import PreprocessSpec
@@ -58,6 +58,8 @@ MAX_ASPECT = 20.0
 CLASSIFY_MAX_PIXELS = 16_000_000  # 48 MB decoded; a JPEG decodes reduced, so this binds PNG/BMP/TIFF/WebP
 ANY_IMAGE = SizeLimits()  # training, prepare, export: only the bomb check (training decodes big photos whole)
 CLASSIFY = SizeLimits(CLASSIFY_MAX_PIXELS, MIN_SIDE, MAX_ASPECT, strict=True)
+ARRAY = SizeLimits(1 << 62, MIN_SIDE, MAX_ASPECT)  # an array handed to the API: decoded already (its memory is
+# spent), but its sides and aspect still bound the resize
 
 
 # libjpeg decodes a JPEG at 1/2, 1/4 or 1/8 scale in the DCT domain (OpenCV's IMREAD_REDUCED_COLOR_N).
@@ -147,6 +149,8 @@ def decode_image(data: bytes, source: str = "image", spec: PreprocessSpec | None
                          "TIFF, whose size is checked before decoding); convert it to JPEG or PNG")
     w, h = size
     decoded = -(-w // factor) * -(-h // factor)  # libjpeg rounds a scaled side up
+    if jpeg and (jpeg_frame(data) or (0, 0, 0))[2] in PROGRESSIVE:
+        decoded = max(decoded, 2 * w * h)  # the full image's coefficients, whatever the scale
     hint = "" if spec is not None or not jpeg else ", or drop --full-decode (a JPEG then decodes reduced)"
     check_size(w, h, source, limits, decoded, hint)
     with _BUDGET.hold(decoded):

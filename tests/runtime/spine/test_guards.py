@@ -122,3 +122,15 @@ def test_json_nested_too_deep_is_one_clear_error(tmp_path):
     assert load_labels(labels)[:2] == ("cat", "dog")  # deep but under the bound: parsed as before
     with pytest.raises(MetadataError, match="m.onnx: catdog metadata is malformed \\(JSON nested too deeply"):
         ModelMetadata.from_json('{"schema_version": 2, "extra": ' + "[" * 50_000 + "]" * 50_000 + "}", "m.onnx")
+
+
+def test_the_python_api_applies_the_guard_to_arrays_but_not_the_decode_cap(models):
+    """An array is decoded already: its sides and aspect are checked (they bound the resize), not the
+    16 MP decode limit."""
+    from catdog.runtime.engine.classifier import Classifier
+
+    clf = Classifier.from_file(models["float"], provider="cpu")
+    assert clf.predict(np.full((4000, 5000, 3), 90, np.uint8)).label in ("cat", "dog")  # 20 MP, fine
+    for shape, why in (((1, 1, 3), "1x1 pixels is too small"), ((8, 2000, 3), "2000x8 pixels is too elongated")):
+        with pytest.raises(InputError, match=why):
+            clf.predict(np.zeros(shape, np.uint8))
