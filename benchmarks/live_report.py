@@ -87,7 +87,11 @@ def _cost_rows(data: dict[str, Any]) -> list[list[Any]]:
 
 
 def render(data: dict[str, Any]) -> str:
-    L = ["# catdog-bench live", "", f"`{data['command']}`", "", f"CPU: {cpu_line(data)}.", "",
+    others = [c["usage"]["others_cpu_percent"] for c in data["cells"] if not c.get("error")]
+    shared = (f" Other jobs took {min(others):.0f}-{max(others):.0f}% of one core during the cells: measured "
+              "while other work shared the machine." if others and max(others) >= 10 else "")
+    L = ["# catdog-bench live", "", f"`{data['command']}` (commit {data.get('commit') or 'unknown'})", "",
+         f"CPU: {cpu_line(data)}.{shared}", "",
          f"Camera: benchmarks/rtsp_camera.py ({(data['camera'] or {}).get('gstreamer_version')}, x264 ultrafast "
          f"zerolatency, 2 Mbit/s, keyframe every second), {data['size']}, photos {', '.join(data['photos'])} each for "
          f"{data['frames_per_image']} frames, `--shared`; one fresh camera and runtime per cell, "

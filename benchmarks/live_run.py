@@ -158,6 +158,22 @@ def measure_cell(cfg: LiveBenchConfig, backend: str, fps: int, images: list[Path
     return cell
 
 
+def git_head() -> str | None:
+    """The commit the benchmark (and an editable runtime) ran from, '+dirty' with local changes."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                              capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def run_live_bench(cfg: LiveBenchConfig, log: Log) -> dict[str, Any]:
     from catdog.benchmarks.env import cpu_info, ram_gb
     from catdog.benchmarks.live_report import render, target_rows
@@ -187,7 +203,7 @@ def run_live_bench(cfg: LiveBenchConfig, log: Log) -> dict[str, Any]:
         for b in runnable:
             log(f"live: {b} at {fps} fps, {cfg.seconds:g} s after a {cfg.warmup_s:g} s warm-up")
             cells.append(measure_cell(cfg, b, fps, images, timings[b], log))
-    data = {"command": cfg.command, "cpu": cpu_info(), "ram_gb": ram_gb(), "camera": cam,
+    data = {"command": cfg.command, "commit": git_head(), "cpu": cpu_info(), "ram_gb": ram_gb(), "camera": cam,
             "size": f"{cfg.size[0]}x{cfg.size[1]}", "frames_per_image": cfg.frames_per_image,
             "seconds": cfg.seconds, "warmup_s": cfg.warmup_s, "model": str(cfg.model) if cfg.model else "shipped",
             "backends": [{"backend": b, "python": cfg.pythons.get(b), "probe": probes[b], "unavailable": missing[b],
