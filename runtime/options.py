@@ -139,7 +139,7 @@ OPTIONS: dict[str, Opt] = {  # RunOptions' fields but `source` (the argument), i
                       "of the process list"),
     "no_auth": Opt(("--no-auth",), "--serve: no token even off loopback (warned about)"),
     "allow_host": Opt(("--allow-host",), "--serve: also answer requests whose Host: is NAME (repeatable; by "
-                      "default only loopback names and the address served on)", repeatable=True),
+                      "default only loopback names and the address served on; '*': any)", repeatable=True),
     "max_viewers": Opt(("--max-viewers",), "--serve: MJPEG viewers at once; the next gets 503", min=1),
     "stream_fps": Opt(("--stream-fps",), "--serve: most MJPEG frames a second (inference keeps its own pace)",
                       min=1.0, max=120.0),

@@ -186,6 +186,25 @@ def test_a_loopback_server_without_allow_host_refuses_a_foreign_name():
         s.kill()
 
 
+def test_the_names_a_server_answers_to():
+    """The allowed set itself (serving beyond loopback cannot be tried on a loopback-only test box):
+    loopback binds know only loopback names; a wildcard bind adds this machine's own names; a port or
+    a trailing dot does not change a name."""
+    import socket
+
+    from catdog.runtime.serve.app import host_allowed, host_name
+    from catdog.runtime.serve.server import allowed_hosts
+
+    local = allowed_hosts("127.0.0.1", ("Cam.LAN",))
+    assert local == {"localhost", "127.0.0.1", "cam.lan"}
+    wide = allowed_hosts("0.0.0.0", ())
+    assert socket.gethostname().lower() in wide and "localhost" in wide
+    assert host_name("Cam.Lan.:8080") == "cam.lan" and host_name("[::1]:80") == "::1" and host_name("x") == "x"
+    assert host_allowed("10.1.2.3", wide, "10.1.2.3") and not host_allowed("10.1.2.4", wide, "10.1.2.3")
+    assert host_allowed("127.9.9.9", local, "127.0.0.1") and not host_allowed("evil.example", local, "127.0.0.1")
+    assert host_allowed("anything", frozenset({"*"}), None)
+
+
 # -- item 6: idle viewers and half-open connections ------------------------------------------------
 
 
