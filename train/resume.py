@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Collection
 
 from catdog.runtime.spine.errors import ConfigError, OutputError
-from catdog.runtime.spine.fileio import check_writable_dir
+from catdog.runtime.spine.fileio import check_output_file, check_writable_dir
 from catdog.train.checkpoint import Checkpoint, load_checkpoint
 from catdog.train.dist import DistInfo
 from catdog.train.recipe import TrainConfig
-from catdog.train.rundir import LAST
+from catdog.train.rundir import BEST, CLASSES, LAST, METRICS, REPORT
 
 KEPT = frozenset({"data", "val", "epochs", "patience", "workers", "amp", "batch_size", "accum_steps"})
 FLAGS = {"accum_steps": "--accum", "arch_kwargs": "--arch-kw"}  # where the flag is not the field's name
@@ -56,6 +56,8 @@ def open_run(cfg: TrainConfig | None, out: Path, info: DistInfo, resume: bool,
         raise OutputError(f"{out} already holds a run ({LAST}); resume it with --resume {out} or choose a new --out")
     if info.main:
         check_writable_dir(out)
+        for name in (LAST, BEST, METRICS, CLASSES, REPORT):  # what every run rewrites: refused now, not epochs later
+            check_output_file(out / name, (), "--out")
     return last, cfg
 
 

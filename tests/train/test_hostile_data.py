@@ -83,3 +83,18 @@ def test_a_mistyped_arch_kw_is_refused_with_the_known_ones(train_main, small_fla
     with pytest.raises(ConfigError, match=r"--arch-kw widht: alexnet_s0 takes no such option; known: dropout, width"):
         resolve_arch(TrainConfig(arch="alexnet_s0", arch_kwargs={"widht": 0.25}))
     assert resolve_arch(TrainConfig(arch="alexnet_s0", arch_kwargs={"width": 0.25}))[1] == {"width": 0.25}
+
+
+def test_a_read_only_run_file_is_refused_before_an_epoch(train_main, small_flat, tmp_path):
+    """#20's rule for training: a --resume into a run whose best.pth is read-only used to train an
+    epoch and then fail (or, with no better epoch, never notice): now refused before any work."""
+    run = tmp_path / "run"
+    assert train_main("--data", small_flat, "--out", run, *TINY).returncode == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    (run / "best.pth").chmod(0o444)
+    try:
+        r = train_main("--resume", run, "--epochs", "2", "--quiet")
+        _refused(r, str(run / "best.pth"), "is read-only", "chmod u+w")
+        assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    finally:
+        (run / "best.pth").chmod(0o644)
