@@ -55,6 +55,7 @@ class RunOptions:
     realtime: bool = False
     max_frames: Optional[int] = None
     reconnects: int = 10
+    timings: bool = False  # --timings: per-frame stage times in each --json line (live.loop.TIMING_KEYS)
     trt_fp16: bool = False
     trt_int8: bool = False
     trt_cache: Optional[Path] = None
@@ -117,6 +118,9 @@ OPTIONS: dict[str, Opt] = {  # RunOptions' fields but `source` (the argument), i
     "max_frames": Opt(("--max-frames",), "stop after N frames", min=1),
     "reconnects": Opt(("--reconnects",),
                       "reopen a dropped camera/stream up to N times in a row (backoff 0.5 s doubling to 8 s)", min=0),
+    "timings": Opt(("--timings",), "videos, cameras, streams: each --json line gets this frame's \"timings\" in ms: "
+                   "wait_ms (for the camera's next frame), decode_ms (capture thread CPU), preprocess_ms, "
+                   "inference_ms, age_ms (arrival to label)"),
     "trt_fp16": Opt(("--trt-fp16",), "TensorRT: allow fp16 kernels"),
     "trt_int8": Opt(("--trt-int8",), "TensorRT: INT8 (symmetric QDQ models: catdog-export --int8-for tensorrt)"),
     "trt_cache": Opt(("--trt-cache",), "TensorRT engine cache folder"),

@@ -145,6 +145,8 @@ def _files(o: RunOptions, clf: Any, src: Any, csv_path: Path | None, serving: An
     sinks = _sinks(o, clf, csv_path)
     if o.show or o.save:
         say("note: --show and --save apply to videos, cameras and streams; ignored for image files")
+    if o.timings:
+        say("note: --timings applies to videos, cameras and streams; ignored for image files")
     if not o.json_out:
         sinks.insert(0, TableSink(o.topk))
     accuracy = AccuracySink(clf.classes)
@@ -164,7 +166,7 @@ def _live(o: RunOptions, clf: Any, src: Any, csv_path: Path | None, save_path: P
 
     sinks = _sinks(o, clf, csv_path)
     live = LiveOptions(show=o.show, save=save_path, smooth=o.smooth, topk=o.topk, realtime=o.realtime,
-                       max_frames=o.max_frames, max_reconnects=o.reconnects,
+                       max_frames=o.max_frames, max_reconnects=o.reconnects, timings=o.timings,
                        on_frame=serving.on_frame if serving else None)
     res = run_live(clf, src, live, sinks, log=say)
     for sink in sinks:

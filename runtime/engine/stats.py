@@ -1,5 +1,10 @@
 """Per-stage timing for the summary and the overlay: totals per stage plus a short recent window
-(for a live per-stage ms readout that follows the present, not the whole run)."""
+(for a live per-stage ms readout that follows the present, not the whole run).
+
+For live sources (cameras, streams, pipelines) the stages mean: `capture wait` the classifier
+waiting for the camera's next frame; `decode` the capture thread's CPU time per frame (FFmpeg
+decodes there; GStreamer in its own threads, not counted); `inference` the session run; `frame
+age` from the frame's arrival in the capture thread to its label. `notes` says so in the summary."""
 
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ class StageTimes:
     items: int = 0  # items that got a result
     failed: int = 0
     dropped: int = 0
+    captured: int | None = None  # live sources: frames the capture thread read
+    notes: dict[str, str] = field(default_factory=dict)  # stage -> what it measures, in the summary
     window: int = 30
 
     def add(self, stage: str, seconds: float, n: int = 1) -> None:
@@ -47,12 +54,22 @@ class StageTimes:
     def throughput(self) -> float:
         return self.items / self.elapsed if self.elapsed > 0 else 0.0
 
+    def age_percentile_ms(self, q: float) -> float:
+        """The q-quantile (0..1) of the recent frame ages, in ms (nearest rank); 0 without frames."""
+        ages = sorted(self.frame_ages)
+        return 1000.0 * ages[min(len(ages) - 1, int(q * len(ages)))] if ages else 0.0
+
     def summary_rows(self) -> list[tuple[str, str]]:
-        rows = [(s, f"{self.mean_ms(s):.2f} ms/item") for s in STAGES if s in self.counts]
+        rows = [(s, f"{self.mean_ms(s):.2f} ms/item" + (f" ({self.notes[s]})" if s in self.notes else ""))
+                for s in STAGES if s in self.counts]
         if self.frame_ages:
             ages = sorted(self.frame_ages)
+            note = f" ({self.notes['frame age']})" if "frame age" in self.notes else ""
             rows.append(("frame age", f"mean {1000 * sum(ages) / len(ages):.1f} ms, "
-                                      f"max {1000 * ages[-1]:.1f} ms"))
+                                      f"p50 {self.age_percentile_ms(0.5):.1f} ms, "
+                                      f"p99 {self.age_percentile_ms(0.99):.1f} ms, max {1000 * ages[-1]:.1f} ms{note}"))
+        if self.captured is not None:
+            rows.append(("frames", f"{self.captured} captured, {self.items} classified, {self.dropped} dropped"))
         rows += [
             ("items", f"{self.items} ok, {self.failed} failed" + (f", {self.dropped} dropped" if self.dropped else "")),
             ("throughput", f"{self.throughput():.1f} items/s over {self.elapsed:.2f} s"),

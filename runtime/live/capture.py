@@ -1,23 +1,13 @@
 """Frames from videos, cameras and streams. Video files are read frame by frame (every frame, in
-order). Live sources go through LatestFrameReader: a thread reads as fast as frames arrive and hands
-over the newest (a frame younger than one camera frame interval is kept for the classifier even
-when a newer one arrives, so the bursts a network camera delivers are classified, not dropped); it
-counts the frames it dropped, stamps each frame's arrival (for its age), times the capture thread's
-own CPU per frame apart from its waiting, and reopens a dropped stream with backoff, saying
-"reconnected" once a frame has come again.
-
-Capture properties are set only where the backend honours them: CAP_PROP_BUFFERSIZE on V4L2
-cameras; FFmpeg streams get open/read timeouts; a GStreamer pipeline carries its latency settings in
-its appsink (sources.gst_pipeline), is checked by GStreamer itself before it is opened when PyGObject
-(gi, optional, never a dependency) is there, and a pipeline that cannot play is reported with
-GStreamer's own reason (read from OpenCV's log)."""
+order). Live sources go through LatestFrameReader (a thread that hands over the newest frame, keeps
+bursts, counts drops, times itself and reconnects; see its docstring). Capture properties are set
+only where the backend honours them: CAP_PROP_BUFFERSIZE on V4L2 cameras, open/read timeouts on
+FFmpeg streams; `gst:` pipelines open through gst.py."""
 
 from __future__ import annotations
 
 import os
-import re
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -26,6 +16,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from catdog.runtime.live.gst import log_level
 from catdog.runtime.live.sources import Source
 from catdog.runtime.spine.errors import InputError
 
@@ -34,7 +25,6 @@ from catdog.runtime.spine.errors import InputError
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 STREAM_TIMEOUT_S = 10.0  # FFmpeg: a stream that does not answer (open) or goes silent (read) this long fails
-GST_START_TIMEOUT_S = 30.0  # a GStreamer pipeline still not playing after this is reported (rtspsrc gives up at 20 s)
 MAX_KEPT = 3  # frames a burst may hold for the classifier; older ones are dropped for newer ones
 
 
@@ -51,10 +41,7 @@ class Frame:
 def _quiet_cv2() -> Any:
     import cv2
 
-    try:  # OpenCV's backend probing prints WARN lines for every failed open; our message says it once
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    except AttributeError:
-        pass
+    log_level(cv2, "ERROR")  # OpenCV's backend probing prints WARN lines for every failed open; ours says it once
     return cv2
 
 
@@ -63,124 +50,13 @@ def describe(source: Source) -> str:
             "pipeline": "GStreamer pipeline"}.get(source.kind, source.spec)
 
 
-def has_gstreamer(cv2: Any) -> bool:
-    return bool(re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()))
-
-
-def gst_parse_problem(pipeline: str) -> str | None:
-    """GStreamer's own complaint about a pipeline it cannot build (a missing element such as
-    nvarguscamerasrc, a syntax error), from Gst.parse_launch without starting it; None when it
-    builds, or when PyGObject (python3-gi) is not installed (it is optional). Needed because
-    OpenCV's GStreamer backend waits for ever on a pipeline whose source element does not exist."""
-    try:
-        import gi
-
-        gi.require_version("Gst", "1.0")
-        from gi.repository import GLib, Gst
-    except (ImportError, ValueError):
-        return None
-    if not Gst.is_initialized():
-        Gst.init(None)
-    try:
-        element = Gst.parse_launch_full(pipeline, None, Gst.ParseFlags.FATAL_ERRORS)
-    except GLib.Error as e:
-        return e.message
-    element.set_state(Gst.State.NULL)
-    return None
-
-
-def gst_reason(log: str) -> str | None:
-    """GStreamer's reason in OpenCV's log of a failed open: what the failing element reported
-    ("module rtspsrc0 reported: Could not open resource for reading and writing."), else the
-    backend's own last word ("cannot find appsink in manual pipeline")."""
-    reported = re.findall(r"module (\S+) reported: (.+)", log)
-    if reported:
-        element, text = reported[-1]
-        return f"{re.sub(r'[0-9]+$', '', element)}: {text.strip()}"
-    warned = [w.strip() for w in re.findall(r"GStreamer warning: (.+)", log)
-              if not re.search(r"pipeline have not been created|unable to start pipeline|query", w)]
-    return warned[-1] if warned else None
-
-
-def _with_opencv_log(cv2: Any, fn: Callable[[], Any], timeout: float) -> tuple[Any, str, bool]:
-    """(fn(), what OpenCV logged meanwhile, finished). OpenCV's warnings are GStreamer's only way
-    to say why a pipeline did not play; they go to file descriptor 2, so it is pointed at a
-    temporary file for the call (lines other threads wrote to stderr meanwhile are passed on).
-    fn runs in a thread and is abandoned after `timeout` s (OpenCV releases the GIL while it waits)."""
-    result: dict[str, Any] = {}
-    done = threading.Event()
-
-    def call() -> None:
-        try:
-            result["value"] = fn()
-        except Exception as e:  # noqa: BLE001 - handed to the caller below
-            result["error"] = e
-        done.set()
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING)
-            threading.Thread(target=call, name="gst-open", daemon=True).start()
-            finished = done.wait(timeout)
-        finally:
-            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-        tmp.seek(0)
-        log = tmp.read().decode("utf-8", "replace")
-    ours = [ln for ln in log.splitlines() if ln.strip() and not _library_line(ln)]
-    if ours:
-        print("\n".join(ours), file=sys.stderr, flush=True)
-    if "error" in result:
-        raise result["error"]
-    return result.get("value"), log, finished
-
-
-def _library_line(line: str) -> bool:
-    """A line OpenCV or GLib/GStreamer wrote (kept from the user), not one of the program's own."""
-    return bool(re.match(r"\[ ?(WARN|INFO|ERROR|DEBUG)|\(\S+:\d+\): |\s|Trying to dispose|You need to|This problem|"
-                         r"dropping the final|to allow them|application or some", line))
-
-
-def _open_gstreamer(cv2: Any, source: Source) -> Any:
-    what = describe(source)
-    if not has_gstreamer(cv2):
-        raise InputError(f"{what}: this OpenCV build has no GStreamer support, so it cannot open a pipeline; on a "
-                         "Jetson use the system OpenCV (apt install python3-opencv) instead of the pip wheel "
-                         "(pip uninstall opencv-python opencv-python-headless)")
-    problem = gst_parse_problem(str(source.target))
-    if problem:
-        raise InputError(f"{what}: GStreamer cannot build it: {problem} (check the element names with "
-                         "gst-inspect-1.0 and install the plugin that provides a missing one)")
-    cap, log, finished = _with_opencv_log(cv2, lambda: cv2.VideoCapture(source.target, cv2.CAP_GSTREAMER),
-                                          GST_START_TIMEOUT_S)
-    if not finished:
-        raise InputError(f"{what}: GStreamer did not start it within {GST_START_TIMEOUT_S:.0f} s (a missing "
-                         "element? install python3-gi for GStreamer's own reason, or run the pipeline with "
-                         "gst-launch-1.0)")
-    if cap.isOpened():
-        return cap
-    cap.release()
-    reason = gst_reason(log) or "no reason given"
-    raise InputError(f"{what}: GStreamer cannot play it: {reason} (check the camera, the URL or the pipeline; "
-                     "gst-launch-1.0 runs it alone)")
-
-
 def _open_stream(cv2: Any, target: str) -> Any:
     """A URL through FFmpeg, with timeouts instead of FFmpeg's 30 s; another backend where this
     OpenCV has no FFmpeg (CAP_ANY: e.g. GStreamer's)."""
     ms = int(STREAM_TIMEOUT_S * 1000)
     if cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) and hasattr(cv2, "CAP_PROP_OPEN_TIMEOUT_MSEC"):
-        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG,
-                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
-        if cap.isOpened():
-            return cap
-        cap.release()
-        return cap
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG,
+                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
     return cv2.VideoCapture(target, cv2.CAP_ANY)
 
 
@@ -188,7 +64,9 @@ def open_capture(source: Source) -> Any:
     """An opened cv2.VideoCapture, or InputError saying why not and what to check."""
     cv2 = _quiet_cv2()
     if source.backend == "gstreamer":
-        return _open_gstreamer(cv2, source)
+        from catdog.runtime.live.gst import open_gstreamer
+
+        return open_gstreamer(cv2, source, describe(source))
     if source.kind == "stream":
         cap = _open_stream(cv2, str(source.target))
     else:
@@ -259,26 +137,53 @@ class FileReader:
 
 
 class LatestFrameReader:
-    """Keep only the newest frame of a live source. `open_fn` opens (and reopens) the capture."""
+    """Hand the classifier the newest frame of a live source. `open_fn` opens (and reopens) the capture.
+
+    A frame waiting for the classifier is dropped (and counted) when a newer one exists and it is
+    older than one camera frame interval (measured from the arrival times, or the --realtime pace);
+    younger ones are kept, at most MAX_KEPT, and handed over oldest first. So two frames that arrive
+    together (RTP and FFmpeg deliver in bursts) are both classified when inference keeps up with
+    the camera, and a model slower than the camera still gets the newest frame, never a queue:
+    frame age stays within about one frame interval plus MAX_KEPT inferences.
+
+    Per frame it records the capture thread's CPU time in grab() + retrieve() (`decode_s`: FFmpeg
+    reads and decodes there; GStreamer decodes in its own threads, so there it is the copy out of
+    the appsink) apart from the wall time of those calls (`read_s`, waiting for the camera included)."""
 
     def __init__(self, open_fn: Callable[[], Any], name: str, reconnect: bool = True, max_reconnects: int = 10,
                  backoff: tuple[float, float] = (0.5, 8.0), pace_fps: float | None = None,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, max_kept: int = MAX_KEPT):
         self.open_fn, self.name = open_fn, name
         self.reconnect, self.max_reconnects, self.backoff = reconnect, max_reconnects, backoff
         self.pace = 1.0 / pace_fps if pace_fps and pace_fps > 0 else None  # --realtime on a file
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+        self.max_kept = max(1, max_kept)
         self.cond = threading.Condition()
         self.stop_event = threading.Event()
-        self.latest: Frame | None = None
+        self.pending: deque[Frame] = deque()  # frames not yet taken, oldest first
+        self.arrivals: deque[float] = deque(maxlen=31)  # recent arrival times: the camera's frame interval
         self.captured = 0  # frames read from the source
         self.dropped = 0  # frames replaced before anyone took them
-        self.reconnects = 0  # successful reopens
+        self.reconnects = 0  # reopens after which a frame arrived
         self._fails = 0  # reopen attempts since the last frame
+        self._reopened = False  # a reopen whose first frame has not come yet
+        self._last_problem: str | None = None  # why the last reopen failed
         self.ended = False
         self.error: str | None = None
         self.cap: Any = None
         self.thread: threading.Thread | None = None
+
+    @property
+    def latest(self) -> Frame | None:
+        return self.pending[-1] if self.pending else None
+
+    def interval(self) -> float:
+        """The camera's frame interval in seconds: the --realtime pace, or the mean gap between the
+        last arrivals (0 until two frames came)."""
+        if self.pace:
+            return self.pace
+        a = self.arrivals
+        return (a[-1] - a[0]) / (len(a) - 1) if len(a) > 1 else 0.0
 
     def start(self) -> "LatestFrameReader":
         self.cap = self.open_fn()  # a source that never opens fails here, in the caller's thread
@@ -286,14 +191,22 @@ class LatestFrameReader:
         self.thread.start()
         return self
 
+    def _read(self) -> tuple[bool, Any, float, float, float]:
+        """(ok, image, arrival time, capture-thread CPU s, wall s) of one grab() + retrieve()."""
+        t0, c0 = time.perf_counter(), time.thread_time()
+        ok = self.cap.grab() if self.cap is not None else False
+        img = None
+        if ok:
+            ok, img = self.cap.retrieve()
+        t1, c1 = time.perf_counter(), time.thread_time()
+        return bool(ok) and img is not None, img, t1, c1 - c0, t1 - t0
+
     def _loop(self) -> None:
         next_t = time.perf_counter()
         try:
             while not self.stop_event.is_set():
-                t0 = time.perf_counter()
-                ok, img = self.cap.read() if self.cap is not None else (False, None)
-                t1 = time.perf_counter()
-                if not ok or img is None:
+                ok, img, t1, cpu, wall = self._read()
+                if not ok:
                     if not self._reopen():
                         break
                     next_t = time.perf_counter()
@@ -301,11 +214,16 @@ class LatestFrameReader:
                 if self.pace:  # play a file at its own frame rate, like a camera would deliver it
                     next_t += self.pace
                     self.stop_event.wait(max(0.0, next_t - time.perf_counter()))
-                self._fails = 0
+                    t1 = time.perf_counter()
+                self._fails, self._last_problem = 0, None
+                if self._reopened:
+                    self._reopened = False
+                    self.reconnects += 1
+                    self.log(f"{self.name}: reconnected")  # said once a frame came, not when the capture opened
                 with self.cond:
-                    if self.latest is not None:
-                        self.dropped += 1
-                    self.latest = Frame(img, self.captured, time.perf_counter() if self.pace else t1, t1 - t0)
+                    self.arrivals.append(t1)
+                    self._trim(t1, keep_newest=0)
+                    self.pending.append(Frame(img, self.captured, t1, cpu, read_s=wall))
                     self.captured += 1
                     self.cond.notify_all()
         finally:
@@ -313,44 +231,57 @@ class LatestFrameReader:
                 self.ended = True
                 self.cond.notify_all()
 
+    def _trim(self, now: float, keep_newest: int) -> None:
+        """Drop waiting frames a newer one replaces: those older than one frame interval, and the
+        oldest beyond MAX_KEPT. `keep_newest`: how many at the end are never dropped (1 when taking
+        a frame; 0 on an arrival, the arriving frame being the newer one). Holds self.cond."""
+        keep_s = self.interval()
+        while len(self.pending) > keep_newest and (now - self.pending[0].t_capture > keep_s
+                                                    or len(self.pending) + 1 - keep_newest > self.max_kept):
+            self.pending.popleft()
+            self.dropped += 1
+
     def _reopen(self) -> bool:
         """The source stopped delivering: reopen with exponential backoff, or give up after
-        max_reconnects attempts in a row without a frame in between."""
+        max_reconnects attempts in a row without a frame in between. "reconnected" is said when a
+        frame arrives after a reopen (a capture can open and still deliver nothing)."""
         if self.cap is not None:
             self.cap.release()
             self.cap = None
         if not self.reconnect:
             return False
-        delay = self.backoff[0]
         while self._fails < self.max_reconnects and not self.stop_event.is_set():
+            delay = min(self.backoff[0] * 2 ** self._fails, self.backoff[1])
             self._fails += 1
             self.log(f"{self.name}: stream dropped; reconnecting in {delay:.1f} s "
                      f"(attempt {self._fails}/{self.max_reconnects})")
             if self.stop_event.wait(delay):
                 return False
-            delay = min(delay * 2, self.backoff[1])
             try:
                 self.cap = self.open_fn()
-            except InputError:
+            except InputError as e:
+                self._last_problem = str(e)
                 continue
-            self.reconnects += 1
-            self.log(f"{self.name}: reconnected")
+            self._reopened = True
             return True
         if not self.stop_event.is_set():
+            last = f" (last attempt: {self._last_problem})" if self._last_problem else ""
             self.error = (f"{self.name}: stream dropped and did not come back after {self._fails} reconnect "
-                          "attempts; check the camera, cable or network")
+                          f"attempts{last}; check the camera, cable or network")
         return False
 
     def get(self, timeout: float | None = None) -> Frame | None:
-        """The newest frame not yet taken (waits for one); None when the source has ended."""
+        """The frame to classify next (waits for one); None when the source has ended."""
         t0 = time.perf_counter()
         with self.cond:
-            while self.latest is None and not self.ended:
+            while not self.pending and not self.ended:
                 if not self.cond.wait(timeout):
                     return None
-            frame, self.latest = self.latest, None
-        if frame is not None:
-            frame.wait_s = time.perf_counter() - t0
+            if not self.pending:
+                return None
+            self._trim(time.perf_counter(), keep_newest=1)
+            frame = self.pending.popleft()
+        frame.wait_s = time.perf_counter() - t0
         return frame
 
     def __iter__(self) -> Iterator[Frame]:

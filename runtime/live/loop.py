@@ -14,7 +14,9 @@ from typing import Any, Callable
 
 from catdog.runtime.engine.classifier import Classifier
 from catdog.runtime.engine.stats import Timer
-from catdog.runtime.live.capture import FileReader, LatestFrameReader, describe, open_capture
+from catdog.runtime.live.capture import STREAM_TIMEOUT_S, FileReader, LatestFrameReader, describe, open_capture
+from catdog.runtime.live.gst import GST_START_TIMEOUT_S
+from catdog.runtime.live.sinks import JsonSink
 from catdog.runtime.live.sources import Source
 from catdog.runtime.live.video import Smoother, VideoSaver, draw_overlay
 from catdog.runtime.live.window import Window
@@ -32,8 +34,21 @@ class LiveOptions:
     max_frames: int | None = None
     max_reconnects: int = 10
     status_every_s: float = 1.0  # the stderr status line (when not writing JSON)
-    # Every frame, annotated, to a watcher (--serve): (image, prediction, name, index, fps, stage ms)
+    timings: bool = False  # --timings: each JSON line gets this frame's `timings` (TIMING_KEYS)
+    # Every frame, annotated, to a watcher (--serve): (image, prediction, name, index, fps, stage ms),
+    # the stage ms being this frame's: capture wait, decode, preprocess, inference, frame age
     on_frame: Callable[..., None] | None = None
+
+
+# --timings: this frame's figures in ms, each JSON line's "timings" object. wait_ms: the classifier
+# waiting for the camera's next frame; decode_ms: the capture thread's CPU time on the frame (FFmpeg
+# decodes there, GStreamer in its own threads; a video file: the wall time of reading it);
+# preprocess_ms: resize, crop, normalize; inference_ms: the session run; age_ms: from the frame's
+# arrival in the capture thread to its label.
+TIMING_KEYS = ("wait_ms", "decode_ms", "preprocess_ms", "inference_ms", "age_ms")
+LIVE_NOTES = {"capture wait": "waiting for the camera's next frame",
+              "decode": "CPU of the capture thread; GStreamer decodes in its own threads",
+              "frame age": "arrival in the capture thread to label"}
 
 
 @dataclass
@@ -51,8 +66,9 @@ def _reader(source: Source, opts: LiveOptions, log: Callable[[str], None]) -> An
     if source.kind == "video" and not opts.realtime:
         return FileReader(source)
     fps = None
-    if source.kind in ("stream", "pipeline"):  # OpenCV's FFmpeg backend waits up to 30 s per attempt, silently
-        log(f"{describe(source)}: connecting; waiting for the stream to answer (up to 30 s per attempt)")
+    if source.kind in ("stream", "pipeline"):  # opening waits for the first frame, silently
+        limit = GST_START_TIMEOUT_S if source.kind == "pipeline" else STREAM_TIMEOUT_S
+        log(f"{describe(source)}: connecting; waiting for the stream to answer (up to {limit:.0f} s per attempt)")
     if source.kind == "video":  # --realtime: play the file at its frame rate, drop what we can't keep up with
         probe = FileReader(source)
         fps = probe.fps or 25.0
@@ -73,6 +89,8 @@ def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any
     smoother = Smoother(opts.smooth)
     fps, last_t, last_status = 0.0, time.perf_counter(), 0.0
     frames = iter(reader)
+    if isinstance(reader, LatestFrameReader):
+        times.notes.update(LIVE_NOTES)
     try:
         while True:
             with Timer() as tw:
@@ -80,7 +98,8 @@ def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any
             if frame is None:
                 res.stop_reason = "end of input"
                 break
-            times.add("capture wait", frame.wait_s if frame.wait_s else max(0.0, tw.s - frame.decode_s))
+            wait_s = frame.wait_s if frame.wait_s else max(0.0, tw.s - frame.decode_s)
+            times.add("capture wait", wait_s)
             times.add("decode", frame.decode_s)
             with Timer() as tp:
                 crop = clf.prepare(frame.image)
@@ -89,7 +108,11 @@ def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any
             with Timer() as tq:
                 pred = clf.prediction(smoother(probs))
             times.add("postprocess", tq.s, 0)
-            times.frame_ages.append(time.perf_counter() - frame.t_capture)
+            age_s = time.perf_counter() - frame.t_capture
+            times.frame_ages.append(age_s)
+            frame_ms = {"capture wait": 1e3 * wait_s, "decode": 1e3 * frame.decode_s,
+                        "preprocess": 1e3 * tp.s + _last(times, "preprocess"),
+                        "inference": _last(times, "inference"), "frame age": 1e3 * age_s}
             times.items += 1
             res.frames += 1
             res.labels[pred.label] += 1
@@ -99,14 +122,17 @@ def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any
             name = f"{source.shown}#{frame.index}"
             with signals_deferred():  # a frame reaches every output (lines, CSV, the saved video) or none
                 for sink in sinks:
-                    sink.add(name, pred)
+                    if opts.timings and isinstance(sink, JsonSink):
+                        sink.add(name, pred, {"timings": timings_of(frame_ms)})
+                    else:
+                        sink.add(name, pred)
                 if window or saver or opts.on_frame:
                     stage_ms = {s: times.recent_ms(s) for s in ("decode", "preprocess", "inference")}
                     draw_overlay(frame.image, pred, fps, stage_ms, opts.topk)
                     if saver:
                         saver.write(frame.image)
                     if opts.on_frame:
-                        opts.on_frame(frame.image, pred, name, frame.index, fps, stage_ms)
+                        opts.on_frame(frame.image, pred, name, frame.index, fps, frame_ms)
             if window and not window.show(frame.image):
                 res.stop_reason = "q pressed"
                 break
@@ -124,12 +150,26 @@ def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any
     finally:
         _release(reader, window, saver, res)
     times.dropped = getattr(reader, "dropped", 0)
+    if isinstance(reader, LatestFrameReader):
+        times.captured = reader.captured
     res.error = "; ".join(e for e in (res.error, getattr(reader, "error", None), res.save_error) if e) or None
     if res.error:
         times.failed += 1
         for sink in sinks:
             sink.add(source.shown, res.error)
     return res
+
+
+def _last(times: Any, stage: str) -> float:
+    """The stage's ms on the item just timed (0 if it has none)."""
+    r = times.recent.get(stage)
+    return float(r[-1]) if r else 0.0
+
+
+def timings_of(frame_ms: dict[str, float]) -> dict[str, float]:
+    """One frame's stage figures as the JSON `timings` object (TIMING_KEYS), rounded to 0.01 ms."""
+    names = ("capture wait", "decode", "preprocess", "inference", "frame age")
+    return {k: round(frame_ms[n], 2) for k, n in zip(TIMING_KEYS, names, strict=True)}
 
 
 def _release(reader: Any, window: Any, saver: Any, res: LiveResult) -> None:

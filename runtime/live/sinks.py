@@ -32,13 +32,14 @@ def text_name(text: str) -> str:
             return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def json_line(source: str, result: Result) -> str:
-    """One JSON object. allow_nan=False: NaN is not JSON (the Classifier never lets one through)."""
+def json_line(source: str, result: Result, extra: dict[str, Any] | None = None) -> str:
+    """One JSON object; `extra` adds fields to a result's (--timings). allow_nan=False: NaN is not
+    JSON (the Classifier never lets one through)."""
     if isinstance(result, str):
         return json.dumps({"source": text_name(source), "error": text_name(result)}, ensure_ascii=False)
     return json.dumps({"source": text_name(source), "label": result.label, "score": float(result.score),
-                       "probs": {k: float(v) for k, v in result.probs.items()}}, ensure_ascii=False,
-                      allow_nan=False)
+                       "probs": {k: float(v) for k, v in result.probs.items()}, **(extra or {})},
+                      ensure_ascii=False, allow_nan=False)
 
 
 class JsonSink:
@@ -47,8 +48,8 @@ class JsonSink:
     def __init__(self, out: TextIO | None = None):
         self.out = out or sys.stdout
 
-    def add(self, source: str, result: Result) -> None:
-        self.out.write(json_line(source, result) + "\n")
+    def add(self, source: str, result: Result, extra: dict[str, Any] | None = None) -> None:
+        self.out.write(json_line(source, result, extra) + "\n")
         self.out.flush()
 
     def close(self) -> None:

@@ -65,11 +65,10 @@ def gst_pipeline(pipe: str) -> str:
     the pipeline: OpenCV's GStreamer backend does not handle CAP_PROP_BUFFERSIZE, and setting it
     stops the playing pipeline."""
     pipe = pipe.strip()
-    m = None
-    for m in re.finditer(r"(?:^|!)\s*appsink\b([^!]*)", pipe):
-        pass
-    if m is None:
+    sinks = list(re.finditer(r"(?:^|!)\s*appsink\b([^!]*)", pipe))
+    if not sinks:
         return f"{pipe} ! videoconvert ! video/x-raw, format=BGR ! appsink {APPSINK_LATENCY}"
+    m = sinks[-1]
     props = m.group(1)
     extra = [f"{k}={v}" for k, v in (("drop", "true"), ("max-buffers", "1")) if not re.search(rf"\b{k}\s*=", props)]
     if not extra:

@@ -20,7 +20,9 @@ table{border-collapse:collapse;margin-top:10px;font-size:.9em}td{padding:2px 10p
 <div id="view"><img id="stream" src="stream.mjpg" alt="live stream"></div>
 <div id="side"><h1>catdog-edge</h1>
 <div id="label">waiting...</div><div id="score"></div><div id="bars"></div>
-<table id="stages"></table><div id="meta"></div><div id="updates" data-count="0"></div></div>
+<table id="stages"
+ title="this frame: capture wait = for the next camera frame, decode = capture thread CPU, age = arrival to label">
+</table><div id="meta"></div><div id="updates" data-count="0"></div></div>
 <script>
 const $ = id => document.getElementById(id);
 function show(p) {

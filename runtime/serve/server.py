@@ -140,8 +140,7 @@ class Serving:
         self.hub.source_alive = True
         self.metrics.frames.inc()
         self.metrics.predictions.labels("run").inc()
-        for stage, ms in stage_ms.items():
-            self.metrics.stage.labels(stage).observe(ms / 1000.0)
+        self.metrics.observe(stage_ms)
         self.hub.publish(self.record(name, pred, index, fps, stage_ms), image)
 
     def sink(self) -> "ServeSink":

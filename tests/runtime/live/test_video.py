@@ -88,6 +88,8 @@ def test_smoothing_averages_the_last_n_frames(models, video_avi):
 
 
 def test_simulated_camera_keeps_only_the_latest_frame(tmp_path, photos):
+    """A model four times slower than the camera gets the newest frames, never a queue: a frame
+    waiting for it is dropped once it is older than one frame interval and a newer one exists."""
     video = write_video(tmp_path / "cam.avi", photos, 40)
     src = Source("video", str(video), target=str(video))
     reader = LatestFrameReader(lambda: open_capture(src), "cam", reconnect=False, pace_fps=200).start()
@@ -98,7 +100,9 @@ def test_simulated_camera_keeps_only_the_latest_frame(tmp_path, photos):
             frame = reader.get(timeout=5)
             if frame is None:
                 break
-            assert frame.index >= captured_before - 1  # never an old frame while a newer one exists
+            # never more than MAX_KEPT frames behind, and never older than one interval if a newer one exists
+            assert frame.index >= captured_before - reader.max_kept
+            assert frame.index == reader.captured - 1 or time.perf_counter() - frame.t_capture < 0.005 + 0.02
             got.append(frame.index)
             time.sleep(0.02)  # a model four times slower than the camera
     finally:
