@@ -13,9 +13,12 @@ MASK = "***"
 # FFmpeg's URL parser reads it (a password may hold an unescaped '@').
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
 
-# name=value where the name says secret: ?token=..., &password=..., ;key=..., and GStreamer's
-# rtspsrc user-pw=... (space-separated properties). The value runs to the next separator.
-_SECRET_NAMES = r"[a-z0-9_.-]*(?:token|pass|pw|secret|key|auth|sig|signature|credential|session)[a-z0-9_.-]*"
+# name=value where the name ends in a secret's word: ?token=..., &password=..., ;api_key=..., and
+# GStreamer's rtspsrc user-pw=... (space-separated properties); `key-int-max=30` is left alone. The
+# value runs to the next separator.
+_SECRET_WORDS = ("token|pass|passwd|password|passphrase|pw|pwd|secret|key|auth|sig|signature|credentials?"
+                 "|sessionid|session")
+_SECRET_NAMES = rf"[a-z0-9_.-]*(?:{_SECRET_WORDS})"
 _SECRET_PARAM = re.compile(rf"(?i)((?:^|[?&;\s])(?:{_SECRET_NAMES})=)(\"[^\"]*\"|'[^']*'|[^&;#\s\"']*)")
 
 

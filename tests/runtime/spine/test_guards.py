@@ -37,7 +37,8 @@ def test_redact_url_hides_userinfo_and_secret_parameters(text, shown):
 
 
 @pytest.mark.parametrize("text", ["/data/cat.1.jpg", "0", "/dev/video0", "http://host/img@2x/stream.mjpg",
-                                  "photos/a=b.jpg", "rtsp://10.0.0.2:554/live?channel=1"])
+                                  "photos/a=b.jpg", "rtsp://10.0.0.2:554/live?channel=1",
+                                  "gst:videotestsrc ! x264enc key-int-max=30 bitrate=500 ! appsink"])
 def test_redact_url_leaves_text_without_credentials_alone(text):
     assert redact_url(text) == text
 
