@@ -15,7 +15,8 @@ from typing import Any, List, Optional
 import typer
 
 from catdog.benchmarks.config import EVERY_PROVIDER, REPORTS, BenchConfig, Log, ScaleConfig
-from catdog.benchmarks.serve import FaultMix, ServeBenchConfig
+from catdog.benchmarks.serve import ServeBenchConfig
+from catdog.benchmarks.serve_faults import FaultMix
 from catdog.runtime.spine.boundary import cli_boundary
 from catdog.runtime.spine.errors import InputError
 

@@ -5,13 +5,15 @@ measures)."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from catdog.benchmarks.serve import FaultMix, Log, ServeBenchConfig, Server, fault_soak, in_process, post_load, viewer
+from catdog.benchmarks.serve import Log, ServeBenchConfig, Server, in_process, post_load, viewer
+from catdog.benchmarks.serve_faults import FaultMix, fault_soak
 from catdog.runtime.spine.folders import list_images
 from catdog.runtime.spine.isa import int8_path
 from catdog.runtime.spine.reports import md_table, write_report_pair
@@ -173,13 +175,24 @@ def _cpu() -> str:
     return f"{info['cpu']} ({info.get('cores_usable') or info.get('cores_logical') or '?'} cores)"
 
 
+def _load_note(m: dict[str, Any]) -> list[str]:
+    """The machine's load beside the run: on a shared machine the cost figures say as much about the
+    other jobs as about the server (the fault soak's checks do not depend on it)."""
+    if "load_avg" not in m:
+        return []
+    (a, b), cpus = m["load_avg"], os.cpu_count() or 1
+    shared = ": other jobs shared them, so compare cost figures only within this run" if max(a, b) > 0.75 * cpus else ""
+    return [f"Machine load (1-min average) at the start and the end of this run: {a:.1f} and {b:.1f} on "
+            f"{cpus} CPUs{shared}.", ""]
+
+
 def render(m: dict[str, Any], cfg: ServeBenchConfig) -> str:
     ref = m["reference"]
     cpu = f"{_cpu()}, integer path {int8_path()}"
     L = ["# catdog-bench serve", "", f"`{cfg.command}`; CPU: {cpu}; model {ref['model']}.", "",
          f"In-process (the same photos): folder run {ref['folder_images_per_s']:.1f} img/s; one photo at a time "
          f"(decode + inference) p50 {ref['b1_p50_ms']:.1f} ms, p99 {ref['b1_p99_ms']:.1f} ms.", "",
-         "## POST /api/predict", ""]
+         *_load_note(m), "## POST /api/predict", ""]
     L += md_table(["clients", "requests", "errors", "img/s", "vs in-process", "p50 ms", "p90 ms", "p99 ms"],
                   [[x["clients"], x["requests"], x["errors"], f"{x['images_per_s']:.1f}",
                     f"{x['images_per_s'] / ref['folder_images_per_s']:.2f}x", f"{x['p50_ms']:.1f}",
@@ -200,7 +213,9 @@ def render(m: dict[str, Any], cfg: ServeBenchConfig) -> str:
 
 def run_serve_bench(cfg: ServeBenchConfig, log: Log) -> dict[str, Any]:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    load0 = os.getloadavg()[0]
     m = measure(cfg, log)
+    m["load_avg"] = [load0, os.getloadavg()[0]]  # the machine's 1-min load at the start and the end
     data = {**m, "cpu": _cpu(), "int8_path": int8_path(),
             "command": cfg.command, "targets": [{"target": t, "measured": v, "met": ok} for t, v, ok in verdicts(m)]}
     write_report_pair(cfg.out_dir, "report", data, render(m, cfg), sort_keys=False)

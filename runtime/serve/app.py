@@ -1,10 +1,9 @@
 """The HTTP surface (Starlette): the page, the MJPEG stream, the newest prediction as JSON and as
 Server-Sent Events, POST /api/predict through the one decoder and the batcher, /healthz and
 /metrics. Every route but /healthz needs the token when one is set; every bad request is a 4xx
-with a one-line JSON error, never a traceback. Only this server's names are answered (the Host:
-check against DNS rebinding); a body is read within its limit and its idle time whatever its
-framing; a stream viewer that takes nothing for --idle-timeout is dropped; a client that leaves is
-counted, not reported."""
+with a one-line JSON error, never a traceback. What holds against hostile clients (the Host:
+check, the body's limit and idle time, streams that must be taken, ?timeout=) is guards.py; a
+client that leaves is counted, not reported."""
 
 from __future__ import annotations
 
@@ -21,17 +20,18 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from catdog.runtime.live.sinks import json_line
 from catdog.runtime.serve.batcher import StoppedError
 from catdog.runtime.serve.feed import Feed
+from catdog.runtime.serve.guards import BodyError, HostCheck, Watched, image_body, request_timeout
+from catdog.runtime.serve.guards import error as _error
 from catdog.runtime.serve.page import PAGE
 from catdog.runtime.spine.errors import CatdogError
 
 COOKIE = "catdog_session"
-IMAGE_TYPES = ("image/jpeg", "image/jpg", "image/png", "application/octet-stream", "image/bmp", "image/webp")
 BOUNDARY = "frame"
 
 
@@ -51,64 +51,6 @@ class ServeState:
     hosts: frozenset[str] = frozenset({"localhost"})  # the Host: names answered besides IP literals of this server
     connections: Any = None  # serve.protocol.Connections: drops a connection by its scope (None: no dropping)
     feeds: dict[str, Feed] = field(default_factory=dict)  # "jpeg", "predictions": one per kind
-
-
-def _error(status: int, message: str, close: bool = False) -> JSONResponse:
-    """close: the request's body was not all read, so the connection cannot carry another request."""
-    return JSONResponse({"error": message}, status_code=status, headers={"Connection": "close"} if close else None)
-
-
-class _BodyError(Exception):
-    """The body was refused while it streamed in: over the limit (413) or stalled (408)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-def host_name(header: str) -> str:
-    """The name in a Host: header, without its port, lowercased: '[::1]:8080' -> '::1'."""
-    h = header.strip().lower()
-    if h.startswith("["):
-        return h[1:h.find("]")] if "]" in h else h
-    name, sep, port = h.rpartition(":")
-    return (name if sep and port.isdigit() else h).rstrip(".")
-
-
-def host_allowed(name: str, hosts: frozenset[str], local: str | None) -> bool:
-    """Loopback addresses, the address the connection came in on, and the server's names; '*' in
-    hosts allows any. A page on another name (DNS rebinding) is refused."""
-    import ipaddress
-
-    if name in hosts or "*" in hosts:
-        return True
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return ip.is_loopback or (local is not None and name == local.lower())
-
-
-class HostCheck:
-    """Every request's Host: must be one of this server's names (403 otherwise, before any route)."""
-
-    def __init__(self, app: Any, state: ServeState):
-        self.app, self.st = app, state
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            header = next((v for k, v in scope["headers"] if k == b"host"), None)
-            if header is not None:  # a browser always sends one; a client without one is no page
-                name = host_name(header.decode("latin-1"))
-                local = (scope.get("server") or (None,))[0]
-                if not host_allowed(name, self.st.hosts, local):
-                    self.st.metrics.errors.labels("host").inc()
-                    port = (scope.get("server") or (None, 0))[1]
-                    await _error(403, f"Host {name!r} is not a name of this server (DNS rebinding guard): open "
-                                      f"http://127.0.0.1:{port}/, or start the server with --allow-host {name}"
-                                 )(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
 
 
 def session_value(token: str) -> str:
@@ -172,38 +114,6 @@ async def events(request: Request, st: ServeState) -> Response:
                    headers={"Cache-Control": "no-store"})
 
 
-class Watched(StreamingResponse):
-    """A stream its client must keep taking: a part that cannot go out within --idle-timeout (the
-    client reads nothing, its buffers are full) drops the connection, is counted under `kind`, and
-    `on_close` runs however the stream ends (a viewer's slot is given back)."""
-
-    def __init__(self, content: Any, st: ServeState, kind: str, on_close: Any = None, **kw: Any):
-        super().__init__(content, **kw)
-        self.st, self.kind, self.on_close = st, kind, on_close
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        st, dropped = self.st, []
-        if st.connections is not None:
-            st.connections.for_stream(scope)  # small buffers: a client that stops reading shows in seconds
-
-        async def watched(message: Any) -> None:
-            if dropped:
-                return
-            with anyio.move_on_after(st.idle_s) as waited:
-                await send(message)
-            if waited.cancelled_caught:
-                dropped.append(True)
-                st.metrics.errors.labels(self.kind).inc()
-                if st.connections is not None:
-                    st.connections.drop(scope)  # the client's disconnect then ends the stream
-
-        try:
-            await super().__call__(scope, receive, watched)
-        finally:
-            if self.on_close is not None:
-                self.on_close()
-
-
 def _feed(st: ServeState, name: str, wait: Any) -> Feed:
     """The one Feed per kind, made in the event loop on first use."""
     if name not in st.feeds:
@@ -230,77 +140,15 @@ async def mjpeg(request: Request, st: ServeState) -> Response:
                    media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}", headers={"Cache-Control": "no-store"})
 
 
-async def _read(request: Request, st: ServeState) -> bytes:
-    """The whole body, whatever its framing (Content-Length or chunked): refused as soon as it passes
-    --max-body-mb (413), or when no byte comes for --idle-timeout (408); ClientDisconnect when the
-    client leaves first."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > st.max_body:
-        raise _BodyError(413, f"body of {int(declared)} bytes is over the {st.max_body}-byte limit (--max-body-mb)")
-    data = bytearray()
-    while True:
-        with anyio.move_on_after(st.idle_s):
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnect()
-            data += message.get("body", b"")
-            if len(data) > st.max_body:
-                raise _BodyError(413, f"body over the {st.max_body}-byte limit (--max-body-mb)")
-            if not message.get("more_body", False):
-                return bytes(data)
-            continue
-        raise _BodyError(408, f"the body stopped: no byte for {st.idle_s:g} s (--idle-timeout); send it whole")
-
-
-async def _body(request: Request, st: ServeState) -> tuple[bytes, str]:
-    """The image bytes and their name: a raw body, or the first file of a multipart form (parsed
-    from the body already read within its limit)."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind and kind != "multipart/form-data" and kind not in IMAGE_TYPES:
-        raise HTTPException(415, f"content type {kind!r} is not an image: send image/jpeg or image/png "
-                                 "(or multipart/form-data)")
-    data = await _read(request, st)
-    if kind != "multipart/form-data":
-        return data, "upload"
-    sent = [False]
-
-    async def replay() -> dict:
-        if sent[0]:
-            return {"type": "http.disconnect"}
-        sent[0] = True
-        return {"type": "http.request", "body": data, "more_body": False}
-
-    form = await Request(request.scope, replay).form(max_files=1, max_fields=4, max_part_size=st.max_body)
-    upload = next((v for v in form.values() if hasattr(v, "read")), None)
-    if upload is None:
-        raise HTTPException(400, "the form has no file: send the image as a file field, e.g. curl -F file=@x.jpg")
-    return await upload.read(), upload.filename or "upload"
-
-
-def _timeout(request: Request, st: ServeState) -> float:
-    """--request-timeout, or less when the client asks (?timeout=SECONDS: it cannot use a later
-    answer, so the batcher need not compute one)."""
-    asked = request.query_params.get("timeout")
-    if asked is None:
-        return st.timeout_s
-    try:
-        value = float(asked)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise HTTPException(400, f"timeout={asked!r}: expected seconds above 0, e.g. ?timeout=0.5")
-    return min(value, st.timeout_s)
-
-
 async def predict(request: Request, st: ServeState) -> Response:
     t0 = time.perf_counter()
-    timeout_s = _timeout(request, st)
+    timeout_s = request_timeout(request, st)
     try:
-        data, name = await _body(request, st)
+        data, name = await image_body(request, st)
     except ClientDisconnect:  # the client left mid-upload: normal, counted, nobody to answer
         st.metrics.errors.labels("aborted").inc()
         return Response(status_code=400)
-    except _BodyError as e:
+    except BodyError as e:
         st.metrics.errors.labels("too_large" if e.status == 413 else "stalled_body").inc()
         return _error(e.status, str(e), close=True)
     if not data:

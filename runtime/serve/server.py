@@ -104,7 +104,7 @@ def auth_token(o: RunOptions, host: str, log: Callable[[str], None]) -> str | No
 def allowed_hosts(host: str, extra: tuple[str, ...]) -> frozenset[str]:
     """The Host: names the server answers besides IP literals of its own (app.host_allowed): localhost,
     the address given to --serve, this machine's names when it serves beyond loopback, --allow-host."""
-    from catdog.runtime.serve.app import host_name
+    from catdog.runtime.serve.guards import host_name
 
     names = {"localhost", host.lower()}
     if not is_loopback(host):

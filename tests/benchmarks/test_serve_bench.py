@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 
-from catdog.benchmarks.serve import FaultMix, ServeBenchConfig
+from catdog.benchmarks.serve import ServeBenchConfig
+from catdog.benchmarks.serve_faults import FaultMix
 from catdog.benchmarks.serve_run import fault_verdicts, render_faults, run_faults, run_serve_bench
 from catdog.runtime.spine.folders import list_images
 

@@ -192,7 +192,7 @@ def test_the_names_a_server_answers_to():
     a trailing dot does not change a name."""
     import socket
 
-    from catdog.runtime.serve.app import host_allowed, host_name
+    from catdog.runtime.serve.guards import host_allowed, host_name
     from catdog.runtime.serve.server import allowed_hosts
 
     local = allowed_hosts("127.0.0.1", ("Cam.LAN",))
