@@ -106,7 +106,7 @@ def test_a_stream_that_never_answers_says_it_is_waiting(models):
             if not line:
                 break
             seen += line
-        assert "connecting; waiting for the stream to answer (up to 30 s per attempt)" in seen, seen
+        assert "connecting; waiting for the stream to answer (up to " in seen, seen  # its timeout: live.capture
     finally:
         p.kill()
         p.wait(10)
