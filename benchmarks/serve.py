@@ -18,10 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
-
-if TYPE_CHECKING:
-    from catdog.benchmarks.serve_faults import FaultMix
+from typing import Any, Callable
 
 Log = Callable[[str], None]
 
@@ -40,7 +37,7 @@ class ServeBenchConfig:
     soak_clients: int = 8
     video_frames: int = 3000  # enough for one measurement at 150 FPS: each starts a fresh run
     video_size: tuple[int, int] = (640, 480)  # a camera's VGA
-    faults: "FaultMix | None" = None  # the fault soak (None: FaultMix's defaults; FaultMix(seconds=0): none)
+    faults: Any = None  # serve_faults.FaultMix: the fault soak (None: its defaults; FaultMix(seconds=0): none)
     command: str = ""
 
 
