@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import struct
 
+PROGRESSIVE = (0xC2, 0xC6, 0xCA, 0xCE)
+
 
 def header_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from a PNG, JPEG, BMP, GIF, WebP or TIFF header without decoding; None for
@@ -39,6 +41,14 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
         return None
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return _tiff_size(data)
+    frame = jpeg_frame(data)
+    return frame[:2] if frame else None
+
+
+def jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
+    """A JPEG's (width, height, SOF marker) from its first frame header; None if not a JPEG or none
+    is found. Markers 0xC2, 0xC6, 0xCA, 0xCE are progressive: libjpeg then holds every DCT
+    coefficient of the full-size image (about 2 decoded pixels' worth each), even for a reduced decode."""
     if data[:2] != b"\xff\xd8":
         return None
     i = 2
@@ -52,7 +62,7 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
             continue
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return w, h
+            return w, h, marker
         (length,) = struct.unpack(">H", data[i + 2 : i + 4])
         i += 2 + length
     return None
