@@ -111,7 +111,8 @@ def render(data: dict[str, Any]) -> str:
     L += ["", "## Frame age, CPU and memory (steady window)", "",
           "*age*: capture to label, from the runtime's per-frame timings (`--timings`). *lag*: each label's "
           "lateness on the camera's clock (label time - frame number / fps) over the fastest frame's, measured "
-          "from outside: what queueing and stalls add to the glass-to-label time. CPU: % of one core over the "
+          "from outside: what queueing and stalls add to the glass-to-label time (a frame lost before the runtime's "
+          "frame counter would add 1/fps to every later lag; sent - read bounds those). CPU: % of one core over the "
           "window (runtime, camera); machine: all cores busy; other jobs: what the machine's cores spent beyond "
           "the runtime, the camera and this benchmark, in % of one core. RSS sampled every 0.5 s.", ""]
     L += md_table(["fps", "backend", "age p50 ms", "age p99 ms", "lag p50 ms", "lag p99 ms", "runtime's frame age",
@@ -136,11 +137,31 @@ def render(data: dict[str, Any]) -> str:
                   [[f"{d['fps']} fps", d["backend"], d["opencv"], d["frames"], f"{d['ms_per_frame']:.2f}",
                     ", ".join(f"{x:.2f}" for x in d["runs_ms_per_frame"])] for d in data["decode"]],
                   right=(3, 4))
+    notes = observations(data)
+    L += (["", "## What this run shows", ""] + [f"- {n}" for n in notes]) if notes else []
     L += ["", "## Targets", ""]
     L += md_table(["target", "measured", "met"],
                   [[t["target"], t["measured"], "yes" if t["met"] else "NO"] for t in data["targets"]]) \
         if data["targets"] else ["No cell where the runtime's inference is faster than the camera."]
     return "\n".join(L) + "\n"
+
+
+def observations(data: dict[str, Any]) -> list[str]:
+    """Read off this run's own figures: start-up drops, lag well above age, a shared machine."""
+    out = []
+    for c in data["cells"]:
+        if c.get("error"):
+            continue
+        name, a, g = f"{c['backend']} at {c['fps']} fps", c["age_ms"], c["lag_ms"]
+        if c["dropped_before_window"] >= 5:
+            out.append(f"{name}: {c['dropped_before_window']} of its {c['dropped']} drops came before the steady "
+                       "window (the first frames arrive in a burst while the stream opens and the first inference "
+                       "runs; newest frame wins)")
+        if a["p50"] is not None and g["p50"] is not None and g["p50"] > a["p50"] + 2000.0 / c["fps"]:
+            out.append(f"{name}: lag on the camera's clock (p50 {g['p50']:.0f} ms) is well above the runtime's own "
+                       f"frame age (p50 {a['p50']:.0f} ms, from arrival in its capture thread): frames waited in the "
+                       "backend before the runtime got them, or were lost before its frame counter")
+    return out
 
 
 def summary_lines(data: dict[str, Any]) -> list[str]:
