@@ -15,6 +15,7 @@ from typing import Any, List, Optional
 import typer
 
 from catdog.benchmarks.config import EVERY_PROVIDER, REPORTS, BenchConfig, Log, ScaleConfig
+from catdog.benchmarks.live import LiveBenchConfig
 from catdog.benchmarks.serve import ServeBenchConfig
 from catdog.benchmarks.serve_faults import FaultMix
 from catdog.runtime.spine.boundary import cli_boundary
@@ -23,6 +24,7 @@ from catdog.runtime.spine.errors import InputError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 REPORT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 B = BenchConfig
+LB = LiveBenchConfig
 
 
 def _csv(values: tuple[int, ...]) -> str:
@@ -193,23 +195,23 @@ def serve(
 @cli_boundary
 def live(
     photos: Path = typer.Argument(..., help="A folder of real photos: what the RTSP camera shows."),
-    fps: str = typer.Option("15,30", help="Camera frame rates, comma-separated."),
-    backends: str = typer.Option("ffmpeg,gstreamer", help="ffmpeg (pip OpenCV) and/or gstreamer (system OpenCV)."),
-    seconds: float = typer.Option(45.0, min=1.0, help="Measured seconds per frame rate and backend."),
-    warmup: float = typer.Option(3.0, min=0.0, help="Seconds after the first classified frame before measuring."),
-    size: str = typer.Option("640x480", help="The camera's WIDTHxHEIGHT."),
+    fps: str = typer.Option(_csv(LB.fps), help="Camera frame rates, comma-separated."),
+    backends: str = typer.Option(",".join(LB.backends), help="ffmpeg (pip OpenCV) and/or gstreamer (system OpenCV)."),
+    seconds: float = typer.Option(LB.seconds, min=1.0, help="Measured seconds per frame rate and backend."),
+    warmup: float = typer.Option(LB.warmup_s, min=0.0, help="Seconds from the first label to the measuring."),
+    size: str = typer.Option("x".join(map(str, LB.size)), help="The camera's WIDTHxHEIGHT."),
     ffmpeg_python: Path = typer.Option(Path(sys.executable), help="The Python whose catdog-runtime reads rtsp:// "
                                        "through OpenCV's FFmpeg backend (default: this one)."),
     gst_python: Optional[Path] = typer.Option(None, help="The Python of a Jetson-recipe venv (system python3-opencv "
                                               "with GStreamer) whose catdog-runtime reads a gst: rtspsrc pipeline."),
-    camera_python: Path = typer.Option(Path("/usr/bin/python3"), help="Debian's python3 with python3-gi and "
+    camera_python: Path = typer.Option(Path(LB.camera_python), help="Debian's python3 with python3-gi and "
                                        "GStreamer's RTSP server: runs the camera."),
     model: Optional[Path] = typer.Option(None, help="ONNX model (default: the shipped one for the CPU)."),
     name: str = typer.Option("live", help="Report name (reports/<name>/)."),
     out: Path = typer.Option(REPORTS, help="Folder that holds the report folders."),
 ) -> None:
     """A real RTSP camera at each frame rate, both backends: classified vs sent, drops, frame age, CPU, RSS, decode."""
-    from catdog.benchmarks.live import LiveBenchConfig, backends_arg, size_arg
+    from catdog.benchmarks.live import backends_arg, size_arg
     from catdog.benchmarks.live_report import summary_lines
     from catdog.benchmarks.live_run import run_live_bench
 
@@ -218,8 +220,7 @@ def live(
                           _ints(fps, "fps"), backends_arg(backends), seconds, warmup, size_arg(size),
                           model=model, command="catdog-bench " + " ".join(sys.argv[1:]))
     data = run_live_bench(cfg, log=lambda msg: typer.echo(msg, err=True))
-    for line in summary_lines(data):
-        typer.echo(line)
+    typer.echo("\n".join(summary_lines(data)))
     typer.echo(f"report: {cfg.out_dir / 'report.md'} (+ report.json)")
 
 
