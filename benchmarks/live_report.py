@@ -153,6 +153,9 @@ def observations(data: dict[str, Any]) -> list[str]:
         if c.get("error"):
             continue
         name, a, g = f"{c['backend']} at {c['fps']} fps", c["age_ms"], c["lag_ms"]
+        if c.get("ended_early"):
+            out.append(f"{name}: the runtime ended inside the window ({c['ended_early']}); its figures cover "
+                       f"{c['window']['seconds']:.1f} s")
         if c["dropped_before_window"] >= 5:
             out.append(f"{name}: {c['dropped_before_window']} of its {c['dropped']} drops came before the steady "
                        "window (the first frames arrive in a burst while the stream opens and the first inference "

@@ -120,6 +120,8 @@ def measure_cell(cfg: LiveBenchConfig, backend: str, fps: int, images: list[Path
             while time.perf_counter() - t_a < cfg.seconds and rt.p.poll() is None:
                 time.sleep(0.1)
             n_b = len(rt.lines)
+            if rt.p.poll() is not None:  # it ended by itself inside the window: say so beside its figures
+                cell["ended_early"] = next((e.strip() for e in reversed(rt.err) if e.strip()), f"exit {rt.p.poll()}")
             cell["usage"] = sampler.finish()
         finally:
             cell["runtime_exit"] = rt.stop()

@@ -35,7 +35,7 @@ def test_a_short_live_benchmark_writes_a_consistent_report(tmp_path, labeled_dir
     assert [(c["backend"], c["fps"]) for c in rep["cells"]] == [("ffmpeg", 15)]  # never a faked GStreamer cell
 
     c = rep["cells"][0]
-    assert "error" not in c, c
+    assert "error" not in c and "ended_early" not in c, c
     assert 0 < c["classified"] <= c["read"] <= c["sent"] and c["errors"] == 0
     assert c["dropped"] >= c["dropped_before_window"] >= 0 and c["not_read"] == c["sent"] - c["read"]
     w = c["window"]
@@ -74,6 +74,9 @@ def test_live_refuses_bad_options_in_one_line(tmp_path, labeled_dir):
                         (["--camera-python", str(tmp_path / "nope")], "the RTSP camera needs")):
         res = runner.invoke(app, ["live", str(labeled_dir), "--out", str(tmp_path), *args])
         assert res.exit_code != 0 and words in res.output and "Traceback" not in res.output, res.output
+    shown = runner.invoke(app, ["live", "--help"], env={"COLUMNS": "300"}).output  # defaults: the config's
+    for default in (",".join(map(str, LiveBenchConfig.fps)), LiveBenchConfig.seconds, LiveBenchConfig.warmup_s):
+        assert f"[default: {default}]" in shown
     empty = tmp_path / "empty"
     empty.mkdir()
     res = runner.invoke(app, ["live", str(empty), "--out", str(tmp_path)])
