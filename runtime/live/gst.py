@@ -13,12 +13,17 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from typing import Any, Callable
 
 from catdog.runtime.live.sources import Source
 from catdog.runtime.spine.errors import InputError
 
+SLOW_S = 3.0  # an open still waiting after this is checked by GStreamer itself (with python3-gi)
 GST_START_TIMEOUT_S = 30.0  # a GStreamer pipeline still not playing after this is reported (rtspsrc gives up at 20 s)
+# Sources a second client may open while OpenCV's open waits (a camera sensor may not be opened twice)
+NETWORK = re.compile(r"\b(rtspsrc|souphttpsrc|udpsrc|tcpclientsrc|rtmpsrc|srt(client)?src"
+                     r"|uri(decodebin3?|sourcebin))\b")
 
 
 def log_level(cv2: Any, level: str) -> None:
@@ -34,11 +39,8 @@ def has_gstreamer(cv2: Any) -> bool:
     return bool(re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()))
 
 
-def gst_parse_problem(pipeline: str) -> str | None:
-    """GStreamer's own complaint about a pipeline it cannot build (a missing element such as
-    nvarguscamerasrc, a syntax error), from Gst.parse_launch without starting it; None when it
-    builds, or when PyGObject (python3-gi) is not installed (it is optional). Needed because
-    OpenCV's GStreamer backend waits for ever on a pipeline whose source element does not exist."""
+def _gst() -> tuple[Any, Any] | None:
+    """(GLib, Gst) from PyGObject, initialised; None where python3-gi is not installed (optional)."""
     try:
         import gi
 
@@ -48,12 +50,46 @@ def gst_parse_problem(pipeline: str) -> str | None:
         return None
     if not Gst.is_initialized():
         Gst.init(None)
+    return GLib, Gst
+
+
+def gst_parse_problem(pipeline: str) -> str | None:
+    """GStreamer's own complaint about a pipeline it cannot build (a missing element such as
+    nvarguscamerasrc, a syntax error), from Gst.parse_launch without starting it; None when it
+    builds, or without python3-gi. Needed because OpenCV's GStreamer backend waits for ever on a
+    pipeline whose source element does not exist."""
+    if (gst := _gst()) is None:
+        return None
+    GLib, Gst = gst  # noqa: N806 - the libraries' own names
     try:
         element = Gst.parse_launch_full(pipeline, None, Gst.ParseFlags.FATAL_ERRORS)
     except GLib.Error as e:
         return e.message
     element.set_state(Gst.State.NULL)
     return None
+
+
+def gst_play_problem(pipeline: str, timeout: float) -> str | None:
+    """GStreamer's error when it plays the pipeline itself for up to `timeout` s ("rtspsrc: Could
+    not open resource for reading and writing."); None if none came, or without python3-gi. Asked
+    only after OpenCV's open failed without a reason or is slow (OpenCV 4.6 sometimes misses the
+    error and waits), never before a good open: a camera is not opened twice."""
+    if (gst := _gst()) is None:
+        return None
+    GLib, Gst = gst  # noqa: N806
+    try:
+        element = Gst.parse_launch_full(pipeline, None, Gst.ParseFlags.FATAL_ERRORS)
+    except GLib.Error as e:
+        return e.message
+    try:
+        element.set_state(Gst.State.PLAYING)
+        msg = element.get_bus().timed_pop_filtered(int(timeout * Gst.SECOND), Gst.MessageType.ERROR)
+        if msg is None:
+            return None
+        err = msg.parse_error()[0]
+        return f"{re.sub(r'[0-9]+$', '', msg.src.get_name())}: {err.message}"
+    finally:
+        element.set_state(Gst.State.NULL)
 
 
 def gst_reason(log: str) -> str | None:
@@ -69,8 +105,10 @@ def gst_reason(log: str) -> str | None:
     return warned[-1] if warned else None
 
 
-def _with_opencv_log(cv2: Any, fn: Callable[[], Any], timeout: float) -> tuple[Any, str, bool]:
-    """(fn(), what OpenCV logged meanwhile, finished). OpenCV's warnings are GStreamer's only way
+def _with_opencv_log(cv2: Any, fn: Callable[[], Any], timeout: float,
+                     meanwhile: Callable[[], str | None] | None = None) -> tuple[Any, str, bool, str | None]:
+    """(fn(), what OpenCV logged meanwhile, finished, problem). If fn is still running after
+    SLOW_S, `meanwhile()` may find the problem (then fn is abandoned). OpenCV's warnings are GStreamer's only way
     to say why a pipeline did not play; they go to file descriptor 2, so it is pointed at a
     temporary file for the call (lines other threads wrote to stderr meanwhile are passed on).
     fn runs in a thread and is abandoned after `timeout` s (OpenCV releases the GIL while it waits)."""
@@ -91,7 +129,13 @@ def _with_opencv_log(cv2: Any, fn: Callable[[], Any], timeout: float) -> tuple[A
         try:
             log_level(cv2, "WARNING")
             threading.Thread(target=call, name="gst-open", daemon=True).start()
-            finished = done.wait(timeout)
+            t0 = time.monotonic()
+            finished, problem = done.wait(min(SLOW_S, timeout)), None
+            if not finished and meanwhile is not None:
+                problem = meanwhile()
+                finished = done.is_set()
+            if not finished and problem is None:
+                finished = done.wait(max(0.0, timeout - (time.monotonic() - t0)))
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
@@ -104,7 +148,7 @@ def _with_opencv_log(cv2: Any, fn: Callable[[], Any], timeout: float) -> tuple[A
         print("\n".join(ours), file=sys.stderr, flush=True)
     if "error" in result:
         raise result["error"]
-    return result.get("value"), log, finished
+    return result.get("value"), log, finished, problem
 
 
 def _library_line(line: str) -> bool:
@@ -123,15 +167,22 @@ def open_gstreamer(cv2: Any, source: Source, what: str) -> Any:
     if problem:
         raise InputError(f"{what}: GStreamer cannot build it: {problem} (check the element names with "
                          "gst-inspect-1.0 and install the plugin that provides a missing one)")
-    cap, log, finished = _with_opencv_log(cv2, lambda: cv2.VideoCapture(source.target, cv2.CAP_GSTREAMER),
-                                          GST_START_TIMEOUT_S)
+    pipeline = str(source.target)
+    cap, log, finished, problem = _with_opencv_log(
+        cv2, lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER), GST_START_TIMEOUT_S,
+        meanwhile=(lambda: gst_play_problem(pipeline, GST_START_TIMEOUT_S - SLOW_S)) if NETWORK.search(pipeline)
+        else None)
+    if finished and cap is not None and cap.isOpened():
+        return cap
+    if cap is not None:
+        cap.release()
+    reason = problem or gst_reason(log) or (gst_play_problem(pipeline, 5.0) if finished else None)
+    if reason:
+        raise InputError(f"{what}: GStreamer cannot play it: {reason} (check the camera, the URL or the pipeline; "
+                         "gst-launch-1.0 runs it alone)")
     if not finished:
         raise InputError(f"{what}: GStreamer did not start it within {GST_START_TIMEOUT_S:.0f} s (a missing "
                          "element? install python3-gi for GStreamer's own reason, or run the pipeline with "
                          "gst-launch-1.0)")
-    if cap.isOpened():
-        return cap
-    cap.release()
-    reason = gst_reason(log) or "no reason given"
-    raise InputError(f"{what}: GStreamer cannot play it: {reason} (check the camera, the URL or the pipeline; "
-                     "gst-launch-1.0 runs it alone)")
+    raise InputError(f"{what}: GStreamer cannot play it, and gave no reason (check the camera, the URL or the "
+                     "pipeline; gst-launch-1.0 runs it alone)")
