@@ -258,3 +258,59 @@ def wait_for(cond, timeout: float, what: str, step: float = 0.05) -> None:
 def runtime_cmd(bin_dir: Path | None = None) -> list[str]:
     """The real `catdog-runtime` console script: the venv running the tests', or another venv's."""
     return [str((bin_dir or Path(sys.executable).parent) / "catdog-runtime")]
+
+
+class BurstyMjpegCamera:
+    """A real HTTP MJPEG camera on 127.0.0.1 that sends its frames in bursts: `burst` frames back to
+    back, then a pause, `fps` frames a second on average (as RTP and FFmpeg hand frames over in
+    bursts). Frame k shows photos[(k // per_image) % len(photos)]."""
+
+    def __init__(self, photos: list[Path], fps: float = 15.0, burst: int = 3, per_image: int = 15,
+                 size: tuple[int, int] = (160, 120)):
+        import http.server
+        import socketserver
+
+        import cv2
+
+        jpgs = [cv2.imencode(".jpg", cv2.resize(cv2.imread(str(p)), size))[1].tobytes() for p in photos]
+        self.sent = 0
+        self.stopped = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                k, t = 0, time.monotonic()
+                try:
+                    while not outer.stopped.is_set():
+                        for _ in range(burst):
+                            jpg = jpgs[(k // per_image) % len(jpgs)]
+                            self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                                             % len(jpg) + jpg + b"\r\n")
+                            self.wfile.flush()
+                            k += 1
+                            outer.sent = k
+                        t += burst / fps
+                        time.sleep(max(0.0, t - time.monotonic()))
+                except OSError:
+                    pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream.mjpg"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> "BurstyMjpegCamera":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from testkit.camera import (
     SYSTEM_PYTHON,
+    BurstyMjpegCamera,
     RtspCamera,
     SilentServer,
     build_jetson_venv,
@@ -30,8 +31,9 @@ from testkit.camera import (
 )
 from testkit.runtime import write_video
 
+from catdog.runtime.live.capture import MAX_KEPT, LatestFrameReader, open_capture
 from catdog.runtime.live.loop import TIMING_KEYS
-from catdog.runtime.live.sources import csi_pipeline
+from catdog.runtime.live.sources import csi_pipeline, open_source
 
 CLIP = ("cat.168.jpg", "dog.169.jpg")  # the shipped model labels both correctly, also squeezed to 320x240
 RTSPSRC = ("rtspsrc location={url} latency=0 protocols=tcp ! rtph264depay ! h264parse ! avdec_h264 ! videoconvert "
@@ -321,3 +323,29 @@ def test_newest_frame_never_a_queue_when_inference_is_slower_than_the_camera(cli
     captured = summary_int(r.stderr, r"frames\s+(\d+) captured")
     assert dropped > 30 and captured - 30 - dropped <= 3, r.stderr  # each frame classified, dropped or still waiting
     assert [index_of(x) for x in rows] == sorted({index_of(x) for x in rows})
+
+
+@pytest.mark.parametrize("max_kept", [1, MAX_KEPT])
+def test_frames_that_arrive_in_bursts_are_all_classified_when_inference_keeps_up(photos, max_kept):
+    """A camera that sends 3 frames back to back, 15 a second on average, and a consumer that takes
+    15 ms a frame (faster than the camera): the reader keeps the frames of a burst (each younger
+    than one frame interval), so every frame is classified once the stream runs; the single-slot
+    reader it replaced (max_kept=1) dropped the middle frame of every burst."""
+    with BurstyMjpegCamera(photos[:2], fps=15, burst=3) as cam:
+        source = open_source(cam.url)
+        reader = LatestFrameReader(lambda: open_capture(source), "burst", max_kept=max_kept).start()
+        got = []
+        try:
+            while len(got) < 60:
+                frame = reader.get(timeout=10)
+                assert frame is not None, reader.error
+                got.append(frame.index)
+                time.sleep(0.015)  # the classifier's work on the frame
+        finally:
+            reader.stop()
+    late = [i for i in got if i >= got[0] + 15]  # once FFmpeg's start-up frames are behind
+    missed = (late[-1] - late[0] + 1) - len(late)
+    if max_kept == 1:
+        assert missed >= len(late) // 4, (missed, got)  # about one frame in three
+    else:
+        assert missed == 0 and reader.dropped <= 15, (missed, reader.dropped, got)
