@@ -74,8 +74,13 @@ def test_timeouts_leave_the_api_alive(data_dir):
         assert 504 in statuses, f"no request timed out ({sorted(set(statuses))}): the case was not reached"
         assert set(statuses) <= {200, 504}
         time.sleep(0.5)  # the burst's batches drain
-        after = [s.request("POST", "/api/predict", photo, JPEG)[0] for _ in range(10)]
-        assert after.count(200) >= 7, after  # one at a time: ~10 ms each, far under 0.1 s
+        after: list[int] = []
+        for _ in range(10):  # one at a time: ~10 ms each, far under 0.1 s (a retry or two on a loaded machine)
+            for _ in range(4):
+                after.append(s.request("POST", "/api/predict", photo, JPEG)[0])
+                if after[-1] == 200:
+                    break
+        assert after.count(200) == 10, after  # before the fix: every one a 504, the batcher dead
         status, health = s.json("GET", "/healthz")
         assert status == 200 and health["status"] == "ok"
         assert s.metric('catdog_errors_total{kind="timeout"}') == statuses.count(504) + after.count(504)
