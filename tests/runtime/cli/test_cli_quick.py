@@ -23,6 +23,7 @@ TAKEN = [
     ["photos/", "--recursive", "--workers", "1", "--csv", "out.csv", "--labels", "names.txt", "--size", "240"],
     ["x.jpg", "--mean", "0.5,0.5,0.5", "--std", "0.25", "--bgr", "--scale", "0.5"],
     ["clip.mp4", "--save", "o.mp4", "--smooth", "3", "--topk", "2", "--realtime", "--max-frames", "9"],
+    ["rtsp://cam/s", "--json", "--timings"],
     ["0", "--reconnects", "0", "--show", "--trt-fp16", "--trt-int8", "--trt-cache", "c", "--device-id", "1"],
     ["x.jpg", "--unsure-below", "0.8", "--full-decode"],
     ["x.jpg", "--unsure-below", "1"],
