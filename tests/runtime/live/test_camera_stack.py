@@ -349,3 +349,22 @@ def test_frames_that_arrive_in_bursts_are_all_classified_when_inference_keeps_up
         assert missed >= len(late) // 4, (missed, got)  # about one frame in three
     else:
         assert missed == 0 and reader.dropped <= 15, (missed, reader.dropped, got)
+
+
+def test_serve_shows_the_live_stage_times_and_frame_age_in_metrics_and_latest(clip):
+    from testkit.serve import ServerProc
+
+    with RtspCamera(clip, fps=15, per_image=15) as cam:
+        s = ServerProc(cam.url)
+        try:
+            wait_for(lambda: s.metric("catdog_frame_age_seconds_count") >= 10, 30, "10 frames in /metrics")
+            status, latest = s.json("GET", "/api/latest")
+            assert status == 200
+            assert set(latest["stage_ms"]) == {"capture wait", "decode", "preprocess", "inference", "frame age"}
+            assert latest["stage_ms"]["frame age"] >= latest["stage_ms"]["inference"] > 0, latest["stage_ms"]
+            assert s.metric('catdog_stage_seconds_count{stage="capture wait"}') >= 10
+            assert s.metric('catdog_stage_seconds_count{stage="decode"}') >= 10
+            page = s.request("GET", "/")[2].decode()
+            assert "capture wait = for the next camera frame" in page
+        finally:
+            s.kill()
