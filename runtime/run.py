@@ -90,10 +90,11 @@ def run(o: RunOptions) -> int:
         return run_scaled(o)
     from catdog.runtime.live.sources import GST_PREFIX, csi_pipeline, open_source
 
-    if o.serve is not None:  # the [serve] extra, before anything loads
-        from catdog.runtime.serve.server import require_extra
+    serve_plan = None
+    if o.serve is not None:  # the [serve] extra, the address and the token, before anything loads
+        from catdog.runtime.serve.server import plan
 
-        require_extra()
+        serve_plan = plan(o, say)
     source = GST_PREFIX + csi_pipeline(o.csi) if o.csi is not None else o.source
     if not source and o.serve is None:
         raise InputError("give a SOURCE (image, folder, glob, video, camera index, URL or gst:PIPELINE) or --csi N")
@@ -104,7 +105,7 @@ def run(o: RunOptions) -> int:
     if o.serve is not None:
         from catdog.runtime.serve.server import start
 
-        serving = start(o, clf, model_line(clf), src.shown if src else None, say)
+        serving = start(o, clf, model_line(clf), src.shown if src else None, say, serve_plan)
     try:
         if src is None:
             return _api_only(clf, serving)

@@ -173,9 +173,26 @@ class ServeSink:
         pass
 
 
-def start(o: RunOptions, clf: Any, model: str, source: str | None, log: Callable[[str], None]) -> Serving:
-    """Start serving next to the run (raises InputError/OutputError before the first frame)."""
+@dataclass(frozen=True)
+class Plan:
+    """What --serve was told, checked: made before the model loads, so a missing extra, a bad
+    address or token file costs no model load (seconds on a Jetson, minutes with a TensorRT build)."""
+
+    host: str
+    port: int
+    token: str | None
+
+
+def plan(o: RunOptions, log: Callable[[str], None]) -> Plan:
     require_extra()
+    host, port = parse_address(o.serve or "")
+    return Plan(host, port, auth_token(o, host, log))
+
+
+def start(o: RunOptions, clf: Any, model: str, source: str | None, log: Callable[[str], None],
+          checked: Plan | None = None) -> Serving:
+    """Start serving next to the run (raises InputError/OutputError before the first frame)."""
+    checked = checked or plan(o, log)
     import uvicorn
 
     from catdog.runtime.engine.classifier import Classifier
@@ -185,8 +202,7 @@ def start(o: RunOptions, clf: Any, model: str, source: str | None, log: Callable
     from catdog.runtime.serve.metrics import Metrics
     from catdog.runtime.serve.protocol import Connections
 
-    host, port = parse_address(o.serve or "")
-    token = auth_token(o, host, log)
+    host, port, token = checked.host, checked.port, checked.token
     api = Classifier(clf.session, clf.metadata, batch_size=16, unsure_below=clf.unsure_below,
                      full_decode=clf.full_decode)  # its own buffers and timings, the run's session
     hub, batcher = Hub(o.max_viewers, o.stream_fps), Batcher(api, 16, o.batch_wait_ms / 1000.0)
