@@ -156,7 +156,7 @@ class Classifier:
                 s = self.spec.size
                 if self._buf is None or self._buf.shape[0] < n:
                     self._buf = np.empty((max(n, self.batch_size), s, s, 3), np.uint8)
-                batch = np.stack(crops, out=self._buf[:n])
+                batch = np.stack(list(crops), out=self._buf[:n])
             feed = batch if self.baked else normalize(batch, self.spec)
             if feed.dtype != self.session.input_dtype:
                 feed = feed.astype(self.session.input_dtype)
@@ -252,7 +252,7 @@ class Classifier:
                 for _, fut in pending:
                     fut.cancel()
 
-    def _run_group(self, group: list[tuple[str, Future | _Ready]]) -> Iterator[tuple[str, Prediction | str]]:
+    def _run_group(self, group: Sequence[tuple[str, Future | _Ready]]) -> Iterator[tuple[str, Prediction | str]]:
         results: list[Any] = []
         with Timer() as tw:
             for _, fut in group:

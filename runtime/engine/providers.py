@@ -85,7 +85,8 @@ def _fallback_banner(text: str) -> str | None:
     """onnxruntime's fallback banner (printed to stdout) -> its error line, or None."""
     lines = [ln.replace("*", "").strip() for ln in text.splitlines() if "EP Error" in ln]
     detail = [ln for ln in lines if ln != "EP Error"]  # not the banner's "*** EP Error ***" frame
-    return (detail or lines or [None])[0]
+    found = detail or lines
+    return found[0] if found else None
 
 
 def create_session(path: Path, name: str, opts: Any, providers: list[Any]) -> Any:

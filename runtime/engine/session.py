@@ -56,7 +56,7 @@ class Session:
         self.output_names = [o.name for o in ort_session.get_outputs()]
         self.output_shape = tuple(ort_session.get_outputs()[0].shape)
         self.warmup_output_shape = warmup_output_shape
-        self._binding = None
+        self._binding: Any = None  # onnxruntime's IOBinding, made on the first bound run
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run on one input batch; returns the first output."""
@@ -71,9 +71,9 @@ class Session:
     def _run_bound(self, x: np.ndarray) -> np.ndarray:
         # IO binding: the output stays on the device until we copy it once, and ORT does not
         # allocate a fresh host buffer per call for the copy in. On the session's own GPU.
-        if self._binding is None:
-            self._binding = self.ort.io_binding()
         b = self._binding
+        if b is None:
+            b = self._binding = self.ort.io_binding()
         b.bind_cpu_input(self.input_name, x)
         b.bind_output(self.output_names[0], "cuda", self.device_id)
         self.ort.run_with_iobinding(b)
@@ -174,14 +174,16 @@ def _trt_setup(req: Request, explicit: bool, fp16: bool, int8: bool, root: str |
     try:
         lib = trtlib.load_nvinfer(nvinfer)
     except ProviderError as e:
-        return _skip_or_raise(req, explicit, str(e))
+        _skip_or_raise(req, explicit, str(e))
+        return None
     inp, meta = _peek(req)
     kind = trtlib.int8_kind(meta)
     if int8:
         trtlib.check_trt_int8(meta, req.path)
     if kind == "asymmetric":
-        return _skip_or_raise(req, explicit, f"{req.path.name} is asymmetric INT8 (uint8 activations), which "
-                                             f"TensorRT cannot take; {trtlib.INT8_EXPORT_HINT}")
+        _skip_or_raise(req, explicit, f"{req.path.name} is asymmetric INT8 (uint8 activations), which "
+                                      f"TensorRT cannot take; {trtlib.INT8_EXPORT_HINT}")
+        return None
     int8 = int8 or kind == "symmetric"  # Q/DQ nodes need the builder's INT8 flag to build at all
     profile = trtlib.TrtProfile.for_batches(req.batches)
     filled = warmup_shape(inp.shape, inp.type, meta.spec.size if meta else 224, profile.opt_batch)

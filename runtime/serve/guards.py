@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -84,7 +85,8 @@ class Watched(StreamingResponse):
         self.st, self.kind, self.on_close = st, kind, on_close
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        st, dropped = self.st, []
+        st = self.st
+        dropped: list[bool] = []
         if st.connections is not None:
             st.connections.for_stream(scope)  # small buffers: a client that stops reading shows in seconds
 
@@ -147,7 +149,7 @@ async def image_body(request: Request, st: Any) -> tuple[bytes, str]:
         return {"type": "http.request", "body": data, "more_body": False}
 
     form = await Request(request.scope, replay).form(max_files=1, max_fields=4, max_part_size=st.max_body)
-    upload = next((v for v in form.values() if hasattr(v, "read")), None)
+    upload = next((v for v in form.values() if isinstance(v, UploadFile)), None)
     if upload is None:
         raise HTTPException(400, "the form has no file: send the image as a file field, e.g. curl -F file=@x.jpg")
     return await upload.read(), upload.filename or "upload"

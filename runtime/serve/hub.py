@@ -96,6 +96,8 @@ class Hub:
                 if self.closed:
                     return
                 frame, done = self._frame, self._frame_version
+            if frame is None:  # a record without an image (a photo run): nothing to encode
+                continue
             last = time.monotonic()
             ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             if ok:

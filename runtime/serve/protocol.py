@@ -9,6 +9,7 @@ scope's (client, server) addresses, so the app can drop a stream viewer that tak
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any, Callable
 
@@ -56,7 +57,7 @@ class Connections:
                 super().connection_made(transport)
                 self._catdog_key = conns.key(self.client, self.server)
                 conns.open[self._catdog_key] = self
-                self._catdog_timer = None
+                self._catdog_timer: asyncio.TimerHandle | None = None
                 self._catdog_arm()
 
             def _catdog_arm(self) -> None:

@@ -64,11 +64,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         import tempfile  # here, not at the top: a one-photo run writes nothing (cold start)
 
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as e:
         raise OutputError(f"cannot write to {path.parent}: {e.strerror}; choose a writable folder") from None
-    tmp = Path(tmp)
+    tmp = Path(tmp_name)
     keep_mode(tmp, path)
     try:
         yield tmp

@@ -48,8 +48,9 @@ def _parse_text(text: str, path: Path) -> list[str]:
     matches = [_IDX_LINE.match(line) for line in lines]
     if matches[0] is None and all(matches[1:]) and len(lines) > 1:
         matches, lines = matches[1:], lines[1:]  # a header line such as "idx,name"
-    if all(matches):
-        return _from_index_map([(int(m.group(1)), m.group(2)) for m in matches], path)
+    found = [m for m in matches if m is not None]
+    if len(found) == len(matches):
+        return _from_index_map([(int(m.group(1)), m.group(2)) for m in found], path)
     names = [line.strip() for line in lines]
     if "" in names:
         raise InputError(f"{path}: line {names.index('') + 1} is empty; one class name per line, no blank lines")
