@@ -90,6 +90,27 @@ def _glob(pattern: str) -> Source:
     return Source("files", pattern, tuple(images))
 
 
+def _openable(path: Path) -> str:
+    """The path OpenCV opens for a video. OpenCV takes a path as UTF-8 text and crashes (SIGSEGV) on a
+    name that is not (a file name's bytes need not be UTF-8 on Linux): such a file is opened through a
+    link with a plain name in a private temporary folder, removed when the process exits."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="catdog-video-")
+    atexit.register(shutil.rmtree, folder, True)
+    link = os.path.join(folder, "video" + path.suffix.lower())  # the suffix is one of VIDEO_SUFFIXES: ASCII
+    os.symlink(os.path.abspath(path), link)
+    return link
+
+
 def open_source(spec: str, recursive: bool = False) -> Source:
     """Classify SOURCE. Raises InputError for something that is none of the known kinds."""
     spec = str(spec)
@@ -110,7 +131,7 @@ def open_source(spec: str, recursive: bool = False) -> Source:
         return Source("files", spec, tuple(files))
     if path.exists() or path.is_symlink():
         if path.suffix.lower() in VIDEO_SUFFIXES:
-            return Source("video", spec, target=str(path))
+            return Source("video", spec, target=_openable(path))
         return Source("files", spec, (path,))  # anything else is tried as an image; errors name it
     if any(c in spec for c in "*?["):
         return _glob(spec)

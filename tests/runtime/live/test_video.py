@@ -286,3 +286,18 @@ def test_ctrl_c_stops_cleanly_with_summary_and_saved_video(models, photos, tmp_p
     saved = frames_of(out)
     assert 0 < len(saved) < 300  # what was shown so far is kept, as a finished, playable file
     assert sorted(x.name for x in tmp_path.iterdir()) == ["long.avi", "partial.avi"]
+
+
+def test_a_video_whose_name_is_not_utf8_is_classified(models, video_avi, tmp_path):
+    """OpenCV takes a path as UTF-8 text and crashed (SIGSEGV, exit -11) on a Linux file name whose
+    bytes are not UTF-8; the run opens it through a link in a private temp folder it removes."""
+    odd = tmp_path / os.fsdecode(b"\xffclip.avi")
+    odd.write_bytes(video_avi.read_bytes())
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    r = run_cli(odd, "--model", models["float"], "--json", "--max-frames", "3", env={**os.environ, "TMPDIR": str(tmp)})
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 3 and all(row["label"] for row in rows), rows
+    assert odd.read_bytes() == video_avi.read_bytes()  # the input is untouched
+    assert not list(tmp.glob("catdog-video-*"))  # the link's folder went with the process
