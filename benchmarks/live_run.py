@@ -110,10 +110,14 @@ def measure_cell(cfg: LiveBenchConfig, backend: str, fps: int, images: list[Path
             while not rt.lines and rt.p.poll() is None and time.perf_counter() < deadline:
                 time.sleep(0.05)
             if not rt.lines or "error" in rt.lines[0][1]:
+                ended = rt.p.poll()
                 rt.stop()
                 last = rt.lines[0][1].get("error") if rt.lines else None
                 why = last or next((e.strip() for e in reversed(rt.err) if e.strip()), "no frame, no message")
-                return {**cell, "error": f"no frame classified within {FIRST_FRAME_S:.0f} s: {why}"}
+                when = f"the runtime exited (code {ended}) before its first label" if ended is not None \
+                    else f"no frame classified within {FIRST_FRAME_S:.0f} s"
+                cell["error"] = f"{when}: {why}"
+                return cell  # the finally blocks add the runtime's exit and the camera's count
             time.sleep(max(0.0, rt.lines[0][0] + cfg.warmup_s - time.perf_counter()))
             sampler = Sampler({"runtime": rt.p.pid, "camera": cam.p.pid, "bench": os.getpid()})
             n_a, t_a = len(rt.lines), time.perf_counter()

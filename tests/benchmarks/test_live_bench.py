@@ -82,3 +82,15 @@ def test_live_refuses_bad_options_in_one_line(tmp_path, labeled_dir):
     res = runner.invoke(app, ["live", str(empty), "--out", str(tmp_path)])
     assert res.exit_code != 0 and "no photos" in res.output
     assert not Path(tmp_path / "live").exists()
+
+
+def test_a_runtime_that_cannot_read_the_camera_is_one_line_not_figures(tmp_path, labeled_dir):
+    """The pip OpenCV has no GStreamer: a gst: pipeline in this venv's runtime exits at once, and the
+    cell says so with the runtime's own reason instead of any figure."""
+    from catdog.benchmarks.live_run import measure_cell
+
+    cfg = LiveBenchConfig(labeled_dir, tmp_path, {"gstreamer": sys.executable}, camera_python=SYSTEM_PYTHON,
+                          size=(160, 120), seconds=1.0, warmup_s=0.0)
+    cell = measure_cell(cfg, "gstreamer", 15, sorted(labeled_dir.iterdir())[:2], False, log=lambda m: None)
+    assert set(cell) == {"backend", "fps", "error", "sent", "runtime_exit"}, cell
+    assert cell["error"].startswith("the runtime exited (code ") and "GStreamer" in cell["error"], cell
