@@ -134,7 +134,8 @@ def render(data: dict[str, Any]) -> str:
           "each backend's OpenCV goes (no camera pacing, no inference), decoder threads at their defaults; "
           "median of the repeats.", ""]
     L += md_table(["stream", "backend", "OpenCV", "frames", "ms/frame (median)", "repeats (ms/frame)"],
-                  [[f"{d['fps']} fps", d["backend"], d["opencv"], d["frames"], f"{d['ms_per_frame']:.2f}",
+                  [[f"{d['fps']} fps", d["backend"], f"error: {d['error']}", "", "", ""] if d.get("error") else
+                   [f"{d['fps']} fps", d["backend"], d["opencv"], d["frames"], f"{d['ms_per_frame']:.2f}",
                     ", ".join(f"{x:.2f}" for x in d["runs_ms_per_frame"])] for d in data["decode"]],
                   right=(3, 4))
     notes = observations(data)
@@ -183,7 +184,8 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
                    f"lag p50/p99 {_f(g['p50'])}/{_f(g['p99'])} ms; CPU {_f(u['cpu_percent'], '.0f')}%, "
                    f"RSS {_f(u['rss_mb_max'], '.0f')} MB")
     for d in data["decode"]:
-        out.append(f"decode alone, {d['backend']}, {d['fps']} fps stream: {d['ms_per_frame']:.2f} ms/frame")
+        out.append(f"decode alone, {d['backend']}, {d['fps']} fps stream: "
+                   + (f"error: {d['error']}" if d.get("error") else f"{d['ms_per_frame']:.2f} ms/frame"))
     for t in data["targets"]:
         out.append(f"{t['target']}: {t['measured']} ({'met' if t['met'] else 'NOT met'})")
     return out

@@ -57,14 +57,23 @@ def decode_alone(cfg: LiveBenchConfig, images: list[Path], ok: dict[str, bool], 
     with tempfile.TemporaryDirectory(prefix="catdog-live-") as tmp:
         for fps in cfg.fps:
             path = Path(tmp) / f"camera-{fps}fps.mkv"
-            tool(cfg.camera_python, "encode", str(path), "--images", ",".join(map(str, images)),
-                 "--size", f"{cfg.size[0]}x{cfg.size[1]}", "--fps", str(fps),
-                 "--frames-per-image", str(cfg.frames_per_image), "--frames", str(cfg.decode_frames))
+            try:
+                tool(cfg.camera_python, "encode", str(path), "--images", ",".join(map(str, images)),
+                     "--size", f"{cfg.size[0]}x{cfg.size[1]}", "--fps", str(fps),
+                     "--frames-per-image", str(cfg.frames_per_image), "--frames", str(cfg.decode_frames))
+                made = None
+            except (OSError, RuntimeError, ValueError) as e:
+                made = str(e)
             for b in cfg.backends:
                 if not ok.get(b):
                     continue
                 log(f"decode alone: {b}, the {fps} fps stream, {cfg.decode_repeats} x {cfg.decode_frames} frames")
-                r = tool(cfg.pythons[b], "decode", str(path), "--backend", b, "--repeats", str(cfg.decode_repeats))
+                try:  # a failure is one line in the report, not a traceback
+                    if made:
+                        raise RuntimeError(made)
+                    r = tool(cfg.pythons[b], "decode", str(path), "--backend", b, "--repeats", str(cfg.decode_repeats))
+                except (OSError, RuntimeError, ValueError) as e:
+                    r = {"backend": b, "error": str(e)}
                 rows.append({"fps": fps, **r})
     return rows
 
@@ -101,7 +110,10 @@ def lag_ms(stamps: list[tuple[float, int | None]], fps: int) -> list[float]:
 def measure_cell(cfg: LiveBenchConfig, backend: str, fps: int, images: list[Path], timings: bool,
                  log: Log) -> dict[str, Any]:
     cell: dict[str, Any] = {"backend": backend, "fps": fps}
-    cam = Camera(cfg, images, fps)
+    try:
+        cam = Camera(cfg, images, fps)
+    except RuntimeError as e:
+        return {**cell, "error": str(e)}
     try:
         source = cam.url if backend == "ffmpeg" else GST_SOURCE.format(url=cam.url)
         rt = Runtime(cfg.pythons[backend], source, cfg.model, timings, cfg.env)
