@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import fields
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import typer
 
@@ -26,11 +26,10 @@ def _signature() -> inspect.Signature:
         if f.name == "source":
             continue
         o, t = OPTIONS[f.name], types[f.name]
-        bounds = {k: v for k, v in (("min", o.min), ("max", o.max)) if v is not None}
         kind = list[t] if o.repeatable else t  # type: ignore[valid-type]
         params.append(inspect.Parameter(
             f.name, inspect.Parameter.KEYWORD_ONLY, annotation=t if t is bool else Optional[kind],
-            default=typer.Option(f.default, *o.flags, help=o.help, **bounds)))
+            default=typer.Option(cast(Any, f.default), *o.flags, help=o.help, min=o.min, max=o.max)))
     return inspect.Signature(params)
 
 

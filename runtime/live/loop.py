@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +22,7 @@ from catdog.runtime.live.video import Smoother, VideoSaver, draw_overlay
 from catdog.runtime.live.window import Window
 from catdog.runtime.spine.boundary import signals_deferred
 from catdog.runtime.spine.errors import ModelError, OutputError
+from catdog.runtime.spine.records import joined
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ LIVE_NOTES = {"capture wait": "waiting for the camera's next frame",
 @dataclass
 class LiveResult:
     frames: int = 0
-    labels: Counter | None = None
+    labels: Counter[str] = field(default_factory=Counter)
     error: str | None = None
     interrupted: KeyboardInterrupt | None = None  # the Ctrl-C or SIGTERM that stopped the run
     saved: Path | None = None
@@ -80,7 +81,7 @@ def _reader(source: Source, opts: LiveOptions, log: Callable[[str], None]) -> An
 def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any],
              log: Callable[[str], None] | None = None) -> LiveResult:
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    times, res = clf.times, LiveResult(labels=Counter())
+    times, res = clf.times, LiveResult()
     window = Window() if opts.show else None  # fails before the camera opens if there is no GUI
     reader = _reader(source, opts, log)
     saver = None
@@ -152,11 +153,13 @@ def run_live(clf: Classifier, source: Source, opts: LiveOptions, sinks: list[Any
     times.dropped = getattr(reader, "dropped", 0)
     if isinstance(reader, LatestFrameReader):
         times.captured = reader.captured
-    res.error = "; ".join(e for e in (res.error, getattr(reader, "error", None), res.save_error) if e) or None
-    if res.error:
+    failure = joined(source.shown, [("model", res.error), ("stream", getattr(reader, "error", None)),
+                                     ("output", res.save_error)])
+    res.error = failure.message if failure else None
+    if failure:
         times.failed += 1
         for sink in sinks:
-            sink.add(source.shown, res.error)
+            sink.add(source.shown, failure)
     return res
 
 

@@ -73,7 +73,7 @@ class VideoSaver:
         import cv2
 
         if self.writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*self.FOURCC[self.path.suffix.lower()])
+            fourcc = cv2.VideoWriter.fourcc(*self.FOURCC[self.path.suffix.lower()])
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:

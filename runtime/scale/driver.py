@@ -186,8 +186,18 @@ def _model(o: RunOptions, provider: str) -> tuple[Path, Any]:
     return path, clf
 
 
-def _check_flags(o: RunOptions) -> str:
-    """The provider the actors run; refuses flags that do not apply to a --ray run."""
+@dataclass(frozen=True)
+class Target:
+    """What a --ray run takes from the options once checked: none of it is None below here."""
+
+    provider: str  # what the actors run
+    source: str
+    out: Path
+    address: str  # --ray's value
+
+
+def _check_flags(o: RunOptions) -> Target:
+    """The run's Target; refuses flags that do not apply to a --ray run."""
     if o.ray is None:
         raise InputError("--out, --resume, --actors and --gpus-per-actor go with --ray")
     if o.out is None:
@@ -204,7 +214,7 @@ def _check_flags(o: RunOptions) -> str:
     provider = "cpu" if o.provider == "auto" else o.provider  # a driver without a GPU says nothing of the workers
     if provider not in RAY_PROVIDERS:
         raise InputError(f"--provider {o.provider}: --ray actors run on {' or '.join(RAY_PROVIDERS)}")
-    return provider
+    return Target(provider, o.source, o.out, o.ray)
 
 
 def execute(o: RunOptions, log: Log | None = None) -> Outcome:
@@ -214,17 +224,18 @@ def execute(o: RunOptions, log: Log | None = None) -> Outcome:
     from catdog.runtime.scale.sources import list_sources
     from catdog.runtime.spine.fileio import file_sha256
 
-    provider = _check_flags(o)
-    sources = list_sources(o.source, o.recursive)  # before the model and Ray: a typo fails fast
+    t = _check_flags(o)
+    provider = t.provider
+    sources = list_sources(t.source, o.recursive)  # before the model and Ray: a typo fails fast
     path, clf = _model(o, provider)
-    writer = PartWriter(o.out, Job(path.name, file_sha256(path), clf.classes), log or say)
+    writer = PartWriter(t.out, Job(path.name, file_sha256(path), clf.classes), log or say)
     todo = writer.open(sources, o.resume)
     r = Outcome(inputs=len(sources), skipped=len(sources) - len(todo), set_aside=writer.set_aside,
                 model=model_line(clf))
     if not todo:
         return r
     t0 = time.perf_counter()
-    ray, where = start_ray(o.ray)
+    ray, where = start_ray(t.address)
     r.ray_start_s = time.perf_counter() - t0
     try:
         res = ray.cluster_resources()
@@ -248,11 +259,12 @@ def run_scaled(o: RunOptions, log: Log | None = None) -> int:
     from catdog.runtime.spine.boundary import interrupt_exit
 
     log = log or say
+    out = _check_flags(o).out
     r = execute(o, log)
     if r.plan is None:
-        log(f"-- nothing to do: all {r.inputs} input(s) are in {o.out}")
+        log(f"-- nothing to do: all {r.inputs} input(s) are in {out}")
         return 0
-    summary(log, r, o.out)
+    summary(log, r, out)
     if r.stop is not None:
         return interrupt_exit(r.stop)
     return 1 if r.errors else 0

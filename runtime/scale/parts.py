@@ -215,7 +215,7 @@ class PartWriter:
         """The rows that count as done. An input listed k times needs k rows: a part that would give
         one more than that repeats another part's work (a copy vouched for by a copied entry, or two
         jobs on one OUT) and is set aside; the earlier part keeps its rows."""
-        need, done = Counter(sources), Counter()
+        need, done = Counter(sources), Counter[str]()
         first: dict[str, str] = {}
         for name, got in held.items():
             over = [s for s, k in got.items() if s in need and done[s] + k > need[s]]
