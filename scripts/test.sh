@@ -15,8 +15,8 @@
 #    No test skips for a missing one: each fails naming the apt-get command.
 # 2. A venv without torch (.venv-rt) with only the runtime's extras runs tests/runtime: it proves
 #    catdog.runtime never imports torch (nor Ray, which only the [ray] extra brings).
-# 3. The dev venv (.venv, or $VENV): `pip install -e '.[dev]'`, `ruff check .`, then pytest over the
-#    whole suite. Its closing line is the run's verdict, so it runs last.
+# 3. The dev venv (.venv, or $VENV): `pip install -e '.[dev]'`, `ruff check .`, mypy on the runtime
+#    (scripts/typecheck.sh), then pytest over the whole suite. Its closing line is the run's verdict, so it runs last.
 # Both venvs are reused when they exist (pip only adds what changed); CI's fresh clone has neither.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,7 +75,10 @@ rmdir "$away"
 venv=${VENV:-.venv}
 say "dev venv ($venv): install, lint, the whole suite"
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+venv=$(cd "$venv" && pwd)
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -e '.[dev]'
 "$venv/bin/ruff" check .
+say "type check: mypy on catdog.runtime (scripts/typecheck.sh)"
+bash scripts/typecheck.sh "$venv/bin/python"
 exec "$venv/bin/python" -m pytest
