@@ -38,6 +38,7 @@ from catdog.benchmarks.runners import make_runner
 from catdog.benchmarks.schema import ColdstartRow, FolderRow, Section
 from catdog.benchmarks.sections import Inputs
 from catdog.runtime.spine.errors import InputError, ModelError
+from catdog.runtime.spine.records import Failure
 from catdog.runtime.spine.spec import PreprocessSpec
 
 HERE = Path(__file__).parent
@@ -201,7 +202,7 @@ def folder_classifier(model: Path, threads: int | None, *, full_decode: bool = F
 
 def _runtime_folder(model: Path, files: list[Path], threads: int | None) -> list[str]:
     clf = folder_classifier(model, threads)
-    return [p if isinstance(p, str) else p.label for _, p in clf.iter_predict(files)]
+    return [p.message if isinstance(p, Failure) else p.label for _, p in clf.iter_predict(files)]
 
 
 def _bare_folder(model: Path, files: list[Path], threads: int | None) -> list[str]:

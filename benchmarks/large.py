@@ -27,6 +27,7 @@ from catdog.benchmarks.schema import Record, Section
 from catdog.benchmarks.sections import Inputs
 from catdog.runtime.spine.fileio import atomic_path
 from catdog.runtime.spine.metrics import format_accuracy
+from catdog.runtime.spine.records import Failure
 
 LARGE_PIXELS = 12_000_000  # a 4000x3000 phone photo
 NOISE_SIGMA = 2.0  # grey levels: sensor noise, so the upscale is not unnaturally smooth for the encoder
@@ -97,7 +98,7 @@ def _classify(art: Artifact, files: list[Path], full_decode: bool, threads: int 
     t0 = time.perf_counter()
     clf = folder_classifier(art.path, threads, full_decode=full_decode)
     clf.reset_times()
-    labels = [p if isinstance(p, str) else p.label for _, p in clf.iter_predict(files)]
+    labels = [p.message if isinstance(p, Failure) else p.label for _, p in clf.iter_predict(files)]
     secs = time.perf_counter() - t0
     return secs, labels, {s: clf.times.mean_ms(s) for s in ("decode", "preprocess", "inference")}
 

@@ -7,22 +7,28 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from catdog.runtime.engine.stats import model_line, summary_text
 from catdog.runtime.options import RunOptions, read_paths, spec_overrides
 from catdog.runtime.spine.boundary import interrupt_exit, interrupt_reason, say, signals_deferred
 from catdog.runtime.spine.errors import InputError
 
+if TYPE_CHECKING:  # imported inside run(): cold start
+    from catdog.runtime.engine.classifier import Classifier
+    from catdog.runtime.live.sinks import Sink
+    from catdog.runtime.live.sources import Source
+    from catdog.runtime.serve.server import Serving
+
 EXIT_SOME_FAILED = 1
 
 
-def _summary(clf: Any, title: str, extra: list[tuple[str, str]] = ()) -> None:
+def _summary(clf: Classifier, title: str, extra: list[tuple[str, str]] = ()) -> None:
     rows = [("model", model_line(clf)), ("provider", clf.session.provider), *clf.times.summary_rows(), *extra]
     print(summary_text(title, rows), file=sys.stderr, flush=True)
 
 
-def _run_files(clf: Any, files: tuple[Path, ...], sinks: list[Any]) -> KeyboardInterrupt | None:
+def _run_files(clf: Classifier, files: tuple[Path, ...], sinks: list[Sink]) -> KeyboardInterrupt | None:
     """Returns the Ctrl-C / SIGTERM that stopped it, if one did. Progress on stderr only for an
     interactive terminal."""
     if len(files) < 2 or not sys.stderr.isatty():  # no progress bar: skip importing rich for it
@@ -50,12 +56,12 @@ def _run_files(clf: Any, files: tuple[Path, ...], sinks: list[Any]) -> KeyboardI
     return None
 
 
-def _run_batch(batch: int, src: Any) -> int:
+def _run_batch(batch: int, src: Source) -> int:
     """The largest batch this run feeds: live sources go frame by frame, files up to --batch."""
     return max(1, min(batch, len(src.files))) if src.kind == "files" else 1
 
 
-def _inputs(o: RunOptions, src: Any) -> list[Path]:
+def _inputs(o: RunOptions, src: Source) -> list[Path]:
     """Every file the run reads: the images or the video, the files the options name (--model,
     --labels, ...), and the shipped models (what --model NAME or no --model opens)."""
     from catdog.runtime.engine.shipped import SHIPPED, shipped_model
@@ -70,7 +76,7 @@ def _inputs(o: RunOptions, src: Any) -> list[Path]:
     return files + read_paths(o)
 
 
-def _outputs(o: RunOptions, src: Any) -> tuple[Path | None, Path | None]:
+def _outputs(o: RunOptions, src: Source) -> tuple[Path | None, Path | None]:
     """--csv and --save checked (spine.fileio.check_output_file): never an input (_inputs), a folder
     or a read-only file. --save applies to frame sources only (image runs ignore it, and say so)."""
     from catdog.runtime.spine.fileio import check_output_file
@@ -117,7 +123,7 @@ def run(o: RunOptions) -> int:
             serving.stop()
 
 
-def _classifier(o: RunOptions, src: Any) -> Any:
+def _classifier(o: RunOptions, src: Source | None) -> Classifier:
     from catdog.runtime.engine.classifier import Classifier
     from catdog.runtime.engine.shipped import resolve_model
 
@@ -130,17 +136,17 @@ def _classifier(o: RunOptions, src: Any) -> Any:
                                 spinning=not many)  # see open_session
 
 
-def _sinks(o: RunOptions, clf: Any, csv_path: Path | None) -> list[Any]:
+def _sinks(o: RunOptions, clf: Classifier, csv_path: Path | None) -> list[Sink]:
     from catdog.runtime.live.sinks import CsvSink, JsonSink
 
-    sinks: list[Any] = [JsonSink()] if o.json_out else []
+    sinks: list[Sink] = [JsonSink()] if o.json_out else []
     if csv_path:
         sinks.append(CsvSink(csv_path, clf.classes))
     clf.reset_times()
     return sinks
 
 
-def _files(o: RunOptions, clf: Any, src: Any, csv_path: Path | None, serving: Any) -> int:
+def _files(o: RunOptions, clf: Classifier, src: Source, csv_path: Path | None, serving: Serving | None) -> int:
     from catdog.runtime.live.sinks import AccuracySink, TableSink
 
     sinks = _sinks(o, clf, csv_path)
@@ -162,7 +168,8 @@ def _files(o: RunOptions, clf: Any, src: Any, csv_path: Path | None, serving: An
     return EXIT_SOME_FAILED if clf.times.failed else 0
 
 
-def _live(o: RunOptions, clf: Any, src: Any, csv_path: Path | None, save_path: Path | None, serving: Any) -> int:
+def _live(o: RunOptions, clf: Classifier, src: Source, csv_path: Path | None, save_path: Path | None,
+          serving: Serving | None) -> int:
     from catdog.runtime.live.loop import LiveOptions, run_live
 
     sinks = _sinks(o, clf, csv_path)
@@ -186,7 +193,7 @@ def _live(o: RunOptions, clf: Any, src: Any, csv_path: Path | None, save_path: P
     return EXIT_SOME_FAILED if clf.times.failed else 0
 
 
-def _api_only(clf: Any, serving: Any) -> int:
+def _api_only(clf: Classifier, serving: Serving) -> int:
     """--serve without SOURCE: the API alone, until Ctrl-C or SIGTERM."""
     import time
 
@@ -199,7 +206,7 @@ def _api_only(clf: Any, serving: Any) -> int:
     raise InputError(f"the server on {serving.url} stopped by itself; see the lines above")
 
 
-def _served(serving: Any) -> list[tuple[str, str]]:
+def _served(serving: Serving | None) -> list[tuple[str, str]]:
     if serving is None:
         return []
     b, hub = serving.batcher, serving.hub

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, Union
 
@@ -22,28 +21,14 @@ from catdog.runtime.spine.labels import load_labels
 from catdog.runtime.spine.metadata import ModelMetadata
 from catdog.runtime.spine.metrics import softmax
 from catdog.runtime.spine.preprocess import normalize, resize_crop
+from catdog.runtime.spine.records import UNSURE, Failure, Prediction, Record
 from catdog.runtime.spine.spec import PreprocessSpec
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
-UNSURE = "unsure"  # the label of a prediction whose top probability is below `unsure_below`
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str  # a class name, or UNSURE
-    index: int  # the top class's index (also when the label is UNSURE)
-    score: float  # the top class's probability (calibrated when the model carries a temperature)
-    probs: dict[str, float]
-
-    @property
-    def unsure(self) -> bool:
-        return self.label == UNSURE
-
-    def top(self, k: int) -> list[tuple[str, float]]:
-        return sorted(self.probs.items(), key=lambda kv: kv[1], reverse=True)[:k]
+Loaded = Union[tuple[np.ndarray, float, float], Failure]  # a decoded crop with its decode and resize s, or why not
 
 
 class Classifier:
@@ -189,12 +174,12 @@ class Classifier:
         return (f"{self.session.path.name} gave NaN/inf scores (broken weights, or an input that overflows "
                 "the model); re-export the model")
 
-    def predictions(self, probs: np.ndarray) -> list[Prediction | str]:
-        """One Prediction per row, or the error message for a row of NaN/inf scores."""
+    def predictions(self, probs: np.ndarray) -> list[Record]:
+        """One Prediction per row, or a model Failure (no source yet) for a row of NaN/inf scores."""
         with Timer() as t:
             rows, idx = probs.tolist(), probs.argmax(axis=1).tolist()
             finite = np.isfinite(probs).all(axis=1).tolist()
-            preds: list[Prediction | str] = [self._make(i, r) if ok else self._nonfinite()
+            preds: list[Record] = [self._make(i, r) if ok else Failure("model", self._nonfinite())
                                              for i, r, ok in zip(idx, rows, finite, strict=True)]
         self.times.add("postprocess", t.s, 0)
         return preds
@@ -209,20 +194,21 @@ class Classifier:
         for start in range(0, len(images), self.batch_size):
             crops = [self.load(im)[0] for im in images[start : start + self.batch_size]]
             for p in self.predictions(self.infer_crops(crops)):
-                if isinstance(p, str):
-                    raise ModelError(p)
+                if isinstance(p, Failure):
+                    raise ModelError(p.message)
                 preds.append(p)
         return preds
 
     def predict_folder(self, folder: str | os.PathLike, *, recursive: bool = False
-                       ) -> Iterator[tuple[str, Prediction | str]]:
+                       ) -> Iterator[tuple[str, Record]]:
         from catdog.runtime.spine.folders import list_images
 
         return self.iter_predict(list_images(Path(folder), recursive))
 
-    def iter_predict(self, sources: Iterable[ImageLike]) -> Iterator[tuple[str, Prediction | str]]:
-        """Yield (source, Prediction | error message) in input order. Decoding and resizing run in
-        `workers` threads (OpenCV releases the GIL) while the session runs the previous batch."""
+    def iter_predict(self, sources: Iterable[ImageLike]) -> Iterator[tuple[str, Record]]:
+        """Yield (source, Prediction | Failure) in input order; a Failure's message names the source.
+        Decoding and resizing run in `workers` threads (OpenCV releases the GIL) while the session
+        runs the previous batch."""
         if isinstance(sources, (list, tuple)) and len(sources) == 1:
             # One photo: nothing to overlap, so no decode pool (concurrent.futures also imports
             # logging: ~8 ms of a one-photo cold start).
@@ -232,7 +218,7 @@ class Classifier:
 
         bs = self.batch_size
         it = iter(sources)
-        pending: deque[tuple[str, Future]] = deque()
+        pending: deque[tuple[str, Future[Loaded]]] = deque()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
             def fill() -> None:
                 while len(pending) < 2 * bs + self.workers:
@@ -252,36 +238,37 @@ class Classifier:
                 for _, fut in pending:
                     fut.cancel()
 
-    def _run_group(self, group: Sequence[tuple[str, Future | _Ready]]) -> Iterator[tuple[str, Prediction | str]]:
-        results: list[Any] = []
+    def _run_group(self, group: Sequence[tuple[str, Future[Loaded] | _Ready]]) -> Iterator[tuple[str, Record]]:
+        results: list[Loaded] = []
         with Timer() as tw:
             for _, fut in group:
                 results.append(fut.result())
         self.times.add("capture wait", tw.s, len(group))
         crops = []
         for r in results:
-            if not isinstance(r, str):
+            if not isinstance(r, Failure):
                 crops.append(r[0])
                 self.times.add("decode", r[1])
                 self.times.add("preprocess", r[2], 0)
         preds = iter(self.predictions(self.infer_crops(crops)) if crops else [])
         for (name, _), r in zip(group, results, strict=True):
-            r = next(preds) if not isinstance(r, str) else r
-            if isinstance(r, str):  # unreadable, or NaN/inf scores: an error, never a label
+            rec = next(preds) if not isinstance(r, Failure) else r
+            if isinstance(rec, Failure):  # unreadable, or NaN/inf scores: an error, never a label
                 self.times.failed += 1
-                yield name, r if r.startswith(name) else f"{name}: {r}"
+                msg = rec.message
+                yield name, Failure(rec.kind, msg if msg.startswith(name) else f"{name}: {msg}", name)
             else:
                 self.times.items += 1
-                yield name, r
+                yield name, rec
 
 
 class _Ready:
     """A load already done, in the shape of the Future _run_group waits on."""
 
-    def __init__(self, value: Any):
+    def __init__(self, value: Loaded):
         self.value = value
 
-    def result(self) -> Any:
+    def result(self) -> Loaded:
         return self.value
 
 
@@ -289,12 +276,12 @@ def _name(source: ImageLike) -> str:
     return "<array>" if isinstance(source, np.ndarray) else str(source)
 
 
-def _safe_load(clf: Classifier, source: ImageLike) -> tuple[np.ndarray, float, float] | str:
+def _safe_load(clf: Classifier, source: ImageLike) -> Loaded:
     try:
         return clf.load(source)
     except CatdogError as e:
-        return str(e)
+        return Failure.of(e, _name(source))
     except Exception as e:  # noqa: BLE001 - one odd file (cv2.error, MemoryError) must not end a folder run
-        return f"{source}: {type(e).__name__}: {error_line(e, last=True)}"
+        return Failure("input", f"{source}: {type(e).__name__}: {error_line(e, last=True)}", _name(source))
 
 

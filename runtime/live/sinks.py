@@ -5,41 +5,23 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from catdog.runtime.engine.classifier import Prediction
 from catdog.runtime.spine.fileio import atomic_write, check_writable_dir
 from catdog.runtime.spine.folders import flat_label
-
-Result = Prediction | str  # a Prediction, or the error message for that input
-
-
-def text_name(text: str) -> str:
-    """A file name (or a message holding one) as valid UTF-8 text: the bytes of a name that are not
-    UTF-8, which Python keeps as surrogate escapes, become \\xNN (a UTF-8 stdout, JSON and CSV
-    cannot hold them as they are)."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        try:
-            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        except UnicodeEncodeError:
-            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+from catdog.runtime.spine.records import Failure, Record
+from catdog.runtime.spine.serialize import csv_header, csv_row, json_line, table_lines
 
 
-def json_line(source: str, result: Result, extra: dict[str, Any] | None = None) -> str:
-    """One JSON object; `extra` adds fields to a result's (--timings). allow_nan=False: NaN is not
-    JSON (the Classifier never lets one through)."""
-    if isinstance(result, str):
-        return json.dumps({"source": text_name(source), "error": text_name(result)}, ensure_ascii=False)
-    return json.dumps({"source": text_name(source), "label": result.label, "score": float(result.score),
-                       "probs": {k: float(v) for k, v in result.probs.items()}, **(extra or {})},
-                      ensure_ascii=False, allow_nan=False)
+class Sink(Protocol):
+    """Where a run hands each input's record, in input order; close() once at the end."""
+
+    def add(self, source: str, result: Record) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class JsonSink:
@@ -48,7 +30,7 @@ class JsonSink:
     def __init__(self, out: TextIO | None = None):
         self.out = out or sys.stdout
 
-    def add(self, source: str, result: Result, extra: dict[str, Any] | None = None) -> None:
+    def add(self, source: str, result: Record, extra: dict[str, Any] | None = None) -> None:
         self.out.write(json_line(source, result, extra) + "\n")
         self.out.flush()
 
@@ -58,77 +40,46 @@ class JsonSink:
 
 class CsvSink:
     """Collects rows and writes FILE once, atomically: an interrupted run never leaves half a CSV.
-    One probability column per class when there are few classes; the top 5 as text otherwise."""
-
-    MAX_CLASS_COLUMNS = 32
+    The columns are serialize.csv_header's (a probability per class, or the top 5 past 32 classes)."""
 
     def __init__(self, path: str | os.PathLike, classes: tuple[str, ...]):
         self.path = Path(path)
         check_writable_dir(self.path.parent, create=False)  # fail before the run; the folder comes with the file
         self.classes = classes
-        self.rows: list[list[Any]] = []
+        self.rows: list[list[str | int]] = []
 
-    def _extra(self) -> list[str]:
-        return [f"p_{c}" for c in self.classes] if len(self.classes) <= self.MAX_CLASS_COLUMNS else ["top5"]
-
-    def add(self, source: str, result: Result) -> None:
-        source = text_name(source)
-        if isinstance(result, str):  # every row as wide as the header
-            self.rows.append([source, "", "", "", text_name(result)] + [""] * len(self._extra()))
-        elif len(self.classes) <= self.MAX_CLASS_COLUMNS:
-            self.rows.append([source, result.label, result.index, f"{result.score:.6f}", ""]
-                             + [f"{result.probs[c]:.6f}" for c in self.classes])
-        else:
-            top = "; ".join(f"{k}={v:.4f}" for k, v in result.top(5))
-            self.rows.append([source, result.label, result.index, f"{result.score:.6f}", "", top])
+    def add(self, source: str, result: Record) -> None:
+        self.rows.append(csv_row(source, result, self.classes))
 
     def close(self) -> None:
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["source", "label", "index", "score", "error", *self._extra()])
+        w.writerow(csv_header(self.classes))
         w.writerows(self.rows)
         atomic_write(self.path, buf.getvalue())
 
 
 class TableSink:
-    """A readable table on stdout at the end (rows keep input order). Plain aligned text, not rich:
-    importing rich to print a few rows was ~40 ms of a one-photo run's cold start, and plain lines
-    print the same on a terminal, in a pipe and under grep (a path is never folded)."""
+    """A readable table on stdout at the end (rows keep input order; serialize.table_lines). Plain
+    aligned text, not rich: importing rich to print a few rows was ~40 ms of a one-photo run's cold
+    start, and plain lines print the same on a terminal, in a pipe and under grep (a path is never
+    folded)."""
 
     def __init__(self, topk: int = 1, stream: TextIO | None = None):
         self.topk = max(1, topk)
         self.stream = stream
-        self.rows: list[tuple[str, Result]] = []
+        self.rows: list[tuple[str, Record]] = []
 
-    def add(self, source: str, result: Result) -> None:
+    def add(self, source: str, result: Record) -> None:
         self.rows.append((source, result))
 
     def lines(self) -> list[str]:
-        head = ("source", "label" if self.topk == 1 else f"top {self.topk}", "score")
-        cells: list[tuple[str, str, str]] = []
-        for source, r in self.rows:
-            source = _printable(source)
-            if isinstance(r, str):
-                cells.append((source, "error", _printable(r)))
-                continue
-            top = [(r.label, r.score)] if self.topk == 1 else r.top(self.topk)  # r.label may be 'unsure'
-            for i, (label, p) in enumerate(top):  # top-k: one line per class
-                cells.append((source if i == 0 else "", _printable(label), f"{p:.3f}"))
-        w0 = max(len(c[0]) for c in [head, *cells])
-        w1 = max(len(c[1]) for c in [head, *cells])
-        # The score column is right-aligned to its header; an error message runs on past it.
-        return [f"{a:<{w0}}  {b:<{w1}}  {c:>5}".rstrip() for a, b, c in [head, *cells]]
+        return table_lines(self.rows, self.topk)
 
     def close(self) -> None:
         out = self.stream or sys.stdout
         out.write("\n".join(self.lines()) + "\n")
         out.flush()
-
-
-def _printable(text: str) -> str:
-    """A file name may hold a newline or an escape sequence: show it, never let it move the cursor."""
-    text = text_name(text)
-    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class AccuracySink:
@@ -144,8 +95,8 @@ class AccuracySink:
         p = Path(source)
         return p.parent.name if p.parent.name in self.classes else flat_label(p.name)
 
-    def add(self, source: str, result: Result) -> None:
-        if isinstance(result, str):
+    def add(self, source: str, result: Record) -> None:
+        if isinstance(result, Failure):
             return
         truth = self._truth(source)
         if truth not in self.classes:
@@ -165,11 +116,3 @@ class AccuracySink:
             return []
         rows = [("accuracy", f"{format_accuracy(self.correct, self.n)}, labels from file/folder names")]
         return rows + ([("unsure", f"{self.unsure} of {self.n}")] if self.unsure else [])
-
-
-
-
-
-
-
-

@@ -13,8 +13,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from catdog.runtime.engine.classifier import Classifier, ImageLike, Prediction
+from catdog.runtime.engine.classifier import Classifier, ImageLike
 from catdog.runtime.spine.errors import InputError, error_line
+from catdog.runtime.spine.serialize import parquet_row
 from catdog.runtime.spine.spec import PreprocessSpec
 
 URI_MARK = "://"
@@ -94,17 +95,6 @@ class ClassifyBlock:
     def __call__(self, batch: Mapping[str, np.ndarray]) -> Any:
         import pyarrow as pa
 
-        rows: dict[str, list[Any]] = {name: [] for name in self.schema.names}
-        for source, result in self.clf.iter_predict([str(s) for s in batch["source"]]):
-            rows["source"].append(source)
-            if isinstance(result, Prediction):
-                rows["label"].append(result.label)
-                rows["score"].append(float(result.score))
-                rows["probs"].append({k: float(v) for k, v in result.probs.items()})
-                rows["error"].append(None)
-            else:
-                rows["label"].append(None)
-                rows["score"].append(None)
-                rows["probs"].append(None)
-                rows["error"].append(result)
-        return pa.table(rows, schema=self.schema)
+        rows = [parquet_row(source, record) for source, record in self.clf.iter_predict(
+            [str(s) for s in batch["source"]])]
+        return pa.Table.from_pylist(rows, schema=self.schema)

@@ -23,13 +23,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from catdog.runtime.live.sinks import json_line
 from catdog.runtime.serve.batcher import StoppedError
 from catdog.runtime.serve.feed import Feed
 from catdog.runtime.serve.guards import BodyError, HostCheck, Watched, image_body, request_timeout
 from catdog.runtime.serve.guards import error as _error
 from catdog.runtime.serve.page import PAGE
 from catdog.runtime.spine.errors import CatdogError
+from catdog.runtime.spine.records import Failure
+from catdog.runtime.spine.serialize import api_error, api_json
 
 COOKIE = "catdog_session"
 BOUNDARY = "frame"
@@ -159,7 +160,7 @@ async def predict(request: Request, st: ServeState) -> Response:
     except CatdogError as e:
         st.batcher.submit(None)
         st.metrics.errors.labels("bad_image").inc()
-        raise HTTPException(400, str(e)) from None
+        return _failed(Failure.of(e, name))
     except BaseException:
         st.batcher.submit(None)
         raise
@@ -171,12 +172,17 @@ async def predict(request: Request, st: ServeState) -> Response:
     except StoppedError as e:
         st.metrics.errors.labels("stopped").inc()
         raise HTTPException(503, str(e)) from None
-    if isinstance(pred, str):  # NaN/inf scores: the model's fault, not the request's
-        st.metrics.errors.labels("model").inc()
-        return _error(500, pred)
+    if isinstance(pred, Failure):  # NaN/inf scores: the model's fault (a 500), not the request's
+        st.metrics.errors.labels(pred.kind).inc()
+        return _failed(pred)
     st.metrics.predictions.labels("api").inc()
     st.metrics.request.observe(time.perf_counter() - t0)
-    return Response(json_line(name, pred), media_type="application/json")
+    return Response(api_json(name, pred), media_type="application/json")
+
+
+def _failed(failure: Failure) -> Response:
+    status, body = api_error(failure)
+    return JSONResponse(body, status_code=status)
 
 
 async def healthz(request: Request) -> Response:

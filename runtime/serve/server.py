@@ -18,9 +18,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from catdog.runtime.live.sinks import text_name
 from catdog.runtime.options import RunOptions
 from catdog.runtime.spine.errors import InputError, OutputError
+from catdog.runtime.spine.records import Failure, Prediction, Record
+from catdog.runtime.spine.serialize import live_record, text_name
 
 TOKEN_ENV = "CATDOG_TOKEN"
 EXTRA = "pip install 'catdog-edge[serve]'"
@@ -127,14 +128,13 @@ class Serving:
     provider: str
     source: str | None
 
-    def record(self, source: str, pred: Any, frame: int | None, fps: float, stage_ms: dict[str, float],
+    def record(self, source: str, pred: Prediction, frame: int | None, fps: float, stage_ms: dict[str, float],
                topk: int = 5) -> dict[str, Any]:
-        return {"source": text_name(source), "frame": frame, "time": time.time(), "label": pred.label,
-                "score": float(pred.score), "topk": [[k, float(v)] for k, v in pred.top(topk)],
-                "probs": {k: float(v) for k, v in pred.probs.items()}, "unsure": pred.unsure,
-                "stage_ms": stage_ms, "fps": fps, "model": self.model, "provider": self.provider}
+        """The newest prediction as /api/latest and /api/events serve it (serialize.live_record)."""
+        return live_record(source, pred, frame=frame, time=time.time(), fps=fps, stage_ms=stage_ms,
+                           model=self.model, provider=self.provider, topk=topk)
 
-    def on_frame(self, image: np.ndarray, pred: Any, name: str, index: int, fps: float,
+    def on_frame(self, image: np.ndarray, pred: Prediction, name: str, index: int, fps: float,
                  stage_ms: dict[str, float]) -> None:
         """A live frame, already annotated: the newest frame and prediction for every viewer."""
         self.hub.source_alive = True
@@ -162,9 +162,9 @@ class ServeSink:
     def __init__(self, serving: Serving):
         self.serving = serving
 
-    def add(self, source: str, result: Any) -> None:
-        if isinstance(result, str):
-            self.serving.metrics.errors.labels("input").inc()
+    def add(self, source: str, result: Record) -> None:
+        if isinstance(result, Failure):  # counted by its kind: an unreadable file, or the model's NaN
+            self.serving.metrics.errors.labels(result.kind).inc()
             return
         self.serving.metrics.predictions.labels("run").inc()
         self.serving.hub.publish(self.serving.record(source, result, None, 0.0, {}))

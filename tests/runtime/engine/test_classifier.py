@@ -16,6 +16,7 @@ from catdog.runtime.spine.errors import InputError, MetadataError, ModelError, P
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.labels import load_labels
 from catdog.runtime.spine.preprocess import preprocess
+from catdog.runtime.spine.records import Failure
 
 
 def expected_probs(path, spec=SPEC, classes=2):
@@ -193,7 +194,9 @@ def test_iter_predict_keeps_order_and_reports_bad_files(models, photos, tmp_path
     clf = Classifier.from_file(models["float"], batch_size=2, workers=2, provider="cpu")
     out = list(clf.iter_predict(sources))
     assert [s for s, _ in out] == [str(p) for p in sources]
-    assert isinstance(out[1][1], str) and "bad.jpg: empty file" in out[1][1]
+    fail = out[1][1]  # a Failure that keeps its kind and its source, its message naming the file
+    assert isinstance(fail, Failure) and fail.kind == "input" and fail.source == str(bad)
+    assert fail.message.startswith(str(bad)) and "bad.jpg: empty file" in fail.message
     assert all(isinstance(r, Prediction) for i, (_, r) in enumerate(out) if i != 1)
     assert clf.times.items == 3 and clf.times.failed == 1
     with pytest.raises(InputError, match="bad.jpg: empty file"):
