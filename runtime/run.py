@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from catdog.runtime.engine.stats import model_line, summary_text
 from catdog.runtime.options import RunOptions, read_paths, spec_overrides
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported inside run(): cold start
 EXIT_SOME_FAILED = 1
 
 
-def _summary(clf: Classifier, title: str, extra: list[tuple[str, str]] = ()) -> None:
+def _summary(clf: Classifier, title: str, extra: Sequence[tuple[str, str]] = ()) -> None:
     rows = [("model", model_line(clf)), ("provider", clf.session.provider), *clf.times.summary_rows(), *extra]
     print(summary_text(title, rows), file=sys.stderr, flush=True)
 
@@ -67,7 +67,7 @@ def _inputs(o: RunOptions, src: Source) -> list[Path]:
     from catdog.runtime.engine.shipped import SHIPPED, shipped_model
     from catdog.runtime.spine.errors import CatdogError
 
-    files = [*src.files] if src.kind == "files" else [Path(src.target)] if src.kind == "video" else []
+    files = [*src.files] if src.kind == "files" else [Path(str(src.target))] if src.kind == "video" else []
     for name in SHIPPED:
         try:
             files.append(shipped_model(name))
@@ -114,6 +114,7 @@ def run(o: RunOptions) -> int:
         serving = start(o, clf, model_line(clf), src.shown if src else None, say, serve_plan)
     try:
         if src is None:
+            assert serving is not None  # no SOURCE only with --serve (checked above)
             return _api_only(clf, serving)
         if src.kind == "files":
             return _files(o, clf, src, csv_path, serving)

@@ -33,10 +33,10 @@ class _UriClassifier(Classifier):
         super().__init__(*args, **kwargs)
         self._filesystems: dict[str, tuple[Any, str | None]] = {}
 
-    def load(self, source: ImageLike, name: str | None = None) -> tuple[np.ndarray, float, float]:
+    def load(self, source: ImageLike | bytes, name: str | None = None) -> tuple[np.ndarray, float, float]:
         if isinstance(source, str) and is_uri(source):
             return super().load(self._read_uri(source), source)  # decoded and guarded as a file is
-        return super().load(source)
+        return super().load(source, name)
 
     def _read_uri(self, uri: str) -> bytes:
         try:

@@ -13,7 +13,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import anyio
 from starlette.applications import Starlette
@@ -23,14 +23,20 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from catdog.runtime.serve.batcher import StoppedError
+from catdog.runtime.serve.batcher import Batcher, StoppedError
 from catdog.runtime.serve.feed import Feed
 from catdog.runtime.serve.guards import BodyError, HostCheck, Watched, image_body, request_timeout
 from catdog.runtime.serve.guards import error as _error
+from catdog.runtime.serve.hub import Hub
+from catdog.runtime.serve.metrics import Metrics
 from catdog.runtime.serve.page import PAGE
 from catdog.runtime.spine.errors import CatdogError
 from catdog.runtime.spine.records import Failure
 from catdog.runtime.spine.serialize import api_error, api_json
+
+if TYPE_CHECKING:
+    from catdog.runtime.engine.classifier import Classifier
+    from catdog.runtime.serve.protocol import Connections
 
 COOKIE = "catdog_session"
 BOUNDARY = "frame"
@@ -38,10 +44,10 @@ BOUNDARY = "frame"
 
 @dataclass
 class ServeState:
-    hub: Any  # serve.hub.Hub
-    batcher: Any  # serve.batcher.Batcher
-    metrics: Any  # serve.metrics.Metrics
-    clf: Any  # the API's Classifier (prepare, spec, classes)
+    hub: Hub
+    batcher: Batcher
+    metrics: Metrics
+    clf: Classifier  # the API's own (its buffers and timings), over the run's session
     model: str  # the summary's model line
     provider: str
     source: str | None
@@ -50,7 +56,7 @@ class ServeState:
     timeout_s: float = 10.0
     idle_s: float = 10.0  # --idle-timeout: a body that stops, a viewer that takes nothing
     hosts: frozenset[str] = frozenset({"localhost"})  # the Host: names answered besides IP literals of this server
-    connections: Any = None  # serve.protocol.Connections: drops a connection by its scope (None: no dropping)
+    connections: Connections | None = None  # drops a connection by its scope (None: no dropping)
     feeds: dict[str, Feed] = field(default_factory=dict)  # "jpeg", "predictions": one per kind
 
 

@@ -11,13 +11,16 @@ import queue
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from catdog.runtime.engine.classifier import Classifier
+
 
 class Batcher:
-    def __init__(self, clf: Any, max_batch: int = 16, max_wait_s: float = 0.005):
+    def __init__(self, clf: Classifier, max_batch: int = 16, max_wait_s: float = 0.005):
         self.clf, self.max_batch, self.max_wait_s = clf, max(1, max_batch), max_wait_s
         self.q: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
         self.batches = 0

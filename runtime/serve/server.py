@@ -14,7 +14,7 @@ import stat
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -22,6 +22,14 @@ from catdog.runtime.options import RunOptions
 from catdog.runtime.spine.errors import InputError, OutputError
 from catdog.runtime.spine.records import Failure, Prediction, Record
 from catdog.runtime.spine.serialize import live_record, text_name
+
+if TYPE_CHECKING:  # imported in start(): --serve's checks run before the model and these load
+    import uvicorn
+
+    from catdog.runtime.engine.classifier import Classifier
+    from catdog.runtime.serve.batcher import Batcher
+    from catdog.runtime.serve.hub import Hub
+    from catdog.runtime.serve.metrics import Metrics
 
 TOKEN_ENV = "CATDOG_TOKEN"
 EXTRA = "pip install 'catdog-edge[serve]'"
@@ -118,10 +126,10 @@ def allowed_hosts(host: str, extra: tuple[str, ...]) -> frozenset[str]:
 class Serving:
     """What a run hands its results to while the server runs."""
 
-    hub: Any
-    batcher: Any
-    metrics: Any
-    server: Any
+    hub: Hub
+    batcher: Batcher
+    metrics: Metrics
+    server: uvicorn.Server
     thread: threading.Thread
     url: str
     model: str
@@ -189,7 +197,7 @@ def plan(o: RunOptions, log: Callable[[str], None]) -> Plan:
     return Plan(host, port, auth_token(o, host, log))
 
 
-def start(o: RunOptions, clf: Any, model: str, source: str | None, log: Callable[[str], None],
+def start(o: RunOptions, clf: Classifier, model: str, source: str | None, log: Callable[[str], None],
           checked: Plan | None = None) -> Serving:
     """Start serving next to the run (raises InputError/OutputError before the first frame)."""
     checked = checked or plan(o, log)

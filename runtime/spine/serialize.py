@@ -67,7 +67,8 @@ def csv_row(source: str, record: Record, classes: Sequence[str]) -> list[str | i
     """A row as wide as csv_header(classes), whatever the record."""
     source = text_name(source)
     if isinstance(record, Failure):
-        return [source, "", "", "", text_name(record.message)] + [""] * len(_csv_extra(classes))
+        failed: list[str | int] = [source, "", "", "", text_name(record.message)]
+        return failed + [""] * len(_csv_extra(classes))
     head: list[str | int] = [source, record.label, record.index, f"{record.score:.6f}", ""]
     if len(classes) <= MAX_CLASS_COLUMNS:
         return head + [f"{record.probs[c]:.6f}" for c in classes]
