@@ -26,6 +26,7 @@ from catdog.runtime.spine.folders import scan
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.isa import int8_path
 from catdog.runtime.spine.preprocess import preprocess_batch
+from catdog.runtime.spine.records import Failure
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def errors(models: dict[str, Path], folder: Path) -> dict[str, Any]:
         clf = Classifier.from_file(path, provider="cpu", log=None)
         answers = {}
         for src, pred in clf.iter_predict([p for p, _ in data.samples]):
-            answers[str(src)] = {"class": pred, "score": 0.0} if isinstance(pred, str) else \
+            answers[str(src)] = {"class": pred.message, "score": 0.0} if isinstance(pred, Failure) else \
                 {"class": pred.label, "score": float(pred.score)}
         wrong = sorted(Path(k).name for k, v in answers.items() if v["class"] != truth[Path(k).name])
         out["models"][name] = {"errors": len(wrong), "wrong": wrong, "answers": answers}
