@@ -2,7 +2,8 @@
 says which room a file is in and what it may import (tests/test_layout.py checks it):
 
     spine/    shared by every stage: spec, preprocess, metadata, images, fileio, folders, metrics,
-              labels, artifacts, isa, errors, boundary. Imports nothing above it.
+              labels, artifacts, isa, errors, boundary; records (the result record: Prediction,
+              Failure) and serialize (its every output shape). Imports nothing above it.
     engine/   session, providers, trt, classifier, fit, stats, shipped. Imports the spine.
     live/     sources, capture, window, sinks, video, loop. Imports the spine and the engine.
     scale/    Ray Data driver, actor, parts, sources ([ray] extra). Imports the rooms above and options.
