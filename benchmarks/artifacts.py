@@ -128,7 +128,7 @@ def inspect_torchscript(path: Path, name: str) -> Artifact:
 
 
 def inspect_checkpoint(path: Path, name: str = "torch-eager") -> Artifact:
-    from catdog.train.checkpoint import load_checkpoint
+    from catdog.train.models.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
     meta = ModelMetadata(classes=ckpt.classes, spec=ckpt.spec, arch=ckpt.arch)

@@ -17,7 +17,7 @@ if model_path.endswith(".ts"):
     meta = ModelMetadata.from_json(extra[METADATA_FILE])
     spec, classes = meta.spec, meta.classes
 else:
-    from catdog.train.checkpoint import build_model, load_checkpoint
+    from catdog.train.models.checkpoint import build_model, load_checkpoint
 
     ckpt = load_checkpoint(model_path)
     model, spec, classes = build_model(ckpt), ckpt.spec, ckpt.classes

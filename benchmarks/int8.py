@@ -19,7 +19,7 @@ import numpy as np
 
 from catdog.benchmarks.config import LoopConfig
 from catdog.benchmarks.measure import interleaved, latency_stats
-from catdog.export.meta import read_onnx_metadata
+from catdog.export.builders.meta import read_onnx_metadata
 from catdog.runtime.engine.classifier import Classifier
 from catdog.runtime.engine.session import open_session
 from catdog.runtime.spine.folders import scan
@@ -59,7 +59,8 @@ def errors(models: dict[str, Path], folder: Path) -> dict[str, Any]:
     ref = out["models"]["fp32"]["answers"]
     for rec in out["models"].values():
         rec["disagree_with_fp32"] = sum(rec["answers"][k]["class"] != ref[k]["class"] for k in ref)
-        # the photos whose class differs from fp32's, the most confident fp32 answer first (export/gallery.py's rows)
+        # the photos whose class differs from fp32's, the most confident fp32 answer first
+        # (export/output/gallery.py's rows)
         rows = [{"file": Path(k).name, "path": k, "label": truth[Path(k).name], "fp32": ref[k], "int8": a}
                 for k, a in rec["answers"].items() if a["class"] != ref[k]["class"]]
         rec["disagreements"] = sorted(rows, key=lambda r: -r["fp32"]["score"])
@@ -69,10 +70,10 @@ def errors(models: dict[str, Path], folder: Path) -> dict[str, Any]:
 
 
 def write_galleries(report: dict[str, Any], out_dir: Path) -> None:
-    """A PNG grid of each INT8 model's disagreements with fp32 per set (export/gallery.py's grid)."""
+    """A PNG grid of each INT8 model's disagreements with fp32 per set (export/output/gallery.py's grid)."""
     import cv2
 
-    from catdog.export.gallery import grid
+    from catdog.export.output.gallery import grid
     from catdog.runtime.spine.fileio import atomic_write
 
     for i, s in enumerate(report["accuracy"], start=1):

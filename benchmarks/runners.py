@@ -68,11 +68,11 @@ def _ort_runner(art: Artifact, provider: str, threads: int | None, gpu: GpuSetti
 def _torch_model(art: Artifact, device: str) -> Any:
     if art.kind == "torchscript":
         return jit_load(art.path, device)
-    from catdog.train.checkpoint import build_model, load_checkpoint
+    from catdog.train.models.checkpoint import build_model, load_checkpoint
 
     model = build_model(load_checkpoint(art.path), str(art.path)).to(device)
     if art.meta and art.meta.extra.get("tta"):
-        from catdog.export.tta import with_tta
+        from catdog.export.builders.tta import with_tta
 
         model = with_tta(model, True)
     return model

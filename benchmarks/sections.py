@@ -4,7 +4,7 @@ run's Inputs and gives a report Section; folder throughput and cold start are in
 
 Accuracy: every artifact sees the same photos through THE preprocess() (baked ones the same uint8
 crops). Agreement with the reference (torch eager when given, else the fp32 ONNX) and logit /
-probability differences come from catdog.export.parity.figures, the export gates' own code, when it
+probability differences come from catdog.export.verify.parity.figures, the export gates' own code, when it
 can be imported (it needs torch); without it the section reports accuracy only and says so.
 
 Overhead: Classifier.predict(decoded image) vs the bare preprocess() + session.run on the same
@@ -83,7 +83,7 @@ class Inputs:
 def parity_figures() -> Callable[..., dict[str, Any]] | None:
     """export's figures(ref, got, labels) or None when export (or torch under it) is not importable."""
     try:
-        from catdog.export.parity import figures
+        from catdog.export.verify.parity import figures
     except ImportError:
         return None
     return figures
@@ -118,7 +118,7 @@ def accuracy_section(inp: Inputs) -> Section:
                                 f["max_abs_prob"], f["accuracy_drop"], text))
     about = f"{len(images)} photos from {inp.cfg.data}; reference for agreement: {ref_name}."
     if figures is None:
-        about += " Agreement/differences n/a: catdog.export.parity (needs torch) is not importable here."
+        about += " Agreement/differences n/a: catdog.export.verify.parity (needs torch) is not importable here."
     return Section(about, tuple(rows), reference=ref_name)
 
 

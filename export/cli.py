@@ -86,8 +86,8 @@ def export(
         allow_gate_failure=allow_gate_failure, latency_runs=latency_runs, parity_provider=parity_provider,
     )
     try:
+        from catdog.export.output.publish import moved_line
         from catdog.export.pipeline import run_export  # torch: loaded only when there is work to do
-        from catdog.export.publish import moved_line
 
         with err.status("export") as status:
             report = run_export(opts, progress=lambda msg: status.update(f"[bold]{escape(msg)}"))

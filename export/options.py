@@ -32,7 +32,7 @@ class ExportOptions:
     # INT8's calibration method (unless given) and fp32 layers chosen on held-out calibration images
     int8_select: bool = True
     select_count: int = 100  # held-out calibration images for that choice
-    # Per-layer INT8 sensitivity on those images (export/sensitivity.py): the sweep's image count and
+    # Per-layer INT8 sensitivity on those images (export/int8/sensitivity.py): the sweep's image count and
     # at most how many extra layers it may keep in fp32.
     int8_sensitivity: bool = True
     sensitivity_count: int = 16

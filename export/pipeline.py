@@ -11,14 +11,28 @@ from typing import Callable
 import numpy as np
 import torch
 
-from catdog.export.build import build_all, build_order
-from catdog.export.formats import ALWAYS, FORMATS, BuildContext, gate_overrides
-from catdog.export.gallery import attach, write_galleries
-from catdog.export.images import ImageSet, held_out, load_images
-from catdog.export.meta import base_metadata
-from catdog.export.onnx_export import EXPORTER
+from catdog.export.artifacts.build import build_all, build_order
+from catdog.export.artifacts.formats import ALWAYS, FORMATS, BuildContext, gate_overrides
+from catdog.export.builders.meta import base_metadata
+from catdog.export.builders.onnx_export import EXPORTER
+from catdog.export.builders.tta import TTA_NAME, with_tta
+from catdog.export.int8.quantize import activation_type, calibration_method, resolve_target
+from catdog.export.int8.sensitivity import SensitivityConfig
 from catdog.export.options import ExportOptions
-from catdog.export.parity import (
+from catdog.export.output.gallery import attach, write_galleries
+from catdog.export.output.publish import gate_error, publish, report_stem
+from catdog.export.output.report import (
+    FAILED_JSON,
+    FAILED_MD,
+    REPORT_JSON,
+    REPORT_MD,
+    ExportReport,
+    ParitySet,
+    write_report,
+)
+from catdog.export.output.staging import Staging, remove_stale_temps
+from catdog.export.verify.images import ImageSet, held_out, load_images
+from catdog.export.verify.parity import (
     artifact_info,
     artifact_runs,
     calibration_figures,
@@ -26,18 +40,12 @@ from catdog.export.parity import (
     eager_logits,
     parity_outputs,
 )
-from catdog.export.publish import gate_error, publish, report_stem
-from catdog.export.quantize import activation_type, calibration_method, resolve_target
-from catdog.export.report import FAILED_JSON, FAILED_MD, REPORT_JSON, REPORT_MD, ExportReport, ParitySet, write_report
-from catdog.export.sensitivity import SensitivityConfig
-from catdog.export.staging import Staging, remove_stale_temps
-from catdog.export.tta import TTA_NAME, with_tta
 from catdog.runtime.spine.errors import CheckpointError, InputError, OutputError
 from catdog.runtime.spine.fileio import check_output_file, check_writable_dir
 from catdog.runtime.spine.preprocess import preprocess_batch, resize_crop
 from catdog.runtime.spine.spec import PreprocessSpec
-from catdog.train.checkpoint import Checkpoint, build_model, load_checkpoint
-from catdog.train.outdir import removed_if_unused
+from catdog.train.models.checkpoint import Checkpoint, build_model, load_checkpoint
+from catdog.train.plumbing.outdir import removed_if_unused
 
 SIMPLIFY_CHECK_IMAGES = 8
 INT8_TARGETS = {"cpu": "int8", "tensorrt": "int8-trt"}  # --int8-for TARGET -> the artifact it builds

@@ -68,8 +68,8 @@ def build_corpus(t: Path) -> dict[str, Path]:
     import torch
 
     from catdog.benchmarks.synthetic import build_model, meta, png_header_bomb, with_exif_orientation, write_video
-    from catdog.train.checkpoint import save_checkpoint
     from catdog.train.models import get_entry, get_model
+    from catdog.train.models.checkpoint import save_checkpoint
 
     photos = sorted(DATA.glob("*.*.jpg"))[:6]
     p: dict[str, Path] = {"photo": photos[0]}

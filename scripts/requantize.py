@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Re-quantize a published fp32 ONNX model into its CPU INT8, without its checkpoint: the same
-builder catdog-export runs (export/formats.py build_int8: --int8-target format, calibration method
+builder catdog-export runs (export/artifacts/formats.py build_int8: --int8-target format, calibration method
 and fp32 layers chosen on held-out calibration photos, per-layer sensitivity), fed the fp32 graph
 and its metadata instead of a PyTorch model. Evaluation folders given with --exclude are never
 calibration or choice photos (by path or by bytes). Writes OUT atomically and OUT's choices as
@@ -10,7 +10,7 @@ calibration or choice photos (by path or by bytes). Writes OUT atomically and OU
       --calib ../shared/datasets/dogs-vs-cats/train --exclude ../shared/datasets/dogs-vs-cats/test \\
       --exclude ../shared/datasets/pet-breeds-dev --split --select-count 400
 
---split: calibrate on the training part of the reference run's split of --calib (train/data.py
+--split: calibrate on the training part of the reference run's split of --calib (train/data/datasets.py
 split, seed 0, 20%), choose on its 400 validation photos, which the model never trained on. The
 shipped runtime/assets/model.int8-vnni.onnx is the same command with --int8-target vnni
 --calib-count 1600 (on a CPU without VNNI its choices are scored by simulated quantization).
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import onnx
 
-from catdog.export.formats import FORMATS, BuildContext
-from catdog.export.images import held_out, load_images
-from catdog.export.meta import read_onnx_metadata
+from catdog.export.artifacts.formats import FORMATS, BuildContext
+from catdog.export.builders.meta import read_onnx_metadata
+from catdog.export.verify.images import held_out, load_images
 from catdog.runtime.spine.errors import CatdogError
 from catdog.runtime.spine.fileio import atomic_write
 from catdog.runtime.spine.folders import list_images
@@ -69,9 +69,9 @@ def requantize(fp32_path: Path, out: Path, calib: Path, exclude: list[Path], tar
 
 
 def split_folders(folder: Path, tmp: Path, val_fraction: float = 0.2, seed: int = 0) -> tuple[Path, Path]:
-    """(train, val) folders of links to the photos of train/data.py's split of `folder`."""
+    """(train, val) folders of links to the photos of train/data/datasets.py's split of `folder`."""
     from catdog.runtime.spine.folders import scan
-    from catdog.train.data import split
+    from catdog.train.data.datasets import split
 
     parts = dict(zip(("train", "val"), split(scan(folder), val_fraction, seed), strict=True))
     for name, part in parts.items():

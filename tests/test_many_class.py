@@ -19,9 +19,9 @@ from testkit.export import cli as export_cli
 from testkit.export import run_app
 from testkit.shapes import FLOWERS, TEN, shapes_folder
 
-from catdog.export.formats import FORMATS
-from catdog.export.meta import read_onnx_metadata
-from catdog.train.checkpoint import load_checkpoint
+from catdog.export.artifacts.formats import FORMATS
+from catdog.export.builders.meta import read_onnx_metadata
+from catdog.train.models.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 DATA = Path(__file__).parent / "data"

@@ -112,15 +112,15 @@ def _options(ctx: typer.Context, given: dict[str, Any],
     recipe = {RENAMED.get(k, k): v for k, v in given.items() if k not in NOT_RECIPE}
     for k in PATHS:
         recipe[k] = None if recipe[k] is None else str(recipe[k])
-    if recipe["data"]:  # a folder as a path (as before), cifar10:PATH as typed (train/cifar_cache.py reads it)
-        from catdog.train.cifar import parse_source
+    if recipe["data"]:  # a folder as a path (as before), cifar10:PATH as typed (train/data/cifar_cache.py reads it)
+        from catdog.train.data.cifar import parse_source
 
         recipe["data"] = recipe["data"] if parse_source(recipe["data"]) else str(Path(recipe["data"]))
     recipe["data"] = recipe["data"] or D.data
     recipe["arch_kwargs"] = _parse_kw(recipe["arch_kwargs"])
     recipe["epochs"] = D.epochs if recipe["epochs"] is None else recipe["epochs"]
     if recipe["workers"] is None:
-        from catdog.train.data import default_workers
+        from catdog.train.data.datasets import default_workers
 
         recipe["workers"] = default_workers()
     typed = frozenset(RENAMED.get(k, k) for k in given
@@ -219,7 +219,7 @@ def prepare(
 ) -> None:
     """Lay a dataset out as class folders (optionally a resized cache for fast training); SRC cifar10:PATH
     (cifar100:, cifar100-coarse:) writes a CIFAR archive or folder as PNGs in DST/train/<class>, DST/test/<class>."""
-    from catdog.train.prepare import prepare as lay_out
+    from catdog.train.data.prepare import prepare as lay_out
 
     rep = lay_out(src, dst, move=move, resize=resize, console=err)
     print(f"{dst}: {rep.written} written, {rep.existing} already there, {len(rep.bad)} unreadable")
@@ -236,7 +236,7 @@ def stats(
     short: int = typer.Option(StatsOptions.short, help="Resize each image's shorter side to this first (speed)."),
 ) -> None:
     """Per-channel mean/std (RGB, 0-1) of a dataset, as JSON."""
-    from catdog.train.prepare import channel_stats
+    from catdog.train.data.prepare import channel_stats
 
     s = channel_stats(root, short, console=err)
     print(json.dumps({k: s[k] for k in ("mean", "std", "channel_order", "images")}))
@@ -254,7 +254,7 @@ def evaluate(
     device: str = typer.Option(EvaluateOptions.device),
 ) -> None:
     """Accuracy (95% Wilson interval, n) and calibration error of a checkpoint on each labelled folder."""
-    from catdog.train.evaluate import evaluate_checkpoint
+    from catdog.train.loop.evaluate import evaluate_checkpoint
 
     res = evaluate_checkpoint(checkpoint, data, batch_size=batch_size, workers=workers, device=device, console=err)
     for folder, r in res["sets"].items():
@@ -276,8 +276,8 @@ def bench(
     seconds: float = typer.Option(BenchOptions.seconds, help="Measuring time per phase."),
 ) -> None:
     """Images/s of the training data loader, the model step, and both together."""
-    from catdog.train.bench import bench as measure
-    from catdog.train.bench import bench_lines
+    from catdog.train.studies.bench import bench as measure
+    from catdog.train.studies.bench import bench_lines
 
     recipe = TrainConfig(arch=arch, data=data, batch_size=batch_size, workers=workers, size=size, amp=amp)
     for line in bench_lines(measure(BenchOptions(recipe, seconds, device))):

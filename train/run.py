@@ -15,9 +15,9 @@ from typing import Any
 from rich.console import Console
 
 from catdog.runtime.spine.errors import CatdogError, ConfigError
-from catdog.train.interrupt import remembered_ctrl_c
 from catdog.train.options import TrainOptions
-from catdog.train.outdir import removed_if_unused
+from catdog.train.plumbing.interrupt import remembered_ctrl_c
+from catdog.train.plumbing.outdir import removed_if_unused
 
 SUMMARY_KEYS = ("epochs", "best_epoch", "best_val_acc", "best_val_loss", "probe_val_acc", "out")
 CV_KEYS = ("folds", "val_acc_mean", "val_acc_std", "pooled", "probe_val_acc_mean")
@@ -40,7 +40,7 @@ def as_probe(recipe: dict[str, Any]) -> dict[str, Any]:
 
 def _prepared(opts: TrainOptions, *, val: bool = True) -> TrainOptions:
     """Say the preset the recipe started from; a cifar10:PATH --data as its cached class folders."""
-    from catdog.train.cifar_cache import with_cifar
+    from catdog.train.data.cifar_cache import with_cifar
 
     console = _console(opts)
     say = (lambda line: console.print(line, markup=False, highlight=False)) if console else (lambda line: None)
@@ -58,7 +58,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     else:
         _new_run(opts)  # checked before a CIFAR archive is written out
     opts = _prepared(opts)
-    from catdog.train.fit import fit
+    from catdog.train.loop.fit import fit
 
     with removed_if_unused(opts.run_dir), remembered_ctrl_c():  # a run failing before its first file leaves no folder
         return fit(opts.recipe, opts.run_dir, device=opts.device, resume=opts.resume is not None,
@@ -78,7 +78,7 @@ def cv(opts: TrainOptions) -> dict[str, Any]:
         raise ConfigError("cv runs every fold from scratch; --resume a single fold's folder instead")
     _new_run(opts)
     opts = _prepared(opts, val=False)
-    from catdog.train.cv import cross_validate
+    from catdog.train.studies.cv import cross_validate
 
     with removed_if_unused(opts.out), remembered_ctrl_c():
         return cross_validate(opts.recipe, opts.folds, opts.out, device=opts.device, console=_console(opts))
@@ -111,8 +111,8 @@ def cv_lines(report: dict[str, Any], out: Path) -> tuple[str, str]:
 
 def interrupted_summary(out: Path) -> str:
     """What a Ctrl-C leaves: the last complete epoch (last.pth) and the best one (metrics.jsonl)."""
-    from catdog.train.checkpoint import load_checkpoint
-    from catdog.train.rundir import LAST, METRICS
+    from catdog.train.loop.rundir import LAST, METRICS
+    from catdog.train.models.checkpoint import load_checkpoint
 
     rows = []
     try:

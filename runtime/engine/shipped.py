@@ -10,7 +10,7 @@ from pathlib import Path
 from catdog.runtime.spine.artifacts import ARTIFACTS
 from catdog.runtime.spine.errors import ModelError
 
-# Two CPU INT8 formats (export/quantize.py's INT8_FORMATS) of model.onnx: catdog-export's 7-bit
+# Two CPU INT8 formats (export/int8/quantize.py's INT8_FORMATS) of model.onnx: catdog-export's 7-bit
 # weights, which no CPU's kernels can saturate, and scripts/requantize.py --int8-target vnni's full
 # 8-bit weights, exact where VNNI adds in int32. On a VNNI CPU the latter made no error fp32 did not
 # on either evaluation set, where the 7-bit one made one more on each (reports/int8-vnni).

@@ -60,7 +60,7 @@ def int8_path(flags: frozenset[str] | set[str] | None = None, machine: str | Non
     return machine or "unknown"
 
 
-# --int8-target NAME: the CPU class a CPU INT8 model is built for (export/quantize.py's INT8_FORMATS
+# --int8-target NAME: the CPU class a CPU INT8 model is built for (export/int8/quantize.py's INT8_FORMATS
 # says which format each gets); "auto" is the CPU running the export.
 TARGETS = ("avx2", "vnni", "arm")
 VNNI_PATHS = frozenset({AVX512_VNNI, AVX_VNNI})

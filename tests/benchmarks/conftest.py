@@ -62,8 +62,8 @@ def torch_artifacts(tmp_path_factory):
 
     from catdog.benchmarks.doctor import tiny_spec
     from catdog.runtime.spine.metadata import METADATA_FILE, ModelMetadata
-    from catdog.train.checkpoint import save_checkpoint
     from catdog.train.models import get_model
+    from catdog.train.models.checkpoint import save_checkpoint
 
     d = tmp_path_factory.mktemp("torch")
     torch.manual_seed(0)

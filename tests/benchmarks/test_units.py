@@ -124,10 +124,10 @@ def test_torch_eager_follows_an_exports_flip_averaging(tmp_path):
 
     from catdog.benchmarks.doctor import tiny_spec
     from catdog.benchmarks.runners import make_runner
-    from catdog.export.tta import with_tta
+    from catdog.export.builders.tta import with_tta
     from catdog.runtime.spine.metadata import METADATA_FILE, ModelMetadata
-    from catdog.train.checkpoint import build_model, load_checkpoint, save_checkpoint
     from catdog.train.models import get_model
+    from catdog.train.models.checkpoint import build_model, load_checkpoint, save_checkpoint
 
     torch.manual_seed(0)  # resnet18 at random init: its logits depend on the input (and on its mirror image)
     save_checkpoint(tmp_path / "best.pth", arch="resnet18", arch_kwargs={}, classes=["cat", "dog"],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from testkit.export import TRT_INT8_ARCHS
 
-from catdog.export.formats import FORMATS
+from catdog.export.artifacts.formats import FORMATS
 from catdog.train.models import list_models
 
 

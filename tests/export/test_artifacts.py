@@ -13,10 +13,10 @@ import torch
 from onnx import TensorProto, numpy_helper
 from testkit.export import quantize_int8
 
-from catdog.export.formats import FORMATS
-from catdog.export.meta import read_onnx_metadata, set_onnx_metadata
-from catdog.export.quantize import qdq_summary, symmetric_qdq_problems
-from catdog.export.torchscript import load_torchscript
+from catdog.export.artifacts.formats import FORMATS
+from catdog.export.builders.meta import read_onnx_metadata, set_onnx_metadata
+from catdog.export.builders.torchscript import load_torchscript
+from catdog.export.int8.quantize import qdq_summary, symmetric_qdq_problems
 from catdog.runtime.engine.classifier import Classifier
 from catdog.runtime.engine.trt import check_trt_int8
 from catdog.runtime.spine.artifacts import ARTIFACTS
@@ -26,7 +26,7 @@ from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.isa import int8_path, saturates
 from catdog.runtime.spine.metadata import METADATA_KEY, ModelMetadata, from_metadata_map
 from catdog.runtime.spine.preprocess import preprocess_batch, resize_crop
-from catdog.train.checkpoint import load_checkpoint
+from catdog.train.models.checkpoint import load_checkpoint
 
 ARCH = "efficientnet_lite0"
 ONNX_FORMATS = [f for f in FORMATS.values() if f.kind == "onnx"]

@@ -13,8 +13,8 @@ import pytest
 import torch
 from testkit.export import cli
 
-from catdog.export.build import build_all, build_order, with_needs
-from catdog.export.formats import ALWAYS, FORMATS, BuildContext
+from catdog.export.artifacts.build import build_all, build_order, with_needs
+from catdog.export.artifacts.formats import ALWAYS, FORMATS, BuildContext
 from catdog.export.options import ExportOptions, int8_targets
 from catdog.export.pipeline import artifact_names
 from catdog.runtime.spine.errors import InputError, ModelError

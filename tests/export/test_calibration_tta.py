@@ -12,15 +12,15 @@ from testkit.export import CLASSES, set_a
 from testkit.export import TTA_CALIBRATION as CALIBRATION
 from testkit.export import TTA_T as T
 
-from catdog.export.formats import FORMATS
-from catdog.export.meta import read_onnx_metadata
-from catdog.export.quantize import boundary_layers
-from catdog.export.simplify import run_onnx
-from catdog.export.torchscript import load_torchscript
+from catdog.export.artifacts.formats import FORMATS
+from catdog.export.builders.meta import read_onnx_metadata
+from catdog.export.builders.simplify import run_onnx
+from catdog.export.builders.torchscript import load_torchscript
+from catdog.export.int8.quantize import boundary_layers
 from catdog.runtime.engine.classifier import Classifier
 from catdog.runtime.spine.metrics import softmax_t
 from catdog.runtime.spine.preprocess import preprocess_batch, resize_crop
-from catdog.train.checkpoint import build_model, load_checkpoint
+from catdog.train.models.checkpoint import build_model, load_checkpoint
 
 
 def test_every_artifact_carries_the_temperature_calibration_and_tta(tta):

@@ -1,4 +1,4 @@
-"""INT8 vs fp32 disagreements and per-class accuracy in the export report (export/gallery.py), on
+"""INT8 vs fp32 disagreements and per-class accuracy in the export report (export/output/gallery.py), on
 real photos and real exports: a fragile INT8 (a random-init net calibrated on one photo) disagrees
 with fp32 ONNX on some photos, which the report lists and a PNG grid of the photos shows; the grids
 follow their report's name (export-report.failed.* over an earlier export), go with it when it is
@@ -14,13 +14,13 @@ import onnx
 import pytest
 from testkit.export import CLASSES, par_spec, photos
 
-from catdog.export.gallery import BAND, COLS, MAX_TILES, TILE, gallery_name, grid, per_class, write_galleries
-from catdog.export.images import load_images
+from catdog.export.builders.simplify import run_onnx
+from catdog.export.output.gallery import BAND, COLS, MAX_TILES, TILE, gallery_name, grid, per_class, write_galleries
+from catdog.export.output.publish import stale_files
+from catdog.export.output.report import FAILED_STEM, ParitySet
+from catdog.export.output.report_sections import per_class_lines
 from catdog.export.pipeline import ExportOptions, run_export
-from catdog.export.publish import stale_files
-from catdog.export.report import FAILED_STEM, ParitySet
-from catdog.export.report_sections import per_class_lines
-from catdog.export.simplify import run_onnx
+from catdog.export.verify.images import load_images
 from catdog.runtime.spine.errors import GateError
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.metrics import softmax_t

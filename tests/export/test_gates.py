@@ -12,12 +12,12 @@ import torch
 from onnx import numpy_helper
 from testkit.export import check_artifact, cli
 
-from catdog.export.formats import FORMATS, all_gates, gate_overrides
-from catdog.export.parity import eager_logits
+from catdog.export.artifacts.formats import FORMATS, all_gates, gate_overrides
+from catdog.export.verify.parity import eager_logits
 from catdog.runtime.spine.errors import GateError, InputError
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.preprocess import preprocess_batch, resize_crop
-from catdog.train.checkpoint import build_model, load_checkpoint
+from catdog.train.models.checkpoint import build_model, load_checkpoint
 
 ARCH = "efficientnet_lite0"
 
@@ -87,7 +87,7 @@ def test_fragile_int8_model_fails_cli_with_exit_3_and_publishes_nothing(ckpt_fac
     assert code == GateError.exit_code == 3
     assert len(err) == 1 and "Traceback" not in err[0]
     assert "int8: top1_agreement" in err[0] and "(gate int8.agreement)" in err[0] and "nothing published" in err[0]
-    # the report, and its grid of the photos whose answer INT8 changed (export/gallery.py): no model
+    # the report, and its grid of the photos whose answer INT8 changed (export/output/gallery.py): no model
     assert sorted(p.name for p in out.iterdir()) == ["export-report.json", "export-report.md",
                                                      "int8-disagreements-1.png"]
     report = json.loads((out / "export-report.json").read_text())

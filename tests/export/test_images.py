@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from testkit.export import CLASSES, cli
 
-from catdog.export.images import held_out, load_images
 from catdog.export.pipeline import ExportOptions, run_export
+from catdog.export.verify.images import held_out, load_images
 from catdog.runtime.spine.errors import DataError
 
 ARCH = "efficientnet_lite0"

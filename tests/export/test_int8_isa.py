@@ -11,9 +11,15 @@ import pytest
 from onnx import numpy_helper
 from testkit.export import check_artifact
 
-from catdog.export.formats import FORMATS
-from catdog.export.parity import artifact_runs, eager_logits, run_chunked
-from catdog.export.quantize import INT8_FORMATS, Int8Quantizer, max_int8_weight, resolve_target, symmetric_qdq_problems
+from catdog.export.artifacts.formats import FORMATS
+from catdog.export.int8.quantize import (
+    INT8_FORMATS,
+    Int8Quantizer,
+    max_int8_weight,
+    resolve_target,
+    symmetric_qdq_problems,
+)
+from catdog.export.verify.parity import artifact_runs, eager_logits, run_chunked
 from catdog.runtime.spine.errors import InputError
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.isa import (
@@ -34,7 +40,7 @@ from catdog.runtime.spine.isa import (
 )
 from catdog.runtime.spine.metadata import from_metadata_map
 from catdog.runtime.spine.preprocess import preprocess_batch
-from catdog.train.checkpoint import build_model, load_checkpoint
+from catdog.train.models.checkpoint import build_model, load_checkpoint
 
 ARCH = "efficientnet_lite0"  # the arch whose export builds the TensorRT INT8 (testkit.export.TRT_INT8_ARCHS)
 
@@ -137,7 +143,7 @@ def test_simulation_and_cpu_kernels_differ_only_where_the_isa_saturates(lite):
         fmt, path = FORMATS[name], out / FORMATS[name].filename
         runs = artifact_runs(fmt, path)
         kernels = runs.kernels or runs.run
-        from catdog.export.parity import artifact_runner
+        from catdog.export.verify.parity import artifact_runner
 
         simulated = run_chunked(artifact_runner(fmt, path, simulate_qdq=True), x)
         got = run_chunked(kernels, x)
@@ -175,7 +181,7 @@ def test_a_broken_symmetric_artifact_fails_the_trt_gate(lite, tmp_path):
 
 def _vnni_int8(out, x, path):
     """A real --int8-target vnni model (8-bit weights) of the lite export, with export's int8 record."""
-    from catdog.export.meta import read_onnx_metadata, set_onnx_metadata
+    from catdog.export.builders.meta import read_onnx_metadata, set_onnx_metadata
 
     fmt = INT8_FORMATS["vnni"]
     with Int8Quantizer(onnx.load(str(out / "model.onnx")), x[:8], fmt.activations, reduce_range=fmt.reduce_range) as q:
@@ -190,7 +196,7 @@ def test_a_full_range_cpu_int8_is_gated_for_its_target_where_this_cpu_would_satu
     """Gating a VNNI model on AVX2's kernels would measure this machine's saturation, not what a
     VNNI CPU computes: where the weights can saturate, the gate runs simulated quantization (and
     the kernels' figures go beside it); the 7-bit model is gated on the kernels everywhere."""
-    from catdog.export.parity import simulated_target
+    from catdog.export.verify.parity import simulated_target
 
     out, _, x, *_ = lite
     vnni = _vnni_int8(out, x, tmp_path / "vnni.int8.onnx")
@@ -212,9 +218,9 @@ def test_a_vnni_int8_is_chosen_on_what_its_target_computes(lite, monkeypatch, tm
     kernels would saturate its weights, else on this CPU's kernels (the integer path is set; the
     builds and sessions are real)."""
     import catdog.runtime.spine.isa as isa
-    from catdog.export.formats import BuildContext
-    from catdog.export.meta import read_onnx_metadata
-    from catdog.export.sensitivity import SensitivityConfig
+    from catdog.export.artifacts.formats import BuildContext
+    from catdog.export.builders.meta import read_onnx_metadata
+    from catdog.export.int8.sensitivity import SensitivityConfig
 
     out, _, x, *_ = lite
     real = kernels_label()  # the kernels a run that is not simulated really takes, whatever `here` says

@@ -15,11 +15,11 @@ from testkit.export import CLASSES, cli, par_spec, set_a
 from testkit.export import TTA_ARCH as ARCH
 from testkit.export import TTA_T as T
 
-from catdog.export.images import held_out, load_images
-from catdog.export.int8_choice import choose_int8
+from catdog.export.builders.simplify import run_onnx
+from catdog.export.int8.int8_choice import choose_int8
+from catdog.export.int8.quantize import KEEP_FP32, Int8Quantizer, boundary_layers
 from catdog.export.pipeline import artifact_names
-from catdog.export.quantize import KEEP_FP32, Int8Quantizer, boundary_layers
-from catdog.export.simplify import run_onnx
+from catdog.export.verify.images import held_out, load_images
 from catdog.runtime.spine.errors import GateError
 from catdog.runtime.spine.metrics import ece, format_accuracy, softmax_t
 from catdog.runtime.spine.preprocess import preprocess_batch

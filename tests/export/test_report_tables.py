@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from catdog.export.parity import ArtifactInfo, ArtifactParity, GateResult
-from catdog.export.publish import report_stem
-from catdog.export.report import FAILED_STEM, REPORT_STEM, ExportReport, ParitySet, write_report
+from catdog.export.output.publish import report_stem
+from catdog.export.output.report import FAILED_STEM, REPORT_STEM, ExportReport, ParitySet, write_report
+from catdog.export.verify.parity import ArtifactInfo, ArtifactParity, GateResult
 from catdog.runtime.spine.metrics import accuracy_record
 
 

@@ -1,6 +1,6 @@
 """scripts/requantize.py: a published fp32 ONNX re-quantized without its checkpoint, by the export's
 own INT8 builder: the metadata carries over with the INT8 record, --split chooses on the
-validation part of train/data.py's split only, and evaluation folders are never used."""
+validation part of train/data/datasets.py's split only, and evaluation folders are never used."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog.export.meta import read_onnx_metadata
+from catdog.export.builders.meta import read_onnx_metadata
 from catdog.runtime.engine.classifier import Classifier
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "requantize.py"

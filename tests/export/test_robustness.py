@@ -17,8 +17,8 @@ from testkit.export import cli
 from testkit.fulldisk import available, run_on_full_disk
 from testkit.procs import interruptible
 
-from catdog.export.formats import FORMATS
-from catdog.export.staging import remove_stale_temps
+from catdog.export.artifacts.formats import FORMATS
+from catdog.export.output.staging import remove_stale_temps
 from catdog.runtime.engine.session import PROVIDERS, available_providers
 
 ARCH = "efficientnet_lite0"

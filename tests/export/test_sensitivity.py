@@ -1,4 +1,4 @@
-"""INT8 per-layer sensitivity (export/sensitivity.py) on a tiny conv net built here, on real photos
+"""INT8 per-layer sensitivity (export/int8/sensitivity.py) on a tiny conv net built here, on real photos
 and real ONNX Runtime sessions: a layer made deliberately sensitive (its input carries one channel
 of constant 1000, so uint8 steps of ~4 wipe out the small channels that decide the class) ranks
 first and is kept in fp32, which restores the agreement with fp32; with no such layer nothing is
@@ -14,11 +14,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from testkit.export import photos
 
-from catdog.export.int8_choice import choose_int8
-from catdog.export.qdq_surgery import OneLayer, fold_weights
-from catdog.export.quantize import Int8Quantizer
-from catdog.export.sensitivity import SensitivityConfig, fake_quant_run, figures, sweep, worst_images
-from catdog.export.simplify import run_onnx
+from catdog.export.builders.simplify import run_onnx
+from catdog.export.int8.int8_choice import choose_int8
+from catdog.export.int8.qdq_surgery import OneLayer, fold_weights
+from catdog.export.int8.quantize import Int8Quantizer
+from catdog.export.int8.sensitivity import SensitivityConfig, fake_quant_run, figures, sweep, worst_images
 from catdog.runtime.spine.errors import InputError
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.preprocess import preprocess_batch

@@ -10,7 +10,7 @@ import onnx
 import torch
 from testkit.export import save_onnx
 
-from catdog.export.onnx_export import export_onnx
+from catdog.export.builders.onnx_export import export_onnx
 from catdog.runtime.spine.metadata import METADATA_KEY
 from catdog.train.models import get_entry, get_model
 

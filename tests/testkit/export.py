@@ -17,15 +17,15 @@ import onnx
 import torch
 from torch import nn
 
-from catdog.export.formats import ArtifactFormat
-from catdog.export.images import load_images
-from catdog.export.meta import read_onnx_metadata
-from catdog.export.parity import ArtifactParity, artifact_runs, run_parity
-from catdog.export.quantize import DEFAULT_ACTIVATIONS, DEFAULT_CALIB_METHOD, DEFAULT_KEEP, Int8Quantizer
+from catdog.export.artifacts.formats import ArtifactFormat
+from catdog.export.builders.meta import read_onnx_metadata
+from catdog.export.int8.quantize import DEFAULT_ACTIVATIONS, DEFAULT_CALIB_METHOD, DEFAULT_KEEP, Int8Quantizer
+from catdog.export.verify.images import load_images
+from catdog.export.verify.parity import ArtifactParity, artifact_runs, run_parity
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.preprocess import preprocess_batch
-from catdog.train.checkpoint import save_checkpoint
 from catdog.train.models import get_entry, get_model
+from catdog.train.models.checkpoint import save_checkpoint
 
 SMALL = 64  # test input size when the arch accepts it
 CLASSES = ("cat", "dog")
@@ -49,7 +49,7 @@ PRETRAINED_OFFLINE = {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_
 def small_spec(arch: str):
     """The arch's registered spec at SMALL px if the arch runs AND exports there, else its own size
     (torchvision's alexnet needs its 6x6 feature map: ONNX has no adaptive pool from 1x1 to 6x6)."""
-    from catdog.export.onnx_export import export_onnx
+    from catdog.export.builders.onnx_export import export_onnx
     from catdog.runtime.spine.errors import ModelError
 
     spec = get_entry(arch).spec

@@ -13,9 +13,9 @@ import torch
 from catdog.runtime.spine.errors import CheckpointError, DataError
 from catdog.runtime.spine.fileio import file_sha256
 from catdog.runtime.spine.spec import PreprocessSpec
-from catdog.train.checkpoint import Checkpoint, build_model, load_checkpoint, save_checkpoint
-from catdog.train.evaluate import evaluate_checkpoint
+from catdog.train.loop.evaluate import evaluate_checkpoint
 from catdog.train.models import get_entry, get_model
+from catdog.train.models.checkpoint import Checkpoint, build_model, load_checkpoint, save_checkpoint
 
 
 class Payload:
@@ -95,7 +95,7 @@ def test_class_count_mismatch_with_val_data(tmp_path, small_folders, small_flat)
 
 
 def test_resume_with_other_classes_is_refused(tmp_path, small_flat, small_folders):
-    from catdog.train.fit import fit
+    from catdog.train.loop.fit import fit
     from catdog.train.recipe import TrainConfig
 
     run = tmp_path / "run"

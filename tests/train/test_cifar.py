@@ -29,8 +29,8 @@ from testkit.cifar import (
 
 from catdog.runtime.spine.errors import ConfigError, DataError
 from catdog.runtime.spine.folders import scan
-from catdog.train.cifar import URL, parse_source, read_cifar
-from catdog.train.prepare import prepare
+from catdog.train.data.cifar import URL, parse_source, read_cifar
+from catdog.train.data.prepare import prepare
 
 VERSIONS = ("python", "binary")
 
@@ -220,7 +220,7 @@ def test_cli_prepare_refuses_a_code_running_pickle_in_one_line(c10, tmp_path):
 def test_data_cifar10_path_trains_from_prepare_s_folders_written_once(c10, tmp_path, monkeypatch):
     """--data cifar10:PATH: prepare's own folders in a cache, CIFAR's test batch as validation unless
     --val or --val-fraction says otherwise, read from the archive once."""
-    from catdog.train import cifar_cache
+    from catdog.train.data import cifar_cache
     from catdog.train.options import TrainOptions
     from catdog.train.recipe import TrainConfig
 
@@ -274,11 +274,11 @@ def test_cifar10_train_export_runtime_round_trip_labels_are_cifar_s(tmp_path, mo
     assert r.returncode == 0, r.stderr
     results = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(results) == 20 and {x["label"] for x in results} <= set(CIFAR10_NAMES)
-    from catdog.export.meta import read_onnx_metadata
+    from catdog.export.builders.meta import read_onnx_metadata
 
     meta = read_onnx_metadata(exp / "model.onnx")
     assert tuple(meta.classes) == tuple(sorted(CIFAR10_NAMES))
-    from catdog.train.checkpoint import load_checkpoint
+    from catdog.train.models.checkpoint import load_checkpoint
 
     assert meta.spec == load_checkpoint(run / "best.pth").spec and meta.spec.size == 32  # mean/std too
     # any photo: the runtime shrinks it to 32 px through the same preprocess(), and names CIFAR's classes

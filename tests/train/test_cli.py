@@ -15,9 +15,9 @@ import torch
 from catdog.runtime.spine.errors import ConfigError, DataError
 from catdog.runtime.spine.folders import scan
 from catdog.runtime.spine.metrics import format_accuracy
-from catdog.train.evaluate import evaluate_checkpoint
-from catdog.train.fit import load_data
-from catdog.train.prepare import channel_stats, prepare
+from catdog.train.data.prepare import channel_stats, prepare
+from catdog.train.loop.evaluate import evaluate_checkpoint
+from catdog.train.loop.fit import load_data
 from catdog.train.recipe import TrainConfig
 
 

@@ -13,7 +13,7 @@ from catdog.runtime.spine.errors import ConfigError, DataError
 from catdog.runtime.spine.folders import flat_label, scan
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.preprocess import preprocess
-from catdog.train.data import ImageDataset, collate, make_loader, split, train_transform
+from catdog.train.data.datasets import ImageDataset, collate, make_loader, split, train_transform
 from catdog.train.models import get_entry
 
 SPEC = get_entry("mobilenet_v3_small").spec.with_(size=48, resize=56)

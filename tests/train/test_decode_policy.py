@@ -10,14 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
-from catdog.export.images import held_out, load_images
 from catdog.export.options import ExportOptions
 from catdog.export.pipeline import decode_spec
+from catdog.export.verify.images import held_out, load_images
 from catdog.runtime.spine.folders import scan
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.preprocess import preprocess
 from catdog.runtime.spine.spec import PreprocessSpec
-from catdog.train.data import ImageDataset
+from catdog.train.data.datasets import ImageDataset
 
 SPEC = PreprocessSpec(size=224, resize=256, interpolation="bicubic")
 
@@ -64,7 +64,7 @@ def test_every_stage_decodes_with_the_spines_reduced_decode(big_folder):
 
 def test_training_augmentation_decodes_at_full_size(big_folder, monkeypatch):
     """Random crops may zoom in: the training side asks the spine for every pixel (no spec)."""
-    import catdog.train.data as train_data
+    import catdog.train.data.datasets as train_data
 
     asked = []
 

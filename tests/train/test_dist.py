@@ -11,12 +11,12 @@ import sys
 
 import torch
 
-from catdog.train.dist import reduce_device
+from catdog.train.loop.dist import reduce_device
 
 RANK_CODE = """
 import json, sys
 import torch.distributed as tdist
-from catdog.train import dist
+from catdog.train.loop import dist
 info = dist.setup("cpu")
 rank = info.rank
 out = dist.all_sum(info, [1.5 * (rank + 1), 10.0 ** rank])

@@ -17,9 +17,9 @@ from test_cli import main_in_process
 from testkit.fulldisk import available, run_on_full_disk
 from testkit.procs import interruptible
 
-from catdog.train.checkpoint import load_checkpoint, save_checkpoint
-from catdog.train.fit import LAST
+from catdog.train.loop.fit import LAST
 from catdog.train.models import get_model
+from catdog.train.models.checkpoint import load_checkpoint, save_checkpoint
 from catdog.train.recipe import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ needs_full_disk = pytest.mark.skipif(available() is not None, reason=f"no real f
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, small_flat):
     """A run folder as one epoch of training leaves it (written directly: training it costs ~10 s)."""
-    from catdog.train.fit import resolve_arch
+    from catdog.train.loop.fit import resolve_arch
 
     run = tmp_path_factory.mktemp("run") / "run"
     cfg = TrainConfig(data=str(small_flat), arch="mobilenet_v3_small", size=32, epochs=1, batch_size=4, workers=0)
@@ -161,7 +161,7 @@ def test_full_disk_is_found_before_the_first_epoch(small_flat, tmp_path):
 @needs_full_disk
 def test_checkpoint_save_on_a_full_disk_keeps_the_previous_one(tmp_path):
     """torch.save to a path raised a C++ RuntimeError on ENOSPC (a traceback in training)."""
-    code = ("import sys, torch\nfrom catdog.train.checkpoint import save_checkpoint\n"
+    code = ("import sys, torch\nfrom catdog.train.models.checkpoint import save_checkpoint\n"
             "from catdog.runtime.spine.errors import CatdogError\n"
             "try:\n    save_checkpoint(sys.argv[1], arch='x', arch_kwargs={}, classes=['a', 'b'], spec=None,\n"
             "        state_dict={'w': torch.zeros(100000)}, train_config={}, metrics={}, epoch=2)\n"

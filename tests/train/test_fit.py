@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from catdog.runtime.spine.errors import OutputError
-from catdog.train.checkpoint import build_model, load_checkpoint
-from catdog.train.fit import BEST, CLASSES, LAST, METRICS, fit
+from catdog.train.loop.fit import BEST, CLASSES, LAST, METRICS, fit
+from catdog.train.models.checkpoint import build_model, load_checkpoint
 from catdog.train.recipe import TrainConfig
 
 REPO = Path(__file__).parents[2]

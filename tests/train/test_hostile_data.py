@@ -8,7 +8,7 @@ import pytest
 
 from catdog.runtime.spine.errors import ConfigError, DataError
 from catdog.runtime.spine.folders import scan
-from catdog.train.fit import resolve_arch
+from catdog.train.loop.fit import resolve_arch
 from catdog.train.recipe import TrainConfig
 
 TINY = ["--arch", "mobilenet_v3_small", "--size", "32", "--epochs", "1", "--batch-size", "4", "--workers", "0",

@@ -12,7 +12,7 @@ from testkit.procs import interruptible
 
 CODE = """
 import os, signal, time
-from catdog.train import interrupt
+from catdog.train.plumbing import interrupt
 
 def hit():  # as logging's after-fork hook would be when the signal arrives
     os.kill(os.getpid(), signal.{sig})

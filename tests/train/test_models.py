@@ -13,8 +13,8 @@ from catdog.runtime.spine.errors import CheckpointError
 from catdog.runtime.spine.folders import scan
 from catdog.runtime.spine.images import read_image
 from catdog.runtime.spine.preprocess import preprocess
-from catdog.train.data import ImageDataset, make_loader
-from catdog.train.engine import evaluate, train_one_epoch
+from catdog.train.data.datasets import ImageDataset, make_loader
+from catdog.train.loop.engine import evaluate, train_one_epoch
 from catdog.train.models import get_entry, get_model, list_models
 from catdog.train.recipe import TrainConfig, build_optimizer
 

@@ -13,11 +13,11 @@ import torch
 
 from catdog.runtime.spine.folders import LabelledFolder, scan
 from catdog.runtime.spine.metrics import softmax_t
-from catdog.train.checkpoint import build_model, load_checkpoint
-from catdog.train.cv import stratified_folds
-from catdog.train.data import ImageDataset, batch_mixer, train_transform
+from catdog.train.data.datasets import ImageDataset, batch_mixer, train_transform
+from catdog.train.loop.probe import fit_logistic
 from catdog.train.models import get_entry
-from catdog.train.probe import fit_logistic
+from catdog.train.models.checkpoint import build_model, load_checkpoint
+from catdog.train.studies.cv import stratified_folds
 
 LITE = ["--arch", "efficientnet_lite0", "--size", "64", "--batch-size", "4", "--workers", "0", "--quiet"]
 
@@ -42,7 +42,7 @@ def test_probe_is_an_ordinary_checkpoint_that_exports_and_runs(probe_run, small_
     assert [r["epoch"] for r in rows] == [0] and rows[0]["val_acc"] == rows[0]["probe_val_acc"]
 
     # A temperature this split could not fit, set by hand: it must reach the runtime's scores.
-    from catdog.train.checkpoint import save_checkpoint
+    from catdog.train.models.checkpoint import save_checkpoint
 
     ck = load_checkpoint(save_checkpoint(tmp_path / "hot.pth", **{**ck.fields_to_save(), "temperature": 2.5}))
     out = tmp_path / "export"

@@ -9,9 +9,9 @@ import shutil
 import pytest
 from test_cli import main_in_process
 
-from catdog.train.checkpoint import load_checkpoint, save_checkpoint
-from catdog.train.fit import LAST, fit
+from catdog.train.loop.fit import LAST, fit
 from catdog.train.models import get_model
+from catdog.train.models.checkpoint import load_checkpoint, save_checkpoint
 from catdog.train.recipe import TrainConfig
 
 TINY = dict(arch="mobilenet_v3_small", size=32, batch_size=4, workers=0)
@@ -28,7 +28,7 @@ def trained(tmp_path_factory, small_flat):
 @pytest.fixture(scope="module")
 def written(tmp_path_factory, small_flat):
     """A run folder as one epoch leaves it, written directly: refusals come before any training."""
-    from catdog.train.fit import resolve_arch
+    from catdog.train.loop.fit import resolve_arch
 
     run = tmp_path_factory.mktemp("written") / "run"
     cfg = TrainConfig(data=str(small_flat), epochs=1, **TINY)

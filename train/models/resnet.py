@@ -1,7 +1,7 @@
 """ResNet-18 with the seed's head (512 -> 256 -> ReLU -> Dropout(0.5) -> N) and three training
 modes: `full` (everything trains), `frozen` (feature extraction: only the head trains and the
 backbone's BatchNorm keeps its ImageNet statistics), `progressive` (the head first, then layer4,
-layer3, ... one more stage every `unfreeze_every` epochs; fit.py calls set_epoch)."""
+layer3, ... one more stage every `unfreeze_every` epochs; loop/fit.py calls set_epoch)."""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import onnx
 
-from catdog.export.quantize import CALIB_CANDIDATES, DEFAULT_CALIB_METHOD, DEFAULT_KEEP, KEEP_FP32, Int8Quantizer
-from catdog.export.sensitivity import Sensitivity, SensitivityConfig, refine
-from catdog.export.simplify import run_onnx
+from catdog.export.builders.simplify import run_onnx
+from catdog.export.int8.quantize import CALIB_CANDIDATES, DEFAULT_CALIB_METHOD, DEFAULT_KEEP, KEEP_FP32, Int8Quantizer
+from catdog.export.int8.sensitivity import Sensitivity, SensitivityConfig, refine
 from catdog.runtime.spine.isa import SIMULATED, int8_path, kernels_label
 from catdog.runtime.spine.metrics import softmax
 

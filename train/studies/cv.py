@@ -17,7 +17,7 @@ from catdog.runtime.spine.errors import DataError
 from catdog.runtime.spine.fileio import atomic_write
 from catdog.runtime.spine.folders import LabelledFolder, scan
 from catdog.runtime.spine.metrics import format_accuracy
-from catdog.train.fit import fit
+from catdog.train.loop.fit import fit
 from catdog.train.recipe import TrainConfig
 
 
@@ -45,10 +45,10 @@ def _probe_folds(cfg: TrainConfig, data: LabelledFolder, folds: list, device: st
     score one probe per fold on them: what fit() would do k times, at 1/k of the cost."""
     import numpy as np
 
-    from catdog.train.data import ImageDataset
-    from catdog.train.fit import resolve_arch
+    from catdog.train.data.datasets import ImageDataset
+    from catdog.train.loop.fit import resolve_arch
+    from catdog.train.loop.probe import extract, fit_probe
     from catdog.train.models import get_model
-    from catdog.train.probe import extract, fit_probe
     from catdog.train.recipe import resolve_device
 
     spec, kwargs = resolve_arch(cfg)

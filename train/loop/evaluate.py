@@ -12,11 +12,11 @@ import numpy as np
 
 from catdog.runtime.spine.folders import scan
 from catdog.runtime.spine.metrics import accuracy_record, ece, fit_temperature, format_accuracy, nll, softmax_t
-from catdog.train.checkpoint import build_model, load_checkpoint, save_checkpoint
-from catdog.train.data import ImageDataset, make_loader
-from catdog.train.engine import EvalResult, evaluate
+from catdog.train.data.datasets import ImageDataset, make_loader
+from catdog.train.loop.engine import EvalResult, evaluate
+from catdog.train.models.checkpoint import build_model, load_checkpoint, save_checkpoint
 from catdog.train.options import EvaluateOptions
-from catdog.train.progress import bar
+from catdog.train.plumbing.progress import bar
 from catdog.train.recipe import resolve_device
 
 ECE_BINS = 15

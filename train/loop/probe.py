@@ -17,9 +17,9 @@ from torch import nn
 from catdog.runtime.spine.errors import ConfigError
 from catdog.runtime.spine.folders import LabelledFolder
 from catdog.runtime.spine.spec import PreprocessSpec
-from catdog.train import dist
-from catdog.train.data import ImageDataset, make_loader
-from catdog.train.progress import bar
+from catdog.train.data.datasets import ImageDataset, make_loader
+from catdog.train.loop import dist
+from catdog.train.plumbing.progress import bar
 from catdog.train.recipe import TrainConfig
 
 # Penalties tried on standardized features (strong to weak); validation picks one.

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from catdog.runtime.spine.errors import OutputError
 from catdog.runtime.spine.fileio import atomic_write
-from catdog.train.engine import EvalResult
+from catdog.train.loop.engine import EvalResult
 
 BEST, LAST, METRICS, CLASSES = "best.pth", "last.pth", "metrics.jsonl", "class_indices.json"  # a run's files
 REPORT = "report.json"
@@ -78,7 +78,7 @@ def write_report(out: Path, summary: dict, val: dict, classes: list[str], say) -
 
 def write_plots(out: Path, history: list[dict], val: EvalResult, classes: list[str], say) -> None:
     try:
-        from catdog.train import plots
+        from catdog.train.loop import plots
     except ImportError:  # matplotlib is an optional part of [train]
         say("matplotlib not installed: no plots")
         return

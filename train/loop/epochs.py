@@ -14,13 +14,13 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-from catdog.train import dist
-from catdog.train.checkpoint import Checkpoint, save_checkpoint
-from catdog.train.data import ImageDataset, batch_mixer, make_loader
-from catdog.train.engine import EvalResult, evaluate, train_one_epoch
-from catdog.train.progress import bar
+from catdog.train.data.datasets import ImageDataset, batch_mixer, make_loader
+from catdog.train.loop import dist
+from catdog.train.loop.engine import EvalResult, evaluate, train_one_epoch
+from catdog.train.loop.rundir import BEST, LAST, METRICS, append_line, report_bad
+from catdog.train.models.checkpoint import Checkpoint, save_checkpoint
+from catdog.train.plumbing.progress import bar
 from catdog.train.recipe import TrainConfig
-from catdog.train.rundir import BEST, LAST, METRICS, append_line, report_bad
 
 
 @dataclass

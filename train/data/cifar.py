@@ -24,7 +24,7 @@ import numpy as np
 
 from catdog.runtime.spine.errors import ConfigError, DataError
 from catdog.runtime.spine.fileio import atomic_write
-from catdog.train.progress import bar
+from catdog.train.plumbing.progress import bar
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 KINDS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "cifar100-coarse": "CIFAR-100"}

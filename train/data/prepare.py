@@ -18,7 +18,7 @@ from catdog.runtime.spine.fileio import atomic_path
 from catdog.runtime.spine.folders import scan
 from catdog.runtime.spine.images import read_image
 from catdog.train.options import PrepareOptions, StatsOptions
-from catdog.train.progress import bar
+from catdog.train.plumbing.progress import bar
 
 
 @dataclass
@@ -54,7 +54,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, move: bool = Prep
             workers: int | None = None, console=None) -> PrepareReport:
     """Lay `src` (flat or class folders) out as `dst/<class>/<file>`; `cifar10:PATH` (cifar100:,
     cifar100-coarse:) writes that CIFAR archive or folder as PNGs in `dst/train/<class>/`, `dst/test/<class>/`."""
-    from catdog.train.cifar import parse_source
+    from catdog.train.data.cifar import parse_source
 
     cifar = parse_source(src)
     if cifar is not None:
@@ -107,7 +107,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, move: bool = Prep
 
 def _prepare_cifar(kind: str, src: Path, dst: Path, *, move: bool, resize: int | None, workers: int | None,
                    console) -> PrepareReport:
-    from catdog.train.cifar import read_cifar, write_class_folders
+    from catdog.train.data.cifar import read_cifar, write_class_folders
 
     if move or resize:  # the archive is read, never changed; its images are 32x32 by definition
         raise ConfigError(f"--{'move' if move else 'resize'} does not apply to {kind}: its images are written "

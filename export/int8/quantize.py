@@ -222,7 +222,7 @@ class Int8Quantizer:
             )
         if not also_fp32:
             return onnx.load(str(dst))
-        from catdog.export.qdq_surgery import float_inputs  # their inputs too, not only their weights
+        from catdog.export.int8.qdq_surgery import float_inputs  # their inputs too, not only their weights
 
         return float_inputs(onnx.load(str(dst)), also_fp32, self.layers)
 

@@ -19,16 +19,25 @@ from catdog.runtime.spine.errors import CheckpointError, DataError
 from catdog.runtime.spine.fileio import atomic_write
 from catdog.runtime.spine.folders import LabelledFolder, scan
 from catdog.runtime.spine.spec import PreprocessSpec
-from catdog.train import dist
-from catdog.train.checkpoint import Checkpoint
-from catdog.train.data import ImageDataset, check_classes_readable, split
-from catdog.train.epochs import Run, probe_epoch, run_epochs
-from catdog.train.evaluate import accuracy_report, calibrate_checkpoint
+from catdog.train.data.datasets import ImageDataset, check_classes_readable, split
+from catdog.train.loop import dist
+from catdog.train.loop.epochs import Run, probe_epoch, run_epochs
+from catdog.train.loop.evaluate import accuracy_report, calibrate_checkpoint
+from catdog.train.loop.probe import probe_bar
+from catdog.train.loop.resume import open_run
+from catdog.train.loop.rundir import (
+    BEST,
+    CLASSES,
+    LAST,
+    METRICS,
+    check_free_space,
+    trim_metrics,
+    write_plots,
+    write_report,
+)
 from catdog.train.models import get_entry, get_model
-from catdog.train.probe import probe_bar
+from catdog.train.models.checkpoint import Checkpoint
 from catdog.train.recipe import TrainConfig, amp_dtype, build_optimizer, build_scaler, build_scheduler
-from catdog.train.resume import open_run
-from catdog.train.rundir import BEST, CLASSES, LAST, METRICS, check_free_space, trim_metrics, write_plots, write_report
 
 
 def resolve_arch(cfg: TrainConfig) -> tuple[PreprocessSpec, dict[str, Any]]:

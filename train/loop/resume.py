@@ -17,10 +17,10 @@ from typing import Any, Collection
 
 from catdog.runtime.spine.errors import ConfigError, OutputError
 from catdog.runtime.spine.fileio import check_output_file, check_writable_dir
-from catdog.train.checkpoint import Checkpoint, load_checkpoint
-from catdog.train.dist import DistInfo
+from catdog.train.loop.dist import DistInfo
+from catdog.train.loop.rundir import BEST, CLASSES, LAST, METRICS, REPORT
+from catdog.train.models.checkpoint import Checkpoint, load_checkpoint
 from catdog.train.recipe import TrainConfig
-from catdog.train.rundir import BEST, CLASSES, LAST, METRICS, REPORT
 
 KEPT = frozenset({"data", "val", "epochs", "patience", "workers", "amp", "batch_size", "accum_steps"})
 FLAGS = {"accum_steps": "--accum", "arch_kwargs": "--arch-kw"}  # where the flag is not the field's name

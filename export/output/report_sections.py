@@ -1,6 +1,6 @@
 """export-report.md's sections on what INT8 changes: per-class accuracy of every artifact on each
 parity set, the photos where an INT8 artifact and fp32 ONNX disagree (gallery.py fills them in),
-and the per-layer sensitivity of each INT8 artifact (sensitivity.py). Each reads the report's
+and the per-layer sensitivity of each INT8 artifact (int8/sensitivity.py). Each reads the report's
 plain data (the dicts its JSON holds), so report.py only places them."""
 
 from __future__ import annotations

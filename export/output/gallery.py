@@ -17,8 +17,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from catdog.export.formats import FORMATS
-from catdog.export.report import REPORT_STEM, ExportReport, ParitySet
+from catdog.export.artifacts.formats import FORMATS
+from catdog.export.output.report import REPORT_STEM, ExportReport, ParitySet
 from catdog.runtime.spine.errors import OutputError
 from catdog.runtime.spine.fileio import atomic_write
 from catdog.runtime.spine.metrics import softmax_t

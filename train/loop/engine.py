@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from catdog.train import interrupt
+from catdog.train.plumbing import interrupt
 
 # progress(n_images_done, stats_so_far) is called after each step; the CLI draws a rich bar with it.
 Progress = Callable[[int, dict], None]

@@ -10,7 +10,7 @@ from typing import Callable, Iterable, Mapping
 
 import onnx
 
-from catdog.export.formats import FORMATS, ArtifactFormat, BuildContext, get_format
+from catdog.export.artifacts.formats import FORMATS, ArtifactFormat, BuildContext, get_format
 from catdog.runtime.spine.errors import ModelError
 
 Table = Mapping[str, ArtifactFormat]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from catdog.runtime.spine.fileio import atomic_write
-from catdog.train.cifar import KINDS, locate, parse_source, read_cifar, write_class_folders
+from catdog.train.data.cifar import KINDS, locate, parse_source, read_cifar, write_class_folders
 from catdog.train.options import TrainOptions
 
 DONE = "complete.json"

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from catdog.export.formats import ArtifactFormat, Gate
+from catdog.export.artifacts.formats import ArtifactFormat, Gate
 from catdog.runtime.engine.session import open_session
 from catdog.runtime.spine.errors import InputError, ProviderError
 from catdog.runtime.spine.isa import SIMULATED, int8_path, kernels_label, saturates
@@ -142,7 +142,7 @@ def simulated_target(fmt: ArtifactFormat, path: Path, here: str | None = None) -
         return fmt.target
     if fmt.precision != "int8":
         return None
-    from catdog.export.meta import read_onnx_metadata
+    from catdog.export.builders.meta import read_onnx_metadata
 
     rec = read_onnx_metadata(path).extra.get("int8") or {}
     top = int(rec.get("max_int8_weight") or 0)
@@ -165,7 +165,7 @@ def kernel_figures(ref: np.ndarray, got: np.ndarray) -> dict[str, Any]:
 def artifact_runner(fmt: ArtifactFormat, path: Path, provider: str = "cpu",
                     simulate_qdq: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     if fmt.kind == "torchscript":
-        from catdog.export.torchscript import load_torchscript
+        from catdog.export.builders.torchscript import load_torchscript
 
         module, _ = load_torchscript(path)
 

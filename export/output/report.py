@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catdog.export.parity import ECE_BINS, ArtifactInfo, ArtifactParity
-from catdog.export.report_sections import disagreement_lines, per_class_lines, sensitivity_lines
+from catdog.export.output.report_sections import disagreement_lines, per_class_lines, sensitivity_lines
+from catdog.export.verify.parity import ECE_BINS, ArtifactInfo, ArtifactParity
 from catdog.runtime.spine.isa import SAFE_WEIGHT, SATURATING, int8_path
 from catdog.runtime.spine.metrics import format_accuracy
 from catdog.runtime.spine.reports import md_table, write_report_pair

@@ -24,8 +24,8 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
-from catdog.export.qdq_surgery import OneLayer, fold_weights
-from catdog.export.quantize import WEIGHTED
+from catdog.export.int8.qdq_surgery import OneLayer, fold_weights
+from catdog.export.int8.quantize import WEIGHTED
 from catdog.runtime.spine.errors import InputError
 
 SWEEP_IMAGES = 16  # held-out images the per-layer sweep runs on (those INT8 gets most wrong; chunked)

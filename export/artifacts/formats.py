@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import torch
 
-from catdog.export.quantize import DEFAULT_TARGET
+from catdog.export.int8.quantize import DEFAULT_TARGET
 from catdog.runtime.spine.artifacts import ARTIFACTS, ArtifactFile
 from catdog.runtime.spine.errors import InputError, ModelError
 from catdog.runtime.spine.metadata import ModelMetadata
@@ -100,7 +100,7 @@ class ArtifactFormat:
 
 
 def _save_onnx(model: onnx.ModelProto, meta: ModelMetadata, path: Path) -> onnx.ModelProto:
-    from catdog.export.meta import set_onnx_metadata
+    from catdog.export.builders.meta import set_onnx_metadata
 
     model = set_onnx_metadata(model, meta)
     path.write_bytes(model.SerializeToString())
@@ -108,14 +108,14 @@ def _save_onnx(model: onnx.ModelProto, meta: ModelMetadata, path: Path) -> onnx.
 
 
 def build_torchscript(ctx: BuildContext, path: Path, meta: ModelMetadata, source: None = None) -> None:
-    from catdog.export.torchscript import export_torchscript
+    from catdog.export.builders.torchscript import export_torchscript
 
     export_torchscript(ctx.model, ctx.example, meta, path)
 
 
 def build_onnx(ctx: BuildContext, path: Path, meta: ModelMetadata, source: None = None) -> onnx.ModelProto:
-    from catdog.export.onnx_export import export_onnx
-    from catdog.export.simplify import simplify
+    from catdog.export.builders.onnx_export import export_onnx
+    from catdog.export.builders.simplify import simplify
 
     result = simplify(export_onnx(ctx.model, ctx.example, ctx.opset), ctx.check_inputs)
     ctx.notes["onnx"] = result.note
@@ -125,8 +125,8 @@ def build_onnx(ctx: BuildContext, path: Path, meta: ModelMetadata, source: None 
 
 def _int8(ctx: BuildContext, fp32: onnx.ModelProto, activations: str, symmetric: bool,
           reduce_range: bool | None = None) -> tuple[onnx.ModelProto, Any]:
-    from catdog.export.int8_choice import choose_int8
-    from catdog.export.quantize import Int8Quantizer
+    from catdog.export.int8.int8_choice import choose_int8
+    from catdog.export.int8.quantize import Int8Quantizer
 
     if ctx.calib is None:
         raise InputError("an INT8 artifact needs calibration images: pass --calib DIR")
@@ -142,7 +142,7 @@ def _int8(ctx: BuildContext, fp32: onnx.ModelProto, activations: str, symmetric:
 
 
 def _int8_record(ctx: BuildContext, name: str, model: onnx.ModelProto, choice: Any, activations: str) -> None:
-    from catdog.export.quantize import max_int8_weight, qdq_summary
+    from catdog.export.int8.quantize import max_int8_weight, qdq_summary
 
     ctx.details[name] = {**qdq_summary(model), "calib_method": choice.method, "keep_fp32": choice.keep_fp32,
                          "calib_images": len(ctx.calib), "activations": activations,
@@ -151,7 +151,7 @@ def _int8_record(ctx: BuildContext, name: str, model: onnx.ModelProto, choice: A
 
 
 def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata, fp32: onnx.ModelProto) -> onnx.ModelProto:
-    from catdog.export.quantize import INT8_FORMATS, resolve_target
+    from catdog.export.int8.quantize import INT8_FORMATS, resolve_target
 
     isa, chosen = resolve_target(ctx.int8_target)
     fmt = INT8_FORMATS[isa]
@@ -172,7 +172,7 @@ def build_int8(ctx: BuildContext, path: Path, meta: ModelMetadata, fp32: onnx.Mo
 def build_int8_trt(ctx: BuildContext, path: Path, meta: ModelMetadata, fp32: onnx.ModelProto) -> onnx.ModelProto:
     """The INT8 TensorRT takes: int8 activations and weights, zero points 0, weights per channel.
     Proved on the graph before it is stamped symmetric (the runtime's --trt-int8 reads the stamp)."""
-    from catdog.export.quantize import symmetric_qdq_problems
+    from catdog.export.int8.quantize import symmetric_qdq_problems
 
     model, choice = _int8(ctx, fp32, "int8", symmetric=True)
     problems = symmetric_qdq_problems(model)
@@ -188,14 +188,14 @@ def build_int8_trt(ctx: BuildContext, path: Path, meta: ModelMetadata, fp32: onn
 
 
 def build_fp16(ctx: BuildContext, path: Path, meta: ModelMetadata, fp32: onnx.ModelProto) -> onnx.ModelProto:
-    from catdog.export.fp16 import convert_fp16
+    from catdog.export.builders.fp16 import convert_fp16
 
     ctx.notes["fp16"] = "fp16 weights and compute, fp32 input and output"
     return _save_onnx(convert_fp16(fp32), meta, path)
 
 
 def build_baked(ctx: BuildContext, path: Path, meta: ModelMetadata, fp32: onnx.ModelProto) -> onnx.ModelProto:
-    from catdog.export.bake import bake_preprocess
+    from catdog.export.builders.bake import bake_preprocess
 
     ctx.notes["baked"] = f"uint8 NHWC {ctx.spec.channel_order} input (resize_crop output); normalization in the graph"
     return _save_onnx(bake_preprocess(fp32, ctx.spec), meta, path)

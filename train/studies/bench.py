@@ -16,8 +16,8 @@ import torch
 
 from catdog.runtime.spine.errors import ConfigError
 from catdog.runtime.spine.folders import scan
-from catdog.train.data import ImageDataset, make_loader
-from catdog.train.fit import resolve_arch
+from catdog.train.data.datasets import ImageDataset, make_loader
+from catdog.train.loop.fit import resolve_arch
 from catdog.train.models import get_entry, get_model
 from catdog.train.options import BenchOptions
 from catdog.train.recipe import amp_dtype, build_optimizer, resolve_device

@@ -14,7 +14,7 @@ from catdog.runtime.spine.errors import MetadataError
 from catdog.runtime.spine.metadata import METADATA_KEY, ModelMetadata, from_metadata_map
 
 if TYPE_CHECKING:  # a hint only: reading an artifact's metadata needs no torch
-    from catdog.train.checkpoint import Checkpoint
+    from catdog.train.models.checkpoint import Checkpoint
 
 
 def _package_version(name: str) -> str:

@@ -15,9 +15,9 @@ import os
 import time
 from pathlib import Path
 
-from catdog.export.gallery import galleries
-from catdog.export.report import FAILED_JSON, FAILED_MD, FAILED_STEM, REPORT_MD, REPORT_STEM, ExportReport
-from catdog.export.staging import Staging
+from catdog.export.output.gallery import galleries
+from catdog.export.output.report import FAILED_JSON, FAILED_MD, FAILED_STEM, REPORT_MD, REPORT_STEM, ExportReport
+from catdog.export.output.staging import Staging
 from catdog.runtime.spine.artifacts import ARTIFACTS
 from catdog.runtime.spine.errors import GateError, OutputError
 
