@@ -1,7 +1,7 @@
 """The house rules, checked on the source itself (every import, lazy ones inside functions too):
-imports point one way (runtime <- train <- export <- benchmarks) and, inside runtime/, from a room
-only to the rooms below it; nothing imports an entry module (a `cli`); no import cycle; no source
-file over 300 lines."""
+imports point one way (runtime <- train <- export <- benchmarks) and, inside runtime/, train/ and
+export/, from a room only to the rooms below it; nothing imports an entry module (a `cli`); no
+import cycle; no source file over 300 lines."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ ROOMS = {
     "options": {"spine"},
     "run": {"spine", "engine", "live", "options", "scale", "serve"},
     "assets": set(),
+}
+# train's and export's rooms (a folder, or a single module at the stage's top), lowest first: each
+# may import only the rooms before it (and itself). Entry modules (cli) import anything.
+ORDER = {
+    "train": ("plumbing", "recipe", "options", "presets", "models", "data", "loop", "studies", "run"),
+    "export": ("options", "builders", "int8", "artifacts", "verify", "output", "pipeline"),
 }
 ENTRIES = ("cli", "__main__")  # entry modules: `catdog.<stage>.cli` (a module or a package) and __main__
 MAX_LINES = 300
@@ -82,6 +88,20 @@ def test_runtime_rooms_import_only_the_rooms_below():
         for d in deps:
             if d.startswith("catdog.runtime.") and _room(d) != room and _room(d) not in ROOMS[room]:
                 bad.append(f"{mod} -> {d}")
+    assert not bad, bad
+
+
+def test_train_and_export_rooms_import_only_the_rooms_below():
+    bad = []
+    for mod, deps in _graph().items():
+        stage = mod.split(".")[1]
+        if stage not in ORDER or _room(mod) in ENTRIES or not _room(mod):
+            continue
+        order, room = ORDER[stage], _room(mod)
+        assert room in order, f"{mod}: {stage}/{room} is not a known room; add it to ORDER[{stage!r}] in its place"
+        below = set(order[: order.index(room) + 1])
+        bad += [f"{mod} -> {d}" for d in deps
+                if d.split(".")[1] == stage and _room(d) and _room(d) not in below]
     assert not bad, bad
 
 
