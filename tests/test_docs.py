@@ -1,0 +1,370 @@
+"""The README and docs/ are checked against the code they describe.
+
+1. Every `catdog-*` command they show, in a fenced shell block or an inline code span, names a
+   subcommand and flags that the real CLI has: each CLI's `--help` (and each used subcommand's) is
+   run once per session and its option names parsed, so a renamed or removed flag fails here, not
+   in a reader's terminal.
+2. Every relative link in README.md, docs/ and reports/*/README.md points to a file that exists,
+   and a `#anchor` to a heading of that file.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+ (the dev venv); pyproject names the entry points
+
+REPO = Path(__file__).resolve().parents[1]
+CLIS = ("catdog-train", "catdog-export", "catdog-runtime", "catdog-bench")
+MODULE_CLIS = {"catdog.train.cli": "catdog-train", "catdog.export.cli": "catdog-export",
+               "catdog.runtime.cli": "catdog-runtime", "catdog.benchmarks.cli": "catdog-bench"}
+SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh"}
+SEPARATORS = {"|", "||", "&&", ";", "&", "(", ")", ";;", "|&"}
+REDIRECTS = {">", ">>", "<", "<<", ">&", "&>", "2>", "<>"}
+
+
+def doc_files() -> list[Path]:
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def link_files() -> list[Path]:
+    return [*doc_files(), *sorted((REPO / "reports").glob("*/README.md"))]
+
+
+# --- extracting commands -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Command:
+    where: str  # file:line
+    cli: str  # catdog-train, ...
+    args: tuple[str, ...]
+
+
+FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
+
+
+def fenced_blocks(text: str) -> list[tuple[int, str, list[str]]]:
+    """(first line number, language, lines) of every fenced block."""
+    out, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        fence, lang, start, body = m.group(2), m.group(3).lower(), i + 2, []
+        i += 1
+        while i < len(lines) and not lines[i].strip().startswith(fence):
+            body.append(lines[i])
+            i += 1
+        out.append((start, lang, body))
+        i += 1
+    return out
+
+
+def _is_shell(lang: str, body: list[str]) -> bool:
+    if lang in SHELL_LANGS:
+        return True
+    if lang:
+        return False  # nginx, python, json ...: not shell
+    return any(re.match(r"\s*(\$ |catdog-)", line) for line in body)
+
+
+def _logical_lines(body: list[str], first: int) -> list[tuple[int, str]]:
+    """Join `\\` continuations; drop `$ ` prompts (in a prompted block only prompted lines are commands)."""
+    prompted = any(line.lstrip().startswith("$ ") for line in body)
+    out: list[tuple[int, str]] = []
+    pending, start = "", first
+    for n, raw in enumerate(body, first):
+        line = raw.strip()
+        if not pending:
+            start = n
+            if prompted:
+                if not line.startswith("$ "):
+                    continue
+                line = line[2:]
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        out.append((start, pending + line))
+        pending = ""
+    if pending:
+        out.append((start, pending))
+    return out
+
+
+SUBST = re.compile(r"\$\(([^()]*)\)|`([^`]*)`")
+
+
+def _tokens(line: str) -> list[str]:
+    lex = shlex.shlex(line, posix=True, punctuation_chars=";&|()<>")
+    lex.whitespace_split = True
+    lex.commenters = "#"
+    try:
+        return list(lex)
+    except ValueError:  # an unbalanced quote: a placeholder line, not a command
+        return line.split()
+
+
+def commands_in_line(line: str, where: str) -> list[Command]:
+    """Every catdog-* invocation in one shell line: pipes, &&, ;, subshells, $(...), env
+    assignments, sudo/exec/time/torchrun -m and paths such as .venv/bin/catdog-runtime."""
+    found: list[Command] = []
+    inner = [a or b for a, b in SUBST.findall(line)]
+    for sub in inner:
+        found += commands_in_line(sub, where)
+    line = SUBST.sub(" SUBST ", line)
+    segment: list[str] = []
+    for tok in [*_tokens(line), ";"]:
+        if tok in SEPARATORS:
+            cmd = _command(segment, where)
+            if cmd:
+                found.append(cmd)
+            segment = []
+        else:
+            segment.append(tok)
+    return found
+
+
+def _command(tokens: list[str], where: str) -> Command | None:
+    toks: list[str] = []
+    skip = False
+    for tok in tokens:  # drop redirections and their targets
+        if skip:
+            skip = False
+            continue
+        if tok in REDIRECTS or re.fullmatch(r"\d?[<>]+&?", tok):
+            skip = True
+            continue
+        toks.append(tok)
+    while toks and (re.match(r"[A-Za-z_]\w*=", toks[0]) or toks[0] in {"sudo", "exec", "time", "env", "nohup"}):
+        toks = toks[1:]
+    for i, tok in enumerate(toks):
+        name = tok.rsplit("/", 1)[-1]
+        if i == 0 and name in CLIS:
+            return Command(where, name, tuple(toks[1:]))
+        if tok == "-m" and i + 1 < len(toks) and toks[i + 1] in MODULE_CLIS:  # python -m / torchrun -m
+            return Command(where, MODULE_CLIS[toks[i + 1]], tuple(toks[i + 2:]))
+    return None
+
+
+INLINE = re.compile(r"(?<!`)`((?:[^`\n]|\n(?!\n))+)`(?!`)")
+
+
+def commands_in_markdown(text: str, name: str) -> list[Command]:
+    """The commands of every fenced shell block, and every inline code span that starts with a CLI."""
+    found: list[Command] = []
+    fenced_lines: set[int] = set()
+    for first, lang, body in fenced_blocks(text):
+        fenced_lines.update(range(first - 1, first + len(body) + 1))
+        if not _is_shell(lang, body):
+            continue
+        for n, line in _logical_lines(body, first):
+            found += commands_in_line(line, f"{name}:{n}")
+    prose = "\n".join("" if n in fenced_lines else line for n, line in enumerate(text.splitlines(), 1))
+    for m in INLINE.finditer(prose):
+        span = " ".join(m.group(1).split())
+        if re.match(r"(catdog-(train|export|runtime|bench))\b", span):
+            n = prose.count("\n", 0, m.start()) + 1
+            found += commands_in_line(span.replace("...", " "), f"{name}:{n}")
+    return found
+
+
+# --- asking the real CLIs ------------------------------------------------------------------------
+
+def _entry_points() -> dict[str, str]:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+@functools.lru_cache(maxsize=None)
+def help_text(cli: str, sub: str | None = None) -> str:
+    """`CLI [SUB] --help`, from the venv's console script (else the entry point pyproject names)."""
+    script = Path(sys.executable).parent / cli
+    if script.exists():
+        argv = [str(script)]
+    else:
+        module, func = _entry_points()[cli].split(":")
+        argv = [sys.executable, "-c", f"import sys; sys.argv[0] = {cli!r}; from {module} import {func}; {func}()"]
+    env = {**os.environ, "COLUMNS": "300", "NO_COLOR": "1", "TERM": "dumb"}
+    proc = subprocess.run([*argv, *([sub] if sub else []), "--help"], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, f"{cli} {sub or ''} --help exited {proc.returncode}: {proc.stderr[-2000:]}"
+    return proc.stdout
+
+
+def _panels(help_out: str) -> dict[str, list[str]]:
+    """Rich help: the rows of each boxed panel (Options, Commands, ...), by the panel's title."""
+    panels: dict[str, list[str]] = {}
+    title = None
+    for line in help_out.splitlines():
+        m = re.match(r"\s*╭─+ (.+?) ─", line)
+        if m:
+            title = m.group(1)
+            panels.setdefault(title, [])
+        elif line.lstrip().startswith("╰"):
+            title = None
+        elif title and line.lstrip().startswith("│"):
+            panels[title].append(line.strip().strip("│").rstrip())
+    return panels
+
+
+@functools.lru_cache(maxsize=None)
+def options(cli: str, sub: str | None = None) -> frozenset[str]:
+    """The option names (`--x`, `--no-x`, `-x`) in the leading column of the help's option rows."""
+    names: set[str] = set()
+    for title, rows in _panels(help_text(cli, sub)).items():
+        if title.lower().startswith("command"):
+            continue
+        for row in rows:
+            for tok in row.replace("*", " ", 1).split():
+                tok = tok.rstrip(",")
+                if not tok.startswith("-"):
+                    break
+                names.add(tok)
+    if not names:  # plain click help (no rich): "  -r, --recursive  TEXT  help"
+        for m in re.finditer(r"^\s{1,4}(-[^\s].*?)(?:\s{2,}|$)", help_text(cli, sub), re.M):
+            names.update(t for t in re.split(r"[,/\s]+", m.group(1)) if t.startswith("-"))
+    assert names, f"no options parsed from {cli} {sub or ''} --help"
+    return frozenset(names)
+
+
+@functools.lru_cache(maxsize=None)
+def subcommands(cli: str) -> frozenset[str]:
+    rows = [r for t, rs in _panels(help_text(cli)).items() if t.lower().startswith("command") for r in rs]
+    return frozenset(r.split()[0] for r in rows if r.split() and re.fullmatch(r"[a-z][\w-]*", r.split()[0]))
+
+
+def _requires_subcommand(cli: str) -> bool:
+    usage = next((ln for ln in help_text(cli).splitlines() if "Usage:" in ln), "")
+    return "COMMAND" in usage and "[COMMAND]" not in usage
+
+
+def problems(cmd: Command) -> list[str]:
+    """What in one command the CLI does not have: an unknown subcommand or flag."""
+    args = [a for a in cmd.args if a not in {"[", "]"}]
+    subs = subcommands(cmd.cli)
+    sub = None
+    if args and args[0] in subs:
+        sub, args = args[0], args[1:]
+    elif subs and _requires_subcommand(cmd.cli) and args and args[0] not in {"--help", "-h"}:
+        return [f"{cmd.where}: `{cmd.cli} {args[0]}`: no such subcommand (has: {', '.join(sorted(subs))})"]
+    known = options(cmd.cli, sub)
+    out = []
+    for arg in args:
+        flag = arg.strip("[]").split("=", 1)[0]
+        if re.fullmatch(r"--[A-Za-z0-9][\w-]*|-[A-Za-z]", flag) and flag not in known:
+            out.append(f"{cmd.where}: `{cmd.cli}{' ' + sub if sub else ''}` has no option {flag}")
+    return out
+
+
+def all_commands() -> list[Command]:
+    return [c for f in doc_files() for c in commands_in_markdown(f.read_text(), str(f.relative_to(REPO)))]
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+def test_every_catdog_command_in_the_readme_and_docs_exists():
+    cmds = all_commands()
+    assert len({c.cli for c in cmds}) == len(CLIS), f"expected commands of all four CLIs, found {cmds}"
+    bad = [p for c in cmds for p in problems(c)]
+    assert not bad, "commands in the docs that the CLIs do not have:\n" + "\n".join(bad)
+
+
+def test_the_checker_catches_a_made_up_flag_and_subcommand():
+    doc = """
+Some prose with `catdog-runtime photo.jpg --no-such-flag 3` inline.
+```bash
+FOO=1 catdog-bench run export/ \\
+  --name x --made-up-option | tee log.txt && echo "$(catdog-train evaluate --bogus)"
+catdog-bench frobnicate --json
+```
+```
+$ .venv/bin/catdog-export --ckpt a.pth --out e/ --int8 > out.txt   # a comment with --not-a-flag
+provider: cpu (auto) --printed-output
+```
+"""
+    cmds = commands_in_markdown(doc, "selftest.md")
+    assert [(c.cli, c.args[:1]) for c in cmds] == [
+        ("catdog-train", ("evaluate",)), ("catdog-bench", ("run",)), ("catdog-bench", ("frobnicate",)),
+        ("catdog-export", ("--ckpt",)), ("catdog-runtime", ("photo.jpg",))]
+    found = "\n".join(p for c in cmds for p in problems(c))
+    for wrong in ("--made-up-option", "--bogus", "frobnicate", "--no-such-flag"):
+        assert wrong in found, (wrong, found)
+    for right in ("--name", "--ckpt", "--int8", "--not-a-flag", "--printed-output"):
+        assert right not in found, (right, found)
+
+
+def test_the_option_parser_reads_real_options():
+    assert {"--model", "-m", "--json", "--recursive", "-r", "--serve"} <= options("catdog-runtime")
+    assert {"--int8-select", "--no-int8-select", "--ckpt"} <= options("catdog-export")
+    assert {"prepare", "evaluate", "cv"} <= subcommands("catdog-train")
+    assert {"run", "int8", "doctor"} <= subcommands("catdog-bench")
+
+
+# --- links ---------------------------------------------------------------------------------------
+
+LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]|!?\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip()).lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = path.read_text()
+    fenced = {n for first, _, body in fenced_blocks(text) for n in range(first - 1, first + len(body) + 1)}
+    out, seen = set(), {}
+    for n, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if m and n not in fenced:
+            s = slug(m.group(1))
+            k = seen.get(s, 0)
+            out.add(s if k == 0 else f"{s}-{k}")
+            seen[s] = k + 1
+    return out
+
+
+def link_problems(path: Path) -> list[str]:
+    text = path.read_text()
+    fenced = {n for first, _, body in fenced_blocks(text) for n in range(first - 1, first + len(body) + 1)}
+    prose = "\n".join("" if n in fenced else line for n, line in enumerate(text.splitlines(), 1))
+    prose = re.sub(r"`[^`\n]*`", "", prose)
+    out = []
+    for m in LINK.finditer(prose):
+        target = m.group(1)
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+            continue
+        file, _, anchor = target.partition("#")
+        dest = (path.parent / file).resolve() if file else path
+        where = f"{path.relative_to(REPO)}:{prose.count(chr(10), 0, m.start()) + 1}"
+        if not dest.exists():
+            out.append(f"{where}: {target}: no such file")
+        elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+            out.append(f"{where}: {target}: no heading #{anchor} in {dest.relative_to(REPO)}")
+    return out
+
+
+def test_every_relative_link_resolves():
+    bad = [p for f in link_files() for p in link_problems(f)]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_link_checker_catches_a_broken_link_and_anchor(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    (tmp_path / "a.md").write_text("# Top part\n\n## 2. Run (`x`, no y)\n[ok](#top-part) [ok](b.md#2-run-x-no-y)"
+                                   " [bad](c.md) [bad](b.md#nope) `[code](ignored.md)` [web](https://x.org/y)\n")
+    (tmp_path / "b.md").write_text("## 2. Run (`x`, no y)\n")
+    bad = link_problems(tmp_path / "a.md")
+    assert len(bad) == 2 and "c.md: no such file" in bad[0] and "#nope" in bad[1], bad
+    assert anchors(tmp_path / "a.md") == {"top-part", "2-run-x-no-y"}
