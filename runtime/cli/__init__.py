@@ -3,25 +3,28 @@ and calls catdog.runtime.run.run(); nothing imports it. Errors are one line on s
 non-zero exit (traceback with --debug); a bad file never stops a folder run, but the exit code says
 something failed.
 
-The options are one table (options.OPTIONS, over RunOptions' fields). The typer command (app.py) is
-built from it, and so is a quick parser for plain command lines (`catdog-runtime photo.jpg --json`):
-importing typer and click is ~30 ms, a tenth of a one-photo run. The quick parser takes only what it
-fully understands and hands everything else (--help, --opt=value, usage errors) to typer."""
+The options are RunOptions' fields, each with its flags, help and range in its metadata
+(options.opt). The typer command (app.py) is built from them, and so is a quick parser for plain
+command lines (`catdog-runtime photo.jpg --json`): importing typer and click is ~30 ms, a tenth of a
+one-photo run. The quick parser takes only what it fully understands and hands everything else
+(--help, --opt=value, usage errors) to typer."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
 
-from catdog.runtime.options import LOCAL_RAY, OPTIONS, RunOptions, option_types
+from catdog.runtime.options import LOCAL_RAY, RunOptions, option_table, option_types
 from catdog.runtime.run import run
 from catdog.runtime.spine.boundary import failure_exit, stop_on_sigterm
 
 
 def quick_options(argv: list[str]) -> tuple[RunOptions, bool] | None:
-    """(options, --debug) for a plain command line: one SOURCE and options from OPTIONS spelled as
+    """(options, --debug) for a plain command line: one SOURCE and RunOptions' flags spelled as
     separate tokens, each at most once, values in range. None for anything else (typer's job)."""
-    types, by_flag = option_types(), {f: name for name, o in OPTIONS.items() for f in o.flags}
+    types, table = option_types(), option_table()
+    by_flag = {f: name for name, o in table.items() for f in o.flags}
+    arg = next(name for name, o in table.items() if not o.flags)  # SOURCE
     given: dict[str, Any] = {}
     debug, i = False, 0
     while i < len(argv):
@@ -29,11 +32,11 @@ def quick_options(argv: list[str]) -> tuple[RunOptions, bool] | None:
         if tok == "--debug" and not debug:
             debug, i = True, i + 1
             continue
-        if not tok.startswith("-") and "source" not in given:
-            given["source"], i = tok, i + 1
+        if not tok.startswith("-") and arg not in given:
+            given[arg], i = tok, i + 1
             continue
         name = by_flag.get(tok)
-        if name is None or (name in given and not OPTIONS[name].repeatable):
+        if name is None or (name in given and not table[name].repeatable):
             return None
         if types[name] is bool:
             given[name], i = True, i + 1
@@ -44,19 +47,11 @@ def quick_options(argv: list[str]) -> tuple[RunOptions, bool] | None:
             value = types[name](argv[i + 1])
         except ValueError:
             return None
-        o = OPTIONS[name]
+        o = table[name]
         if (o.min is not None and value < o.min) or (o.max is not None and value > o.max):
             return None
         given[name], i = (*given.get(name, ()), value) if o.repeatable else value, i + 2
-    return (RunOptions(**given), debug) if "source" in given else None
-
-
-
-
-
-
-
-
+    return (RunOptions(**given), debug) if arg in given else None
 
 
 def ray_alone(args: list[str]) -> list[str]:

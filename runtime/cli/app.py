@@ -1,6 +1,7 @@
 """The typer face of catdog-runtime: --help, every spelling click accepts, usage errors. Built from
-cli.OPTIONS and RunOptions, so it and the quick parser can never disagree on a name, a default or
-a range. Loaded only when the quick parser hands a command line over (see cli.py)."""
+RunOptions' fields (each default, flag, help and range written once, there), so it and the quick
+parser can never disagree on a name, a default or a range. Loaded only when the quick parser hands
+a command line over (see cli/__init__.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Optional, cast
 
 import typer
 
-from catdog.runtime.options import OPTIONS, SOURCE_HELP, RunOptions, option_types
+from catdog.runtime.options import RunOptions, option_of, option_types
 from catdog.runtime.run import run
 from catdog.runtime.spine.boundary import cli_boundary
 
@@ -19,17 +20,18 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
 
 
 def _signature() -> inspect.Signature:
-    types = option_types()
-    params = [inspect.Parameter("source", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
-                                default=typer.Argument(RunOptions.source, help=SOURCE_HELP))]
+    """One parameter per RunOptions field: the one without flags is the argument (SOURCE)."""
+    types, params = option_types(), []
     for f in fields(RunOptions):
-        if f.name == "source":
+        o, t, default = option_of(f), types[f.name], cast(Any, f.default)
+        if not o.flags:
+            params.append(inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[t],
+                                            default=typer.Argument(default, help=o.help)))
             continue
-        o, t = OPTIONS[f.name], types[f.name]
         kind = list[t] if o.repeatable else t  # type: ignore[valid-type]
         params.append(inspect.Parameter(
             f.name, inspect.Parameter.KEYWORD_ONLY, annotation=t if t is bool else Optional[kind],
-            default=typer.Option(cast(Any, f.default), *o.flags, help=o.help, min=o.min, max=o.max)))
+            default=typer.Option(default, *o.flags, help=o.help, min=o.min, max=o.max)))
     return inspect.Signature(params)
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import catdog.runtime.cli.app as cli_app
 from catdog.runtime.cli import quick_options
-from catdog.runtime.options import OPTIONS, RunOptions
+from catdog.runtime.options import RunOptions, option_table
 
 TAKEN = [
     ["photo.jpg"],
@@ -67,7 +67,7 @@ def test_everything_else_is_typers(argv):
 
 
 def test_every_option_is_quick_parsable():
-    flags = [f for o in OPTIONS.values() for f in o.flags]
+    flags = [f for o in option_table().values() for f in o.flags]
     assert {f for argv in TAKEN for f in argv if f.startswith("-")} == set(flags)  # TAKEN covers them all
 
 

@@ -149,7 +149,7 @@ def test_a_failed_run_leaves_no_output_folder_it_made(photos, folder, tmp_path):
 
 
 def test_csv_over_any_file_an_option_reads_is_refused(photos, tmp_path):
-    """Not a list of flags: every path option that is not an output (options.OUTPUT_FIELDS) is an
+    """Not a list of flags: every path option that is not an output (opt(..., writes=True)) is an
     input, so a file option added later (here --token-file) is protected without a word here."""
     token = tmp_path / "token"
     token.write_text("0123456789abcdef0123456789abcdef\n")
