@@ -224,6 +224,8 @@ def options(cli: str, sub: str | None = None) -> frozenset[str]:
         if title.lower().startswith("command"):
             continue
         for row in rows:
+            if not re.match(r"\s{0,4}(\*\s+)?-", row):  # a wrapped help line, not an option's row
+                continue
             for tok in row.replace("*", " ", 1).split():
                 tok = tok.rstrip(",")
                 if not tok.startswith("-"):
@@ -239,7 +241,7 @@ def options(cli: str, sub: str | None = None) -> frozenset[str]:
 @functools.lru_cache(maxsize=None)
 def subcommands(cli: str) -> frozenset[str]:
     rows = [r for t, rs in _panels(help_text(cli)).items() if t.lower().startswith("command") for r in rs]
-    return frozenset(r.split()[0] for r in rows if r.split() and re.fullmatch(r"[a-z][\w-]*", r.split()[0]))
+    return frozenset(m.group(1) for r in rows if (m := re.match(r" ?([a-z][\w-]*)(\s|$)", r)))
 
 
 def _requires_subcommand(cli: str) -> bool:
@@ -358,6 +360,16 @@ def link_problems(path: Path) -> list[str]:
 def test_every_relative_link_resolves():
     bad = [p for f in link_files() for p in link_problems(f)]
     assert not bad, "\n".join(bad)
+
+
+REPO_PATH = re.compile(r"(?<![\w/.-])((?:train|export|runtime|benchmarks|tests|scripts|spine|engine|live|scale|serve)/[\w./-]*\w\.(?:py|sh))\b")
+
+
+def test_every_source_path_the_docs_name_exists():
+    """A module named in the docs that has moved or gone is a reader sent to nothing."""
+    bad = [f"{f.relative_to(REPO)}: {m.group(1)}" for f in link_files() for m in REPO_PATH.finditer(f.read_text())
+           if not (REPO / m.group(1)).exists() and not (REPO / "runtime" / m.group(1)).exists()]
+    assert not bad, "paths in the docs that do not exist:\n" + "\n".join(bad)
 
 
 def test_the_link_checker_catches_a_broken_link_and_anchor(tmp_path, monkeypatch):
