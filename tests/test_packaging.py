@@ -1,4 +1,4 @@
-"""The extras, checked on pyproject.toml and the README: every install the README shows, and every
+"""The extras, checked on pyproject.toml and the docs: every install README.md and docs/ show, and every
 extra that brings a runtime, pulls exactly one OpenCV wheel and one onnxruntime. opencv-python and
 opencv-python-headless are one `cv2` module (two wheels in one env overwrite each other's files),
 and so are onnxruntime and onnxruntime-gpu."""
@@ -36,16 +36,23 @@ def _requirements(extras: tuple[str, ...]) -> set[str]:
     return {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in out}
 
 
+INSTALL = re.compile(r"'\.\[([\w,-]+)\]'")
+
+
+def _docs_text() -> str:
+    return "\n".join(p.read_text() for p in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
+
+
 def _readme_installs() -> set[tuple[str, ...]]:
-    """Every `pip install '.[a,b]'` (or `-e '.[...]'`) in the README, as its extras."""
-    text = (REPO / "README.md").read_text()
-    return {tuple(m.group(1).split(",")) for m in re.finditer(r"'\.\[([\w,-]+)\]'", text)}
+    """Every `pip install '.[a,b]'` (or `-e '.[...]'`) in README.md and docs/, as its extras."""
+    text = _docs_text()
+    return {tuple(m.group(1).split(",")) for m in INSTALL.finditer(text)}
 
 
 def test_the_readme_shows_installs_and_never_two_runtime_extras_together():
-    installs = _readme_installs()
-    assert ("cpu",) in installs and ("dev",) in installs
-    assert "[cpu,gui]" not in (REPO / "README.md").read_text()
+    readme = {tuple(m.group(1).split(",")) for m in INSTALL.finditer((REPO / "README.md").read_text())}
+    assert ("cpu",) in readme and ("dev",) in readme  # the two commands' installs stay in the README
+    assert "[cpu,gui]" not in _docs_text()
 
 
 ADDONS = ("serve",)  # extras that add to whichever runtime is there (a Jetson's comes from JetPack)
