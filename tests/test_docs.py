@@ -19,10 +19,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-tomllib = pytest.importorskip("tomllib")  # Python 3.11+ (the dev venv); pyproject names the entry points
-
 REPO = Path(__file__).resolve().parents[1]
 CLIS = ("catdog-train", "catdog-export", "catdog-runtime", "catdog-bench")
 MODULE_CLIS = {"catdog.train.cli": "catdog-train", "catdog.export.cli": "catdog-export",
@@ -181,7 +177,9 @@ def commands_in_markdown(text: str, name: str) -> list[Command]:
 # --- asking the real CLIs ------------------------------------------------------------------------
 
 def _entry_points() -> dict[str, str]:
-    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    """pyproject's [project.scripts] (read by hand: tomllib is 3.11+, the project supports 3.10)."""
+    section = (REPO / "pyproject.toml").read_text().split("[project.scripts]", 1)[1].split("\n[", 1)[0]
+    return dict(re.findall(r'^\s*"?([\w-]+)"?\s*=\s*"([\w.:]+)"', section, re.M))
 
 
 @functools.lru_cache(maxsize=None)
@@ -362,7 +360,8 @@ def test_every_relative_link_resolves():
     assert not bad, "\n".join(bad)
 
 
-REPO_PATH = re.compile(r"(?<![\w/.-])((?:train|export|runtime|benchmarks|tests|scripts|spine|engine|live|scale|serve)/[\w./-]*\w\.(?:py|sh))\b")
+ROOTS = "train|export|runtime|benchmarks|tests|scripts|spine|engine|live|scale|serve"  # spine/...: under runtime/
+REPO_PATH = re.compile(rf"(?<![\w/.-])((?:{ROOTS})/[\w./-]*\w\.(?:py|sh))\b")
 
 
 def test_every_source_path_the_docs_name_exists():
