@@ -36,6 +36,10 @@ def corpus(t: Path) -> dict[str, Path]:
     cv2.imwrite(str(t / "webp16.webp"), np.zeros((4000, 4000, 3), np.uint8), [cv2.IMWRITE_WEBP_QUALITY, 101])
     big = cv2.resize(cv2.imread(str(PHOTO)), (6000, 4000), interpolation=cv2.INTER_NEAREST)
     cv2.imwrite(str(t / "prog24.jpg"), big, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_QUALITY, 40])
+    sampling = [cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_QUALITY, 40, cv2.IMWRITE_JPEG_SAMPLING_FACTOR]
+    big16 = cv2.resize(big, (4000, 4000), interpolation=cv2.INTER_NEAREST)
+    cv2.imwrite(str(t / "prog16-420.jpg"), big16, [*sampling, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420])
+    cv2.imwrite(str(t / "prog8-444.jpg"), big16[:2000], [*sampling, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
     cv2.imwrite(str(t / "jpeg100.jpg"), np.zeros((10000, 10000, 3), np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 30])
     return {
         "normal photo (dog.jpg, 1546x1213 JPEG)": PHOTO,
@@ -49,6 +53,8 @@ def corpus(t: Path) -> dict[str, Path]:
         "4000x4000 lossless WebP (16 MP)": t / "webp16.webp",
         "895x17877 PNG (20:1, 16 MP)": png("strip16.png", 895, 17877),
         "6000x4000 progressive JPEG": t / "prog24.jpg",
+        "4000x4000 progressive JPEG, 4:2:0 (16 MP of coefficients, the largest accepted)": t / "prog16-420.jpg",
+        "4000x2000 progressive JPEG, 4:4:4 (16 MP of coefficients)": t / "prog8-444.jpg",
         "10000x10000 baseline JPEG (decoded at 1/8)": t / "jpeg100.jpg",
     }
 

@@ -48,7 +48,16 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
 def jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
     """A JPEG's (width, height, SOF marker) from its first frame header; None if not a JPEG or none
     is found. Markers 0xC2, 0xC6, 0xCA, 0xCE are progressive: libjpeg then holds every DCT
-    coefficient of the full-size image (about 2 decoded pixels' worth each), even for a reduced decode."""
+    coefficient of the full-size image, even for a reduced decode (progressive_cost)."""
+    i = _sof(data)
+    if i is None:
+        return None
+    h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+    return w, h, data[i + 1]
+
+
+def _sof(data: bytes) -> int | None:
+    """The offset of a JPEG's first frame header (its 0xFF byte); None if not a JPEG or none is found."""
     if data[:2] != b"\xff\xd8":
         return None
     i = 2
@@ -61,11 +70,29 @@ def jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
             i += 1 if marker == 0xFF else 2
             continue
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return w, h, marker
+            return i
         (length,) = struct.unpack(">H", data[i + 2 : i + 4])
         i += 2 + length
     return None
+
+
+def progressive_cost(data: bytes) -> int | None:
+    """What a progressive JPEG's full-size DCT coefficients weigh, in decoded BGR pixels (3 bytes
+    each), which libjpeg holds whatever the scale it decodes at; None for a baseline JPEG or no
+    JPEG. Each component holds one 2-byte coefficient per sample at its own sampling (the frame
+    header's factors): 4:2:0 colour weighs one pixel per pixel, 4:4:4 two, gray two thirds."""
+    frame = _sof(data)
+    if frame is None or data[frame + 1] not in PROGRESSIVE:
+        return None
+    h, w = struct.unpack(">HH", data[frame + 5 : frame + 9])
+    n = data[frame + 9]
+    factors = [(data[c + 1] >> 4, data[c + 1] & 0x0F) for c in range(frame + 10, frame + 10 + 3 * n, 3)
+               if c + 1 < len(data)]
+    if len(factors) != n or not n or min(min(f) for f in factors) < 1:
+        return 2 * w * h * max(n, 1)  # a header libjpeg will refuse anyway: count it dear
+    hmax, vmax = max(f[0] for f in factors), max(f[1] for f in factors)
+    samples = sum(-(-w * hs // hmax) * -(-h * vs // vmax) for hs, vs in factors)
+    return -(-2 * samples // 3)
 
 
 def _tiff_size(data: bytes) -> tuple[int, int] | None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from catdog.runtime.spine.errors import InputError, error_line
-from catdog.runtime.spine.headers import PROGRESSIVE, header_size, jpeg_frame
+from catdog.runtime.spine.headers import header_size, progressive_cost
 
 if TYPE_CHECKING:
     from catdog.runtime.spine.spec import PreprocessSpec
@@ -149,8 +149,9 @@ def decode_image(data: bytes, source: str = "image", spec: PreprocessSpec | None
                          "TIFF, whose size is checked before decoding); convert it to JPEG or PNG")
     w, h = size
     decoded = -(-w // factor) * -(-h // factor)  # libjpeg rounds a scaled side up
-    if jpeg and (jpeg_frame(data) or (0, 0, 0))[2] in PROGRESSIVE:
-        decoded = max(decoded, 2 * w * h)  # the full image's coefficients, whatever the scale
+    coefficients = progressive_cost(data) if jpeg else None
+    if coefficients is not None:
+        decoded = max(decoded, coefficients)  # the full image's coefficients, whatever the scale
     hint = "" if spec is not None or not jpeg else ", or drop --full-decode (a JPEG then decodes reduced)"
     check_size(w, h, source, limits, decoded, hint)
     with _BUDGET.hold(decoded):

@@ -12,6 +12,7 @@ import pytest
 
 from catdog.runtime.live.sources import open_source
 from catdog.runtime.spine.errors import InputError, MetadataError
+from catdog.runtime.spine.headers import progressive_cost
 from catdog.runtime.spine.images import ANY_IMAGE, CLASSIFY, CLASSIFY_MAX_PIXELS, decode_image, header_size
 from catdog.runtime.spine.jsonsafe import MAX_DEPTH
 from catdog.runtime.spine.labels import load_labels
@@ -81,6 +82,24 @@ def test_a_big_jpeg_counts_its_reduced_pixels_and_full_decode_says_how_to_fit(do
     with pytest.raises(InputError, match="over the 16 MP limit"):  # libjpeg holds all 24 MP's coefficients
         decode_image(prog, "prog.jpg", LITE2, CLASSIFY)
     assert CLASSIFY_MAX_PIXELS == 16_000_000
+
+
+def test_a_progressive_jpeg_counts_its_coefficients_by_its_chroma_sampling(dog_jpg):
+    """libjpeg holds a progressive JPEG's full-size coefficients (2 bytes a sample) whatever the scale:
+    a phone's 12 MP 4:2:0 photo weighs 12 MP of pixels and is classified; at 4:4:4 it weighs twice
+    that and is refused (counting every progressive JPEG as 4:4:4 refused the common 12 MP photo)."""
+    img = cv2.resize(cv2.imread(str(dog_jpg)), (4032, 3024), interpolation=cv2.INTER_NEAREST)
+    prog = [cv2.IMWRITE_JPEG_QUALITY, 50, cv2.IMWRITE_JPEG_PROGRESSIVE, 1]
+    p420 = cv2.imencode(".jpg", img, [*prog, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420])
+    p444 = cv2.imencode(".jpg", img, [*prog, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
+    gray = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), prog)
+    p420, p444, gray = (x[1].tobytes() for x in (p420, p444, gray))
+    assert progressive_cost(p420) == 4032 * 3024 and progressive_cost(p444) == 2 * 4032 * 3024
+    assert progressive_cost(gray) == -(-2 * 4032 * 3024 // 3)
+    assert progressive_cost(cv2.imencode(".jpg", img)[1].tobytes()) is None  # baseline: decoded reduced
+    assert decode_image(p420, "phone.jpg", LITE2, CLASSIFY).shape == (378, 504, 3)  # 1/8
+    with pytest.raises(InputError, match="over the 16 MP limit"):
+        decode_image(p444, "p444.jpg", LITE2, CLASSIFY)
 
 
 @pytest.mark.parametrize("fmt", [".bmp", ".webp", ".tiff", ".png", ".jpg"])
