@@ -50,10 +50,11 @@ def single_process(sources: list[str], model: Path, threads: int | None = None) 
 
 def on_ray(cfg: ScaleConfig, actors: int, out: Path) -> tuple[Measured, Any]:
     from catdog.runtime.options import RunOptions
+    from catdog.runtime.run import scale_options
     from catdog.runtime.scale.driver import execute
 
     o = RunOptions(source=cfg.inputs, model=cfg.model, ray="local", out=out, actors=actors, threads=cfg.threads)
-    r = execute(o)
+    r = execute(scale_options(o))
     overall = r.rows / (r.ray_start_s + r.run_s)
     return Measured(r.ray_start_s, r.first_result_s, r.steady_ips(), overall, r.rows), r.plan
 

@@ -6,8 +6,9 @@ says which room a file is in and what it may import (tests/test_layout.py checks
               Failure) and serialize (its every output shape). Imports nothing above it.
     engine/   session, providers, trt, classifier, fit, stats, shipped. Imports the spine.
     live/     sources, capture, window, sinks, video, loop. Imports the spine and the engine.
-    scale/    Ray Data driver, actor, parts, sources ([ray] extra). Imports the rooms above and options.
-    options.py  RunOptions and its flag table. Imports the spine.
+    scale/    Ray Data driver, actor, parts, sources ([ray] extra), its own ScaleOptions. Imports the
+              rooms above.
+    options.py  RunOptions: every flag's default, help and range. Imports the spine.
     run.py    one catdog-runtime run, as the library does it. Imports every room but cli.
     cli/      the entry module (parse, call run.run); nothing imports it.
 

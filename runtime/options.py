@@ -11,9 +11,7 @@ from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from catdog.runtime.spine.errors import InputError
-
-LOCAL_RAY = "local"  # `--ray` alone: Ray's own address for "start a new local instance" (runtime/scale/driver.py)
+from catdog.runtime.spine.spec import SpecFlags
 
 
 @dataclass(frozen=True)
@@ -35,20 +33,6 @@ def opt(flags: tuple[str, ...], help: str, *, min: float | None = None, max: flo
         repeatable: bool = False, writes: bool = False) -> Mapping[str, Opt]:
     """A field's metadata: `field(default=16, metadata=opt(("--batch",), "images per ...", min=1))`."""
     return {OPT: Opt(flags, help, min, max, repeatable, writes)}
-
-
-def _floats3(text: Optional[str], flag: str) -> Optional[tuple[float, float, float]]:
-    if text is None:
-        return None
-    try:
-        vals = tuple(float(v) for v in text.replace(" ", ",").split(",") if v)
-    except ValueError:
-        vals = ()
-    if len(vals) == 1:
-        vals = vals * 3
-    if len(vals) != 3:
-        raise InputError(f"{flag} needs 1 or 3 numbers like 0.485,0.456,0.406, got {text!r}")
-    return vals  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -109,7 +93,7 @@ class RunOptions:
     full_decode: bool = field(default=False, metadata=opt(
         ("--full-decode",), "decode JPEGs at full size (default: libjpeg's 1/2, 1/4 or 1/8 scale "
         "when the photo is still at least the model's resize; 2-3x faster on phone photos)"))
-    ray: Optional[str] = field(default=None, metadata=opt(  # LOCAL_RAY when given alone (cli.ray_alone)
+    ray: Optional[str] = field(default=None, metadata=opt(  # alone: scale.options.LOCAL (cli.ray_alone)
         ("--ray",), "classify on Ray: alone, a local Ray; with HOST:6379, ray://HOST:10001 or auto, "
         "join that cluster (runtime/scale/driver.py)"))
     out: Optional[Path] = field(default=None, metadata=opt(
@@ -177,8 +161,6 @@ def read_paths(o: RunOptions) -> list[Path]:
             if v is not None and types[name] is Path and not table[name].writes]
 
 
-def spec_overrides(o: RunOptions) -> dict[str, Any]:
-    """--size/--mean/--std/--bgr/--scale as Classifier.from_file's spec overrides (the given ones)."""
-    overrides = {"size": o.size, "mean": _floats3(o.mean, "--mean"), "std": _floats3(o.std, "--std"),
-                 "channel_order": "BGR" if o.bgr else None, "scale": o.scale}
-    return {k: v for k, v in overrides.items() if v is not None}
+def spec_flags(o: RunOptions) -> SpecFlags:
+    """--size/--mean/--std/--bgr/--scale as given (read when the model loads: SpecFlags.overrides)."""
+    return SpecFlags(size=o.size, mean=o.mean, std=o.std, bgr=o.bgr, scale=o.scale)

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from catdog.runtime.engine.stats import model_line, summary_text
-from catdog.runtime.options import RunOptions, read_paths, spec_overrides
+from catdog.runtime.options import RunOptions, read_paths, spec_flags
+from catdog.runtime.scale.options import ScaleOptions
+from catdog.runtime.serve.options import ServeOptions
 from catdog.runtime.spine.boundary import interrupt_exit, interrupt_reason, say, signals_deferred
 from catdog.runtime.spine.errors import InputError
 
@@ -93,25 +95,25 @@ def run(o: RunOptions) -> int:
     if o.ray is not None or o.out is not None or o.resume or o.actors is not None:
         from catdog.runtime.scale.driver import run_scaled  # ray is imported on this path only
 
-        return run_scaled(o)
+        return run_scaled(scale_options(o))
     from catdog.runtime.live.sources import GST_PREFIX, csi_pipeline, open_source
 
-    serve_plan = None
-    if o.serve is not None:  # the [serve] extra, the address and the token, before anything loads
+    serve, serve_plan = serve_options(o) if o.serve is not None else None, None
+    if serve is not None:  # the [serve] extra, the address and the token, before anything loads
         from catdog.runtime.serve.server import plan
 
-        serve_plan = plan(o, say)
+        serve_plan = plan(serve, say)
     source = GST_PREFIX + csi_pipeline(o.csi) if o.csi is not None else o.source
-    if not source and o.serve is None:
+    if not source and serve is None:
         raise InputError("give a SOURCE (image, folder, glob, video, camera index, URL or gst:PIPELINE) or --csi N")
     src = open_source(source, recursive=o.recursive) if source else None  # before the model: a typo fails fast
     csv_path, save_path = _outputs(o, src) if src else (None, None)  # every output path, before the first photo
     clf = _classifier(o, src)
     serving = None
-    if o.serve is not None:
+    if serve is not None:
         from catdog.runtime.serve.server import start
 
-        serving = start(o, clf, model_line(clf), src.shown if src else None, say, serve_plan)
+        serving = start(serve, clf, model_line(clf), src.shown if src else None, say, serve_plan)
     try:
         if src is None:
             assert serving is not None  # no SOURCE only with --serve (checked above)
@@ -124,13 +126,44 @@ def run(o: RunOptions) -> int:
             serving.stop()
 
 
+def scale_options(o: RunOptions) -> ScaleOptions:
+    """What a --ray run reads of the run's options; refuses the flags that do not apply to one."""
+    if o.ray is None:
+        raise InputError("--out, --resume, --actors and --gpus-per-actor go with --ray")
+    if o.out is None:
+        raise InputError("--ray needs --out FOLDER: results are written there as Parquet part files")
+    off = [flag for flag, given in (("--json", o.json_out), ("--csv", o.csv_path), ("--csi", o.csi is not None),
+                                    ("--show", o.show), ("--save", o.save), ("--realtime", o.realtime),
+                                    ("--max-frames", o.max_frames), ("--trt-fp16", o.trt_fp16),
+                                    ("--trt-int8", o.trt_int8), ("--trt-cache", o.trt_cache)) if given]
+    if off:
+        raise InputError(f"{', '.join(off)}: not for --ray runs (results go to --out as Parquet; "
+                         "image files only)")
+    if not o.source:
+        raise InputError("give a SOURCE: a folder, a glob, a list file (.txt) or a URI")
+    return ScaleOptions(address=o.ray, source=o.source, out=o.out, resume=o.resume, recursive=o.recursive,
+                        model=o.model, provider=o.provider, labels=o.labels, spec=spec_flags(o), batch=o.batch,
+                        threads=o.threads, workers=o.workers, actors=o.actors, gpus_per_actor=o.gpus_per_actor,
+                        device_id=o.device_id, unsure_below=o.unsure_below, full_decode=o.full_decode)
+
+
+def serve_options(o: RunOptions) -> ServeOptions:
+    """What --serve reads of the run's options; for a run with --serve."""
+    if o.serve is None:
+        raise ValueError("serve_options: the options have no --serve")
+    return ServeOptions(address=o.serve, token=o.token, token_file=o.token_file, no_auth=o.no_auth,
+                        allow_host=o.allow_host, max_viewers=o.max_viewers, stream_fps=o.stream_fps,
+                        max_body_mb=o.max_body_mb, request_timeout=o.request_timeout, idle_timeout=o.idle_timeout,
+                        batch_wait_ms=o.batch_wait_ms, cors=o.cors)
+
+
 def _classifier(o: RunOptions, src: Source | None) -> Classifier:
     from catdog.runtime.engine.classifier import Classifier
     from catdog.runtime.engine.shipped import resolve_model
 
     many = src is not None and src.kind == "files" and len(src.files) > 1
     return Classifier.from_file(resolve_model(o.model, o.provider), provider=o.provider, threads=o.threads,
-                                labels=o.labels, spec=spec_overrides(o),
+                                labels=o.labels, spec=spec_flags(o).overrides(),
                                 batch_size=_run_batch(o.batch, src) if src else o.batch, workers=o.workers,
                                 trt_fp16=o.trt_fp16, trt_int8=o.trt_int8, trt_cache_dir=o.trt_cache,
                                 device_id=o.device_id, unsure_below=o.unsure_below, full_decode=o.full_decode,

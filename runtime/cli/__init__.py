@@ -14,8 +14,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from catdog.runtime.options import LOCAL_RAY, RunOptions, option_table, option_types
+from catdog.runtime.options import RunOptions, option_table, option_types
 from catdog.runtime.run import run
+from catdog.runtime.scale.options import LOCAL as LOCAL_RAY
 from catdog.runtime.spine.boundary import failure_exit, stop_on_sigterm
 
 

@@ -1,3 +1,4 @@
 """Scale-out on Ray Data (`catdog-runtime SOURCE --ray`): the driver, the actor that runs the same
 Classifier, the Parquet part files and their manifest, the input listing. The [ray] extra; ray is
-imported only on this path. Imports the spine, the engine, live sources and the run options."""
+imported only on this path. Imports the spine, the engine and live sources; takes its own
+ScaleOptions (options.py), never the whole run's."""

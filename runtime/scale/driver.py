@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from catdog.runtime.engine.stats import model_line, summary_text
-from catdog.runtime.options import LOCAL_RAY as LOCAL  # `--ray` alone; Ray's own name for "a new local instance"
-from catdog.runtime.options import RunOptions, spec_overrides
+from catdog.runtime.scale.options import LOCAL, ScaleOptions
 from catdog.runtime.spine.boundary import Terminated, interrupt_reason, say
 from catdog.runtime.spine.errors import CatdogError, ClusterError, InputError, error_line
 
@@ -174,68 +173,45 @@ def classify(ray: Any, sources: Sequence[str], plan: Plan, actor_kwargs: dict[st
     outcome.run_s = time.perf_counter() - t0
 
 
-def _model(o: RunOptions, provider: str) -> tuple[Path, Any]:
+def _model(o: ScaleOptions, provider: str) -> tuple[Path, Any]:
     """The model file and a driver-side Classifier: a bad model, label file or spec fails here,
     before Ray starts, with the same message as a single-process run."""
     from catdog.runtime.engine.classifier import Classifier
     from catdog.runtime.engine.shipped import resolve_model
 
     path = resolve_model(o.model, provider)
-    clf = Classifier.from_file(path, provider="cpu", threads=1, labels=o.labels, spec=spec_overrides(o),
+    clf = Classifier.from_file(path, provider="cpu", threads=1, labels=o.labels, spec=o.spec.overrides(),
                                batch_size=o.batch, unsure_below=o.unsure_below, full_decode=o.full_decode, log=None)
     return path, clf
 
 
-@dataclass(frozen=True)
-class Target:
-    """What a --ray run takes from the options once checked: none of it is None below here."""
-
-    provider: str  # what the actors run
-    source: str
-    out: Path
-    address: str  # --ray's value
-
-
-def _check_flags(o: RunOptions) -> Target:
-    """The run's Target; refuses flags that do not apply to a --ray run."""
-    if o.ray is None:
-        raise InputError("--out, --resume, --actors and --gpus-per-actor go with --ray")
-    if o.out is None:
-        raise InputError("--ray needs --out FOLDER: results are written there as Parquet part files")
-    off = [flag for flag, given in (("--json", o.json_out), ("--csv", o.csv_path), ("--csi", o.csi is not None),
-                                    ("--show", o.show), ("--save", o.save), ("--realtime", o.realtime),
-                                    ("--max-frames", o.max_frames), ("--trt-fp16", o.trt_fp16),
-                                    ("--trt-int8", o.trt_int8), ("--trt-cache", o.trt_cache)) if given]
-    if off:
-        raise InputError(f"{', '.join(off)}: not for --ray runs (results go to --out as Parquet; "
-                         "image files only)")
-    if not o.source:
-        raise InputError("give a SOURCE: a folder, a glob, a list file (.txt) or a URI")
-    provider = "cpu" if o.provider == "auto" else o.provider  # a driver without a GPU says nothing of the workers
-    if provider not in RAY_PROVIDERS:
-        raise InputError(f"--provider {o.provider}: --ray actors run on {' or '.join(RAY_PROVIDERS)}")
-    return Target(provider, o.source, o.out, o.ray)
+def actor_provider(provider: str) -> str:
+    """What the actors run: --provider auto is cpu (a driver without a GPU says nothing of the
+    workers); refuses a provider the actors cannot run."""
+    got = "cpu" if provider == "auto" else provider
+    if got not in RAY_PROVIDERS:
+        raise InputError(f"--provider {provider}: --ray actors run on {' or '.join(RAY_PROVIDERS)}")
+    return got
 
 
-def execute(o: RunOptions, log: Log | None = None) -> Outcome:
-    """The --ray run of the CLI's RunOptions, up to the summary (the benchmark calls this too);
+def execute(o: ScaleOptions, log: Log | None = None) -> Outcome:
+    """A --ray run, up to the summary (the benchmark calls this too);
     `log` gets the lines about parts a resume cannot count (stderr by default)."""
     from catdog.runtime.scale.parts import Job, PartWriter
     from catdog.runtime.scale.sources import list_sources
     from catdog.runtime.spine.fileio import file_sha256
 
-    t = _check_flags(o)
-    provider = t.provider
-    sources = list_sources(t.source, o.recursive)  # before the model and Ray: a typo fails fast
+    provider = actor_provider(o.provider)
+    sources = list_sources(o.source, o.recursive)  # before the model and Ray: a typo fails fast
     path, clf = _model(o, provider)
-    writer = PartWriter(t.out, Job(path.name, file_sha256(path), clf.classes), log or say)
+    writer = PartWriter(o.out, Job(path.name, file_sha256(path), clf.classes), log or say)
     todo = writer.open(sources, o.resume)
     r = Outcome(inputs=len(sources), skipped=len(sources) - len(todo), set_aside=writer.set_aside,
                 model=model_line(clf))
     if not todo:
         return r
     t0 = time.perf_counter()
-    ray, where = start_ray(t.address)
+    ray, where = start_ray(o.address)
     r.ray_start_s = time.perf_counter() - t0
     try:
         res = ray.cluster_resources()
@@ -253,13 +229,12 @@ def execute(o: RunOptions, log: Log | None = None) -> Outcome:
     return r
 
 
-def run_scaled(o: RunOptions, log: Log | None = None) -> int:
+def run_scaled(o: ScaleOptions, log: Log | None = None) -> int:
     """execute(), then the summary on stderr; the exit code: 0, 1 if some inputs failed, 130 if
     interrupted, 143 if terminated (as without --ray)."""
     from catdog.runtime.spine.boundary import interrupt_exit
 
-    log = log or say
-    out = _check_flags(o).out
+    log, out = log or say, o.out
     r = execute(o, log)
     if r.plan is None:
         log(f"-- nothing to do: all {r.inputs} input(s) are in {out}")

@@ -2,4 +2,4 @@
 stream (MJPEG), the newest prediction (JSON and Server-Sent Events), POST /api/predict with dynamic
 batching, /healthz and Prometheus /metrics, beside every output the run already has. The [serve]
 extra (Starlette, uvicorn, prometheus-client), imported only on this path. Imports the spine, the
-engine, live and the run options."""
+engine and live; takes its own ServeOptions (options.py), never the whole run's."""

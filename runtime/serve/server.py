@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from catdog.runtime.options import RunOptions
+from catdog.runtime.serve.options import ServeOptions
 from catdog.runtime.spine.errors import InputError, OutputError
 from catdog.runtime.spine.records import Failure, Prediction, Record
 from catdog.runtime.spine.serialize import live_record, text_name
@@ -95,7 +95,7 @@ def read_token_file(path: Any, log: Callable[[str], None]) -> str:
     return token
 
 
-def auth_token(o: RunOptions, host: str, log: Callable[[str], None]) -> str | None:
+def auth_token(o: ServeOptions, host: str, log: Callable[[str], None]) -> str | None:
     if o.token and o.token_file:
         raise InputError("--token and --token-file both give the token; give one")
     token = o.token or (read_token_file(o.token_file, log) if o.token_file else None) or os.environ.get(TOKEN_ENV)
@@ -191,13 +191,13 @@ class Plan:
     token: str | None
 
 
-def plan(o: RunOptions, log: Callable[[str], None]) -> Plan:
+def plan(o: ServeOptions, log: Callable[[str], None]) -> Plan:
     require_extra()
-    host, port = parse_address(o.serve or "")
+    host, port = parse_address(o.address)
     return Plan(host, port, auth_token(o, host, log))
 
 
-def start(o: RunOptions, clf: Classifier, model: str, source: str | None, log: Callable[[str], None],
+def start(o: ServeOptions, clf: Classifier, model: str, source: str | None, log: Callable[[str], None],
           checked: Plan | None = None) -> Serving:
     """Start serving next to the run (raises InputError/OutputError before the first frame)."""
     checked = checked or plan(o, log)
@@ -230,7 +230,7 @@ def start(o: RunOptions, clf: Classifier, model: str, source: str | None, log: C
     if not server.started:
         batcher.close()
         hub.close()
-        raise OutputError(f"--serve {o.serve}: cannot listen on {host}:{port} (in use, or not an address of this "
+        raise OutputError(f"--serve {o.address}: cannot listen on {host}:{port} (in use, or not an address of this "
                           "machine); choose another port or host")
     port = server.servers[0].sockets[0].getsockname()[1] if port == 0 else port
     shown = f"[{host}]" if ":" in host else host

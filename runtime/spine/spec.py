@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from catdog.runtime.spine.errors import MetadataError
+from catdog.runtime.spine.errors import InputError, MetadataError
 from catdog.runtime.spine.jsonsafe import TooDeep, loads_bounded
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
@@ -94,3 +94,36 @@ class PreprocessSpec:
         """The same recipe at another input size: the resize keeps its ratio to the crop
         (224 -> 256 becomes 288 -> 329), never below the crop itself."""
         return replace(self, size=size, resize=max(size, round(size * self.resize / self.size)))
+
+
+def _floats3(text: str | None, flag: str) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in text.replace(" ", ",").split(",") if v)
+    except ValueError:
+        vals = ()
+    if len(vals) == 1:
+        vals = vals * 3
+    if len(vals) != 3:
+        raise InputError(f"{flag} needs 1 or 3 numbers like 0.485,0.456,0.406, got {text!r}")
+    return vals  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class SpecFlags:
+    """--size/--mean/--std/--bgr/--scale as given (mean and std as text): a run hands them on as they
+    are and reads them with overrides() when it loads the model, so a bad --mean fails at that point,
+    with or without --ray."""
+
+    size: int | None
+    mean: str | None
+    std: str | None
+    bgr: bool
+    scale: float | None
+
+    def overrides(self) -> dict[str, Any]:
+        """The given ones, as Classifier.from_file's spec overrides (PreprocessSpec's field names)."""
+        got = {"size": self.size, "mean": _floats3(self.mean, "--mean"), "std": _floats3(self.std, "--std"),
+               "channel_order": "BGR" if self.bgr else None, "scale": self.scale}
+        return {k: v for k, v in got.items() if v is not None}

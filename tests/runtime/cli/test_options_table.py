@@ -38,3 +38,12 @@ def test_a_bare_command_line_gives_the_default_options(monkeypatch):
     assert r.exit_code == 0, r.output
     assert seen == [RunOptions(source="photo.jpg")]
 
+
+def test_below_run_no_option_default_is_written_again():
+    from catdog.runtime.scale.options import ScaleOptions
+    from catdog.runtime.serve.options import ServeOptions
+
+    for cls in (ScaleOptions, ServeOptions):
+        given = [f.name for f in dataclasses.fields(cls)
+                 if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
+        assert not given, f"{cls.__name__}: {given} have defaults of their own; RunOptions' are the ones"

@@ -114,10 +114,12 @@ def test_healthz_says_so_when_the_batcher_has_stopped():
     from catdog.runtime.engine.classifier import Classifier
     from catdog.runtime.engine.shipped import resolve_model
     from catdog.runtime.options import RunOptions
+    from catdog.runtime.run import serve_options
     from catdog.runtime.serve.server import start
 
     clf = Classifier.from_file(resolve_model(None, "cpu"), provider="cpu", log=None)
-    serving = start(RunOptions(serve="127.0.0.1:0", request_timeout=30), clf, "model", None, lambda m: None)
+    serving = start(serve_options(RunOptions(serve="127.0.0.1:0", request_timeout=30)), clf, "model", None,
+                    lambda m: None)
     port = int(serving.url.rstrip("/").rsplit(":", 1)[1])
 
     def ask(method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:

@@ -19,6 +19,7 @@ from testkit.runtime import modules_after_a_photo_run, run_cli, write_video
 from testkit.serve import ServerProc, mjpeg_frames
 
 from catdog.runtime.options import RunOptions
+from catdog.runtime.run import serve_options
 from catdog.runtime.serve.server import auth_token, parse_address
 
 
@@ -77,7 +78,7 @@ def test_non_loopback_needs_a_token_or_an_explicit_no_auth():
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("error: --serve 0.0.0.0: a non-loopback address needs --token")
     said: list[str] = []
-    assert auth_token(RunOptions(serve="0.0.0.0:8123", no_auth=True), "0.0.0.0", said.append) is None
+    assert auth_token(serve_options(RunOptions(serve="0.0.0.0:8123", no_auth=True)), "0.0.0.0", said.append) is None
     assert said and said[0].startswith("warning: --no-auth")
     assert parse_address("8080") == ("127.0.0.1", 8080) and parse_address("[::1]:90") == ("::1", 90)
     with pytest.raises(Exception, match="HOST:]PORT"):
