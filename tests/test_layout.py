@@ -16,8 +16,8 @@ ROOMS = {
     "spine": set(),
     "engine": {"spine"},
     "live": {"spine", "engine"},
-    "scale": {"spine", "engine", "live", "options", "run"},
-    "serve": {"spine", "engine", "live", "options"},
+    "scale": {"spine", "engine", "live"},  # its own ScaleOptions, never options.py's RunOptions
+    "serve": {"spine", "engine", "live"},  # its own ServeOptions, likewise
     "options": {"spine"},
     "run": {"spine", "engine", "live", "options", "scale", "serve"},
     "assets": set(),
