@@ -143,3 +143,12 @@ def test_scripts_never_import_the_tests():
     bad = [str(p.relative_to(REPO)) for p in sorted((REPO / "scripts").glob("*.py"))
            if "sys.path" in p.read_text() and "tests" in p.read_text()]
     assert not bad, bad
+
+
+def test_test_file_names_are_unique():
+    """pytest's default import mode imports test modules by their file name: two test_x.py in
+    different folders stop the whole suite at collection ("import file mismatch")."""
+    seen: dict[str, list[str]] = {}
+    for p in sorted((REPO / "tests").rglob("test_*.py")):
+        seen.setdefault(p.name, []).append(str(p.relative_to(REPO)))
+    assert not {k: v for k, v in seen.items() if len(v) > 1}
