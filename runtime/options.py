@@ -93,7 +93,7 @@ class RunOptions:
     full_decode: bool = field(default=False, metadata=opt(
         ("--full-decode",), "decode JPEGs at full size (default: libjpeg's 1/2, 1/4 or 1/8 scale "
         "when the photo is still at least the model's resize; 2-3x faster on phone photos)"))
-    ray: Optional[str] = field(default=None, metadata=opt(  # alone: scale.options.LOCAL (cli.ray_alone)
+    ray: Optional[str] = field(default=None, metadata=opt(  # alone: scale.LOCAL (cli.ray_alone)
         ("--ray",), "classify on Ray: alone, a local Ray; with HOST:6379, ray://HOST:10001 or auto, "
         "join that cluster (runtime/scale/driver.py)"))
     out: Optional[Path] = field(default=None, metadata=opt(

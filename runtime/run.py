@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Sequence
 
 from catdog.runtime.engine.stats import model_line, summary_text
 from catdog.runtime.options import RunOptions, read_paths, spec_flags
-from catdog.runtime.scale.options import ScaleOptions
-from catdog.runtime.serve.options import ServeOptions
 from catdog.runtime.spine.boundary import interrupt_exit, interrupt_reason, say, signals_deferred
 from catdog.runtime.spine.errors import InputError
 
-if TYPE_CHECKING:  # imported inside run(): cold start
+if TYPE_CHECKING:  # imported inside run(), or on the --ray / --serve path only: cold start
     from catdog.runtime.engine.classifier import Classifier
     from catdog.runtime.live.sinks import Sink
     from catdog.runtime.live.sources import Source
+    from catdog.runtime.scale.options import ScaleOptions
+    from catdog.runtime.serve.options import ServeOptions
     from catdog.runtime.serve.server import Serving
 
 EXIT_SOME_FAILED = 1
@@ -128,6 +128,8 @@ def run(o: RunOptions) -> int:
 
 def scale_options(o: RunOptions) -> ScaleOptions:
     """What a --ray run reads of the run's options; refuses the flags that do not apply to one."""
+    from catdog.runtime.scale.options import ScaleOptions  # the --ray path only: cold start
+
     if o.ray is None:
         raise InputError("--out, --resume, --actors and --gpus-per-actor go with --ray")
     if o.out is None:
@@ -149,6 +151,8 @@ def scale_options(o: RunOptions) -> ScaleOptions:
 
 def serve_options(o: RunOptions) -> ServeOptions:
     """What --serve reads of the run's options; for a run with --serve."""
+    from catdog.runtime.serve.options import ServeOptions  # the --serve path only: cold start
+
     if o.serve is None:
         raise ValueError("serve_options: the options have no --serve")
     return ServeOptions(address=o.serve, token=o.token, token_file=o.token_file, no_auth=o.no_auth,

@@ -16,7 +16,7 @@ from typing import Any
 
 from catdog.runtime.options import RunOptions, option_table, option_types
 from catdog.runtime.run import run
-from catdog.runtime.scale.options import LOCAL as LOCAL_RAY
+from catdog.runtime.scale import LOCAL as LOCAL_RAY  # the package alone: cold start
 from catdog.runtime.spine.boundary import failure_exit, stop_on_sigterm
 
 

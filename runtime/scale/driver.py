@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from catdog.runtime.engine.stats import model_line, summary_text
-from catdog.runtime.scale.options import LOCAL, ScaleOptions
+from catdog.runtime.scale import LOCAL
+from catdog.runtime.scale.options import ScaleOptions
 from catdog.runtime.spine.boundary import Terminated, interrupt_reason, say
 from catdog.runtime.spine.errors import CatdogError, ClusterError, InputError, error_line
 

@@ -10,12 +10,10 @@ from pathlib import Path
 
 from catdog.runtime.spine.spec import SpecFlags
 
-LOCAL = "local"  # `--ray` alone: Ray's own address for "start a new local instance"
-
 
 @dataclass(frozen=True)
 class ScaleOptions:
-    address: str  # --ray's value (LOCAL: a new local Ray)
+    address: str  # --ray's value (scale.LOCAL: a new local Ray)
     source: str  # a folder, a glob, a list file (.txt) or a URI
     out: Path  # the folder of Parquet part files
     resume: bool
