@@ -116,10 +116,11 @@ def chunked_post(port: int, body: bytes, content_type: str, chunk: int = 1 << 16
         return r.status, r.read()
 
 
-def _post(port: int, body: bytes, path: str = "/api/predict", timeout: float = 30.0) -> int:
+def _status(port: int, method: str, path: str, body: bytes | None = None, timeout: float = 30.0) -> int:
+    """One request's status; 0 when the connection failed (refused, reset, timed out)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("POST", path, body=body, headers={"Content-Type": "image/jpeg"})
+        conn.request(method, path, body=body, headers={"Content-Type": "image/jpeg"} if body is not None else {})
         r = conn.getresponse()
         r.read()
         return r.status
@@ -127,19 +128,14 @@ def _post(port: int, body: bytes, path: str = "/api/predict", timeout: float = 3
         return 0
     finally:
         conn.close()
+
+
+def _post(port: int, body: bytes, path: str = "/api/predict") -> int:
+    return _status(port, "POST", path, body)
 
 
 def _health(port: int) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", "/healthz")
-        r = conn.getresponse()
-        r.read()
-        return r.status
-    except OSError:
-        return 0
-    finally:
-        conn.close()
+    return _status(port, "GET", "/healthz", timeout=10)
 
 
 def _closed_now(sock: socket.socket) -> bool:
