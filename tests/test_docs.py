@@ -440,3 +440,9 @@ def test_the_link_checker_catches_a_broken_link_and_anchor(tmp_path, monkeypatch
     bad = link_problems(tmp_path / "a.md")
     assert len(bad) == 2 and "c.md: no such file" in bad[0] and "#nope" in bad[1], bad
     assert anchors(tmp_path / "a.md") == {"top-part", "2-run-x-no-y"}
+
+
+def test_the_readme_stays_a_guide():
+    """Issue 33: the README is a guide of at most 250 lines; reference goes to docs/, figures beside their reports."""
+    lines = len((REPO / "README.md").read_text().splitlines())
+    assert lines <= 250, f"README.md has {lines} lines: move reference material to docs/"
