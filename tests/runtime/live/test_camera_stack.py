@@ -1,7 +1,7 @@
 """The camera stack end to end, with real parts from Debian: GStreamer's RTSP server serving H.264
 made from labelled photos on loopback (tests/testkit/camera.py), read by the real `catdog-runtime`
 console script through pip OpenCV's FFmpeg (`rtsp://`) and through GStreamer (`gst:` pipelines) in
-the README's Jetson-recipe venv (Debian's python3 and python3-opencv, `pip install .`, onnxruntime).
+docs/jetson.md's Jetson-recipe venv (Debian's python3 and python3-opencv, `pip install .`, onnxruntime).
 A missing Debian package fails with the apt-get command that installs it; nothing here skips."""
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def clip(tmp_path_factory, photos) -> Path:
 
 
 def _serve(models, clip, *extra) -> ServerProc:
-    return ServerProc(clip, "--realtime", *extra)  # the shipped model: the screenshot is the README's
+    return ServerProc(clip, "--realtime", *extra)  # the shipped model: the screenshot is docs/serving.md's
 
 
 def _stop(server: ServerProc, driver) -> str:
