@@ -221,7 +221,7 @@ def build_slow_model(path: Path, repeats: int = 3, width: int = 1024) -> Path:
 
 
 def build_jetson_venv(root: Path) -> Path:
-    """The README's Jetson recipe, rehearsed on Debian: `python3 -m venv --system-site-packages`,
+    """docs/jetson.md's Jetson recipe, rehearsed on Debian: `python3 -m venv --system-site-packages`,
     the system's python3-opencv (GStreamer inside), `pip install .` without a runtime extra, and
     onnxruntime (NVIDIA's wheel on a Jetson). Returns the venv's bin folder."""
     require_camera_stack()
