@@ -5,9 +5,9 @@ a Markdown table: case | command | what the user sees | exit code.
     .venv/bin/python scripts/bad_inputs.py [--out FILE.md]
 
 Needs the full install (torch for the train/export rows). The ONNX models, videos and crafted
-image bytes come from catdog.benchmarks.synthetic (the same ones the tests use), the checkpoints
-from catdog.train's own save_checkpoint. Disk-full rows use a real filled tmpfs
-(catdog.benchmarks.fulldisk) where the kernel allows user namespaces. It imports catdog only, never
+image bytes come from scripts/synthetic.py (the same ones the tests use), the checkpoints from
+catdog.train's own save_checkpoint. Disk-full rows use a real filled tmpfs (scripts/fulldisk.py)
+where the kernel allows user namespaces. It imports catdog and its neighbours in scripts/, never
 the tests: tests/data is read as data."""
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def build_corpus(t: Path) -> dict[str, Path]:
     import cv2
     import numpy as np
     import torch
+    from synthetic import build_model, meta, png_header_bomb, with_exif_orientation, write_video  # scripts/
 
-    from catdog.benchmarks.synthetic import build_model, meta, png_header_bomb, with_exif_orientation, write_video
     from catdog.train.models import get_entry, get_model
     from catdog.train.models.checkpoint import save_checkpoint
 
@@ -199,7 +199,7 @@ def cases(t: Path, p: dict[str, Path]) -> list[tuple[str, list, dict]]:
 def run_case(t: Path, n: int, cmd: list, opt: dict) -> tuple[subprocess.CompletedProcess | None, str]:
     argv = [str(BIN / str(cmd[0])), *map(str, cmd[1:])]
     if "full" in opt:
-        from catdog.benchmarks.fulldisk import available, run_on_full_disk
+        from fulldisk import available, run_on_full_disk  # scripts/, beside this file
 
         why = available()
         if why:

@@ -14,8 +14,8 @@ def corpus_guards(t: Path, p: dict[str, Path]) -> None:
     import numpy as np
     import onnx
     from onnx import helper
+    from synthetic import build_model, meta  # scripts/, beside this file
 
-    from catdog.benchmarks.synthetic import build_model, meta
     from catdog.runtime.spine.metadata import METADATA_KEY
 
     messy = p["messy"]

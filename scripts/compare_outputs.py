@@ -78,8 +78,7 @@ for row in t.to_pylist():
 
 def make_inputs(d: Path) -> dict[str, Path]:
     import numpy as np
-
-    from catdog.benchmarks.synthetic import build_model, meta, write_video  # as scripts/bad_inputs.py
+    from synthetic import build_model, meta, write_video  # scripts/, beside this file, as scripts/bad_inputs.py
 
     data = REPO / "tests" / "data"
     photos = d / "photos"

@@ -185,8 +185,8 @@ def build_slow_model(path: Path, repeats: int = 3, width: int = 1024) -> Path:
     (~2 GFLOP each): tens of ms per frame on one thread, slower than a 30 fps camera."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
+    from synthetic import meta  # scripts/synthetic.py (tests/conftest.py puts scripts/ on sys.path)
 
-    from catdog.benchmarks.synthetic import meta
     from catdog.runtime.spine.metadata import METADATA_KEY
 
     rng = np.random.default_rng(0)

@@ -2,8 +2,9 @@
 another stage's conftest): real ONNX models built with onnx.helper (no torch: these tests also run
 in the torch-free venv), a numpy reference of the same network, OpenCV-written videos, crafted
 image bytes, the CLI, an HTTP MJPEG camera. The models, videos and image bytes are
-catdog.benchmarks.synthetic's (scripts/bad_inputs.py builds its corpus with them, and scripts never
-import the tests); they are re-exported here so that the tests have one place to import from."""
+scripts/synthetic.py's (scripts/bad_inputs.py builds its corpus with them, and scripts never import
+the tests; tests/conftest.py puts scripts/ on sys.path); they are re-exported here so that the tests
+have one place to import from."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from catdog.benchmarks.synthetic import (  # noqa: F401 - re-exported: the tests import them from here
+from synthetic import (  # noqa: F401 - re-exported: the tests import them from here
     HIDDEN,
     SPEC,
     build_model,

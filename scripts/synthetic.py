@@ -2,8 +2,9 @@
 tests (tests/testkit/runtime.py re-exports them): a tiny real ONNX classifier in every broken or
 odd form a user can hand the runtime (no metadata, a newer schema, another input rank, uint8
 input, softmax output), a video written from photos, and crafted image bytes (a PNG whose header
-claims 30000x30000 pixels, a JPEG with an EXIF orientation). They live here, not in tests/,
-because scripts import catdog and never the tests.
+claims 30000x30000 pixels, a JPEG with an EXIF orientation). They live in scripts/, not in tests/,
+because scripts never import the tests (the tests reach scripts/ through tests/conftest.py),
+nor in the product, which ships only what a user runs.
 
 The classifier is the runtime tests' network (Conv3x3 -> ReLU -> mean -> Gemm; the tests keep a
 numpy reference of it), not doctor's probe (tiny_classifier): the tests' expected numbers and

@@ -1,8 +1,9 @@
 """A real full disk, without mocks: a tiny tmpfs mounted inside a user + mount namespace
 (`unshare -rm`, no root needed where the kernel allows unprivileged user namespaces), filled up,
 with the command under test run inside. Writes there fail with a real ENOSPC. For the disk-full
-rows of scripts/bad_inputs.py and the tests (tests/testkit/fulldisk.py re-exports it): here, not in
-tests/, because scripts import catdog and never the tests."""
+rows of scripts/bad_inputs.py and the tests (tests/testkit/fulldisk.py re-exports it): in scripts/,
+not in tests/, because scripts never import the tests (the tests reach scripts/ through
+tests/conftest.py), nor in the product, which ships only what a user runs."""
 
 from __future__ import annotations
 
