@@ -4,7 +4,7 @@ every gate passes on every set."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -40,6 +40,7 @@ from catdog.export.verify.parity import (
     eager_logits,
     parity_outputs,
 )
+from catdog.runtime.options import option_of
 from catdog.runtime.spine.errors import CheckpointError, InputError, OutputError
 from catdog.runtime.spine.fileio import check_output_file, check_writable_dir
 from catdog.runtime.spine.preprocess import preprocess_batch, resize_crop
@@ -99,10 +100,12 @@ def _validate(opts: ExportOptions) -> dict[str, float]:
         activation_type(opts.int8_activations)
     resolve_target(opts.int8_target)
     _sensitivity(opts)  # its counts, checked before any work
-    for flag, value in (("--calib-count", opts.calib_count), ("--parity-count", opts.parity_count),
-                        ("--select-count", opts.select_count), ("--sensitivity-count", opts.sensitivity_count)):
-        if value < 1:
-            raise InputError(f"{flag} must be at least 1, got {value}")
+    for f in fields(opts):  # the ranges the fields' metadata gives (catdog-export leaves them to this check)
+        o, value = option_of(f), getattr(opts, f.name)
+        if o.min is not None and value < o.min:
+            raise InputError(f"{o.flags[0]} must be at least {o.min:g}, got {value}")
+        if o.max is not None and value > o.max:
+            raise InputError(f"{o.flags[0]} must be at most {o.max:g}, got {value}")
     check_writable_dir(opts.out)
     check_outputs(opts)
     return overrides

@@ -220,19 +220,3 @@ def test_ctrl_c_mid_export_publishes_nothing_and_keeps_the_previous_export(ckpt_
     assert [p.name for p in out.iterdir()] == ["model.onnx"]  # staged temps removed, nothing new published
     assert (out / "model.onnx").read_bytes() == b"the previous export"
 
-
-def test_cli_defaults_are_the_export_options_defaults():
-    """ExportOptions is the one home of the defaults: every catdog-export option shows its value."""
-    from dataclasses import fields
-
-    import typer
-
-    from catdog.export.cli import app
-    from catdog.export.pipeline import ExportOptions
-
-    params = {p.name: p.default for p in typer.main.get_command(app).params}
-    params["gates"] = tuple(params.pop("gate"))
-    params["parity"] = tuple(params["parity"])
-    params["int8_for"] = tuple(params["int8_for"])
-    defaults = {f.name: f.default for f in fields(ExportOptions) if f.name not in ("ckpt", "out")}
-    assert {k: params[k] for k in defaults} == defaults
