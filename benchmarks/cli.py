@@ -1,7 +1,7 @@
 """catdog-bench: run (latency/throughput/memory/accuracy report), compare (ratios between two
 reports), doctor (prove each provider, show OpenCV build facts and cameras)."""
 
-# The options' defaults are the configs' (config.py, serve.py): each is written once, there.
+# The options' defaults are the configs' (common/config.py, serve/load.py): each is written once, there.
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Any, List, Optional
 
 import typer
 
-from catdog.benchmarks.config import EVERY_PROVIDER, REPORTS, BenchConfig, Log, ScaleConfig
-from catdog.benchmarks.live import LiveBenchConfig
-from catdog.benchmarks.serve import ServeBenchConfig
-from catdog.benchmarks.serve_faults import FaultMix
+from catdog.benchmarks.common.config import EVERY_PROVIDER, REPORTS, BenchConfig, Log, ScaleConfig
+from catdog.benchmarks.live.measure import LiveBenchConfig
+from catdog.benchmarks.serve.faults import FaultMix
+from catdog.benchmarks.serve.load import ServeBenchConfig
 from catdog.runtime.spine.boundary import cli_boundary
 from catdog.runtime.spine.errors import InputError
 
@@ -114,10 +114,10 @@ def run(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from catdog.benchmarks.artifacts import resolve_providers
-    from catdog.benchmarks.bench import run_benchmark
-    from catdog.benchmarks.config import LoopConfig
-    from catdog.benchmarks.report import summary_lines
+    from catdog.benchmarks.common.config import LoopConfig
+    from catdog.benchmarks.common.report import summary_lines
+    from catdog.benchmarks.grid.artifacts import resolve_providers
+    from catdog.benchmarks.run.bench import run_benchmark
 
     folder = report_name(name, models[0])  # refused before any work
     if iters is not None and seconds is not None:
@@ -154,7 +154,7 @@ def scale(
     out: Path = typer.Option(REPORTS, help="Folder that holds the report folders."),
 ) -> None:
     """Images/s of catdog-runtime --ray (local Ray, 1, 2, ... actors) vs the single-process runtime."""
-    from catdog.benchmarks.report import summary_lines
+    from catdog.benchmarks.common.report import summary_lines
     from catdog.benchmarks.scale import run_scale
 
     folder = report_name(name, Path(name))
@@ -181,7 +181,7 @@ def serve(
 ) -> None:
     """What --serve costs: POST throughput and latency at 1/8/32 clients vs in-process, MJPEG viewers vs FPS,
     and what it withstands (the fault soak)."""
-    from catdog.benchmarks.serve_run import run_serve_bench
+    from catdog.benchmarks.serve.run import run_serve_bench
 
     cfg = ServeBenchConfig(photos, out / name, model, requests=requests, soak_s=soak, window_s=window,
                            faults=FaultMix(seconds=faults), command="catdog-bench " + " ".join(sys.argv[1:]))
@@ -211,9 +211,9 @@ def live(
     out: Path = typer.Option(REPORTS, help="Folder that holds the report folders."),
 ) -> None:
     """A real RTSP camera at each frame rate, both backends: classified vs sent, drops, frame age, CPU, RSS, decode."""
-    from catdog.benchmarks.live import backends_arg, size_arg
-    from catdog.benchmarks.live_report import summary_lines
-    from catdog.benchmarks.live_run import run_live_bench
+    from catdog.benchmarks.live.measure import backends_arg, size_arg
+    from catdog.benchmarks.live.report import summary_lines
+    from catdog.benchmarks.live.run import run_live_bench
 
     pythons = {"ffmpeg": str(ffmpeg_python), "gstreamer": str(gst_python) if gst_python else None}
     cfg = LiveBenchConfig(photos, out / report_name(name, Path(name)), pythons, str(camera_python),
@@ -239,8 +239,8 @@ def int8(
     out: Path = typer.Option(REPORTS, help="Folder that holds the report folders."),
 ) -> None:
     """CPU INT8 against its fp32 in one run: errors per set, speed per batch x threads, the op profile."""
-    from catdog.benchmarks.int8 import Int8BenchConfig, run_int8_bench
-    from catdog.benchmarks.int8_report import target_lines
+    from catdog.benchmarks.int8.bench import Int8BenchConfig, run_int8_bench
+    from catdog.benchmarks.int8.report import target_lines
     from catdog.runtime.engine.shipped import shipped_model
 
     if label and len(label) != len(model or [None]):
@@ -259,8 +259,8 @@ def int8(
 def compare(a: Path = typer.Argument(..., help="Reference report.json"),
             b: Path = typer.Argument(..., help="Candidate report.json")) -> None:
     """Print B / A ratios for every latency row both reports share (p50 < 1: B is faster)."""
-    from catdog.benchmarks.report import compare as compare_reports
-    from catdog.benchmarks.report import load_report
+    from catdog.benchmarks.common.report import compare as compare_reports
+    from catdog.benchmarks.common.report import load_report
 
     ra, rb = load_report(a), load_report(b)
     rows = compare_reports(ra, rb)

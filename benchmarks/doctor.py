@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from catdog.benchmarks.artifacts import resolve_providers, torch_available
-from catdog.benchmarks.compute import onnx_available
-from catdog.benchmarks.env import collect_env, env_lines
+from catdog.benchmarks.common.env import collect_env, env_lines
+from catdog.benchmarks.grid.artifacts import resolve_providers, torch_available
+from catdog.benchmarks.grid.compute import onnx_available
 from catdog.runtime.engine.session import Session, available_providers, open_session
 from catdog.runtime.spine.errors import ModelError, error_line
 from catdog.runtime.spine.metadata import METADATA_KEY, ModelMetadata

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from catdog.benchmarks.config import Log, ScaleConfig
-from catdog.benchmarks.contenders import folder_classifier
-from catdog.benchmarks.schema import Report, RunSettings, ScaleRow, Section
+from catdog.benchmarks.common.config import Log, ScaleConfig
+from catdog.benchmarks.common.schema import Report, RunSettings, ScaleRow, Section
+from catdog.benchmarks.run.contenders import folder_classifier
 
 SINGLE = "catdog-runtime, one process (batch 16, 2 decode thr)"  # as the CLI runs files, ORT's default threads
 # The same with one onnxruntime thread, as each actor runs: what Ray itself costs, without the
@@ -92,10 +92,10 @@ def load_note(before: float | None, after: float | None, cores: int | None) -> s
 
 
 def run_scale(cfg: ScaleConfig, log: Log = print) -> Report:
-    from catdog.benchmarks.artifacts import discover
-    from catdog.benchmarks.bench import _artifact_rows, _load
-    from catdog.benchmarks.env import collect_env
-    from catdog.benchmarks.report import write_report
+    from catdog.benchmarks.common.env import collect_env
+    from catdog.benchmarks.common.report import write_report
+    from catdog.benchmarks.grid.artifacts import discover
+    from catdog.benchmarks.run.bench import _artifact_rows, _load
     from catdog.runtime.engine.shipped import resolve_model
     from catdog.runtime.scale.sources import list_sources
     from catdog.runtime.spine.fileio import check_writable_dir

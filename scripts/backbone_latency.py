@@ -13,9 +13,9 @@ import argparse
 import platform
 from pathlib import Path
 
-from catdog.benchmarks.env import cpu_info
-from catdog.benchmarks.measure import interleaved, latency_stats
-from catdog.benchmarks.schema import LoopConfig
+from catdog.benchmarks.common.config import LoopConfig
+from catdog.benchmarks.common.env import cpu_info
+from catdog.benchmarks.common.timing import interleaved, latency_stats
 from catdog.runtime.engine.session import open_session
 from catdog.runtime.spine.artifacts import ARTIFACTS
 from catdog.runtime.spine.images import read_image

@@ -9,7 +9,7 @@
 #    - chromium + chromium-driver: the browser test drives Debian's chromium headless;
 #    - GStreamer with its RTSP server (python3-gi + gir1.2-gst-rtsp-server-1.0) and Debian's
 #      python3-opencv (built with GStreamer): the camera tests serve H.264 over RTSP on loopback
-#      (benchmarks/rtsp_camera.py) and read it through pip OpenCV's FFmpeg and, in a "Jetson
+#      (benchmarks/live/rtsp_camera.py) and read it through pip OpenCV's FFmpeg and, in a "Jetson
 #      recipe" venv (Debian's python3, --system-site-packages), through OpenCV's GStreamer backend;
 #    - python3-venv: Debian's python3 needs it to make that venv.
 #    No test skips for a missing one: each fails naming the apt-get command.

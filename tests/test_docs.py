@@ -347,7 +347,7 @@ def test_the_option_parser_reads_real_options():
 # Flags of other tools that the docs show beside catdog's own: any other `--flag` in prose must be a catdog option.
 OTHER_TOOLS = {
     "--address": "ray start", "--port": "ray start", "--nproc_per_node": "torchrun", "--data-binary": "curl",
-    "--system-site-packages": "python3 -m venv", "--shared": "benchmarks/rtsp_camera.py",
+    "--system-site-packages": "python3 -m venv", "--shared": "benchmarks/live/rtsp_camera.py",
     "--split": "scripts/requantize.py", "--exclude": "scripts/requantize.py", "--tar": "scripts/photos_to_cifar.py",
 }
 

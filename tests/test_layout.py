@@ -1,6 +1,6 @@
 """The house rules, checked on the source itself (every import, lazy ones inside functions too):
-imports point one way (runtime <- train <- export <- benchmarks) and, inside runtime/, train/ and
-export/, from a room only to the rooms below it; nothing imports an entry module (a `cli`); no
+imports point one way (runtime <- train <- export <- benchmarks) and, inside runtime/, train/,
+export/ and benchmarks/, from a room only to the rooms below it; nothing imports an entry module (a `cli`); no
 import cycle; no source file over 300 lines."""
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ ROOMS = {
     "run": {"spine", "engine", "live", "options", "scale", "serve"},
     "assets": set(),
 }
-# train's and export's rooms (a folder, or a single module at the stage's top), lowest first: each
-# may import only the rooms before it (and itself). Entry modules (cli) import anything.
+# train's, export's and benchmarks' rooms (a folder, or a single module at the stage's top), lowest
+# first: each may import only the rooms before it (and itself). Entry modules (cli) import anything.
+# benchmarks' rooms are by what they measure: common (config, env, schema, timing, report, charts)
+# < grid (artifacts' latency) < run (catdog-bench run's sections) < scale; doctor, int8, serve and
+# live are each one command's own.
 ORDER = {
     "train": ("plumbing", "recipe", "options", "presets", "models", "data", "loop", "studies", "run"),
     "export": ("options", "builders", "int8", "artifacts", "verify", "output", "pipeline"),
+    "benchmarks": ("common", "grid", "run", "scale", "doctor", "int8", "serve", "live"),
 }
 ENTRIES = ("cli", "__main__")  # entry modules: `catdog.<stage>.cli` (a module or a package) and __main__
 MAX_LINES = 300
@@ -91,7 +95,7 @@ def test_runtime_rooms_import_only_the_rooms_below():
     assert not bad, bad
 
 
-def test_train_and_export_rooms_import_only_the_rooms_below():
+def test_train_export_and_benchmarks_rooms_import_only_the_rooms_below():
     bad = []
     for mod, deps in _graph().items():
         stage = mod.split(".")[1]
@@ -152,3 +156,23 @@ def test_test_file_names_are_unique():
     for p in sorted((REPO / "tests").rglob("test_*.py")):
         seen.setdefault(p.name, []).append(str(p.relative_to(REPO)))
     assert not {k: v for k, v in seen.items() if len(v) > 1}
+
+
+def test_every_product_module_is_used_by_the_product():
+    """Issue 33: no product module is there only for the tests (test helpers live in tests/testkit,
+    and what scripts share with the tests in scripts/). Each module is reached from an entry module
+    through imports, or is a script the product runs by path (its file name, a string in a module
+    that is reached: `HERE / "rtsp_camera.py"`)."""
+    graph, sources = _graph(), _sources()
+    reached, todo = set(), [m for m in graph if m.rpartition(".")[2] in ENTRIES]
+    while todo:
+        m = todo.pop()
+        if m in reached:
+            continue
+        reached.add(m)
+        parts = m.split(".")
+        todo += [*graph[m], *(".".join(parts[:i]) for i in range(2, len(parts)))]  # its packages load too
+    named = {n.value for m in reached for n in ast.walk(ast.parse(sources[m].read_text()))
+             if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.endswith(".py")}
+    unused = [m for m, p in sources.items() if m not in reached and p.name not in named]
+    assert not unused, f"product modules nothing in the product imports or runs: {unused}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from catdog.benchmarks.report import render_md, summary_lines
+from catdog.benchmarks.common.report import render_md, summary_lines
+from catdog.benchmarks.common.schema import Report, RunSettings, Section
 from catdog.benchmarks.scale import SINGLE, SINGLE_T1, Measured, _rows
-from catdog.benchmarks.schema import Report, RunSettings, Section
 from catdog.runtime.scale.driver import Plan
 
 

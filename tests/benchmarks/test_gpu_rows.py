@@ -10,9 +10,9 @@ import pytest
 import torch
 from onnx import helper
 
-from catdog.benchmarks.artifacts import discover
-from catdog.benchmarks.measure import batch_sets
-from catdog.benchmarks.runners import GpuSettings, make_runner, session_options, torch_tf32, why_not
+from catdog.benchmarks.grid.artifacts import discover
+from catdog.benchmarks.grid.measure import batch_sets
+from catdog.benchmarks.grid.runners import GpuSettings, make_runner, session_options, torch_tf32, why_not
 from catdog.runtime.engine.providers import provider_entry
 from catdog.runtime.spine.metadata import METADATA_KEY, ModelMetadata
 from catdog.runtime.spine.spec import PreprocessSpec

@@ -9,8 +9,8 @@ import json
 from typer.testing import CliRunner
 
 from catdog.benchmarks.cli import app
-from catdog.benchmarks.int8 import Int8BenchConfig, run_int8_bench
-from catdog.benchmarks.int8_report import target_for
+from catdog.benchmarks.int8.bench import Int8BenchConfig, run_int8_bench
+from catdog.benchmarks.int8.report import target_for
 from catdog.runtime.engine.classifier import Classifier
 from catdog.runtime.spine.isa import int8_path
 
@@ -109,8 +109,8 @@ def test_profile_times_each_conv_kind_in_fp32_and_int8(tmp_path):
     import numpy as np
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
-    from catdog.benchmarks.int8 import conv_kind, profiles
-    from catdog.benchmarks.int8_report import conv_kind_lines
+    from catdog.benchmarks.int8.bench import conv_kind, profiles
+    from catdog.benchmarks.int8.report import conv_kind_lines
 
     _three_kind_model(tmp_path / "fp32.onnx")
 

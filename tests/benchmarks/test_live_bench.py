@@ -14,8 +14,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from catdog.benchmarks.cli import app
-from catdog.benchmarks.live import LiveBenchConfig
-from catdog.benchmarks.live_run import run_live_bench
+from catdog.benchmarks.live.measure import LiveBenchConfig
+from catdog.benchmarks.live.run import run_live_bench
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: python3-gi, the RTSP server, python3-opencv (scripts/test.sh)
 
@@ -87,7 +87,7 @@ def test_live_refuses_bad_options_in_one_line(tmp_path, labeled_dir):
 def test_a_runtime_that_cannot_read_the_camera_is_one_line_not_figures(tmp_path, labeled_dir):
     """The pip OpenCV has no GStreamer: a gst: pipeline in this venv's runtime exits at once, and the
     cell says so with the runtime's own reason instead of any figure."""
-    from catdog.benchmarks.live_run import measure_cell
+    from catdog.benchmarks.live.run import measure_cell
 
     cfg = LiveBenchConfig(labeled_dir, tmp_path, {"gstreamer": sys.executable}, camera_python=SYSTEM_PYTHON,
                           size=(160, 120), seconds=1.0, warmup_s=0.0)

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from catdog.benchmarks.cli import app
-from catdog.benchmarks.config import BenchConfig, ScaleConfig
-from catdog.benchmarks.report import render_md
+from catdog.benchmarks.common.config import BenchConfig, ScaleConfig
+from catdog.benchmarks.common.report import render_md
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
 

@@ -11,7 +11,7 @@ from testkit.benchmarks import tiny_macs
 from typer.testing import CliRunner
 
 from catdog.benchmarks.cli import app
-from catdog.benchmarks.env import REQUIRED_KEYS
+from catdog.benchmarks.common.env import REQUIRED_KEYS
 
 runner = CliRunner()
 TINY = ["--providers", "cpu", "--batch", "1,2", "--threads", "1", "--warmup", "1", "--iters", "3", "--block", "2",
@@ -106,7 +106,7 @@ def test_compare_rejects_non_report(tmp_path):
 
 
 def test_requesting_a_missing_provider_is_a_clear_error(tiny_export, tmp_path):
-    from catdog.benchmarks.artifacts import resolve_providers
+    from catdog.benchmarks.grid.artifacts import resolve_providers
     from catdog.runtime.engine.session import INSTALL_HINTS, PROVIDERS
 
     # cuda on the CPU wheel (unless torch alone sees a GPU: then cuda is offered for torch rows)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from catdog.benchmarks.cli import app
-from catdog.benchmarks.contenders import HERE, run_once
+from catdog.benchmarks.run.contenders import HERE, run_once
 from catdog.runtime.spine.metrics import format_accuracy
 
 runner = CliRunner()
@@ -125,8 +125,8 @@ def test_large_photos_reduced_vs_full_decode(full, junk_dir):
     rows = rep["large"]["rows"]
     assert [(r["model"], r["decode"].split(" ")[0]) for r in rows] == [
         ("onnx-fp32", "reduced"), ("onnx-fp32", "full"), ("onnx-int8", "reduced"), ("onnx-int8", "full")]
-    from catdog.benchmarks.artifacts import balanced
-    from catdog.benchmarks.large import cache_dir
+    from catdog.benchmarks.grid.artifacts import balanced
+    from catdog.benchmarks.run.large import cache_dir
     from catdog.runtime.spine.folders import scan
 
     copies = sorted(cache_dir(list(balanced(scan(junk_dir), 2).paths)).glob("*.jpg"))

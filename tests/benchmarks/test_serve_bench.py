@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 
-from catdog.benchmarks.serve import ServeBenchConfig
-from catdog.benchmarks.serve_faults import FaultMix
-from catdog.benchmarks.serve_run import fault_verdicts, render_faults, run_faults, run_serve_bench
+from catdog.benchmarks.serve.faults import FaultMix
+from catdog.benchmarks.serve.load import ServeBenchConfig
+from catdog.benchmarks.serve.run import fault_verdicts, render_faults, run_faults, run_serve_bench
 from catdog.runtime.spine.folders import list_images
 
 

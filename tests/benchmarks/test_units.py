@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from catdog.benchmarks.artifacts import balanced, discover, list_photos
 from catdog.benchmarks.cli import app
-from catdog.benchmarks.config import LoopConfig
-from catdog.benchmarks.measure import interleaved, latency_stats
+from catdog.benchmarks.common.config import LoopConfig
+from catdog.benchmarks.common.timing import interleaved, latency_stats
+from catdog.benchmarks.grid.artifacts import balanced, discover, list_photos
 from catdog.runtime.spine.errors import DataError
 
 runner = CliRunner()
@@ -104,8 +104,8 @@ def test_onnx_rows_on_a_gpu_only_torch_can_use_are_marked_missing(tiny_export, m
     # On a box where torch sees a GPU but onnxruntime has no CUDA provider, "cuda" is offered for
     # the torch artifacts; the ONNX rows must say their ORT-GPU figure is missing, not vanish.
     # That onnxruntime is the CPU wheel; with onnxruntime-gpu installed the test makes it one.
-    from catdog.benchmarks.artifacts import input_images, spec_of
-    from catdog.benchmarks.measure import Grid, run_grid
+    from catdog.benchmarks.grid.artifacts import input_images, spec_of
+    from catdog.benchmarks.grid.measure import Grid, run_grid
     from catdog.runtime.engine import session
 
     monkeypatch.setattr(session, "available_providers", lambda: ["cpu"])
@@ -123,7 +123,7 @@ def test_torch_eager_follows_an_exports_flip_averaging(tmp_path):
     import torch
 
     from catdog.benchmarks.doctor import tiny_spec
-    from catdog.benchmarks.runners import make_runner
+    from catdog.benchmarks.grid.runners import make_runner
     from catdog.export.builders.tta import with_tta
     from catdog.runtime.spine.metadata import METADATA_FILE, ModelMetadata
     from catdog.train.models import get_model

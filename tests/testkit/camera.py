@@ -1,5 +1,5 @@
 """A real camera stack for the tests, from Debian packages: GStreamer's RTSP server serving H.264
-made from labelled photos (benchmarks/rtsp_camera.py, run by Debian's /usr/bin/python3 with
+made from labelled photos (benchmarks/live/rtsp_camera.py, run by Debian's /usr/bin/python3 with
 python3-gi), a TCP server that accepts and never answers, a model slower than a camera, and the
 "Jetson recipe" venv (Debian's python3 with --system-site-packages, Debian's python3-opencv, `pip
 install .` with no runtime extra, plus onnxruntime standing in for NVIDIA's wheel).
@@ -21,7 +21,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
-RTSP_CAMERA = REPO / "benchmarks" / "rtsp_camera.py"
+RTSP_CAMERA = REPO / "benchmarks" / "live" / "rtsp_camera.py"
 
 # What the camera stack needs from Debian, each with the package that provides it.
 APT = {
@@ -89,7 +89,7 @@ def free_port() -> int:
 
 
 class RtspCamera:
-    """benchmarks/rtsp_camera.py in a child process: a real RTSP camera on 127.0.0.1. `photos` are
+    """benchmarks/live/rtsp_camera.py in a child process: a real RTSP camera on 127.0.0.1. `photos` are
     shown in order, each for `per_image` frames, looping; each client starts at the first photo.
     stop() ends it (SIGTERM) and returns the frames it sent; start() again serves the same port."""
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from catdog.benchmarks.serve_faults import (  # noqa: F401 - re-exported: the fault mix's clients, shared with the soak
+from catdog.benchmarks.serve.faults import (  # noqa: F401 - re-exported: the fault mix's clients, shared with the soak
     aborted_upload,
     chunked_post,
     closed_by_server,

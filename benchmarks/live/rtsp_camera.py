@@ -3,7 +3,7 @@
 frames, at a steady frame rate, looping. Run it with Debian's python3 (it needs python3-gi,
 gir1.2-gst-rtsp-server-1.0, python3-opencv and GStreamer's good/ugly plugins), never import it:
 
-    /usr/bin/python3 benchmarks/rtsp_camera.py --images a.jpg,b.jpg --fps 15 --frames-per-image 30
+    /usr/bin/python3 benchmarks/live/rtsp_camera.py --images a.jpg,b.jpg --fps 15 --frames-per-image 30
 
 It prints `READY rtsp://127.0.0.1:PORT/cam` once it listens, and on SIGTERM/SIGINT `SENT N` (frames
 pushed into the encoder over all clients) before it exits. Each client gets its own pipeline that

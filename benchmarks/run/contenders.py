@@ -32,11 +32,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from catdog.benchmarks.artifacts import Artifact, balanced, synthetic_image, torch_available
-from catdog.benchmarks.measure import ratio
-from catdog.benchmarks.runners import make_runner
-from catdog.benchmarks.schema import ColdstartRow, FolderRow, Section
-from catdog.benchmarks.sections import Inputs
+from catdog.benchmarks.common.schema import ColdstartRow, FolderRow, Section
+from catdog.benchmarks.common.timing import ratio
+from catdog.benchmarks.grid.artifacts import Artifact, balanced, synthetic_image, torch_available
+from catdog.benchmarks.grid.runners import make_runner
+from catdog.benchmarks.run.sections import Inputs
 from catdog.runtime.spine.errors import InputError, ModelError
 from catdog.runtime.spine.records import Failure
 from catdog.runtime.spine.spec import PreprocessSpec
@@ -206,7 +206,7 @@ def _runtime_folder(model: Path, files: list[Path], threads: int | None) -> list
 
 
 def _bare_folder(model: Path, files: list[Path], threads: int | None) -> list[str]:
-    from catdog.benchmarks.bare_folder import classify_folder
+    from catdog.benchmarks.run.bare_folder import classify_folder
 
     return classify_folder(model, files, threads)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog.benchmarks.artifacts import Artifact, balanced
-from catdog.benchmarks.contenders import folder_classifier
-from catdog.benchmarks.schema import Record, Section
-from catdog.benchmarks.sections import Inputs
+from catdog.benchmarks.common.schema import Record, Section
+from catdog.benchmarks.grid.artifacts import Artifact, balanced
+from catdog.benchmarks.run.contenders import folder_classifier
+from catdog.benchmarks.run.sections import Inputs
 from catdog.runtime.spine.fileio import atomic_path
 from catdog.runtime.spine.metrics import format_accuracy
 from catdog.runtime.spine.records import Failure

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from catdog.benchmarks.env import env_lines
+from catdog.benchmarks.common.env import env_lines
 from catdog.runtime.spine.reports import md_table, write_report_pair
 
 SPEED_TARGET = {"AVX-512 VNNI": 2.0, "AVX-VNNI": 2.0}  # issue 24: >= 2.0x where VNNI is, else >= 1.7x

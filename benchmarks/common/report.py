@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from catdog.benchmarks.config import SECTION_NAMES
-from catdog.benchmarks.env import env_lines
-from catdog.benchmarks.measure import ratio
-from catdog.benchmarks.schema import SCHEMA, LatencyRow, Ratio, Report
+from catdog.benchmarks.common.config import SECTION_NAMES
+from catdog.benchmarks.common.env import env_lines
+from catdog.benchmarks.common.schema import SCHEMA, LatencyRow, Ratio, Report
+from catdog.benchmarks.common.timing import ratio
 from catdog.runtime.spine.errors import InputError
 from catdog.runtime.spine.reports import md_table, write_report_pair
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from catdog.benchmarks.config import LoopConfig  # noqa: F401  (scripts/backbone_latency.py imports it from here)
-
 SCHEMA = "catdog-bench/1"
 
 

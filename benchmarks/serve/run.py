@@ -1,6 +1,6 @@
 """catdog-bench serve, end to end: the in-process reference, POST load at each concurrency, MJPEG
 viewers against inference FPS, the soak, the fault soak; then reports/<name>/report.{md,json} with
-the targets of issues 23 and 32 checked against the numbers of this one run (benchmarks/serve.py
+the targets of issues 23 and 32 checked against the numbers of this one run (benchmarks/serve/load.py
 measures)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from catdog.benchmarks.serve import Log, ServeBenchConfig, Server, in_process, post_load, viewer
-from catdog.benchmarks.serve_faults import FaultMix, fault_soak
+from catdog.benchmarks.serve.faults import FaultMix, fault_soak
+from catdog.benchmarks.serve.load import Log, ServeBenchConfig, Server, in_process, post_load, viewer
 from catdog.runtime.spine.folders import list_images
 from catdog.runtime.spine.isa import int8_path
 from catdog.runtime.spine.reports import md_table, write_report_pair
@@ -170,7 +170,7 @@ def render_faults(f: dict[str, Any]) -> list[str]:
 
 def _cpu() -> str:
     """The CPU's model and the cores this process may use, e.g. 'AMD EPYC 9B14 (2 cores)'."""
-    from catdog.benchmarks.env import cpu_info
+    from catdog.benchmarks.common.env import cpu_info
 
     info = cpu_info()
     return f"{info['cpu']} ({info.get('cores_usable') or info.get('cores_logical') or '?'} cores)"

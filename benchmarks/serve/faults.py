@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from catdog.benchmarks.serve import Log, Server, post_load
+from catdog.benchmarks.serve.load import Log, Server, post_load
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from catdog.benchmarks.artifacts import ort_has
-from catdog.benchmarks.runners import DEFAULT_GPU, GpuSettings, torch_tf32
-from catdog.benchmarks.schema import Peak
+from catdog.benchmarks.common.schema import Peak
+from catdog.benchmarks.grid.artifacts import ort_has
+from catdog.benchmarks.grid.runners import DEFAULT_GPU, GpuSettings, torch_tf32
 
 # op type -> index of the weight input (the one whose shape gives the kernel)
 _CONV_W = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3}

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from catdog.benchmarks.artifacts import Artifact, jit_load
+from catdog.benchmarks.grid.artifacts import Artifact, jit_load
 from catdog.runtime.engine import session as rt_session
 from catdog.runtime.engine.trt import int8_kind
 from catdog.runtime.spine.errors import ProviderError

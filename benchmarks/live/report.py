@@ -92,7 +92,7 @@ def render(data: dict[str, Any]) -> str:
               "while other work shared the machine." if others and max(others) >= 10 else "")
     L = ["# catdog-bench live", "", f"`{data['command']}` (commit {data.get('commit') or 'unknown'})", "",
          f"CPU: {cpu_line(data)}.{shared}", "",
-         f"Camera: benchmarks/rtsp_camera.py ({(data['camera'] or {}).get('gstreamer_version')}, x264 ultrafast "
+         f"Camera: benchmarks/live/rtsp_camera.py ({(data['camera'] or {}).get('gstreamer_version')}, x264 ultrafast "
          f"zerolatency, 2 Mbit/s, keyframe every second), {data['size']}, photos {', '.join(data['photos'])} each for "
          f"{data['frames_per_image']} frames, `--shared`; one fresh camera and runtime per cell, "
          f"{data['seconds']:g} s measured after a {data['warmup_s']:g} s warm-up; model: {data['model']}.", "",

@@ -12,18 +12,18 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from catdog.benchmarks.artifacts import Artifact, discover, input_images, list_photos, spec_of, torch_available
-from catdog.benchmarks.charts import make_charts
-from catdog.benchmarks.compute import count, measure_peak, onnx_available
-from catdog.benchmarks.config import BenchConfig, Log, Progress
-from catdog.benchmarks.contenders import coldstart_section, folder_section
-from catdog.benchmarks.env import collect_env
-from catdog.benchmarks.large import large_section
-from catdog.benchmarks.measure import Grid, add_efficiency, run_grid
-from catdog.benchmarks.report import compute_ratios, write_report
-from catdog.benchmarks.runners import GpuSettings
-from catdog.benchmarks.schema import ArtifactRow, Peak, Report, RunSettings, Section
-from catdog.benchmarks.sections import Inputs, accuracy_section, overhead_section, pipeline_section
+from catdog.benchmarks.common.charts import make_charts
+from catdog.benchmarks.common.config import BenchConfig, Log, Progress
+from catdog.benchmarks.common.env import collect_env
+from catdog.benchmarks.common.report import compute_ratios, write_report
+from catdog.benchmarks.common.schema import ArtifactRow, Peak, Report, RunSettings, Section
+from catdog.benchmarks.grid.artifacts import Artifact, discover, input_images, list_photos, spec_of, torch_available
+from catdog.benchmarks.grid.compute import count, measure_peak, onnx_available
+from catdog.benchmarks.grid.measure import Grid, add_efficiency, run_grid
+from catdog.benchmarks.grid.runners import GpuSettings
+from catdog.benchmarks.run.contenders import coldstart_section, folder_section
+from catdog.benchmarks.run.large import large_section
+from catdog.benchmarks.run.sections import Inputs, accuracy_section, overhead_section, pipeline_section
 from catdog.runtime.spine.errors import CatdogError
 from catdog.runtime.spine.fileio import check_writable_dir, file_sha256
 

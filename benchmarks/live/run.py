@@ -1,6 +1,6 @@
 """catdog-bench live, end to end: probe each backend's Python, time decoding alone, then one cell per
-frame rate and backend (a fresh camera and runtime each; benchmarks/live.py measures), then
-reports/<name>/report.{md,json} (benchmarks/live_report.py renders)."""
+frame rate and backend (a fresh camera and runtime each; benchmarks/live/measure.py measures), then
+reports/<name>/report.{md,json} (benchmarks/live/report.py renders)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from catdog.benchmarks.live import (
+from catdog.benchmarks.live.measure import (
     GST_SOURCE,
     Camera,
     LiveBenchConfig,
@@ -193,8 +193,8 @@ def git_head() -> str | None:
 
 
 def run_live_bench(cfg: LiveBenchConfig, log: Log) -> dict[str, Any]:
-    from catdog.benchmarks.env import cpu_info, ram_gb
-    from catdog.benchmarks.live_report import render, target_rows
+    from catdog.benchmarks.common.env import cpu_info, ram_gb
+    from catdog.benchmarks.live.report import render, target_rows
     from catdog.runtime.spine.reports import write_report_pair
 
     images = list_images(cfg.photos)[:6]

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from catdog.benchmarks.artifacts import Artifact, balanced, classes_of, input_images, make_batch
-from catdog.benchmarks.config import BenchConfig, Log, LoopConfig
-from catdog.benchmarks.measure import interleaved
-from catdog.benchmarks.runners import make_runner
-from catdog.benchmarks.schema import AccuracyRow, OverheadRow, PipelineRow, Section
+from catdog.benchmarks.common.config import BenchConfig, Log, LoopConfig
+from catdog.benchmarks.common.schema import AccuracyRow, OverheadRow, PipelineRow, Section
+from catdog.benchmarks.common.timing import interleaved
+from catdog.benchmarks.grid.artifacts import Artifact, balanced, classes_of, input_images, make_batch
+from catdog.benchmarks.grid.runners import make_runner
 from catdog.runtime.spine.errors import DataError, InputError
 from catdog.runtime.spine.folders import LabelledFolder
 from catdog.runtime.spine.images import read_image

@@ -1,7 +1,7 @@
 """catdog-bench serve: what --serve costs, measured in one run on this machine. POST /api/predict
 throughput and p50/p90/p99 at 1, 8 and 32 concurrent clients against the in-process runtime on
 the same photos; MJPEG with 0, 1 and 10 viewers against the inference FPS they may cost; RSS of
-the server over a soak; then the fault mix (serve_faults.py). The server is a real
+the server over a soak; then the fault mix (faults.py). The server is a real
 `catdog-runtime --serve 127.0.0.1:0` process; every load is bounded in requests and time and
 targets loopback only."""
 
@@ -37,7 +37,7 @@ class ServeBenchConfig:
     soak_clients: int = 8
     video_frames: int = 3000  # enough for one measurement at 150 FPS: each starts a fresh run
     video_size: tuple[int, int] = (640, 480)  # a camera's VGA
-    faults: Any = None  # serve_faults.FaultMix: the fault soak (None: its defaults; FaultMix(seconds=0): none)
+    faults: Any = None  # faults.FaultMix: the fault soak (None: its defaults; FaultMix(seconds=0): none)
     command: str = ""
 
 

@@ -1,5 +1,5 @@
 """catdog-bench live: the runtime on a real RTSP camera, measured from outside. For each frame rate
-and backend, a fresh camera (benchmarks/rtsp_camera.py under Debian's python3, --shared like a real
+and backend, a fresh camera (benchmarks/live/rtsp_camera.py under Debian's python3, --shared like a real
 camera) and a real `catdog-runtime SOURCE --json` process: frames the camera sent (its SENT count),
 frames the runtime read (the frame numbers in its JSON lines), frames classified (the lines), the
 runtime's own drop count, frame age (the runtime's --timings when it has them), and the runtime's

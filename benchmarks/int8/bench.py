@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from catdog.benchmarks.config import LoopConfig
-from catdog.benchmarks.measure import interleaved, latency_stats
+from catdog.benchmarks.common.config import LoopConfig
+from catdog.benchmarks.common.timing import interleaved, latency_stats
 from catdog.export.builders.meta import read_onnx_metadata
 from catdog.runtime.engine.classifier import Classifier
 from catdog.runtime.engine.session import open_session
@@ -194,7 +194,7 @@ def profiles(models: dict[str, Path], x1: np.ndarray) -> dict[str, Any]:
 
 
 def run_int8_bench(cfg: Int8BenchConfig, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
-    from catdog.benchmarks.env import collect_env
+    from catdog.benchmarks.common.env import collect_env
 
     names = cfg.names or tuple(p.name for p in cfg.int8)
     models = {"fp32": cfg.fp32, **dict(zip(names, cfg.int8, strict=True))}
@@ -214,7 +214,7 @@ def run_int8_bench(cfg: Int8BenchConfig, log: Callable[[str], None] = lambda m: 
     report["speed"] = speed(models, x, cfg, log)
     log("profile")
     report["profile"] = profiles(models, x[:1])
-    from catdog.benchmarks.int8_report import write_int8_report
+    from catdog.benchmarks.int8.report import write_int8_report
 
     write_int8_report(report, cfg.out_dir)
     return report
