@@ -176,3 +176,30 @@ def test_every_product_module_is_used_by_the_product():
              if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.endswith(".py")}
     unused = [m for m, p in sources.items() if m not in reached and p.name not in named]
     assert not unused, f"product modules nothing in the product imports or runs: {unused}"
+
+
+def test_the_runtime_tests_import_no_benchmarks_but_the_fault_clients():
+    """tests/runtime runs in the torch-free venv and tests the runtime alone: its helpers come from
+    tests/testkit and scripts/, not catdog.benchmarks. The one exception is the fault mix's raw-socket
+    clients (benchmarks/serve/faults.py), one home shared by catdog-bench serve's fault soak and the
+    server's fault tests; that module imports nothing heavy."""
+    allowed = {"catdog.benchmarks.serve.faults"}
+    files = sorted((REPO / "tests" / "runtime").rglob("*.py"))
+    for p in files:  # and the testkit modules they use, and those those use
+        kit = REPO / "tests" / "testkit"
+        files += [q for i in sorted(_names(p)) if i.startswith("testkit.")
+                  and (q := kit / f"{i.split('.')[1]}.py") not in files]
+    bad = sorted({f"{p.relative_to(REPO)} -> {i}" for p in files if p.exists() for i in _names(p)
+                  if i.startswith("catdog.benchmarks") and i not in allowed})
+    assert not bad, bad
+
+
+def _names(path: Path) -> set[str]:
+    """The modules `path` imports from (absolute imports, at any depth)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.add(node.module)
+    return out
