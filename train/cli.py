@@ -3,15 +3,17 @@ it. `catdog-train --data DIR --arch NAME --epochs N --out RUN_DIR` trains (the a
 also `catdog-train train ...`); probe, cv, presets, prepare, stats, evaluate and bench are subcommands.
 `--preset NAME` starts train, probe and cv from a preset (train/presets.py); a flag given on the
 command line (click's parameter source says which) wins over the preset.
-Train, probe and cv share one set of options, declared once (_recipe_options) and parsed into
-TrainOptions; every default is read from the options' dataclasses (options.py) and TrainConfig
-(recipe.py). Every command goes through the one CLI boundary: errors print one line to stderr and
-exit non-zero; --debug shows the traceback."""
+Train, probe and cv share one set of options, TrainFlags (options.py), whose fields carry each
+flag, help, range and default: the three commands' signatures are generated from it, and the
+command line is parsed into TrainOptions. Every command goes through the one CLI boundary: errors
+print one line to stderr and exit non-zero; --debug shows the traceback."""
 
 from __future__ import annotations
 
 import inspect
 import json
+import typing
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -19,76 +21,44 @@ import typer
 from click.core import ParameterSource
 from rich.console import Console
 
+from catdog.runtime.options import option_of
 from catdog.runtime.spine.boundary import cli_boundary, interrupt_exit
 from catdog.runtime.spine.errors import ConfigError
 from catdog.train import run
-from catdog.train.options import BenchOptions, EvaluateOptions, PrepareOptions, StatsOptions, TrainOptions
-from catdog.train.recipe import AMP_MODES, AUGMENTS, HEADS, OPTIMIZERS, SCHEDULERS, TrainConfig
+from catdog.train.options import (
+    RECIPE_FLAGS,
+    RUN_FLAGS,
+    BenchOptions,
+    EvaluateOptions,
+    PrepareOptions,
+    StatsOptions,
+    TrainFlags,
+    TrainOptions,
+)
+from catdog.train.recipe import TrainConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Train an image classifier; prepare and inspect datasets.")
 err = Console(stderr=True, soft_wrap=True)
-D, T = TrainConfig, TrainOptions  # every option's default is theirs
-RENAMED = {"accum": "accum_steps", "arch_kw": "arch_kwargs"}  # CLI name -> TrainConfig field, where they differ
-PATHS = ("val", "weights")  # paths on the command line, str in the recipe (it is stored as JSON)
 
 
-def _recipe_options(
-    ctx: typer.Context,
-    preset: Optional[str] = typer.Option(None, help="Start from a preset (catdog-train presets lists them); "
-                                                    "every flag given here overrides it."),
-    data: Optional[str] = typer.Option(None, help="Training images: flat (cat.1.jpg) or one folder per class; or "
-                                                  "cifar10:PATH, cifar100:PATH, cifar100-coarse:PATH (a CIFAR "
-                                                  "archive or its folder, extracted once into a cache)."),
-    val: Optional[Path] = typer.Option(None, help="Validation folder; default: a seeded --val-fraction of --data."),
-    arch: str = typer.Option(D.arch, help="Model name (see --list-archs)."),
-    pretrained: bool = typer.Option(D.pretrained, help="Start from ImageNet weights."),
-    weights: Optional[Path] = typer.Option(None, help="Start from a local state_dict / checkpoint."),
-    arch_kw: List[str] = typer.Option([], help="Model option KEY=VALUE (e.g. mode=frozen for resnet18)."),
-    epochs: Optional[int] = typer.Option(None,
-                                         help=f"Epochs to train (default {D.epochs}; with --resume: the run's own)."),
-    out: Optional[Path] = typer.Option(T.out, help="Run folder (best.pth, last.pth, metrics.jsonl, plots)."),
-    resume: Optional[Path] = typer.Option(T.resume,
-                                          help="Continue the run in this folder after its last complete epoch."),
-    batch_size: int = typer.Option(D.batch_size),
-    workers: Optional[int] = typer.Option(None, help="Data loader processes (default: CPU cores, at most 8)."),
-    optimizer: str = typer.Option(D.optimizer, help=f"{' | '.join(OPTIMIZERS)} (sgd with --momentum)."),
-    lr: float = typer.Option(D.lr),
-    momentum: float = typer.Option(D.momentum),
-    weight_decay: float = typer.Option(D.weight_decay),
-    scheduler: str = typer.Option(D.scheduler, help=" | ".join(SCHEDULERS) + "."),
-    step_size: int = typer.Option(D.step_size, help="StepLR period in epochs."),
-    gamma: float = typer.Option(D.gamma, help="StepLR factor."),
-    label_smoothing: float = typer.Option(D.label_smoothing),
-    accum: int = typer.Option(D.accum_steps, help="Gradient accumulation steps."),
-    amp: str = typer.Option(D.amp, help=f"{' | '.join(AMP_MODES)} (CUDA only; auto = bf16/fp16 on CUDA, off on CPU)."),
-    patience: int = typer.Option(D.patience, help="Early stopping patience in epochs (0 = off)."),
-    seed: int = typer.Option(D.seed),
-    val_fraction: float = typer.Option(D.val_fraction),
-    size: Optional[int] = typer.Option(D.size, help="Override the arch's input size."),
-    head: str = typer.Option(D.head, help=f"{' | '.join(HEADS)}: a fresh head, or the linear probe's (LP-FT)."),
-    probe: bool = typer.Option(D.probe, help="Fit the linear probe first and report it beside every epoch."),
-    ema: float = typer.Option(D.ema, help="EMA decay of the weights, e.g. 0.99 (0 = off); the EMA is what is saved."),
-    mixup: float = typer.Option(D.mixup, help="MixUp alpha, e.g. 0.2 (0 = off)."),
-    cutmix: float = typer.Option(D.cutmix, help="CutMix alpha, e.g. 1.0 (0 = off)."),
-    augment: str = typer.Option(D.augment, help=" | ".join(AUGMENTS) + "."),
-    freeze_bn: bool = typer.Option(D.freeze_bn, help="BatchNorm keeps its pretrained statistics while training."),
-    folds: int = typer.Option(T.folds, min=2, help="cv only: number of stratified folds."),
-    device: str = typer.Option(T.device, help="auto | cpu | cuda | cuda:N."),
-    list_archs: bool = typer.Option(T.list_archs, help="List the model names and exit."),
-    quiet: bool = typer.Option(T.quiet, help="No progress bars."),
-    plots: bool = typer.Option(T.plots, help="Write curves/confusion/ROC PNGs at the end."),
-) -> None:
-    """The options train, probe and cv take (each --help lists them all); never called."""
-
-
-RUN_FIELDS = ("out", "resume", "folds", "device", "list_archs", "quiet", "plots")  # TrainOptions' own
-NOT_RECIPE = (*RUN_FIELDS, "preset")
+def _flag_signature() -> inspect.Signature:
+    """typer's view of train, probe and cv: the context, then one option per TrainFlags field."""
+    hints = typing.get_type_hints(TrainFlags)
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+    for f in fields(TrainFlags):
+        o, hint = option_of(f), hints[f.name]
+        t = next((a for a in typing.get_args(hint) if a not in (type(None), Ellipsis)), hint)
+        kind = list[t] if o.repeatable else t  # type: ignore[valid-type]
+        params.append(inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, annotation=t if t is bool else Optional[kind],
+            default=typer.Option(f.default, *o.flags, help=o.help or None, min=o.min, max=o.max)))
+    return inspect.Signature(params)
 
 
 def _recipe_command(fn: Callable[..., None]) -> Callable[..., None]:
-    """`fn(ctx, **given)` with _recipe_options' signature (evaluated: typer reads the types) and the boundary."""
-    fn.__signature__ = inspect.signature(_recipe_options, eval_str=True)  # type: ignore[attr-defined]
+    """`fn(ctx, **given)` with TrainFlags' signature, and the boundary."""
+    fn.__signature__ = _flag_signature()  # type: ignore[attr-defined]
     return cli_boundary(fn)
 
 
@@ -109,22 +79,19 @@ def _parse_kw(items: list[str]) -> dict:
 def _options(ctx: typer.Context, given: dict[str, Any],
              adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> TrainOptions:
     """The command line as TrainOptions; `adjust` sets the recipe fields a command decides (probe's)."""
-    recipe = {RENAMED.get(k, k): v for k, v in given.items() if k not in NOT_RECIPE}
-    for k in PATHS:
-        recipe[k] = None if recipe[k] is None else str(recipe[k])
+    recipe = {k: str(v) if isinstance(v, Path) else v for k, v in given.items() if k in RECIPE_FLAGS}  # JSON
     if recipe["data"]:  # a folder as a path (as before), cifar10:PATH as typed (train/data/cifar_cache.py reads it)
         from catdog.train.data.cifar import parse_source
 
         recipe["data"] = recipe["data"] if parse_source(recipe["data"]) else str(Path(recipe["data"]))
-    recipe["data"] = recipe["data"] or D.data
+    recipe["data"] = recipe["data"] or TrainConfig.data
     recipe["arch_kwargs"] = _parse_kw(recipe["arch_kwargs"])
-    recipe["epochs"] = D.epochs if recipe["epochs"] is None else recipe["epochs"]
+    recipe["epochs"] = TrainConfig.epochs if recipe["epochs"] is None else recipe["epochs"]
     if recipe["workers"] is None:
         from catdog.train.data.datasets import default_workers
 
         recipe["workers"] = default_workers()
-    typed = frozenset(RENAMED.get(k, k) for k in given
-                      if k not in NOT_RECIPE and ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE)
+    typed = frozenset(k for k in RECIPE_FLAGS if ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE)
     if given["preset"] is not None:
         if given["resume"] is not None:
             raise ConfigError("--preset starts a new run; --resume RUN_DIR continues that run's own recipe: "
@@ -132,8 +99,8 @@ def _options(ctx: typer.Context, given: dict[str, Any],
         from catdog.train.presets import apply_preset
 
         recipe = apply_preset(given["preset"], recipe, typed)
-    return TrainOptions(TrainConfig(**(adjust(recipe) if adjust else recipe)), typed,
-                        **{k: given[k] for k in RUN_FIELDS}, preset=given["preset"])
+    recipe = adjust(recipe) if adjust else recipe
+    return TrainOptions(TrainConfig(**recipe), typed, **{k: given[k] for k in RUN_FLAGS})
 
 
 def _listed(given: dict[str, Any]) -> bool:
@@ -267,11 +234,11 @@ def evaluate(
 @cli_boundary
 def bench(
     data: str = typer.Option(..., help="Image folder, ideally a prepare --resize 256 cache."),
-    arch: str = typer.Option(D.arch),
-    batch_size: int = typer.Option(D.batch_size),
-    workers: int = typer.Option(D.workers),
-    size: Optional[int] = typer.Option(D.size),
-    amp: str = typer.Option(D.amp),
+    arch: str = typer.Option(TrainConfig.arch),
+    batch_size: int = typer.Option(TrainConfig.batch_size),
+    workers: int = typer.Option(TrainConfig.workers),
+    size: Optional[int] = typer.Option(TrainConfig.size),
+    amp: str = typer.Option(TrainConfig.amp),
     device: str = typer.Option(BenchOptions.device),
     seconds: float = typer.Option(BenchOptions.seconds, help="Measuring time per phase."),
 ) -> None:
