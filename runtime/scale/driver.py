@@ -16,13 +16,16 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from catdog.runtime.engine.stats import model_line, summary_text
 from catdog.runtime.scale import LOCAL
 from catdog.runtime.scale.options import ScaleOptions
 from catdog.runtime.spine.boundary import Terminated, interrupt_reason, say
 from catdog.runtime.spine.errors import CatdogError, ClusterError, InputError, error_line
+
+if TYPE_CHECKING:
+    from catdog.runtime.engine.classifier import Classifier
 
 GPU_PROVIDERS = ("cuda",)
 RAY_PROVIDERS = ("cpu", *GPU_PROVIDERS)
@@ -174,7 +177,7 @@ def classify(ray: Any, sources: Sequence[str], plan: Plan, actor_kwargs: dict[st
     outcome.run_s = time.perf_counter() - t0
 
 
-def _model(o: ScaleOptions, provider: str) -> tuple[Path, Any]:
+def _model(o: ScaleOptions, provider: str) -> tuple[Path, Classifier]:
     """The model file and a driver-side Classifier: a bad model, label file or spec fails here,
     before Ray starts, with the same message as a single-process run."""
     from catdog.runtime.engine.classifier import Classifier

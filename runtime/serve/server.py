@@ -68,7 +68,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def read_token_file(path: Any, log: Callable[[str], None]) -> str:
+def read_token_file(path: str | os.PathLike[str], log: Callable[[str], None]) -> str:
     """--token-file: one line, not empty; a file that others may read is warned about."""
     try:
         mode = os.stat(path).st_mode
