@@ -8,15 +8,13 @@ is the only place the backend reports it. Latency settings live in the pipeline'
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-import tempfile
 import threading
 import time
 from typing import Any, Callable
 
 from catdog.runtime.live.sources import Source
+from catdog.runtime.spine import stderr
 from catdog.runtime.spine.errors import InputError
 
 SLOW_S = 3.0  # an open still waiting after this is checked by GStreamer itself (with python3-gi)
@@ -110,7 +108,7 @@ def _with_opencv_log(cv2: Any, fn: Callable[[], Any], timeout: float,
     """(fn(), what OpenCV logged meanwhile, finished, problem). If fn is still running after
     SLOW_S, `meanwhile()` may find the problem (then fn is abandoned). OpenCV's warnings are GStreamer's only way
     to say why a pipeline did not play; they go to file descriptor 2, so it is pointed at a
-    temporary file for the call (lines other threads wrote to stderr meanwhile are passed on).
+    temporary file for the call (spine.stderr: lines other threads wrote meanwhile are passed on).
     fn runs in a thread and is abandoned after `timeout` s (OpenCV releases the GIL while it waits)."""
     result: dict[str, Any] = {}
     done = threading.Event()
@@ -122,10 +120,7 @@ def _with_opencv_log(cv2: Any, fn: Callable[[], Any], timeout: float,
             result["error"] = e
         done.set()
 
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
+    with stderr.captured(lambda ln: _library_line(ln.decode("utf-8", "replace")) or not ln.strip()) as read:
         try:
             log_level(cv2, "WARNING")
             threading.Thread(target=call, name="gst-open", daemon=True).start()
@@ -137,15 +132,8 @@ def _with_opencv_log(cv2: Any, fn: Callable[[], Any], timeout: float,
             if not finished and problem is None:
                 finished = done.wait(max(0.0, timeout - (time.monotonic() - t0)))
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
             log_level(cv2, "ERROR")
-        tmp.seek(0)
-        log = tmp.read().decode("utf-8", "replace")
-    ours = [ln for ln in log.splitlines() if ln.strip() and not _library_line(ln)]
-    if ours:
-        print("\n".join(ours), file=sys.stderr, flush=True)
+        log = read().decode("utf-8", "replace")
     if "error" in result:
         raise result["error"]
     return result.get("value"), log, finished, problem

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from catdog.runtime.spine import stderr
 from catdog.runtime.spine.errors import InputError, error_line
 from catdog.runtime.spine.headers import header_size, progressive_cost
 
@@ -195,45 +195,15 @@ def _imdecode(data: bytes, flags: int, source: str, watch: bool = False) -> np.n
 
 
 def _imdecode_watched(cv2: object, buf: np.ndarray, flags: int) -> tuple[np.ndarray | None, list[bytes]]:
+    """One watched decode at a time (_WATCH_LOCK): a libjpeg line then belongs to this decode."""
     with _WATCH_LOCK:
         try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError, AttributeError):  # no stderr to watch (a daemon): decode unwatched
-            return cv2.imdecode(buf, flags), []  # type: ignore[attr-defined]
-        tmp = _watch_file()
-        try:
-            os.dup2(tmp, 2)
-            try:
+            with stderr.captured(lambda ln: ln.startswith(_JPEG_DAMAGE)) as read:
                 img = cv2.imdecode(buf, flags)  # type: ignore[attr-defined]
-            finally:
-                os.dup2(saved, 2)
-            said = os.pread(tmp, 1 << 16, 0) if os.fstat(tmp).st_size else b""
-            os.ftruncate(tmp, 0)
-            os.lseek(tmp, 0, os.SEEK_SET)  # fd 2 was its dup: they share the offset
-        finally:
-            os.close(saved)
-    lines = said.splitlines(keepends=True)
-    damage = [ln for ln in lines if ln.startswith(_JPEG_DAMAGE)]
-    rest = b"".join(ln for ln in lines if not ln.startswith(_JPEG_DAMAGE))
-    if rest:
-        with contextlib.suppress(OSError):
-            os.write(2, rest)
-    return img, damage
-
-
-_watch_fd: list[int] = []
-
-
-def _watch_file() -> int:
-    """One unlinked temp file per process (under _WATCH_LOCK), reused by every watched decode."""
-    if not _watch_fd:
-        import tempfile
-
-        fd, name = tempfile.mkstemp(prefix="catdog-libjpeg-")
-        os.unlink(name)
-        _watch_fd.append(fd)
-    return _watch_fd[0]
+                said = read()
+        except OSError:  # no fd 2 to watch (a daemon): decode unwatched
+            return cv2.imdecode(buf, flags), []  # type: ignore[attr-defined]
+    return img, [ln for ln in said.splitlines(keepends=True) if ln.startswith(_JPEG_DAMAGE)]
 
 
 def read_image(path: str | os.PathLike, spec: PreprocessSpec | None = None,
